@@ -1,0 +1,127 @@
+/*
+ * Per-CPU state and bringing up the secondary CPUs, each with the enable
+ * method its DT cpu node names: PSCI CPU_ON over the /psci conduit, or a
+ * spin-table release address.
+ */
+#include <stdatomic.h>
+#include <quire/console.h>
+#include <arch/cpu.h>
+#include <arch/mmu.h>
+
+#define PSCI_SUCCESS 0
+#define PSCI_ALREADY_ON (-4)
+#define CPU_UP_TIMEOUT_US 500000
+
+struct cpu cpus[MAX_CPUS];
+u8 cpu_stacks[MAX_CPUS][STACK_SIZE] __aligned(16);
+/* Logical id -> MPIDR affinity, read by secondary_entry with its MMU off. */
+u64 cpu_mpidr[MAX_CPUS];
+static _Atomic bool cpu_up[MAX_CPUS];
+static _Atomic unsigned ncpus_up = 1;
+
+s64 smccc_smc(u64 fid, u64 a1, u64 a2, u64 a3);
+s64 smccc_hvc(u64 fid, u64 a1, u64 a2, u64 a3);
+void secondary_entry(void);
+void secondary_main(unsigned id);
+void idle_loop(void);
+
+void udelay(u64 us)
+{
+	u64 start = counter_read(), ticks = us * counter_freq() / 1000000;
+
+	while (counter_read() - start < ticks)
+		;
+}
+
+void __noreturn cpu_halt(void)
+{
+	asm volatile("msr daifset, #0xf");
+	for (;;)
+		wfi();
+}
+
+unsigned cpus_online(void)
+{
+	return atomic_load_explicit(&ncpus_up, memory_order_acquire);
+}
+
+void cpu_init_percpu(unsigned id, u64 mpidr)
+{
+	cpus[id].id = id;
+	cpus[id].mpidr = mpidr;
+	write_sysreg(&cpus[id], tpidr_el2);
+}
+
+static s64 psci_cpu_on(const struct machine *m, u64 mpidr, paddr_t entry)
+{
+	if (m->psci.conduit == PSCI_CONDUIT_SMC)
+		return smccc_smc(m->psci.cpu_on, mpidr, entry, 0);
+	return smccc_hvc(m->psci.cpu_on, mpidr, entry, 0);
+}
+
+static const char *start_cpu(const struct machine *m, const struct cpu_desc *c)
+{
+	paddr_t entry = (paddr_t)(uintptr_t)secondary_entry;
+
+	switch (c->method) {
+	case CPU_ENABLE_PSCI:
+		if (m->psci.conduit == PSCI_CONDUIT_NONE)
+			return "enable-method is psci but the DT has no usable /psci node";
+		s64 rc = psci_cpu_on(m, c->mpidr, entry);
+		if (rc != PSCI_SUCCESS && rc != PSCI_ALREADY_ON)
+			return "PSCI CPU_ON failed";
+		return NULL;
+	case CPU_ENABLE_SPIN_TABLE: {
+		volatile u64 *rel = (volatile u64 *)(uintptr_t)c->release_addr;
+
+		*rel = entry;
+		/* The waiting CPU reads with its MMU and caches off. */
+		dcache_clean_poc((const void *)rel, sizeof(*rel));
+		sev();
+		return NULL;
+	}
+	default:
+		return "no enable-method Quire knows";
+	}
+}
+
+void smp_boot(const struct machine *m)
+{
+	u64 self = read_sysreg(mpidr_el1) & MPIDR_AFF_MASK;
+	unsigned next = 1;
+
+	for (unsigned i = 0; i < MAX_CPUS; i++)
+		cpu_mpidr[i] = ~0UL;
+	cpu_mpidr[0] = self;
+	for (unsigned i = 0; i < m->ncpus && next < MAX_CPUS; i++)
+		if (m->cpu[i].mpidr != self)
+			cpu_mpidr[next++] = m->cpu[i].mpidr;
+	dcache_clean_poc(cpu_mpidr, sizeof(cpu_mpidr));
+
+	for (unsigned id = 1; id < next; id++) {
+		const struct cpu_desc *c = &m->cpu[machine_cpu_index(m, cpu_mpidr[id])];
+		const char *err = start_cpu(m, c);
+		u64 waited = 0;
+
+		if (err) {
+			printk("quire: CPU with MPIDR 0x%lx not started: %s\n", c->mpidr, err);
+			continue;
+		}
+		while (!atomic_load_explicit(&cpu_up[id], memory_order_acquire) &&
+		       waited < CPU_UP_TIMEOUT_US) {
+			udelay(100);
+			waited += 100;
+		}
+		if (!atomic_load_explicit(&cpu_up[id], memory_order_acquire))
+			printk("quire: CPU %u (MPIDR 0x%lx) did not come up within %u ms\n", id, c->mpidr,
+			       CPU_UP_TIMEOUT_US / 1000);
+	}
+}
+
+void secondary_main(unsigned id)
+{
+	cpu_init_percpu(id, cpu_mpidr[id]);
+	atomic_fetch_add_explicit(&ncpus_up, 1, memory_order_release);
+	atomic_store_explicit(&cpu_up[id], true, memory_order_release);
+	idle_loop();
+}

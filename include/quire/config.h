@@ -1,0 +1,5 @@
+/* Build-time limits; safe to include from assembly. */
+#ifndef QUIRE_CONFIG_H
+#define QUIRE_CONFIG_H
+#define MAX_CPUS 8
+#endif

@@ -1,0 +1,7 @@
+#ifndef QUIRE_PL011_H
+#define QUIRE_PL011_H
+#include <quire/types.h>
+
+/* Take over the PL011 at base as the console; programs 115200 8N1 only if it is off. */
+void pl011_console_init(paddr_t base, u32 clock_hz);
+#endif

@@ -1,0 +1,15 @@
+/* What the device tree cannot tell: one small file per board under platform/. */
+#ifndef QUIRE_PLATFORM_H
+#define QUIRE_PLATFORM_H
+#include <quire/types.h>
+
+struct platform {
+	const char *name;
+	/* PL011 used before (or without) a valid device tree. */
+	paddr_t early_uart;
+	/* UART reference clock, for programming the baud rate if firmware left it off. */
+	u32 uart_clock_hz;
+};
+
+extern const struct platform platform;
+#endif
