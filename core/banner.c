@@ -6,7 +6,7 @@
 #define QUIRE_VERSION "dev"
 #endif
 
-#define APPEND(...) (len += q_snprintf(buf + len, len < size ? size - len : 0, __VA_ARGS__))
+#define APPEND(...) (len += q_snprintf(len < size ? buf + len : NULL, len < size ? size - len : 0, __VA_ARGS__))
 
 static void fmt_size(char *out, size_t n, u64 bytes)
 {
@@ -25,7 +25,10 @@ int banner_format(char *buf, size_t size, const struct machine *m, const struct 
 
 	APPEND("Quire %s, an EL2 microhypervisor for ARMv8-A\n", QUIRE_VERSION);
 	APPEND("  platform:  %s (%s)\n", b->platform, m->model[0] ? m->model : "no model");
-	APPEND("  running at EL%u\n", b->el);
+	if (b->entry_el != b->el)
+		APPEND("  running at EL%u (entered at EL%u)\n", b->el, b->entry_el);
+	else
+		APPEND("  running at EL%u\n", b->el);
 	APPEND("  CPUs:      %u online of %u in the DT\n", b->cpus_online, m->ncpus + m->ncpus_ignored);
 	fmt_size(s, sizeof(s), m->mem_total);
 	APPEND("  memory:    %s in %u region%s\n", s, m->nmem, m->nmem == 1 ? "" : "s");

@@ -221,6 +221,7 @@ static void parse_psci(const void *fdt, struct machine *m)
 		int node = fdt_node_offset_by_compatible(fdt, -1, compat[i]);
 		const char *method;
 		const fdt32_t *fn;
+		int len;
 
 		if (node < 0 || !node_enabled(fdt, node))
 			continue;
@@ -234,8 +235,8 @@ static void parse_psci(const void *fdt, struct machine *m)
 		/* PSCI 0.2+ fixes the IDs; 0.1 names them in the node. */
 		m->psci.cpu_on = 0xc4000003;
 		if (i == 2) {
-			fn = fdt_getprop(fdt, node, "cpu_on", NULL);
-			if (fn)
+			fn = fdt_getprop(fdt, node, "cpu_on", &len);
+			if (fn && len >= 4)
 				m->psci.cpu_on = fdt32_to_cpu(*fn);
 			else
 				m->psci.conduit = PSCI_CONDUIT_NONE;
@@ -244,12 +245,12 @@ static void parse_psci(const void *fdt, struct machine *m)
 	}
 }
 
-static void set_uart(const void *fdt, struct machine *m, int node)
+static bool set_uart(const void *fdt, struct machine *m, int node)
 {
 	struct region r;
 
 	if (dt_reg(fdt, node, 0, &r))
-		return;
+		return false;
 	m->uart.found = true;
 	m->uart.base = r.base;
 	m->uart.size = r.size;
@@ -257,6 +258,7 @@ static void set_uart(const void *fdt, struct machine *m, int node)
 		 fdt_getprop(fdt, node, "compatible", NULL));
 	if (fdt_get_path(fdt, node, m->uart.path, sizeof(m->uart.path)))
 		m->uart.path[0] = '\0';
+	return true;
 }
 
 /*
@@ -280,16 +282,12 @@ static void parse_uart(const void *fdt, struct machine *m)
 			node = alias ? fdt_path_offset(fdt, alias) : -FDT_ERR_NOTFOUND;
 		}
 	}
-	if (node >= 0 && fdt_node_check_compatible(fdt, node, "arm,pl011") == 0) {
-		set_uart(fdt, m, node);
+	if (node >= 0 && fdt_node_check_compatible(fdt, node, "arm,pl011") == 0 &&
+	    set_uart(fdt, m, node))
 		return;
-	}
-	for (node = -1; (node = fdt_node_offset_by_compatible(fdt, node, "arm,pl011")) >= 0;) {
-		if (node_enabled(fdt, node)) {
-			set_uart(fdt, m, node);
+	for (node = -1; (node = fdt_node_offset_by_compatible(fdt, node, "arm,pl011")) >= 0;)
+		if (node_enabled(fdt, node) && set_uart(fdt, m, node))
 			return;
-		}
-	}
 }
 
 static void parse_gic(const void *fdt, struct machine *m)
@@ -323,14 +321,15 @@ static void parse_timer(const void *fdt, struct machine *m)
 {
 	int node = fdt_node_offset_by_compatible(fdt, -1, "arm,armv8-timer");
 	const fdt32_t *f;
+	int len;
 
 	if (node < 0)
 		return;
 	if (dt_irq(fdt, node, 0, &m->timer.irq_sec_phys) || dt_irq(fdt, node, 1, &m->timer.irq_phys) ||
 	    dt_irq(fdt, node, 2, &m->timer.irq_virt) || dt_irq(fdt, node, 3, &m->timer.irq_hyp_phys))
 		return;
-	f = fdt_getprop(fdt, node, "clock-frequency", NULL);
-	m->timer.clock_frequency = f ? fdt32_to_cpu(*f) : 0;
+	f = fdt_getprop(fdt, node, "clock-frequency", &len);
+	m->timer.clock_frequency = f && len >= 4 ? fdt32_to_cpu(*f) : 0;
 	m->timer.found = true;
 }
 

@@ -79,6 +79,10 @@ int q_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 		}
 		if (*fmt == '*') {
 			width = va_arg(ap, int);
+			if (width < 0) {
+				left = true;
+				width = -width;
+			}
 			fmt++;
 		}
 		while (*fmt >= '0' && *fmt <= '9')
@@ -115,11 +119,12 @@ int q_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 			put_number(&o, v, false, *fmt == 'u' ? 10 : 16, upper, width, left, pad);
 			break;
 		}
-		case 'p':
-			put(&o, '0');
-			put(&o, 'x');
-			put_number(&o, (u64)(uintptr_t)va_arg(ap, void *), false, 16, false, width, left, pad);
+		case 'p': {
+			char tmp[24];
+			int n = q_snprintf(tmp, sizeof(tmp), "0x%lx", (unsigned long)(uintptr_t)va_arg(ap, void *));
+			put_padded(&o, tmp, n, width, left, ' ');
 			break;
+		}
 		case 's': {
 			const char *s = va_arg(ap, const char *);
 			if (!s)
@@ -127,9 +132,11 @@ int q_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 			put_padded(&o, s, prec >= 0 ? strnlen(s, prec) : strlen(s), width, left, ' ');
 			break;
 		}
-		case 'c':
-			put(&o, (char)va_arg(ap, int));
+		case 'c': {
+			char c = (char)va_arg(ap, int);
+			put_padded(&o, &c, 1, width, left, ' ');
 			break;
+		}
 		case '%':
 			put(&o, '%');
 			break;

@@ -33,7 +33,7 @@ static void __noreturn fatal(const char *why)
 	cpu_halt();
 }
 
-void __noreturn boot_primary(paddr_t fdt)
+void __noreturn boot_primary(paddr_t fdt, unsigned entry_el)
 {
 	char buf[2048];
 	struct boot_info b;
@@ -60,6 +60,7 @@ void __noreturn boot_primary(paddr_t fdt)
 
 	b.platform = platform.name;
 	b.el = current_el();
+	b.entry_el = entry_el;
 	b.cpus_online = cpus_online();
 	b.image_base = (paddr_t)(uintptr_t)_start;
 	b.image_size = _end - _start;

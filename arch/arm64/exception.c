@@ -22,7 +22,7 @@ static const char *const vector_names[16] = {
 
 _Atomic unsigned cpus_crashed;
 
-#define APPEND(...) (len += q_snprintf(buf + len, len < sizeof(buf) ? sizeof(buf) - len : 0, __VA_ARGS__))
+#define APPEND(...) (len += q_snprintf(len < sizeof(buf) ? buf + len : NULL, len < sizeof(buf) ? sizeof(buf) - len : 0, __VA_ARGS__))
 
 static void crash_report(const struct trap_frame *f, unsigned vector)
 {

@@ -27,6 +27,7 @@ END(_start)
 primary_entry:
 	msr	daifset, #0xf
 	mov	x19, x0				/* device tree */
+	mrs	x20, CurrentEL			/* the EL we were entered at, for the banner */
 	mrs	x1, CurrentEL
 	cmp	x1, #(3 << 2)
 	b.ne	1f
@@ -49,6 +50,7 @@ primary_entry:
 	b.ne	boot_refuse_el			/* C; prints why and stops */
 	bl	el2_setup
 	mov	x0, x19
+	lsr	x1, x20, #2
 	b	boot_primary			/* C; never returns */
 
 /* Secondary CPUs enter here from PSCI CPU_ON or a spin-table release. */

@@ -5,6 +5,7 @@
 struct boot_info {
 	const char *platform;
 	unsigned el;
+	unsigned entry_el;
 	unsigned cpus_online;
 	paddr_t image_base;
 	u64 image_size;
