@@ -41,19 +41,26 @@ all: $(B)/quire.bin
 setup:
 	@scripts/setup
 
+# V=1 shows the full commands.
+Q := $(if $(V),,@)
+
 $(B)/obj/%.c.o: %.c | setup
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -c $< -o $@
+	@echo "  CC      $(B)/$<"
+	$(Q)$(CC) $(CFLAGS) -MMD -c $< -o $@
 
 $(B)/obj/%.S.o: %.S | setup
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(ASFLAGS) -MMD -c $< -o $@
+	@echo "  AS      $(B)/$<"
+	$(Q)$(CC) $(CFLAGS) $(ASFLAGS) -MMD -c $< -o $@
 
 $(B)/quire.elf: $(OBJS) arch/arm64/quire.ld
-	$(CC) $(CFLAGS) $(LDFLAGS) $(OBJS) $(ARM64)/lib/libfdt.a -lgcc -o $@
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(OBJS) $(ARM64)/lib/libfdt.a -lgcc -o $@
 
 $(B)/quire.bin: $(B)/quire.elf scripts/finish-image
-	scripts/finish-image $< $@
+	@echo "  IMAGE   $@"
+	$(Q)scripts/finish-image $< $@
 
 -include $(OBJS:.o=.d)
 
