@@ -1,0 +1,46 @@
+/*
+ * A stage-2 abort, decoded once from ESR_EL2, FAR_EL2 and HPFAR_EL2
+ * (Arm ARM D19.2: ESR_EL2 ISS encoding for Data/Instruction Aborts).
+ */
+#ifndef QUIRE_FAULT_H
+#define QUIRE_FAULT_H
+#include <quire/mpage.h>
+
+enum fault_class {
+	FAULT_ADDR_SIZE,   /* DFSC 0b0000LL */
+	FAULT_TRANSLATION, /* 0b0001LL */
+	FAULT_ACCESS_FLAG, /* 0b0010LL */
+	FAULT_PERMISSION,  /* 0b0011LL */
+	FAULT_EXTERNAL,    /* synchronous external abort, incl. on table walk */
+	FAULT_ALIGNMENT,
+	FAULT_TLB_CONFLICT,
+	FAULT_OTHER,
+};
+
+struct s2_fault {
+	u32 ec;		    /* 0x20 instruction abort, 0x24 data abort (lower EL) */
+	bool instr;	    /* instruction fetch */
+	bool write;	    /* WnR (data aborts only; false for instruction fetches) */
+	enum fault_class cls;
+	u8 level;	    /* lookup level for size/translation/access/permission faults */
+	u8 fsc;		    /* raw xFSC */
+	bool s1ptw;	    /* fault on the stage-2 walk of a stage-1 table */
+	bool cm;	    /* cache maintenance */
+	bool ea;	    /* external abort type */
+	bool far_valid;	    /* !FnV: FAR holds the faulting VA */
+	/* Instruction syndrome, valid when isv. */
+	bool isv;
+	u8 sas;		    /* access size: 1 << sas bytes */
+	bool sse;	    /* sign-extend */
+	u8 srt;		    /* register, 31 = xzr */
+	bool sf;	    /* 64-bit register */
+	bool ar;	    /* acquire/release */
+	bool il;	    /* 32-bit instruction */
+	u64 va;		    /* FAR_EL2 */
+	ipa_t ipa;	    /* HPFAR_EL2.FIPA << 12 | FAR_EL2[11:0] */
+};
+
+/* Decode; returns false (and leaves f untouched) if esr is not a lower-EL abort. */
+bool fault_decode(u64 esr, u64 far, u64 hpfar, struct s2_fault *f);
+const char *fault_class_name(enum fault_class c);
+#endif

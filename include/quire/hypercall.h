@@ -1,0 +1,32 @@
+/*
+ * The hypercall ABI guests see (HVC #0 or SMC #0, SMC Calling Convention:
+ * function ID in w0, arguments in x1..x3, results in x0..x3).
+ *
+ * PSCI (Arm DEN0022) and Quire's own calls in the SMCCC vendor-specific
+ * hypervisor service range (owner 6). Unknown IDs return SMCCC_NOT_SUPPORTED.
+ */
+#ifndef QUIRE_HYPERCALL_H
+#define QUIRE_HYPERCALL_H
+
+#define SMCCC_NOT_SUPPORTED (-1)
+
+#define PSCI_VERSION 0x84000000
+#define PSCI_CPU_OFF 0x84000002
+#define PSCI_CPU_ON_64 0xc4000003
+#define PSCI_SYSTEM_OFF 0x84000008
+#define PSCI_SYSTEM_RESET 0x84000009
+#define PSCI_RET_SUCCESS 0
+#define PSCI_RET_INVALID_PARAMS (-2)
+#define PSCI_RET_ALREADY_ON (-4)
+
+/* Write the byte in x1 to the VM's console. */
+#define QUIRE_HC_PUTC 0xc6000001
+/*
+ * Memory counters of the calling VM: x0 = 0, x1 = violations answered with a
+ * new page (fills), x2 = data pages mapped now, x3 = stage-2 table pages.
+ */
+#define QUIRE_HC_MEM_STATS 0xc6000002
+/* x0 = 0, x1 = page quota, x2 = pages charged now, x3 = violations refused for the quota. */
+#define QUIRE_HC_MEM_QUOTA 0xc6000003
+
+#endif

@@ -1,0 +1,111 @@
+/*
+ * Page pools, after the dynamic-memory-mapping design: the VMM's pool holds
+ * every free machine page; each VM has its own pool with an active set
+ * (pages it has mapped) and an idle set (pages reserved for it, zeroed, not
+ * yet mapped). Allocation and release never take a lock: per-CPU caches in
+ * front of a global ABA-safe stack (see docs/memory.md).
+ */
+#ifndef QUIRE_POOL_H
+#define QUIRE_POOL_H
+#include <quire/config.h>
+#include <quire/machine.h>
+#include <quire/mpage.h>
+
+#define PCPU_CACHE_MAX 64
+#define PCPU_CACHE_BATCH 32
+
+/* A Treiber stack of descriptor indices; head = (tag << 32) | index, so ABA needs 2^32 wraps. */
+struct lfstack {
+	_Atomic u64 head;
+	_Atomic u32 count; /* approximate while others push and pop */
+};
+
+struct pcpu_cache {
+	pidx_t slot[PCPU_CACHE_MAX];
+	u32 n;
+} __aligned(64);
+
+struct pool_range {
+	mpn_t first; /* first machine page */
+	u32 count;
+	pidx_t base; /* descriptor index of 'first' */
+};
+
+struct pool {
+	struct mpage *desc;
+	u32 ndesc;
+	struct pool_range range[MAX_MEM_REGIONS * 2];
+	unsigned nranges;
+	struct lfstack free;
+	struct pcpu_cache cache[MAX_CPUS];
+};
+
+/*
+ * Bytes of descriptor memory pool_init needs for memory m; the pool manages
+ * every page of m's RAM outside the 'exclude' regions.
+ */
+u64 pool_desc_bytes(const struct machine *m);
+/*
+ * Build the pool. desc must hold pool_desc_bytes(m) bytes and lie in one of
+ * the excluded regions. Returns the number of pages managed.
+ */
+u32 pool_init(struct pool *p, const struct machine *m, const struct region *exclude,
+	      unsigned nexclude, void *desc);
+
+/* Take a free page (lock-free); PIDX_NONE when the machine is out of memory. */
+pidx_t pool_alloc(struct pool *p, unsigned cpu);
+/* Give a page back (lock-free). Its flags become MP_IDLE (| MP_ZEROED if 'zeroed'). */
+void pool_free(struct pool *p, unsigned cpu, pidx_t i, bool zeroed);
+/* Move this CPU's cached pages back to the global stack. */
+void pool_drain_cache(struct pool *p, unsigned cpu);
+/* Free pages, cached ones included (exact only when nothing runs concurrently). */
+u32 pool_free_pages(const struct pool *p);
+
+static inline struct mpage *pool_desc(const struct pool *p, pidx_t i)
+{
+	return &p->desc[i];
+}
+
+static inline paddr_t pool_pa(const struct pool *p, pidx_t i)
+{
+	return (paddr_t)p->desc[i].mpn << PAGE_SHIFT;
+}
+
+/* The descriptor index of a machine address, or PIDX_NONE if the pool does not manage it. */
+pidx_t pool_pidx_of(const struct pool *p, paddr_t pa);
+
+/* Lock-free stack primitives, shared by the VMM pool and the VMs' idle sets. */
+void lfstack_init(struct lfstack *s);
+void lfstack_push(struct lfstack *s, struct mpage *desc, pidx_t i);
+/* Push a chain first..last already linked through desc[].next; n pages. */
+void lfstack_push_chain(struct lfstack *s, struct mpage *desc, pidx_t first, pidx_t last, u32 n);
+pidx_t lfstack_pop(struct lfstack *s, struct mpage *desc);
+
+/* Per-VM pool: quota, the idle set and counters. */
+struct vm_pool {
+	struct pool *vmm;
+	u8 vm_id;
+	u32 quota;		/* pages this VM may hold: data, idle and page tables */
+	_Atomic u32 charged;	/* pages held now, against the quota */
+	_Atomic u32 active;	/* data pages mapped */
+	_Atomic u32 pgtables;	/* stage-2 table pages */
+	struct lfstack idle;	/* reserved for this VM, zeroed, not mapped */
+	_Atomic u64 fills;	/* violations answered with a new page */
+	_Atomic u64 quota_hits;	/* violations refused for the quota */
+};
+
+void vmpool_init(struct vm_pool *vp, struct pool *vmm, u8 vm_id, u32 quota);
+/*
+ * A page for this VM, zeroed, charged to its quota: from the idle set if it
+ * has one, else from the VMM pool. PIDX_NONE when the quota or the machine
+ * is exhausted (*why says which: 1 quota, 2 machine).
+ */
+pidx_t vmpool_take(struct vm_pool *vp, unsigned cpu, int *why);
+/* Return a page this VM held to the VMM pool and uncharge it. */
+void vmpool_give_back(struct vm_pool *vp, unsigned cpu, pidx_t i, bool zeroed);
+/* Reserve up to n zeroed pages in the idle set (within the quota); returns how many. */
+u32 vmpool_reserve_idle(struct vm_pool *vp, unsigned cpu, u32 n);
+
+/* Zero a machine page; provided by the arch layer (DC ZVA) or the host shim (memset). */
+void page_zero(paddr_t pa);
+#endif
