@@ -31,7 +31,7 @@ ASFLAGS := -D__ASSEMBLER__ -Iinclude -Iarch/arm64/include
 LDFLAGS := -nostdlib -static-pie -Wl,--no-dynamic-linker -Wl,-z,norelro \
 	-Wl,-z,max-page-size=4096 -Wl,--build-id=none -Wl,--no-warn-rwx-segments -T arch/arm64/quire.ld
 
-SRCS := $(wildcard arch/arm64/*.S arch/arm64/*.c core/*.c lib/*.c drivers/*.c) \
+SRCS := $(wildcard arch/arm64/*.S arch/arm64/*.c core/*.c pool/*.c lib/*.c drivers/*.c) \
 	$(wildcard platform/$(PLATFORM)/*.c)
 OBJS := $(patsubst %,$(B)/obj/%.o,$(SRCS))
 
@@ -61,6 +61,13 @@ $(B)/quire.elf: $(OBJS) arch/arm64/quire.ld
 $(B)/quire.bin: $(B)/quire.elf scripts/finish-image
 	@echo "  IMAGE   $@"
 	$(Q)scripts/finish-image $< $@
+
+# Test guests carried in quire.bin (arch/arm64/guest_images.S).
+GUEST_MEMTEST := build/guests/memtest.bin
+$(B)/obj/arch/arm64/guest_images.S.o: ASFLAGS += -DGUEST_MEMTEST='"$(GUEST_MEMTEST)"'
+$(B)/obj/arch/arm64/guest_images.S.o: $(GUEST_MEMTEST)
+build/guests/memtest.bin: FORCE
+	$(Q)$(MAKE) -s -C tests/guests
 
 -include $(OBJS:.o=.d)
 

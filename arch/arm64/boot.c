@@ -3,18 +3,25 @@
  * MMU, secondary CPUs, banner. Secondaries join in idle_loop().
  */
 #include <stdatomic.h>
+#include <libfdt.h>
 #include <quire/banner.h>
+#include <quire/pool.h>
+#include <quire/vmconfig.h>
 #include <quire/console.h>
 #include <quire/pl011.h>
 #include <quire/platform.h>
 #include <arch/cpu.h>
 #include <arch/mmu.h>
+#include <arch/stage2.h>
+#include <arch/vcpu.h>
 
 extern char _start[], _end[];
 extern _Atomic unsigned cpus_crashed;
 void idle_loop(void);
 
 static struct machine machine;
+static struct pool vmm_pool;
+static _Atomic bool boot_done;
 
 void __noreturn boot_refuse_el(unsigned el)
 {
@@ -31,6 +38,74 @@ static void __noreturn fatal(const char *why)
 {
 	printk("\nQuire: FATAL: %s\nQuire: halting.\n", why);
 	cpu_halt();
+}
+
+/* Hand every page of RAM that is not Quire's, the DT's or reserved to the VMM pool. */
+static void memory_init(paddr_t fdt)
+{
+	struct region ex[MAX_RESERVED + 3];
+	unsigned nex = 0;
+	u64 bytes = pool_desc_bytes(&machine), ram = machine.mem_total;
+	paddr_t at;
+	u32 n;
+
+	ex[nex++] = (struct region){ (paddr_t)(uintptr_t)_start, (u64)(_end - _start) };
+	ex[nex++] = (struct region){ fdt, fdt_totalsize((const void *)(uintptr_t)fdt) };
+	for (unsigned i = 0; i < machine.nreserved; i++)
+		ex[nex++] = machine.reserved[i].r;
+	if (!pool_place(&machine, ex, nex, bytes, &at))
+		fatal("no room in RAM for the page descriptors");
+	ex[nex++] = (struct region){ at, bytes };
+	n = pool_init(&vmm_pool, &machine, ex, nex, (void *)(uintptr_t)at);
+	printk("pool: %u pages (%lu MiB) for guests; descriptors %lu bytes each, %lu KiB at 0x%lx "
+	       "= %lu.%02lu%% of RAM\n",
+	       n, (unsigned long)n >> 8, (unsigned long)sizeof(struct mpage), bytes >> 10, at,
+	       bytes * 100 / ram, bytes * 10000 / ram % 100);
+}
+
+/* Pool alloc+free on the fault path's per-CPU fast path, for make bench. */
+static void bench_pool(void)
+{
+	const unsigned n = 100000;
+	u64 t0 = counter_read();
+
+	for (unsigned k = 0; k < n; k++)
+		pool_free(&vmm_pool, 0, pool_alloc(&vmm_pool, 0), false);
+	printk("bench: pool_alloc_free ops=%u ticks=%lu freq=%lu\n", n, counter_read() - t0,
+	       counter_freq());
+}
+
+static void start_vms(unsigned ipa_bits)
+{
+	static struct vm_config cfg[MAX_VMS];
+	char err[160];
+	unsigned next_cpu = 0;
+	int n = vmconfig_parse(machine.bootargs, cfg, MAX_VMS, err, sizeof(err));
+
+	if (n < 0) {
+		printk("quire: bad VM configuration in bootargs: %s; starting no VM\n", err);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		struct vm *vm;
+
+		if (next_cpu + cfg[i].vcpus > cpus_online()) {
+			printk("quire: vm%d needs %u CPUs but only %u are free; not started\n", i + 1,
+			       cfg[i].vcpus, cpus_online() - next_cpu);
+			continue;
+		}
+		vm = vm_create(&cfg[i], i + 1, &vmm_pool, ipa_bits, 0, err, sizeof(err));
+		if (!vm) {
+			printk("quire: vm%d not started: %s\n", i + 1, err);
+			continue;
+		}
+		for (unsigned c = 0; c < vm->nvcpus; c++)
+			vcpu_pin(vm->vcpu[c], next_cpu + c);
+		printk("quire: %s: guest %s, %u vCPU%s on CPU %u-%u, %lu MiB RAM on demand, quota %u pages\n",
+		       vm->name, cfg[i].guest, vm->nvcpus, vm->nvcpus > 1 ? "s" : "", next_cpu,
+		       next_cpu + vm->nvcpus - 1, (unsigned long)cfg[i].mem_mib, cfg[i].quota);
+		next_cpu += vm->nvcpus;
+	}
 }
 
 void __noreturn boot_primary(paddr_t fdt, unsigned entry_el)
@@ -68,6 +143,17 @@ void __noreturn boot_primary(paddr_t fdt, unsigned entry_el)
 	banner_format(buf, sizeof(buf), &machine, &b);
 	console_write(buf);
 	printk("boot: banner at counter %lu, frequency %lu Hz\n", counter_read(), counter_freq());
+
+	memory_init(fdt);
+	unsigned ipa_bits = s2_setup();
+	printk("stage 2: %u-bit IPA, 4 KiB granule, walks from level 1, VTCR_EL2 0x%lx\n", ipa_bits,
+	       s2_vtcr());
+	if (bootargs_has(machine.bootargs, "quire.bench=pool"))
+		bench_pool();
+	start_vms(ipa_bits);
+	atomic_store_explicit(&boot_done, true, memory_order_release);
+	dsb(ish);
+	sev();
 	idle_loop();
 }
 
@@ -98,6 +184,7 @@ void __noreturn idle_loop(void)
 #ifdef QUIRE_TEST_CRASH
 	test_crash();
 #endif
-	for (;;)
-		wfi();
+	while (!atomic_load_explicit(&boot_done, memory_order_acquire))
+		wfe();
+	vcpu_loop();
 }

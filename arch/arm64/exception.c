@@ -8,6 +8,7 @@
 #include <arch/cpu.h>
 #include <arch/esr.h>
 #include <arch/trap_frame.h>
+#include <arch/vcpu.h>
 
 static const char *const vector_names[16] = {
 	"synchronous, current EL with SP_EL0", "IRQ, current EL with SP_EL0",
@@ -55,6 +56,10 @@ static void crash_report(const struct trap_frame *f, unsigned vector)
 
 void el2_exception(struct trap_frame *f, unsigned vector)
 {
+	if (vector >= VEC_LOWER64_SYNC && this_cpu()->vcpu) {
+		guest_trap(f, vector);
+		return;
+	}
 	crash_report(f, vector);
 	atomic_fetch_add_explicit(&cpus_crashed, 1, memory_order_release);
 	cpu_halt();

@@ -47,7 +47,15 @@ el2_trap_common:
 	stp	x2, x3, [sp, #FRAME_ESR]
 	mov	x0, sp
 	bl	el2_exception
+	b	el2_restore
 
+/* vcpu_enter(frame): run a guest from a frame built on this CPU's stack. */
+FUNC(vcpu_enter)
+	mov	sp, x0
+	b	el2_restore
+END(vcpu_enter)
+
+el2_restore:
 	ldp	x2, x3, [sp, #FRAME_ELR]
 	msr	elr_el2, x2
 	msr	spsr_el2, x3

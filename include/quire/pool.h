@@ -45,6 +45,9 @@ struct pool {
  * every page of m's RAM outside the 'exclude' regions.
  */
 u64 pool_desc_bytes(const struct machine *m);
+/* Lowest page-aligned place for size bytes of RAM outside the excluded regions. */
+bool pool_place(const struct machine *m, const struct region *ex, unsigned nex, u64 size,
+		paddr_t *where);
 /*
  * Build the pool. desc must hold pool_desc_bytes(m) bytes and lie in one of
  * the excluded regions. Returns the number of pages managed.

@@ -10,12 +10,16 @@
 #include <quire/machine.h>
 #include <arch/sysreg.h>
 
+struct vcpu;
+
 struct cpu {
 	unsigned id; /* logical: 0 is the boot CPU */
 	u64 mpidr;
+	struct vcpu *vcpu; /* pinned to this CPU, if any */
 };
 
 extern struct cpu cpus[MAX_CPUS];
+extern u8 cpu_stacks[MAX_CPUS][STACK_SIZE];
 
 static inline struct cpu *this_cpu(void)
 {

@@ -1,0 +1,18 @@
+#ifndef ARCH_VCPU_H
+#define ARCH_VCPU_H
+#include <quire/vcpu.h>
+#include <arch/trap_frame.h>
+
+/* Pin v to physical CPU pcpu (one vCPU per CPU until the scheduler comes). */
+void vcpu_pin(struct vcpu *v, unsigned pcpu);
+/* This CPU's loop: wait for its vCPU to be started, run it. */
+void __noreturn vcpu_loop(void);
+/* Leave the guest for good (powered off, CPU_OFF, fatal): back to vcpu_loop on a clean stack. */
+void __noreturn vcpu_exit(void);
+/* Called from el2_exception for exceptions taken from the guest. */
+void guest_trap(struct trap_frame *f, unsigned vector);
+
+/* Exception injection into the guest's EL1 (its registers are live on this CPU). */
+void inject_data_abort(struct trap_frame *f, u64 far, bool instr);
+void inject_undef(struct trap_frame *f);
+#endif

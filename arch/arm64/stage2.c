@@ -1,0 +1,245 @@
+/*
+ * Stage-2 translation: 4 KiB granule, IPA size chosen from
+ * ID_AA64MMFR0_EL1.PARange (at most 39 bits, so the walk starts at level 1
+ * with one root table), per-VM VMID in VTTBR_EL2.
+ *
+ * Tables come from the VM's own pool and count against its quota. Filling an
+ * invalid entry needs no TLB maintenance (invalid entries are never cached),
+ * so the fault path installs tables and leaves with a CAS and no lock; a
+ * racing vCPU that loses gives its page back. Changing a valid entry goes
+ * through s2_replace() with break-before-make.
+ */
+#include <quire/errno.h>
+#include <quire/vm.h>
+#include <arch/stage2.h>
+#include <arch/sysreg.h>
+
+#define S2_VALID (1UL << 0)
+#define S2_TABLE (1UL << 1) /* table at levels 0-2, page at level 3 */
+#define S2_MEMATTR_NORMAL (0xfUL << 2) /* Normal, Inner/Outer Write-Back */
+#define S2_MEMATTR_DEVICE (0x1UL << 2) /* Device-nGnRE */
+#define S2AP_R (1UL << 6)
+#define S2AP_W (1UL << 7)
+#define S2_SH_INNER (3UL << 8)
+#define S2_AF (1UL << 10)
+#define S2_XN (1UL << 54)
+#define S2_ADDR_MASK 0x0000fffffffff000UL
+
+#define VTCR_EL2_RES1 (1UL << 31)
+#define VTCR_SL0_SHIFT 6
+#define VTCR_IRGN0_WBWA (1UL << 8)
+#define VTCR_ORGN0_WBWA (1UL << 10)
+#define VTCR_SH0_INNER (3UL << 12)
+#define VTCR_TG0_4K (0UL << 14)
+#define VTCR_PS_SHIFT 16
+
+#define START_LEVEL 1
+
+static u64 vtcr;
+static unsigned ipa_bits;
+
+unsigned s2_setup(void)
+{
+	static const unsigned bits[] = { 32, 36, 40, 42, 44, 48, 52 };
+	u64 parange = read_sysreg(id_aa64mmfr0_el1) & 0xf;
+	unsigned pa = parange < ARRAY_SIZE(bits) ? bits[parange] : 48;
+
+	/* 39 bits = levels 1-3 from one 4 KiB root; smaller PA sizes just use fewer root entries. */
+	ipa_bits = MIN(pa, 39u);
+	vtcr = VTCR_EL2_RES1 | (64 - ipa_bits) | (1UL << VTCR_SL0_SHIFT) /* start at level 1 */ |
+	       VTCR_IRGN0_WBWA | VTCR_ORGN0_WBWA | VTCR_SH0_INNER | VTCR_TG0_4K |
+	       (MIN(parange, 5UL) << VTCR_PS_SHIFT);
+	return ipa_bits;
+}
+
+u64 s2_vtcr(void)
+{
+	return vtcr;
+}
+
+u64 s2_vttbr(const struct vm *vm)
+{
+	return (u64)vm->s2.vmid << 48 | vm->s2.root;
+}
+
+static inline _Atomic u64 *entry_at(paddr_t table, unsigned level, u64 ipa)
+{
+	unsigned shift = PAGE_SHIFT + 9 * (3 - level);
+
+	return (_Atomic u64 *)(uintptr_t)table + ((ipa >> shift) & 511);
+}
+
+/* A zeroed page from the VM's pool, for a table. */
+static int table_alloc(struct vm *vm, unsigned cpu, paddr_t *pa)
+{
+	int why = 0;
+	pidx_t i = vmpool_take(&vm->pool, cpu, &why);
+
+	if (i == PIDX_NONE)
+		return why == 1 ? -EDQUOT : -ENOMEM;
+	atomic_store_explicit(&pool_desc(vm->pool.vmm, i)->flags, MP_PGTABLE | MP_PINNED,
+			      memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->pool.pgtables, 1, memory_order_relaxed);
+	*pa = pool_pa(vm->pool.vmm, i);
+	return 0;
+}
+
+static void table_free(struct vm *vm, paddr_t pa, unsigned cpu)
+{
+	vmpool_give_back(&vm->pool, cpu, pool_pidx_of(vm->pool.vmm, pa), false);
+	atomic_fetch_sub_explicit(&vm->pool.pgtables, 1, memory_order_relaxed);
+}
+
+int s2_init(struct vm *vm, unsigned cpu)
+{
+	vm->s2.vmid = vm->id;
+	vm->s2.start_level = START_LEVEL;
+	return table_alloc(vm, cpu, &vm->s2.root);
+}
+
+/* The level-3 table for ipa, created on the way if need be. */
+static int walk_create(struct vm *vm, u64 ipa, unsigned cpu, paddr_t *l3)
+{
+	paddr_t table = vm->s2.root;
+
+	for (unsigned level = START_LEVEL; level < 3; level++) {
+		_Atomic u64 *e = entry_at(table, level, ipa);
+		u64 v = atomic_load_explicit(e, memory_order_acquire);
+
+		if (!(v & S2_VALID)) {
+			paddr_t t;
+			int rc = table_alloc(vm, cpu, &t);
+
+			if (rc)
+				return rc;
+			/* The zeroed table must reach the walker before the entry that points to it. */
+			dsb(ishst);
+			u64 nv = t | S2_VALID | S2_TABLE;
+			if (atomic_compare_exchange_strong_explicit(e, &v, nv, memory_order_acq_rel,
+								    memory_order_acquire))
+				v = nv;
+			else
+				table_free(vm, t, cpu); /* another vCPU installed one; v is it */
+		}
+		table = v & S2_ADDR_MASK;
+	}
+	*l3 = table;
+	return 0;
+}
+
+static u64 leaf(paddr_t pa, unsigned prot)
+{
+	u64 v = pa | S2_VALID | S2_TABLE | S2_MEMATTR_NORMAL | S2_SH_INNER | S2_AF;
+
+	if (prot & S2_R)
+		v |= S2AP_R;
+	if (prot & S2_W)
+		v |= S2AP_W;
+	if (!(prot & S2_X))
+		v |= S2_XN;
+	return v;
+}
+
+int s2_map_page(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned prot, unsigned cpu)
+{
+	paddr_t l3;
+	int rc = walk_create(vm, ipa.bits, cpu, &l3);
+	u64 expected = 0;
+
+	if (rc)
+		return rc;
+	_Atomic u64 *e = entry_at(l3, 3, ipa.bits);
+	/* The page's contents (zeroes) must be visible before the mapping is. */
+	dsb(ishst);
+	if (!atomic_compare_exchange_strong_explicit(e, &expected, leaf(pa, prot), memory_order_acq_rel,
+						     memory_order_relaxed))
+		return -EEXIST;
+	dsb(ishst);
+	return 0;
+}
+
+paddr_t s2_lookup(struct vm *vm, ipa_t ipa)
+{
+	paddr_t table = vm->s2.root;
+
+	for (unsigned level = START_LEVEL; level <= 3; level++) {
+		u64 v = atomic_load_explicit(entry_at(table, level, ipa.bits), memory_order_acquire);
+
+		if (!(v & S2_VALID))
+			return 0;
+		table = v & S2_ADDR_MASK;
+	}
+	return table;
+}
+
+/* Run fn with this VM's VMID current, as TLBI by IPA needs. */
+static void tlbi_ipa(struct vm *vm, u64 ipa)
+{
+	u64 saved = read_sysreg(vttbr_el2);
+
+	write_sysreg(s2_vttbr(vm), vttbr_el2);
+	isb();
+	asm volatile("tlbi ipas2e1is, %0" : : "r"(ipa >> 12) : "memory");
+	dsb(ish);
+	/* Stage-1 entries cached by the guest may combine the old stage-2 mapping. */
+	asm volatile("tlbi vmalle1is" : : : "memory");
+	dsb(ish);
+	isb();
+	write_sysreg(saved, vttbr_el2);
+	isb();
+}
+
+int s2_replace(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned prot)
+{
+	paddr_t l3;
+	_Atomic u64 *e;
+
+	if (!s2_lookup(vm, ipa))
+		return -EINVAL;
+	/* s2_lookup found a valid leaf, so the walk exists and needs no allocation. */
+	walk_create(vm, ipa.bits, 0, &l3);
+	e = entry_at(l3, 3, ipa.bits);
+	/* Break: invalid entry, visible to walkers, stale TLB entries gone; then make. */
+	atomic_store_explicit(e, 0, memory_order_relaxed);
+	dsb(ishst);
+	tlbi_ipa(vm, ipa.bits);
+	atomic_store_explicit(e, pa ? leaf(pa, prot) : 0, memory_order_release);
+	dsb(ishst);
+	isb();
+	return 0;
+}
+
+static void destroy_level(struct vm *vm, paddr_t table, unsigned level, u64 base,
+			  void (*fn)(struct vm *, ipa_t, paddr_t, unsigned), unsigned cpu)
+{
+	for (u64 i = 0; i < 512; i++) {
+		_Atomic u64 *e = (_Atomic u64 *)(uintptr_t)table + i;
+		u64 v = atomic_load_explicit(e, memory_order_relaxed);
+		u64 ipa = base + (i << (PAGE_SHIFT + 9 * (3 - level)));
+
+		if (!(v & S2_VALID))
+			continue;
+		atomic_store_explicit(e, 0, memory_order_relaxed);
+		if (level == 3)
+			fn(vm, IPA(ipa), v & S2_ADDR_MASK, cpu);
+		else
+			destroy_level(vm, v & S2_ADDR_MASK, level + 1, ipa, fn, cpu);
+	}
+	table_free(vm, table, cpu);
+}
+
+void s2_destroy(struct vm *vm, void (*fn)(struct vm *, ipa_t, paddr_t, unsigned), unsigned cpu)
+{
+	u64 saved = read_sysreg(vttbr_el2);
+
+	destroy_level(vm, vm->s2.root, START_LEVEL, 0, fn, cpu);
+	vm->s2.root = 0;
+	dsb(ishst);
+	write_sysreg(s2_vttbr(vm), vttbr_el2);
+	isb();
+	asm volatile("tlbi vmalls12e1is" : : : "memory");
+	dsb(ish);
+	isb();
+	write_sysreg(saved, vttbr_el2);
+	isb();
+}

@@ -1,0 +1,110 @@
+/*
+ * Running a vCPU on its physical CPU: EL2 and EL1 state for the guest, entry
+ * by ERET, and the way back when it stops. Each vCPU is pinned to one
+ * physical CPU and owns it, so the guest's EL1 registers simply stay in the
+ * CPU while it runs (context switching comes with the scheduler).
+ */
+#include <string.h>
+#include <quire/console.h>
+#include <arch/cpu.h>
+#include <arch/stage2.h>
+#include <arch/sysreg.h>
+#include <arch/vcpu.h>
+
+#define HCR_VM (1UL << 0)
+#define HCR_SWIO (1UL << 1)
+#define HCR_PTW (1UL << 2)
+#define HCR_FMO (1UL << 3)
+#define HCR_IMO (1UL << 4)
+#define HCR_AMO (1UL << 5)
+#define HCR_FB (1UL << 9)
+#define HCR_BSU_IS (1UL << 10)
+#define HCR_TSC (1UL << 19)
+#define HCR_TIDCP (1UL << 20)
+#define HCR_TACR (1UL << 21)
+#define HCR_TSW (1UL << 22)
+#define HCR_RW (1UL << 31)
+#define HCR_GUEST (HCR_VM | HCR_SWIO | HCR_PTW | HCR_FMO | HCR_IMO | HCR_AMO | HCR_FB | HCR_BSU_IS | \
+		   HCR_TSC | HCR_TIDCP | HCR_TACR | HCR_TSW | HCR_RW)
+
+#define SCTLR_EL1_RES1 0x30d00800UL /* ARMv8.0 RES1 bits; MMU and caches off */
+#define CPACR_EL1_FPEN (3UL << 20)
+#define PSR_EL1h_DAIF 0x3c5
+
+void vcpu_enter(struct trap_frame *f) __noreturn;
+
+void vcpu_pin(struct vcpu *v, unsigned pcpu)
+{
+	v->pcpu = pcpu;
+	cpus[pcpu].vcpu = v;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	(void)v;
+	dsb(ish);
+	sev();
+}
+
+static void __noreturn vcpu_start(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	struct trap_frame *f = (struct trap_frame *)(cpu_stacks[cpu_id()] + STACK_SIZE) - 1;
+
+	write_sysreg(HCR_GUEST, hcr_el2);
+	write_sysreg(s2_vtcr(), vtcr_el2);
+	write_sysreg(s2_vttbr(vm), vttbr_el2);
+	write_sysreg((1UL << 31) | v->index, vmpidr_el2);
+	write_sysreg(read_sysreg(midr_el1), vpidr_el2);
+	write_sysreg(SCTLR_EL1_RES1, sctlr_el1);
+	write_sysreg(CPACR_EL1_FPEN, cpacr_el1);
+	write_sysreg(0, vbar_el1);
+	write_sysreg(0, tcr_el1);
+	write_sysreg(0, ttbr0_el1);
+	write_sysreg(0, ttbr1_el1);
+	write_sysreg(0, mair_el1);
+	write_sysreg(0, cntkctl_el1);
+	write_sysreg(0, sp_el1);
+	write_sysreg(0, sp_el0);
+	isb();
+	/* A VMID may have served a VM that is gone: no translation of it may survive. */
+	asm volatile("tlbi vmalls12e1" : : : "memory");
+	dsb(nsh);
+	isb();
+
+	memset(f, 0, sizeof(*f));
+	f->x[0] = v->context;
+	f->x[1] = v->args[1];
+	f->x[2] = v->index;
+	f->x[3] = v->args[3];
+	f->elr = v->entry;
+	f->spsr = PSR_EL1h_DAIF;
+	atomic_store(&v->state, VCPU_RUNNING);
+	vcpu_enter(f);
+}
+
+void __noreturn vcpu_loop(void)
+{
+	struct vcpu *v = this_cpu()->vcpu;
+
+	if (!v)
+		cpu_halt();
+	for (;;) {
+		if (atomic_load(&v->vm->off)) {
+			atomic_store(&v->state, VCPU_DEAD);
+			cpu_halt();
+		}
+		if (atomic_load(&v->state) == VCPU_START)
+			vcpu_start(v);
+		wfe();
+	}
+}
+
+void __noreturn vcpu_exit(void)
+{
+	/* Nothing on this stack is needed any more: start over at its top. */
+	write_sysreg(HCR_RW, hcr_el2);
+	isb();
+	asm volatile("mov sp, %0\n\tb vcpu_loop" : : "r"(cpu_stacks[cpu_id()] + STACK_SIZE) : "memory");
+	__builtin_unreachable();
+}

@@ -1,0 +1,80 @@
+/*
+ * Hypercalls: PSCI for CPU and system power, and Quire's own calls in the
+ * SMCCC vendor-hypervisor range (include/quire/hypercall.h).
+ */
+#include <quire/console.h>
+#include <quire/hypercall.h>
+#include <quire/vcpu.h>
+
+static s64 psci_cpu_on(struct vcpu *self, u64 target, u64 entry, u64 context)
+{
+	struct vm *vm = self->vm;
+	struct vcpu *t;
+	int expected = VCPU_OFF;
+
+	/* MPIDR of vCPU i is Aff0 = i. */
+	if (target >= vm->nvcpus)
+		return PSCI_RET_INVALID_PARAMS;
+	t = vm->vcpu[target];
+	if (!vm_in_ram(vm, IPA(entry)))
+		return PSCI_RET_INVALID_PARAMS;
+	t->entry = entry;
+	t->context = context;
+	if (!atomic_compare_exchange_strong(&t->state, &expected, VCPU_START))
+		return PSCI_RET_ALREADY_ON;
+	vcpu_kick(t);
+	return PSCI_RET_SUCCESS;
+}
+
+static void vm_power_off(struct vm *vm, const char *how)
+{
+	if (atomic_exchange(&vm->off, true))
+		return;
+	printk("quire: %s %s (fills %lu, resident %u pages, stage-2 tables %u pages, quota %u)\n",
+	       vm->name, how, (unsigned long)atomic_load(&vm->pool.fills), atomic_load(&vm->pool.active),
+	       atomic_load(&vm->pool.pgtables), vm->pool.quota);
+}
+
+bool hypercall(struct vcpu *v, u64 x[4])
+{
+	struct vm *vm = v->vm;
+	u32 fn = (u32)x[0];
+
+	switch (fn) {
+	case PSCI_VERSION:
+		x[0] = 0x10001; /* 1.1 */
+		return true;
+	case PSCI_CPU_ON_64:
+		x[0] = (u64)psci_cpu_on(v, x[1] & 0xff, x[2], x[3]);
+		return true;
+	case PSCI_CPU_OFF:
+		atomic_store(&v->state, VCPU_OFF);
+		return false;
+	case PSCI_SYSTEM_OFF:
+		vm_power_off(vm, "powered off");
+		return false;
+	case PSCI_SYSTEM_RESET:
+		/* Restarting a VM with fresh memory comes with VM lifecycle; until then, reset stops it. */
+		vm_power_off(vm, "reset (stopped: restart is not supported yet)");
+		return false;
+	case QUIRE_HC_PUTC:
+		vm_console_putc(vm, (char)x[1]);
+		x[0] = 0;
+		return true;
+	case QUIRE_HC_MEM_STATS:
+		x[0] = 0;
+		x[1] = atomic_load_explicit(&vm->pool.fills, memory_order_relaxed);
+		x[2] = atomic_load_explicit(&vm->pool.active, memory_order_relaxed);
+		x[3] = atomic_load_explicit(&vm->pool.pgtables, memory_order_relaxed);
+		return true;
+	case QUIRE_HC_MEM_QUOTA:
+		x[0] = 0;
+		x[1] = vm->pool.quota;
+		x[2] = atomic_load_explicit(&vm->pool.charged, memory_order_relaxed);
+		x[3] = atomic_load_explicit(&vm->pool.quota_hits, memory_order_relaxed);
+		return true;
+	default:
+		x[0] = (u64)(s64)SMCCC_NOT_SUPPORTED;
+		return true;
+	}
+}

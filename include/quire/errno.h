@@ -1,0 +1,8 @@
+#ifndef QUIRE_ERRNO_H
+#define QUIRE_ERRNO_H
+#define ENOMEM 12
+#define EEXIST 17
+#define EINVAL 22
+#define ENOSPC 28
+#define EDQUOT 122
+#endif

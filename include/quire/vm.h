@@ -1,0 +1,72 @@
+/* A virtual machine: its guest-physical layout, page pool, stage-2 tables and vCPUs. */
+#ifndef QUIRE_VM_H
+#define QUIRE_VM_H
+#include <quire/fault.h>
+#include <quire/pool.h>
+
+#define MAX_VMS 8
+#define MAX_VCPUS 8
+#define GUEST_RAM_BASE 0x40000000UL
+
+struct vcpu;
+
+struct stage2 {
+	paddr_t root;	/* level-1 table (arch) or the fake's state (host tests) */
+	u16 vmid;
+	unsigned start_level;
+};
+
+struct vm {
+	u8 id; /* 1.. ; 0 is Quire */
+	char name[16];
+	ipa_t ram_base;
+	u64 ram_size;
+	struct vm_pool pool;
+	struct stage2 s2;
+	unsigned nvcpus;
+	struct vcpu *vcpu[MAX_VCPUS];
+	_Atomic bool sea_logged; /* the first injected abort is logged, not every one */
+	_Atomic bool off;
+};
+
+static inline bool vm_in_ram(const struct vm *vm, ipa_t ipa)
+{
+	return ipa.bits >= vm->ram_base.bits && ipa.bits - vm->ram_base.bits < vm->ram_size;
+}
+
+/* How the violation handler answered. */
+enum vio_result {
+	VIO_MAPPED,	 /* a new page was mapped */
+	VIO_RACED,	 /* another vCPU mapped it first; nothing to do */
+	VIO_SEA_OUTSIDE, /* neither RAM nor a device: inject an external abort */
+	VIO_SEA_QUOTA,	 /* the VM's page quota is used up: inject an external abort */
+	VIO_SEA_NOMEM,	 /* the machine is out of pages: inject an external abort */
+	VIO_UNHANDLED,	 /* a fault class no issue handles yet (access flag, permission) */
+};
+
+struct vm_config;
+/* Create VM number id (1..MAX_VMS) from c; NULL with a sentence in err on failure. */
+struct vm *vm_create(const struct vm_config *c, unsigned id, struct pool *pool, unsigned ipa_bits,
+		     unsigned cpu, char *err, size_t errlen);
+
+enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsigned cpu);
+const char *vio_result_name(enum vio_result r);
+
+/* Stage-2 translation, provided by arch/ (or the host shim). */
+#define S2_R 1u
+#define S2_W 2u
+#define S2_X 4u
+#define S2_RWX (S2_R | S2_W | S2_X)
+int s2_init(struct vm *vm, unsigned cpu);
+/*
+ * Map the 4 KiB page at ipa to pa if nothing valid is mapped there.
+ * 0, or -EEXIST (already mapped: a racing vCPU won), -EDQUOT or -ENOMEM (no
+ * page for a table). Lock-free: tables and leaves are installed by CAS.
+ */
+int s2_map_page(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned prot, unsigned cpu);
+/* Machine address mapped at ipa, or 0 if none. */
+paddr_t s2_lookup(struct vm *vm, ipa_t ipa);
+/* Unmap every page (giving it to fn) and free every table; the VM must not run. */
+void s2_destroy(struct vm *vm, void (*fn)(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu),
+		unsigned cpu);
+#endif

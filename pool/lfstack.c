@@ -1,0 +1,62 @@
+/*
+ * A lock-free LIFO of page descriptors (Treiber stack).
+ *
+ * The head packs a 32-bit tag above a 32-bit descriptor index, and every
+ * successful CAS increments the tag. A pop that read head (t, i) and i's
+ * link can only succeed if nobody pushed or popped since, so the classic ABA
+ * case (i popped, re-pushed with another link, CAS still matching) needs the
+ * tag to wrap 2^32 times in between. 64-bit CAS (LDXR/STXR on ARMv8.0) is
+ * enough; no double-width CAS.
+ *
+ * Memory orders: a push stores the link (relaxed) and then publishes with a
+ * release CAS; a pop's acquire load/CAS of head synchronises with that
+ * release, so the link it reads, and everything the pusher wrote to the page
+ * before (zeroes, for instance), is visible. The link read in pop may race
+ * with a re-push of the same descriptor; it is an atomic load, and the tag
+ * makes the CAS fail if the value was stale.
+ */
+#include <quire/pool.h>
+
+#define HEAD(tag, idx) (((u64)(tag) << 32) | (idx))
+#define HEAD_IDX(h) ((pidx_t)(h))
+#define HEAD_TAG(h) ((u32)((h) >> 32))
+
+void lfstack_init(struct lfstack *s)
+{
+	atomic_store_explicit(&s->head, HEAD(0, PIDX_NONE), memory_order_relaxed);
+	atomic_store_explicit(&s->count, 0, memory_order_relaxed);
+}
+
+void lfstack_push_chain(struct lfstack *s, struct mpage *desc, pidx_t first, pidx_t last, u32 n)
+{
+	u64 old = atomic_load_explicit(&s->head, memory_order_relaxed), new;
+
+	/* Count first: a popper can only take what this push published, so count never underflows. */
+	atomic_fetch_add_explicit(&s->count, n, memory_order_relaxed);
+	do {
+		atomic_store_explicit(&desc[last].next, HEAD_IDX(old), memory_order_relaxed);
+		new = HEAD(HEAD_TAG(old) + 1, first);
+	} while (!atomic_compare_exchange_weak_explicit(&s->head, &old, new, memory_order_release,
+							  memory_order_relaxed));
+}
+
+void lfstack_push(struct lfstack *s, struct mpage *desc, pidx_t i)
+{
+	lfstack_push_chain(s, desc, i, i, 1);
+}
+
+pidx_t lfstack_pop(struct lfstack *s, struct mpage *desc)
+{
+	u64 old = atomic_load_explicit(&s->head, memory_order_acquire), new;
+
+	do {
+		pidx_t top = HEAD_IDX(old);
+
+		if (top == PIDX_NONE)
+			return PIDX_NONE;
+		new = HEAD(HEAD_TAG(old) + 1, atomic_load_explicit(&desc[top].next, memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(&s->head, &old, new, memory_order_acquire,
+							  memory_order_acquire));
+	atomic_fetch_sub_explicit(&s->count, 1, memory_order_relaxed);
+	return HEAD_IDX(old);
+}

@@ -1,0 +1,168 @@
+/*
+ * The VMM's pool: every free machine page, as descriptors on a lock-free
+ * stack, with a small cache per physical CPU in front so the fault path
+ * usually touches only CPU-local memory. A cache refills and spills in
+ * batches, one CAS per spilled batch.
+ */
+#include <string.h>
+#include <quire/pool.h>
+
+static bool overlaps(u64 a, u64 asz, u64 b, u64 bsz)
+{
+	return a < b + bsz && b < a + asz;
+}
+
+u64 pool_desc_bytes(const struct machine *m)
+{
+	return ALIGN_UP((m->mem_total >> PAGE_SHIFT) * sizeof(struct mpage), PAGE_SIZE);
+}
+
+/* Is page [pa, pa + 4K) outside every excluded region? */
+static bool page_usable(paddr_t pa, const struct region *ex, unsigned nex)
+{
+	for (unsigned i = 0; i < nex; i++)
+		if (overlaps(pa, PAGE_SIZE, ex[i].base, ex[i].size))
+			return false;
+	return true;
+}
+
+bool pool_place(const struct machine *m, const struct region *ex, unsigned nex, u64 size,
+		paddr_t *where)
+{
+	for (unsigned r = 0; r < m->nmem; r++) {
+		paddr_t a = ALIGN_UP(m->mem[r].base, PAGE_SIZE), end = m->mem[r].base + m->mem[r].size;
+
+		while (a + size <= end) {
+			unsigned i;
+
+			for (i = 0; i < nex; i++)
+				if (overlaps(a, size, ex[i].base, ex[i].size))
+					break;
+			if (i == nex) {
+				*where = a;
+				return true;
+			}
+			/* Skip past the region in the way. */
+			a = ALIGN_UP(ex[i].base + ex[i].size, PAGE_SIZE);
+		}
+	}
+	return false;
+}
+
+u32 pool_init(struct pool *p, const struct machine *m, const struct region *ex, unsigned nex,
+	      void *desc)
+{
+	pidx_t n = 0, first = PIDX_NONE, last = PIDX_NONE;
+
+	memset(p, 0, sizeof(*p));
+	p->desc = desc;
+	lfstack_init(&p->free);
+	for (unsigned r = 0; r < m->nmem; r++) {
+		paddr_t pa = ALIGN_UP(m->mem[r].base, PAGE_SIZE);
+		paddr_t end = ALIGN_DOWN(m->mem[r].base + m->mem[r].size, PAGE_SIZE);
+
+		for (; pa < end; pa += PAGE_SIZE) {
+			struct pool_range *cur = p->nranges ? &p->range[p->nranges - 1] : NULL;
+			struct mpage *d = &p->desc[n];
+
+			if (!page_usable(pa, ex, nex))
+				continue;
+			if (!cur || cur->first + cur->count != (pa >> PAGE_SHIFT)) {
+				if (p->nranges == ARRAY_SIZE(p->range))
+					break; /* too fragmented: leave the rest unmanaged */
+				cur = &p->range[p->nranges++];
+				cur->first = pa >> PAGE_SHIFT;
+				cur->count = 0;
+				cur->base = n;
+			}
+			cur->count++;
+			d->mpn = pa >> PAGE_SHIFT;
+			d->gpn = 0;
+			d->owner = 0;
+			atomic_init(&d->refcount, 0);
+			atomic_init(&d->flags, MP_IDLE);
+			/* Chain in address order so low pages are handed out first. */
+			atomic_init(&d->next, PIDX_NONE);
+			if (last != PIDX_NONE)
+				atomic_store_explicit(&p->desc[last].next, n, memory_order_relaxed);
+			else
+				first = n;
+			last = n++;
+		}
+	}
+	p->ndesc = n;
+	if (n)
+		lfstack_push_chain(&p->free, p->desc, first, last, n);
+	return n;
+}
+
+pidx_t pool_pidx_of(const struct pool *p, paddr_t pa)
+{
+	mpn_t mpn = pa >> PAGE_SHIFT;
+
+	for (unsigned r = 0; r < p->nranges; r++)
+		if (mpn >= p->range[r].first && mpn - p->range[r].first < p->range[r].count)
+			return p->range[r].base + (mpn - p->range[r].first);
+	return PIDX_NONE;
+}
+
+pidx_t pool_alloc(struct pool *p, unsigned cpu)
+{
+	struct pcpu_cache *c = &p->cache[cpu];
+
+	if (!c->n) {
+		while (c->n < PCPU_CACHE_BATCH) {
+			pidx_t i = lfstack_pop(&p->free, p->desc);
+
+			if (i == PIDX_NONE)
+				break;
+			c->slot[c->n++] = i;
+		}
+		if (!c->n)
+			return PIDX_NONE;
+	}
+	pidx_t i = c->slot[--c->n];
+	atomic_fetch_and_explicit(&p->desc[i].flags, (u8)~MP_IDLE, memory_order_relaxed);
+	return i;
+}
+
+static void spill(struct pool *p, struct pcpu_cache *c, u32 n)
+{
+	pidx_t first = c->slot[c->n - n], last = c->slot[c->n - 1];
+
+	for (u32 k = c->n - n; k + 1 < c->n; k++)
+		atomic_store_explicit(&p->desc[c->slot[k]].next, c->slot[k + 1], memory_order_relaxed);
+	lfstack_push_chain(&p->free, p->desc, first, last, n);
+	c->n -= n;
+}
+
+void pool_free(struct pool *p, unsigned cpu, pidx_t i, bool zeroed)
+{
+	struct pcpu_cache *c = &p->cache[cpu];
+	struct mpage *d = &p->desc[i];
+
+	d->owner = 0;
+	d->gpn = 0;
+	atomic_store_explicit(&d->refcount, 0, memory_order_relaxed);
+	atomic_store_explicit(&d->flags, MP_IDLE | (zeroed ? MP_ZEROED : 0), memory_order_relaxed);
+	if (c->n == PCPU_CACHE_MAX)
+		spill(p, c, PCPU_CACHE_BATCH);
+	c->slot[c->n++] = i;
+}
+
+void pool_drain_cache(struct pool *p, unsigned cpu)
+{
+	struct pcpu_cache *c = &p->cache[cpu];
+
+	if (c->n)
+		spill(p, c, c->n);
+}
+
+u32 pool_free_pages(const struct pool *p)
+{
+	u32 n = atomic_load_explicit(&p->free.count, memory_order_relaxed);
+
+	for (unsigned c = 0; c < MAX_CPUS; c++)
+		n += p->cache[c].n;
+	return n;
+}

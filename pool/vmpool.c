@@ -1,0 +1,89 @@
+/*
+ * A VM's pool: its quota, its idle set (pages reserved for it and already
+ * zeroed, so a fault can map one without zeroing) and its counters. Pages
+ * beyond the idle set come from the VMM pool and are zeroed on the way.
+ */
+#include <quire/pool.h>
+
+void vmpool_init(struct vm_pool *vp, struct pool *vmm, u8 vm_id, u32 quota)
+{
+	vp->vmm = vmm;
+	vp->vm_id = vm_id;
+	vp->quota = quota;
+	atomic_init(&vp->charged, 0);
+	atomic_init(&vp->active, 0);
+	atomic_init(&vp->pgtables, 0);
+	atomic_init(&vp->fills, 0);
+	atomic_init(&vp->quota_hits, 0);
+	lfstack_init(&vp->idle);
+}
+
+/* Charge one page against the quota; false if it is used up. */
+static bool charge(struct vm_pool *vp)
+{
+	u32 c = atomic_load_explicit(&vp->charged, memory_order_relaxed);
+
+	do {
+		if (c >= vp->quota)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&vp->charged, &c, c + 1, memory_order_relaxed,
+							  memory_order_relaxed));
+	return true;
+}
+
+/* A charged page from the VMM pool, zeroed and owned by this VM. */
+static pidx_t take_new(struct vm_pool *vp, unsigned cpu, int *why)
+{
+	struct pool *p = vp->vmm;
+	pidx_t i;
+
+	if (!charge(vp)) {
+		*why = 1;
+		return PIDX_NONE;
+	}
+	i = pool_alloc(p, cpu);
+	if (i == PIDX_NONE) {
+		atomic_fetch_sub_explicit(&vp->charged, 1, memory_order_relaxed);
+		*why = 2;
+		return PIDX_NONE;
+	}
+	if (!(atomic_load_explicit(&p->desc[i].flags, memory_order_relaxed) & MP_ZEROED))
+		page_zero(pool_pa(p, i));
+	p->desc[i].owner = vp->vm_id;
+	atomic_store_explicit(&p->desc[i].flags, MP_ZEROED, memory_order_relaxed);
+	return i;
+}
+
+pidx_t vmpool_take(struct vm_pool *vp, unsigned cpu, int *why)
+{
+	pidx_t i = lfstack_pop(&vp->idle, vp->vmm->desc);
+
+	if (i != PIDX_NONE) {
+		/* Already charged and zeroed when it was reserved. */
+		atomic_store_explicit(&vp->vmm->desc[i].flags, MP_ZEROED, memory_order_relaxed);
+		return i;
+	}
+	return take_new(vp, cpu, why);
+}
+
+void vmpool_give_back(struct vm_pool *vp, unsigned cpu, pidx_t i, bool zeroed)
+{
+	pool_free(vp->vmm, cpu, i, zeroed);
+	atomic_fetch_sub_explicit(&vp->charged, 1, memory_order_relaxed);
+}
+
+u32 vmpool_reserve_idle(struct vm_pool *vp, unsigned cpu, u32 n)
+{
+	u32 done = 0;
+	int why;
+
+	for (; done < n; done++) {
+		pidx_t i = take_new(vp, cpu, &why);
+
+		if (i == PIDX_NONE)
+			break;
+		atomic_store_explicit(&vp->vmm->desc[i].flags, MP_IDLE | MP_ZEROED, memory_order_relaxed);
+		lfstack_push(&vp->idle, vp->vmm->desc, i);
+	}
+	return done;
+}
