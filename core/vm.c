@@ -56,6 +56,7 @@ static int load_image(struct vm *vm, const struct guest_image *g, unsigned cpu)
 		if (i == PIDX_NONE)
 			return why == 1 ? -EDQUOT : -ENOMEM;
 		memcpy((void *)(uintptr_t)pool_pa(p, i), g->data + off, MIN(PAGE_SIZE, g->size - off));
+		page_sync_for_guest(pool_pa(p, i));
 		pool_desc(p, i)->gpn = ipa.bits >> PAGE_SHIFT;
 		atomic_store(&pool_desc(p, i)->refcount, 1);
 		atomic_store(&pool_desc(p, i)->flags, MP_ACTIVE);

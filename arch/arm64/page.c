@@ -1,5 +1,11 @@
-/* Zeroing machine pages with DC ZVA, a cache line (or block) per instruction. */
+/*
+ * Preparing machine pages for guests. A guest that runs with its stage-1 MMU
+ * off (every guest at boot) reads memory as Device, bypassing the caches, so
+ * what Quire wrote through its cacheable mapping must be cleaned to the point
+ * of coherency first (Cortex-A72 has no FEAT_S2FWB to make that unneeded).
+ */
 #include <quire/pool.h>
+#include <arch/mmu.h>
 #include <arch/sysreg.h>
 
 void page_zero(paddr_t pa)
@@ -15,4 +21,13 @@ void page_zero(paddr_t pa)
 		for (u64 a = pa; a < pa + PAGE_SIZE; a += block)
 			asm volatile("dc zva, %0" : : "r"(a) : "memory");
 	}
+	dcache_clean_poc(p, PAGE_SIZE);
+}
+
+void page_sync_for_guest(paddr_t pa)
+{
+	dcache_clean_poc((const void *)(uintptr_t)pa, PAGE_SIZE);
+	asm volatile("ic ialluis" : : : "memory");
+	dsb(ish);
+	isb();
 }

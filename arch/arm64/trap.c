@@ -31,6 +31,14 @@ static void abort_from_guest(struct vcpu *v, struct trap_frame *f)
 	r = violation_handle(v->vm, &flt, cpu_id());
 	if (r == VIO_MAPPED || r == VIO_RACED)
 		return;
+	if (flt.instr && (f->elr & ~0x7ffUL) == read_sysreg(vbar_el1)) {
+		/* The guest's own vector table cannot be fetched: injecting again would loop forever. */
+		printk("quire: %s vCPU %u: its exception vector at 0x%lx is not in guest RAM (%s); "
+		       "it cannot take an abort; stopping the VM\n",
+		       v->vm->name, v->index, f->elr, vio_result_name(r));
+		atomic_store(&v->vm->off, true);
+		vcpu_exit();
+	}
 	if (first_time(v->vm, LOG_VIO + r))
 		printk("quire: %s vCPU %u: %s at IPA 0x%lx (VA 0x%lx, %s, level %u): %s; "
 		       "injecting a synchronous external abort (logged once)\n",

@@ -109,6 +109,12 @@ void vmpool_give_back(struct vm_pool *vp, unsigned cpu, pidx_t i, bool zeroed);
 /* Reserve up to n zeroed pages in the idle set (within the quota); returns how many. */
 u32 vmpool_reserve_idle(struct vm_pool *vp, unsigned cpu, u32 n);
 
-/* Zero a machine page; provided by the arch layer (DC ZVA) or the host shim (memset). */
+/*
+ * Zero a machine page and make the zeroes visible to a guest running with
+ * its caches off (clean to the point of coherency). Provided by the arch
+ * layer (DC ZVA, DC CVAC) or the host shim (memset).
+ */
 void page_zero(paddr_t pa);
+/* After Quire wrote a page for a guest (an image): clean it to PoC, invalidate instruction caches. */
+void page_sync_for_guest(paddr_t pa);
 #endif

@@ -1,0 +1,560 @@
+/*
+ * memtest: exercises Quire's on-demand guest memory from EL1 with the MMU off.
+ * Every first touch of a guest page is a stage-2 violation Quire fills from
+ * its page pool; MEM_STATS counts those fills, so each mode compares the
+ * fills it caused with the distinct pages it touched.
+ *
+ * x0 selects the mode: 1 seq, 2 random, 3 sparse, 4 smp, 5 outside, 6 quota,
+ * 7 bench, 8 bench-smp. Each prints `memtest: <mode> ok ...` or
+ * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
+ *
+ * Nothing new is touched between the MEM_STATS calls that bracket a measured
+ * loop except the pages being measured: start.S has touched the image and all
+ * of BSS (stacks, flags) before C runs, and the hypercalls pass registers only.
+ */
+#include "guest.h"
+
+#define MiB (1UL << 20)
+
+extern char __bss_end[];
+extern void secondary_entry(void);
+
+/* Written by vCPU 0 before it starts the others. */
+static struct {
+	u64 mode, ram_size, nvcpus;
+	u64 free;    /* first page after the image and its BSS */
+	u64 ram_end; /* RAM_BASE + ram_size */
+	u64 timeout; /* counter ticks a vCPU waits for the others */
+} cfg;
+
+/* Per-vCPU flags and results: each slot has exactly one writer. */
+static volatile u64 ready[MAX_VCPUS], phase1[MAX_VCPUS], finished[MAX_VCPUS];
+static volatile u64 nbad[MAX_VCPUS], bad_at[MAX_VCPUS], bad_got[MAX_VCPUS], bad_want[MAX_VCPUS];
+static volatile u64 go; /* written by vCPU 0 only */
+
+#ifdef DEBUG
+static const bool have_stats = false; /* bare QEMU: no MEM_STATS, checks on fills are skipped */
+#else
+static const bool have_stats = true;
+#endif
+
+static u64 mix(u64 x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdUL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53UL;
+	x ^= x >> 33;
+	return x;
+}
+
+/* The value for a word: distinct for every address (mix is a bijection). */
+static u64 pat(u64 addr, u64 salt)
+{
+	return mix(addr ^ salt);
+}
+
+static u64 xorshift(u64 *s)
+{
+	u64 x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+static u64 page_of(u64 addr)
+{
+	return addr / PAGE_SIZE;
+}
+
+static struct mem_stats stats_or_fail(const char *mode)
+{
+	struct mem_stats s = mem_stats();
+
+	if (!s.ok && have_stats) {
+		pr("memtest: %s FAIL MEM_STATS not answered\n", mode);
+		system_off();
+	}
+	return s;
+}
+
+static bool fills_ok(u64 fills, u64 expected)
+{
+	return !have_stats || fills == expected;
+}
+
+static bool need_ram(const char *mode, u64 end)
+{
+	if (end <= cfg.ram_end)
+		return true;
+	pr("memtest: %s FAIL needs RAM up to 0x%lx, have 0x%lx-0x%lx\n", mode, end, RAM_BASE,
+	   cfg.ram_end);
+	return false;
+}
+
+/* Record the first mismatch of vCPU i. */
+static void check(u64 i, u64 addr, u64 want)
+{
+	u64 got = RD(addr);
+
+	if (got == want)
+		return;
+	if (!nbad[i]++) {
+		bad_at[i] = addr;
+		bad_got[i] = got;
+		bad_want[i] = want;
+	}
+}
+
+static void report_bad(const char *mode, u64 i)
+{
+	if (nbad[i])
+		pr("memtest: %s vCPU %lu: %lu bad words, first at 0x%lx: got 0x%lx want 0x%lx\n", mode, i,
+		   nbad[i], bad_at[i], bad_got[i], bad_want[i]);
+}
+
+/*
+ * A single load or store that may abort. Returns true if it aborted; the
+ * vector (start.S) skipped the instruction and recorded FAR/ESR/ELR in *rec.
+ */
+static bool probe(u64 addr, bool write, u64 value, struct abort_rec *rec)
+{
+	struct abort_rec *r = &aborts[vcpu_self()];
+	u64 before = r->count, pc, v = value;
+
+	if (write)
+		asm volatile("adr %1, 1f\n1:\tstr %0, [%2]" : "+r"(v), "=&r"(pc) : "r"(addr) : "memory");
+	else
+		asm volatile("adr %1, 1f\n1:\tldr %0, [%2]" : "+r"(v), "=&r"(pc) : "r"(addr) : "memory");
+	if (r->count == before)
+		return false;
+	rec->count = r->count - before;
+	rec->far = r->far;
+	rec->esr = r->esr;
+	rec->elr = r->elr == pc ? r->elr : ~0UL; /* ~0: the abort was not on the probe */
+	return true;
+}
+
+static bool is_sea(const struct abort_rec *a, u64 addr)
+{
+	return a->count == 1 && (a->esr >> 26 & 0x3f) == 0x25 && (a->esr & 0x3f) == 0x10 &&
+	       a->far == addr && a->elr != ~0UL;
+}
+
+/* Wait until flag[0..n) are all set; returns n, or the first vCPU still missing at the timeout. */
+static u64 wait_all(volatile u64 *flag, u64 n)
+{
+	u64 t0 = counter();
+
+	for (;;) {
+		u64 i;
+
+		dmb();
+		for (i = 0; i < n && flag[i]; i++)
+			;
+		if (i == n) {
+			dmb();
+			return n;
+		}
+		if (counter() - t0 > cfg.timeout)
+			return i;
+		asm volatile("yield");
+	}
+}
+
+static void wait_go(void)
+{
+	while (!go)
+		dmb();
+	dmb();
+}
+
+/* vCPU 0: start vCPUs 1..n-1 at secondary_entry; false (reported) if one fails. */
+static bool start_secondaries(const char *mode)
+{
+	ready[0] = 1; /* vCPU 0 is ready; its worker sets this again */
+	dmb();	      /* cfg and the flags before the vCPUs that read them */
+	for (u64 i = 1; i < cfg.nvcpus; i++) {
+		s64 rc = psci_cpu_on(i, (u64)secondary_entry, i);
+
+		if (rc) {
+			pr("memtest: %s FAIL CPU_ON vCPU %lu returned %ld\n", mode, i, rc);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- 1: seq ---- */
+static void mode_seq(void)
+{
+	u64 a0 = cfg.free, a1 = a0 + 4 * MiB, a2 = a1 + 12 * MiB, pages, fills;
+	struct mem_stats s0, s1;
+
+	if (!need_ram("seq", a2))
+		return;
+	pages = (a2 - a0) / PAGE_SIZE;
+	s0 = stats_or_fail("seq");
+	for (u64 a = a0; a < a1; a += 8)
+		RD(a) = pat(a, 1);
+	for (u64 a = a1; a < a2; a += PAGE_SIZE) {
+		u64 w = a + (page_of(a) % 512) * 8; /* a different word in each page */
+		RD(w) = pat(w, 1);
+	}
+	s1 = stats_or_fail("seq");
+	for (u64 a = a0; a < a1; a += 8)
+		check(0, a, pat(a, 1));
+	for (u64 a = a1; a < a2; a += PAGE_SIZE) {
+		u64 w = a + (page_of(a) % 512) * 8;
+		check(0, w, pat(w, 1));
+	}
+	fills = s1.fills - s0.fills;
+	if (!nbad[0] && fills_ok(fills, pages))
+		pr("memtest: seq ok pages=%lu fills=%lu\n", pages, fills);
+	else {
+		report_bad("seq", 0);
+		pr("memtest: seq FAIL pages=%lu fills=%lu bad=%lu\n", pages, fills, nbad[0]);
+	}
+}
+
+/* ---- 2: random ---- */
+#define RANDOM_TOUCHES 4096
+
+static void mode_random(void)
+{
+	u64 bitmap = cfg.free, words = (cfg.ram_size / PAGE_SIZE + 63) / 64;
+	u64 area = (bitmap + words * 8 + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1), npages, distinct = 0;
+	u64 seed = 0x9e3779b97f4a7c15UL, fills;
+	struct mem_stats s0, s1;
+
+	if (!need_ram("random", area + 64 * PAGE_SIZE))
+		return;
+	npages = (cfg.ram_end - area) / PAGE_SIZE;
+	for (u64 i = 0; i < words; i++) /* touch the bitmap before measuring */
+		RD(bitmap + i * 8) = 0;
+	s0 = stats_or_fail("random");
+	for (u64 k = 0; k < RANDOM_TOUCHES; k++) {
+		u64 p = area / PAGE_SIZE + xorshift(&seed) % npages, r = p - RAM_BASE / PAGE_SIZE;
+		u64 w = p * PAGE_SIZE + (p % 512) * 8, bw = bitmap + r / 64 * 8, bit = 1UL << (r % 64);
+
+		RD(w) = pat(w, 2);
+		if (!(RD(bw) & bit)) {
+			RD(bw) = RD(bw) | bit;
+			distinct++;
+		}
+	}
+	s1 = stats_or_fail("random");
+	for (u64 p = area / PAGE_SIZE; p < cfg.ram_end / PAGE_SIZE; p++) {
+		u64 r = p - RAM_BASE / PAGE_SIZE, w = p * PAGE_SIZE + (p % 512) * 8;
+
+		if (RD(bitmap + r / 64 * 8) & 1UL << (r % 64))
+			check(0, w, pat(w, 2));
+	}
+	fills = s1.fills - s0.fills;
+	if (!nbad[0] && fills_ok(fills, distinct))
+		pr("memtest: random ok distinct=%lu fills=%lu\n", distinct, fills);
+	else {
+		report_bad("random", 0);
+		pr("memtest: random FAIL distinct=%lu fills=%lu bad=%lu\n", distinct, fills, nbad[0]);
+	}
+}
+
+/* ---- 3: sparse ---- */
+#define SPARSE_PAGES 2560 /* 10 MiB */
+
+static void mode_sparse(void)
+{
+	u64 stride = ((cfg.ram_end - cfg.free) / SPARSE_PAGES) & ~(PAGE_SIZE - 1), fills;
+	u64 blocks = 0, last = ~0UL;
+	struct mem_stats s0, s1;
+
+	if (!stride) {
+		need_ram("sparse", cfg.free + SPARSE_PAGES * PAGE_SIZE);
+		return;
+	}
+	s0 = stats_or_fail("sparse");
+	for (u64 i = 0; i < SPARSE_PAGES; i++) {
+		u64 w = cfg.free + i * stride + (i % 512) * 8;
+		RD(w) = pat(w, 3);
+	}
+	s1 = stats_or_fail("sparse");
+	/* 2 MiB blocks holding a page: the image's, then the touched ones (ascending). */
+	for (u64 a = RAM_BASE; a < cfg.free; a += PAGE_SIZE)
+		if (a >> 21 != last) {
+			last = a >> 21;
+			blocks++;
+		}
+	for (u64 i = 0; i < SPARSE_PAGES; i++) {
+		u64 w = cfg.free + i * stride + (i % 512) * 8;
+		check(0, w, pat(w, 3));
+		if (w >> 21 != last) {
+			last = w >> 21;
+			blocks++;
+		}
+	}
+	fills = s1.fills - s0.fills;
+	if (!nbad[0] && fills_ok(fills, SPARSE_PAGES))
+		pr("memtest: sparse ok pages=%u fills=%lu resident=%lu pgtables=%lu blocks2m=%lu\n",
+		   SPARSE_PAGES, fills, s1.resident, s1.pgtables, blocks);
+	else {
+		report_bad("sparse", 0);
+		pr("memtest: sparse FAIL pages=%u fills=%lu resident=%lu pgtables=%lu bad=%lu\n",
+		   SPARSE_PAGES, fills, s1.resident, s1.pgtables, nbad[0]);
+	}
+}
+
+/* ---- 4: smp ---- */
+#define SMP_SHARED (1 * MiB)
+#define SMP_OWN (8 * MiB)
+
+static u64 smp_own(u64 i)
+{
+	return cfg.free + SMP_SHARED + i * SMP_OWN;
+}
+
+/* Run by every vCPU; vCPU 0 also does the bookkeeping. */
+static void smp_worker(u64 i)
+{
+	u64 shared = cfg.free, own = smp_own(i), n = cfg.nvcpus, w;
+
+	ready[i] = 1;
+	wait_go();
+	/* Racing first touches: every vCPU writes its own slot of each shared page. */
+	for (u64 a = shared; a < shared + SMP_SHARED; a += PAGE_SIZE)
+		RD(a + i * 8) = pat(a, 0x400 + i);
+	for (u64 a = own; a < own + SMP_OWN; a += 8)
+		RD(a) = pat(a, 4);
+	dmb();
+	phase1[i] = 1;
+	if ((w = wait_all(phase1, n)) != n) {
+		pr("memtest: smp FAIL vCPU %lu: timeout waiting for vCPU %lu\n", i, w);
+		system_off();
+	}
+	for (u64 a = shared; a < shared + SMP_SHARED; a += PAGE_SIZE)
+		for (u64 j = 0; j < n; j++)
+			check(i, a + j * 8, pat(a, 0x400 + j));
+	for (u64 a = own; a < own + SMP_OWN; a += 8)
+		check(i, a, pat(a, 4));
+	dmb();
+	finished[i] = 1;
+}
+
+static void mode_smp(void)
+{
+	u64 n = cfg.nvcpus, expected = n * (SMP_OWN / PAGE_SIZE) + SMP_SHARED / PAGE_SIZE, fills, w, bad = 0;
+	struct mem_stats s0, s1;
+
+	if (!need_ram("smp", smp_own(n)))
+		return;
+	s0 = stats_or_fail("smp");
+	if (!start_secondaries("smp"))
+		return;
+	if ((w = wait_all(ready, n)) != n) {
+		pr("memtest: smp FAIL vCPU %lu did not start\n", w);
+		return;
+	}
+	go = 1;
+	dmb();
+	smp_worker(0);
+	if ((w = wait_all(finished, n)) != n) {
+		pr("memtest: smp FAIL timeout waiting for vCPU %lu to finish\n", w);
+		return;
+	}
+	s1 = stats_or_fail("smp");
+	for (u64 i = 0; i < n; i++) {
+		report_bad("smp", i);
+		bad += nbad[i];
+	}
+	fills = s1.fills - s0.fills;
+	if (!bad && fills_ok(fills, expected))
+		pr("memtest: smp ok vcpus=%lu fills=%lu expected=%lu\n", n, fills, expected);
+	else
+		pr("memtest: smp FAIL vcpus=%lu fills=%lu expected=%lu bad=%lu\n", n, fills, expected, bad);
+}
+
+/* ---- 5: outside ---- */
+static void mode_outside(void)
+{
+	u64 addrs[3] = { 0x1000, cfg.ram_end + 0x40000000UL, 0x7f00000000UL }, aborted = 0, good = 0;
+	struct abort_rec a;
+
+	for (int k = 0; k < 3; k++) {
+		if (!probe(addrs[k], false, 0, &a)) {
+			pr("memtest: outside FAIL read of 0x%lx did not abort\n", addrs[k]);
+			continue;
+		}
+		aborted++;
+		pr("memtest: abort far=0x%lx esr=0x%lx\n", a.far, a.esr);
+		if (is_sea(&a, addrs[k]))
+			good++;
+		else
+			pr("memtest: outside FAIL abort for 0x%lx: want EC 0x25 DFSC 0x10 FAR 0x%lx, "
+			   "got count %lu far 0x%lx esr 0x%lx elr %s\n",
+			   addrs[k], addrs[k], a.count, a.far, a.esr, a.elr == ~0UL ? "wrong" : "ok");
+	}
+	/* RAM still works, without an abort. */
+	if (probe(cfg.free, true, 0x5a5a5a5a5a5a5a5aUL, &a) || probe(cfg.free, false, 0, &a) ||
+	    RD(cfg.free) != 0x5a5a5a5a5a5a5a5aUL) {
+		pr("memtest: outside FAIL RAM at 0x%lx does not work after the aborts\n", cfg.free);
+		return;
+	}
+	if (good == 3)
+		pr("memtest: outside ok aborts=%lu\n", aborted);
+	else
+		pr("memtest: outside FAIL aborts=%lu good=%lu\n", aborted, good);
+}
+
+/* ---- 6: quota ---- */
+static void mode_quota(void)
+{
+	struct mem_quota q0 = mem_quota(), q1;
+	struct abort_rec a;
+	u64 touched = 0, addr;
+	/* Without Quire (DEBUG) no quota refuses: let the store past the end of RAM abort instead. */
+	u64 limit = cfg.ram_end + (have_stats ? 0 : PAGE_SIZE);
+	bool hit = false;
+
+	if (!q0.ok && have_stats) {
+		pr("memtest: quota FAIL MEM_QUOTA not answered\n");
+		return;
+	}
+	pr("memtest: quota start quota=%lu charged=%lu refused=%lu\n", q0.quota, q0.charged, q0.refused);
+	for (addr = cfg.free; addr < limit; addr += PAGE_SIZE) {
+		if (probe(addr, true, pat(addr, 6), &a)) {
+			hit = true;
+			break;
+		}
+		touched++;
+	}
+	q1 = mem_quota();
+	if (!hit) {
+		pr("memtest: quota FAIL touched=%lu pages up to the end of RAM without an abort\n", touched);
+		return;
+	}
+	pr("memtest: abort far=0x%lx esr=0x%lx\n", a.far, a.esr);
+	for (u64 p = cfg.free; p < addr; p += PAGE_SIZE)
+		check(0, p, pat(p, 6));
+	if (is_sea(&a, addr) && !nbad[0] &&
+	    (!have_stats || (q1.ok && q1.charged == q1.quota && q1.refused >= 1)))
+		pr("memtest: quota ok touched=%lu quota=%lu charged=%lu refused=%lu\n", touched, q1.quota,
+		   q1.charged, q1.refused);
+	else {
+		report_bad("quota", 0);
+		pr("memtest: quota FAIL touched=%lu quota=%lu charged=%lu refused=%lu far=0x%lx esr=0x%lx "
+		   "(store at 0x%lx)\n",
+		   touched, q1.quota, q1.charged, q1.refused, a.far, a.esr, addr);
+	}
+	pr("memtest: quota still running after the refusal\n");
+}
+
+/* ---- 7: bench ---- */
+#define BENCH_PAGES 4096
+
+static void mode_bench(void)
+{
+	u64 base = cfg.free, t0, t1, t2, t3;
+
+	if (!need_ram("bench", base + BENCH_PAGES * PAGE_SIZE))
+		return;
+	t0 = counter();
+	for (u64 p = 0; p < BENCH_PAGES; p++)
+		RD(base + p * PAGE_SIZE) = p;
+	t1 = counter();
+	t2 = counter();
+	for (u64 p = 0; p < BENCH_PAGES; p++)
+		RD(base + p * PAGE_SIZE) = p + 1;
+	t3 = counter();
+	pr("memtest: bench fill_ticks=%lu touch_ticks=%lu pages=%u freq=%lu\n", t1 - t0, t3 - t2,
+	   BENCH_PAGES, counter_freq());
+}
+
+/* ---- 8: bench-smp ---- */
+static void bench_worker(u64 i)
+{
+	u64 base = cfg.free + i * BENCH_PAGES * PAGE_SIZE;
+
+	ready[i] = 1;
+	wait_go();
+	for (u64 p = 0; p < BENCH_PAGES; p++)
+		RD(base + p * PAGE_SIZE) = p;
+	dmb();
+	finished[i] = 1;
+}
+
+static void mode_bench_smp(void)
+{
+	u64 n = cfg.nvcpus, t0, t1, w;
+
+	if (!need_ram("bench-smp", cfg.free + n * BENCH_PAGES * PAGE_SIZE) ||
+	    !start_secondaries("bench-smp"))
+		return;
+	if ((w = wait_all(ready, n)) != n) {
+		pr("memtest: bench-smp FAIL vCPU %lu did not start\n", w);
+		return;
+	}
+	t0 = counter();
+	go = 1;
+	dmb();
+	bench_worker(0);
+	if ((w = wait_all(finished, n)) != n) {
+		pr("memtest: bench-smp FAIL timeout waiting for vCPU %lu\n", w);
+		return;
+	}
+	t1 = counter();
+	pr("memtest: bench-smp vcpus=%lu fill_ticks=%lu pages_per_vcpu=%u freq=%lu\n", n, t1 - t0,
+	   BENCH_PAGES, counter_freq());
+}
+
+static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp",
+					  "outside", "quota", "bench", "bench-smp" };
+
+void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
+{
+#ifdef DEBUG
+	/* Bare QEMU enters an ELF with x0..x3 = 0. */
+	mode = DEBUG_MODE;
+	ram_size = (u64)DEBUG_MEM_MB * MiB;
+	index = 0;
+	nvcpus = DEBUG_VCPUS;
+#endif
+	cfg.mode = mode;
+	cfg.ram_size = ram_size;
+	cfg.ram_end = RAM_BASE + ram_size;
+	cfg.nvcpus = nvcpus;
+	cfg.free = (u64)__bss_end;
+	cfg.timeout = counter_freq() * 60;
+	pr("memtest: mode %lu (%s) vcpus=%lu ram=%lu MiB image=0x%lx-0x%lx\n", mode,
+	   mode < sizeof(mode_names) / sizeof(mode_names[0]) ? mode_names[mode] : "?", nvcpus,
+	   ram_size / MiB, RAM_BASE, cfg.free);
+	if (index != 0 || vcpu_self() != 0 || nvcpus < 1 || nvcpus > MAX_VCPUS || cfg.free >= cfg.ram_end) {
+		pr("memtest: FAIL bad entry state: vCPU index %lu MPIDR.Aff0 %lu vCPUs %lu\n", index,
+		   vcpu_self(), nvcpus);
+		system_off();
+	}
+	switch (mode) {
+	case 1: mode_seq(); break;
+	case 2: mode_random(); break;
+	case 3: mode_sparse(); break;
+	case 4: mode_smp(); break;
+	case 5: mode_outside(); break;
+	case 6: mode_quota(); break;
+	case 7: mode_bench(); break;
+	case 8: mode_bench_smp(); break;
+	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
+	}
+	system_off();
+}
+
+void secondary_main(u64 index)
+{
+	if (index != vcpu_self()) {
+		pr("memtest: FAIL vCPU started with context %lu has MPIDR.Aff0 %lu\n", index, vcpu_self());
+		system_off();
+	}
+	if (cfg.mode == 4)
+		smp_worker(index);
+	else if (cfg.mode == 8)
+		bench_worker(index);
+}

@@ -1,0 +1,168 @@
+"""On-demand guest memory: the memtest guest (tests/guests/memtest.c) under Quire.
+
+Every first touch of a guest page is a stage-2 violation Quire fills from its
+page pool. memtest counts the distinct pages it touches and compares them with
+Quire's fill counter (MEM_STATS); the tests check its verdicts and figures.
+VMs come from the bootargs: vm=<guest>:<vcpus>:<mem MiB>:<quota pages>:<arg>.
+"""
+import re
+
+import pexpect
+import pytest
+
+from conftest import image
+
+SEQ, RANDOM, SPARSE, SMP, OUTSIDE, QUOTA, BENCH, BENCH_SMP = range(1, 9)
+PAGE = 4096
+RAM_BASE = 0x40000000
+
+
+def vm(vcpus, mem_mib, quota, mode, guest="memtest"):
+    return f"vm={guest}:{vcpus}:{mem_mib}:{quota}:{mode}"
+
+
+def run_vms(boot, words, smp, mem="1G", timeout=90):
+    """Boot Quire with these vm= words, wait until every VM has powered off.
+
+    Returns {vm number: [its console lines without the `vmN: ` prefix]}, and
+    fails on any `FAIL` line from a guest.
+    """
+    con = boot("--image", image(), "--smp", str(smp), "--mem", mem, "--",
+               "-append", " ".join(words), timeout=timeout)
+    text, off = [], set()
+    while len(off) < len(words):
+        try:
+            m = con.expect(r"quire: vm(\d+) powered off")
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            pytest.fail(f"VMs {sorted(set(range(1, len(words) + 1)) - off)} did not power off; "
+                        "console:\n" + "".join(text) + str(con.child.before))
+        text.append(con.child.before + con.child.after)
+        off.add(int(m.group(1)))
+    out = "".join(text).replace("\r", "")
+    lines = {i: [] for i in range(1, len(words) + 1)}
+    for m in re.finditer(r"^vm(\d+): (.*)$", out, re.M):
+        lines.setdefault(int(m.group(1)), []).append(m.group(2))
+    bad = [f"vm{i}: {l}" for i, ls in lines.items() for l in ls if "FAIL" in l]
+    assert not bad, "\n".join(bad)
+    return lines
+
+
+def result(lines, pattern):
+    """The one guest line matching pattern (a regex anchored at its start)."""
+    found = [m for m in (re.match(pattern, l) for l in lines) if m]
+    assert len(found) == 1, f"{pattern!r} not found once in:\n" + "\n".join(lines)
+    return found[0]
+
+
+def image_pages(lines):
+    """Pages of the guest image and its BSS, from memtest's first line."""
+    m = result(lines, r"memtest: mode \d+ .* image=0x([0-9a-f]+)-0x([0-9a-f]+)$")
+    return (int(m.group(2), 16) - int(m.group(1), 16)) // PAGE
+
+
+def run_one(boot, smp, vcpus, mem_mib, quota, mode, **kw):
+    return run_vms(boot, [vm(vcpus, mem_mib, quota, mode)], smp, **kw)[1]
+
+
+@pytest.mark.parametrize("smp", [1, 4])
+def test_seq(boot, smp):
+    out = run_one(boot, smp, 1, 64, 16384, SEQ)
+    m = result(out, r"memtest: seq ok pages=(\d+) fills=(\d+)$")
+    # 4 MiB word by word, then one word in each page of the next 12 MiB.
+    assert int(m.group(1)) == int(m.group(2)) == 4096
+
+
+@pytest.mark.parametrize("smp", [1, 4])
+def test_random(boot, smp):
+    out = run_one(boot, smp, 1, 256, 65536, RANDOM)
+    m = result(out, r"memtest: random ok distinct=(\d+) fills=(\d+)$")
+    distinct, fills = int(m.group(1)), int(m.group(2))
+    assert distinct == fills
+    # 4096 draws from ~65000 pages: a few repeats, never many.
+    assert 3800 <= distinct <= 4096
+
+
+@pytest.mark.parametrize("smp", [1, 4])
+def test_sparse_4g(boot, smp):
+    """10 MiB spread over 4 GiB of guest RAM on a 1 GiB machine: only touched pages are backed."""
+    out = run_one(boot, smp, 1, 4096, 8192, SPARSE, mem="1G")
+    m = result(out, r"memtest: sparse ok pages=(\d+) fills=(\d+) resident=(\d+) pgtables=(\d+)"
+                    r" blocks2m=(\d+)$")
+    pages, fills, resident, pgtables, blocks = map(int, m.groups())
+    assert pages == fills == 2560
+    # Resident: the touched pages plus the image and its BSS (all touched at entry).
+    img = image_pages(out)
+    assert img + pages <= resident <= img + pages + 16, (resident, img)
+    assert resident * PAGE < 11 << 20
+    # One level-3 table per 2 MiB block with a page in it, plus a handful of upper levels.
+    assert 0 < pgtables <= blocks + 16, (pgtables, blocks)
+
+
+@pytest.mark.parametrize("smp,vcpus", [(1, 1), (2, 2), (4, 4)])
+def test_smp(boot, smp, vcpus):
+    """Every vCPU fills its own 8 MiB and races the others on the first touches of a shared 1 MiB."""
+    out = run_one(boot, smp, vcpus, 64, 16384, SMP)
+    m = result(out, r"memtest: smp ok vcpus=(\d+) fills=(\d+) expected=(\d+)$")
+    n, fills, expected = map(int, m.groups())
+    assert n == vcpus
+    assert fills == expected == vcpus * 2048 + 256
+
+
+@pytest.mark.parametrize("smp", [1, 4])
+def test_outside_ram_aborts(boot, smp):
+    """Accesses outside RAM and devices come back to the guest as synchronous external aborts."""
+    mem_mib = 64
+    out = run_one(boot, smp, 1, mem_mib, 16384, OUTSIDE)
+    result(out, r"memtest: outside ok aborts=3$")
+    fars = []
+    for l in out:
+        m = re.match(r"memtest: abort far=0x([0-9a-f]+) esr=0x([0-9a-f]+)$", l)
+        if m:
+            far, esr = int(m.group(1), 16), int(m.group(2), 16)
+            assert esr >> 26 & 0x3f == 0x25 and esr & 0x3f == 0x10, hex(esr)
+            fars.append(far)
+    assert fars == [0x1000, RAM_BASE + (mem_mib << 20) + 0x40000000, 0x7f00000000]
+
+
+def check_quota(out, quota):
+    m = result(out, r"memtest: quota ok touched=(\d+) quota=(\d+) charged=(\d+) refused=(\d+)$")
+    touched, q, charged, refused = map(int, m.groups())
+    assert q == charged == quota
+    assert refused >= 1
+    # The quota also holds the image, BSS and stage-2 tables: about 45 pages here.
+    assert quota - 100 <= touched < quota, touched
+    m = result(out, r"memtest: abort far=0x([0-9a-f]+) esr=0x([0-9a-f]+)$")
+    esr = int(m.group(2), 16)
+    assert esr >> 26 & 0x3f == 0x25 and esr & 0x3f == 0x10, hex(esr)
+    result(out, r"memtest: quota still running after the refusal$")
+
+
+def test_quota(boot):
+    check_quota(run_one(boot, 1, 1, 64, 300, QUOTA), 300)
+
+
+def test_quota_does_not_touch_another_vm(boot):
+    """vm1 runs into its quota while vm2, on other CPUs, fills 16 MiB."""
+    lines = run_vms(boot, [vm(1, 64, 300, QUOTA), vm(1, 64, 16384, SEQ)], smp=4)
+    check_quota(lines[1], 300)
+    m = result(lines[2], r"memtest: seq ok pages=(\d+) fills=(\d+)$")
+    assert int(m.group(1)) == int(m.group(2)) == 4096
+
+
+@pytest.mark.parametrize("smp", [1, 4])
+def test_bench(boot, smp):
+    out = run_one(boot, smp, 1, 64, 16384, BENCH)
+    m = result(out, r"memtest: bench fill_ticks=(\d+) touch_ticks=(\d+) pages=(\d+) freq=(\d+)$")
+    fill, touch, pages, freq = map(int, m.groups())
+    assert pages == 4096 and freq > 0
+    # A fill is a trip through EL2 and a page zeroed; a second touch is one store.
+    assert fill > touch > 0
+    print(f"fill {fill / freq / pages * 1e9:.0f} ns/page, touch {touch / freq / pages * 1e9:.0f} ns/page")
+
+
+def test_bench_smp(boot):
+    out = run_one(boot, 4, 4, 128, 32768, BENCH_SMP)
+    m = result(out, r"memtest: bench-smp vcpus=(\d+) fill_ticks=(\d+) pages_per_vcpu=(\d+) freq=(\d+)$")
+    vcpus, fill, pages, freq = map(int, m.groups())
+    assert vcpus == 4 and pages == 4096 and fill > 0 and freq > 0
+    print(f"{vcpus * pages / (fill / freq):.0f} fills/s over {vcpus} vCPUs")
