@@ -34,7 +34,8 @@ static enum fault_class classify(u8 fsc, u8 *level)
 		*level = fsc & 3;
 		return FAULT_PERMISSION;
 	}
-	if (fsc == 0x10 || (fsc >= 0x14 && fsc <= 0x17))
+	/* 0x10-0x1f: external aborts and parity/ECC errors, on the access or the walk; 0x11 is a tag check. */
+	if (fsc >= 0x10 && fsc <= 0x1f && fsc != 0x11)
 		return FAULT_EXTERNAL;
 	if (fsc == 0x21)
 		return FAULT_ALIGNMENT;

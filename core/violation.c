@@ -2,8 +2,10 @@
  * The access-violation handler: a stage-2 abort taken from a guest.
  *
  * A translation fault in guest RAM is the normal case: the VM's pool gives a
- * zeroed page and it is mapped. Two vCPUs may fault on the same page at once;
- * both take a page, one installs it, the other gives its page back.
+ * zeroed page and it is mapped. Two vCPUs may fault on the same page at once:
+ * the second finds it mapped and just retries, or, if both got as far as
+ * taking a page, one installs it and the other keeps its page (still charged,
+ * still zero) in the VM's idle set for the next fault.
  */
 #include <quire/errno.h>
 #include <quire/vm.h>
@@ -21,18 +23,29 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 	if (f->cls != FAULT_TRANSLATION)
 		return VIO_UNHANDLED;
 
+	/* Mapped meanwhile by another vCPU, or a stale TLB entry: nothing to fill. */
+	if (s2_lookup(vm, page))
+		return VIO_RACED;
 	i = vmpool_take(&vm->pool, cpu, &why);
-	if (i == PIDX_NONE)
+	if (i == PIDX_NONE) {
+		if (s2_lookup(vm, page))
+			return VIO_RACED;
 		goto refused;
+	}
 	d = pool_desc(p, i);
 	d->gpn = page.bits >> PAGE_SHIFT;
 	atomic_store_explicit(&d->refcount, 1, memory_order_relaxed);
 	atomic_store_explicit(&d->flags, MP_ACTIVE | MP_ZEROED, memory_order_relaxed);
 	rc = s2_map_page(vm, page, pool_pa(p, i), S2_RWX, cpu);
+	if (rc == -EEXIST) {
+		d->gpn = 0;
+		atomic_store_explicit(&d->refcount, 0, memory_order_relaxed);
+		atomic_store_explicit(&d->flags, MP_IDLE | MP_ZEROED, memory_order_relaxed);
+		lfstack_push(&vm->pool.idle, p->desc, i);
+		return VIO_RACED;
+	}
 	if (rc) {
 		vmpool_give_back(&vm->pool, cpu, i, true);
-		if (rc == -EEXIST)
-			return VIO_RACED;
 		why = rc == -EDQUOT ? 1 : 2;
 		goto refused;
 	}

@@ -61,6 +61,8 @@ u32 pool_init(struct pool *p, const struct machine *m, const struct region *ex, 
 		paddr_t pa = ALIGN_UP(m->mem[r].base, PAGE_SIZE);
 		paddr_t end = ALIGN_DOWN(m->mem[r].base + m->mem[r].size, PAGE_SIZE);
 
+		/* Page numbers are 32 bits: RAM from 16 TiB up stays unmanaged. */
+		end = MIN(end, (paddr_t)1 << (32 + PAGE_SHIFT));
 		for (; pa < end; pa += PAGE_SIZE) {
 			struct pool_range *cur = p->nranges ? &p->range[p->nranges - 1] : NULL;
 			struct mpage *d = &p->desc[n];
@@ -100,40 +102,103 @@ pidx_t pool_pidx_of(const struct pool *p, paddr_t pa)
 {
 	mpn_t mpn = pa >> PAGE_SHIFT;
 
+	if (pa >> (32 + PAGE_SHIFT))
+		return PIDX_NONE;
 	for (unsigned r = 0; r < p->nranges; r++)
 		if (mpn >= p->range[r].first && mpn - p->range[r].first < p->range[r].count)
 			return p->range[r].base + (mpn - p->range[r].first);
 	return PIDX_NONE;
 }
 
-pidx_t pool_alloc(struct pool *p, unsigned cpu)
+static bool cache_get(struct pcpu_cache *c)
 {
-	struct pcpu_cache *c = &p->cache[cpu];
+	return !atomic_exchange_explicit(&c->busy, 1, memory_order_acquire);
+}
 
-	if (!c->n) {
-		while (c->n < PCPU_CACHE_BATCH) {
+static void cache_put(struct pcpu_cache *c)
+{
+	atomic_store_explicit(&c->busy, 0, memory_order_release);
+}
+
+static u32 cache_n(const struct pcpu_cache *c)
+{
+	return atomic_load_explicit(&c->n, memory_order_relaxed);
+}
+
+static void set_n(struct pcpu_cache *c, u32 n)
+{
+	atomic_store_explicit(&c->n, n, memory_order_relaxed);
+}
+
+/* Push the top n cached pages to the shared stack as one chain. */
+static void spill(struct pool *p, struct pcpu_cache *c, u32 n)
+{
+	u32 have = cache_n(c);
+	pidx_t first = c->slot[have - n], last = c->slot[have - 1];
+
+	for (u32 k = have - n; k + 1 < have; k++)
+		atomic_store_explicit(&p->desc[c->slot[k]].next, c->slot[k + 1], memory_order_relaxed);
+	lfstack_push_chain(&p->free, p->desc, first, last, n);
+	set_n(c, have - n);
+}
+
+/* From the cache, refilling it from the shared stack when empty. Cache held. */
+static pidx_t cache_take(struct pool *p, struct pcpu_cache *c)
+{
+	u32 n = cache_n(c);
+
+	if (!n) {
+		for (; n < PCPU_CACHE_BATCH; n++) {
 			pidx_t i = lfstack_pop(&p->free, p->desc);
 
 			if (i == PIDX_NONE)
 				break;
-			c->slot[c->n++] = i;
+			c->slot[n] = i;
 		}
-		if (!c->n)
-			return PIDX_NONE;
 	}
-	pidx_t i = c->slot[--c->n];
-	atomic_fetch_and_explicit(&p->desc[i].flags, (u8)~MP_IDLE, memory_order_relaxed);
-	return i;
+	if (!n)
+		return PIDX_NONE;
+	set_n(c, n - 1);
+	return c->slot[n - 1];
 }
 
-static void spill(struct pool *p, struct pcpu_cache *c, u32 n)
+/* The shared stack is empty: take a page another CPU has cached. */
+static pidx_t steal(struct pool *p, unsigned cpu)
 {
-	pidx_t first = c->slot[c->n - n], last = c->slot[c->n - 1];
+	for (unsigned k = 0; k < MAX_CPUS; k++) {
+		struct pcpu_cache *c = &p->cache[k];
+		pidx_t i = PIDX_NONE;
 
-	for (u32 k = c->n - n; k + 1 < c->n; k++)
-		atomic_store_explicit(&p->desc[c->slot[k]].next, c->slot[k + 1], memory_order_relaxed);
-	lfstack_push_chain(&p->free, p->desc, first, last, n);
-	c->n -= n;
+		if (k == cpu || !cache_n(c) || !cache_get(c))
+			continue;
+		if (cache_n(c)) {
+			i = c->slot[cache_n(c) - 1];
+			set_n(c, cache_n(c) - 1);
+		}
+		cache_put(c);
+		if (i != PIDX_NONE)
+			return i;
+	}
+	return PIDX_NONE;
+}
+
+pidx_t pool_alloc(struct pool *p, unsigned cpu)
+{
+	struct pcpu_cache *c = &p->cache[cpu];
+	pidx_t i = PIDX_NONE;
+
+	if (cache_get(c)) {
+		i = cache_take(p, c);
+		cache_put(c);
+	}
+	if (i == PIDX_NONE)
+		i = lfstack_pop(&p->free, p->desc);
+	if (i == PIDX_NONE)
+		i = steal(p, cpu);
+	if (i == PIDX_NONE)
+		return PIDX_NONE;
+	atomic_fetch_and_explicit(&p->desc[i].flags, (u8)~MP_IDLE, memory_order_relaxed);
+	return i;
 }
 
 void pool_free(struct pool *p, unsigned cpu, pidx_t i, bool zeroed)
@@ -145,17 +210,26 @@ void pool_free(struct pool *p, unsigned cpu, pidx_t i, bool zeroed)
 	d->gpn = 0;
 	atomic_store_explicit(&d->refcount, 0, memory_order_relaxed);
 	atomic_store_explicit(&d->flags, MP_IDLE | (zeroed ? MP_ZEROED : 0), memory_order_relaxed);
-	if (c->n == PCPU_CACHE_MAX)
+	if (!cache_get(c)) {
+		lfstack_push(&p->free, p->desc, i);
+		return;
+	}
+	if (cache_n(c) == PCPU_CACHE_MAX)
 		spill(p, c, PCPU_CACHE_BATCH);
-	c->slot[c->n++] = i;
+	c->slot[cache_n(c)] = i;
+	set_n(c, cache_n(c) + 1);
+	cache_put(c);
 }
 
 void pool_drain_cache(struct pool *p, unsigned cpu)
 {
 	struct pcpu_cache *c = &p->cache[cpu];
 
-	if (c->n)
-		spill(p, c, c->n);
+	if (!cache_get(c))
+		return;
+	if (cache_n(c))
+		spill(p, c, cache_n(c));
+	cache_put(c);
 }
 
 u32 pool_free_pages(const struct pool *p)
@@ -163,6 +237,6 @@ u32 pool_free_pages(const struct pool *p)
 	u32 n = atomic_load_explicit(&p->free.count, memory_order_relaxed);
 
 	for (unsigned c = 0; c < MAX_CPUS; c++)
-		n += p->cache[c].n;
+		n += cache_n(&p->cache[c]);
 	return n;
 }

@@ -20,9 +20,16 @@ struct lfstack {
 	_Atomic u32 count; /* approximate while others push and pop */
 };
 
+/*
+ * A CPU's cache of free pages. Its owner takes it with a try-lock that never
+ * waits: if another CPU holds it (stealing, when the shared stack is empty),
+ * the owner goes to the shared stack instead. So no CPU ever waits for
+ * another, and no page is stranded in an idle CPU's cache.
+ */
 struct pcpu_cache {
+	_Atomic u32 busy;
+	_Atomic u32 n; /* atomic only so pool_free_pages may peek */
 	pidx_t slot[PCPU_CACHE_MAX];
-	u32 n;
 } __aligned(64);
 
 struct pool_range {
@@ -59,7 +66,7 @@ u32 pool_init(struct pool *p, const struct machine *m, const struct region *excl
 pidx_t pool_alloc(struct pool *p, unsigned cpu);
 /* Give a page back (lock-free). Its flags become MP_IDLE (| MP_ZEROED if 'zeroed'). */
 void pool_free(struct pool *p, unsigned cpu, pidx_t i, bool zeroed);
-/* Move this CPU's cached pages back to the global stack. */
+/* Move this CPU's cached pages back to the shared stack. */
 void pool_drain_cache(struct pool *p, unsigned cpu);
 /* Free pages, cached ones included (exact only when nothing runs concurrently). */
 u32 pool_free_pages(const struct pool *p);

@@ -1,0 +1,31 @@
+/*
+ * A host fake of the stage-2 translation functions declared in quire/vm.h.
+ *
+ * Shape: a root page, then one "level-3" table page per 2 MiB of IPA space
+ * first touched. Table pages come from vmpool_take (charged to the VM,
+ * counted in vm->pool.pgtables, flagged MP_PGTABLE) and are real memory
+ * (hostmem): a leaf entry is a u64 in its table page, installed by CAS, and a
+ * table by CAS into a directory, so racing vCPU threads see what the real
+ * lock-free tables give them: one winner, -EEXIST for the others.
+ * The directory is an array over the VM's RAM plus a small open-addressed
+ * fallback for IPAs outside it.
+ */
+#ifndef FAKE_S2_H
+#define FAKE_S2_H
+#include <quire/vm.h>
+
+struct fake_s2_stats {
+	u64 maps;	  /* successful s2_map_page */
+	u64 eexist;	  /* s2_map_page found a valid entry */
+	u64 table_races;  /* a table page lost its CAS and was given back */
+	u32 leaves;	  /* valid leaf entries now */
+	u32 tables;	  /* table pages now, root included */
+};
+
+/* Yield the CPU just before installing a table or a leaf, to make races likely. */
+extern _Atomic bool fake_s2_yield;
+
+void fake_s2_stats(struct vm *vm, struct fake_s2_stats *st);
+/* The S2_* permissions of the page mapped at ipa (0 if none). */
+unsigned fake_s2_prot(struct vm *vm, ipa_t ipa);
+#endif

@@ -1,0 +1,71 @@
+/* Host stand-in for machine memory: see hostmem.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <quire/pool.h>
+#include "hostmem.h"
+
+#define MAX_SPANS 32
+
+static struct span {
+	paddr_t base; /* page aligned */
+	u64 size;     /* whole pages */
+	u8 *host;
+} spans[MAX_SPANS];
+static unsigned nspans;
+
+_Atomic unsigned long hostmem_zero_calls;
+
+void *hostmem_add(paddr_t base, u64 size)
+{
+	paddr_t start = ALIGN_DOWN(base, PAGE_SIZE), end = ALIGN_UP(base + size, PAGE_SIZE);
+	struct span *s;
+
+	if (nspans == MAX_SPANS) {
+		fprintf(stderr, "hostmem: too many spans\n");
+		abort();
+	}
+	s = &spans[nspans++];
+	s->base = start;
+	s->size = end - start;
+	s->host = aligned_alloc(PAGE_SIZE, s->size);
+	if (!s->host) {
+		fprintf(stderr, "hostmem: out of host memory (%llu bytes)\n", (unsigned long long)s->size);
+		abort();
+	}
+	memset(s->host, 0x5a, s->size);
+	return s->host + (base - start);
+}
+
+void hostmem_reset(void)
+{
+	for (unsigned i = 0; i < nspans; i++)
+		free(spans[i].host);
+	nspans = 0;
+}
+
+void *hostmem_ptr(paddr_t pa)
+{
+	for (unsigned i = 0; i < nspans; i++)
+		if (pa >= spans[i].base && pa - spans[i].base < spans[i].size)
+			return spans[i].host + (pa - spans[i].base);
+	fprintf(stderr, "hostmem: machine address 0x%llx is not backed\n", (unsigned long long)pa);
+	abort();
+}
+
+bool hostmem_page_is_zero(paddr_t pa)
+{
+	static const u8 zero[PAGE_SIZE];
+
+	return !memcmp(hostmem_ptr(pa), zero, PAGE_SIZE);
+}
+
+void page_zero(paddr_t pa)
+{
+	if (pa & (PAGE_SIZE - 1)) {
+		fprintf(stderr, "page_zero: unaligned 0x%llx\n", (unsigned long long)pa);
+		abort();
+	}
+	memset(hostmem_ptr(pa), 0, PAGE_SIZE);
+	atomic_fetch_add_explicit(&hostmem_zero_calls, 1, memory_order_relaxed);
+}

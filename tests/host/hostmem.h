@@ -1,0 +1,28 @@
+/*
+ * Host stand-in for machine memory, for the pool and violation tests.
+ *
+ * Machine page numbers are 32 bits (16 TiB reach) and host heap pointers lie
+ * far above that, so machine addresses here are not host pointers: a test
+ * backs a range of "machine" addresses with host memory (hostmem_add) and
+ * reaches a page through hostmem_ptr(pa). An address nobody backed aborts,
+ * so a pool that hands out a wrong address is caught at the first touch.
+ * page_zero() is defined here (memset), as the arch layer does with DC ZVA.
+ */
+#ifndef HOSTMEM_H
+#define HOSTMEM_H
+#include <stdatomic.h>
+#include <quire/machine.h>
+#include <quire/mpage.h>
+
+/* Back [base, base + size), widened to whole pages, with host memory filled with 0x5a. */
+void *hostmem_add(paddr_t base, u64 size);
+/* Forget (and free) every backed range. */
+void hostmem_reset(void);
+/* The host address of machine address pa; aborts if pa is not backed. */
+void *hostmem_ptr(paddr_t pa);
+/* Is the 4 KiB page at pa all zeros? */
+bool hostmem_page_is_zero(paddr_t pa);
+
+/* Calls of page_zero() so far. */
+extern _Atomic unsigned long hostmem_zero_calls;
+#endif

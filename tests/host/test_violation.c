@@ -1,0 +1,688 @@
+/*
+ * The access-violation handler (core/violation.c) over the real pools and a
+ * fake stage-2 (fake_s2.c): first touch, races between vCPUs, faults outside
+ * RAM, unhandled classes, quota and machine exhaustion, and teardown.
+ * Faults are built as ESR/FAR/HPFAR values and go through fault_decode.
+ *
+ * Tests named regression_* pin down defects found in the code under test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <quire/vm.h>
+#include "fake_s2.h"
+#include "hostmem.h"
+
+#define MACH_BASE 0x80000000UL
+#define RAM GUEST_RAM_BASE
+#define PG(n) (RAM + (u64)(n) * PAGE_SIZE)
+#define REGION_PAGES 512 /* one fake table page per 2 MiB */
+
+#define FSC_TRANS_L3 0x07
+#define FSC_TRANS_L2 0x06
+#define FSC_AF_L3 0x0b
+#define FSC_PERM_L3 0x0f
+#define FSC_ADDR_L1 0x01
+#define FSC_SEA 0x10
+#define FSC_ALIGN 0x21
+
+static struct pool pool;
+static void *desc;
+static u32 total;
+static struct vm vm, vm2;
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void setup_machine(u32 pages)
+{
+	struct machine m;
+
+	memset(&m, 0, sizeof(m));
+	m.mem[0].base = MACH_BASE;
+	m.mem[0].size = (u64)pages * PAGE_SIZE;
+	m.nmem = 1;
+	m.mem_total = m.mem[0].size;
+	hostmem_add(m.mem[0].base, m.mem[0].size);
+	desc = malloc(pool_desc_bytes(&m));
+	assert_non_null(desc);
+	total = pool_init(&pool, &m, NULL, 0, desc);
+	assert_int_equal(total, pages);
+}
+
+static void setup_vm(struct vm *v, u8 id, u64 ram_size, u32 quota)
+{
+	memset(v, 0, sizeof(*v));
+	v->id = id;
+	snprintf(v->name, sizeof(v->name), "vm%u", id);
+	v->ram_base = IPA(RAM);
+	v->ram_size = ram_size;
+	vmpool_init(&v->pool, &pool, id, quota);
+	assert_int_equal(s2_init(v, 0), 0);
+}
+
+static void setup(u32 machine_pages, u64 ram_size, u32 quota)
+{
+	setup_machine(machine_pages);
+	setup_vm(&vm, 1, ram_size, quota);
+}
+
+static _Atomic unsigned given_back, bad_give_back;
+
+static void give_back(struct vm *v, ipa_t ipa, paddr_t pa, unsigned cpu)
+{
+	pidx_t i = pool_pidx_of(v->pool.vmm, pa);
+	struct mpage *d;
+
+	if (i == PIDX_NONE) {
+		atomic_fetch_add(&bad_give_back, 1);
+		return;
+	}
+	d = pool_desc(v->pool.vmm, i);
+	if (d->gpn != ipa.bits >> PAGE_SHIFT || d->owner != v->id || !(atomic_load(&d->flags) & MP_ACTIVE))
+		atomic_fetch_add(&bad_give_back, 1);
+	atomic_fetch_sub(&v->pool.active, 1);
+	vmpool_give_back(&v->pool, cpu, i, false);
+	atomic_fetch_add(&given_back, 1);
+}
+
+/* Tear a VM down and check it gave back every page it held. */
+static void destroy_vm(struct vm *v, unsigned cpu)
+{
+	struct fake_s2_stats st;
+	pidx_t i;
+
+	fake_s2_stats(v, &st);
+	atomic_store(&given_back, 0);
+	atomic_store(&bad_give_back, 0);
+	s2_destroy(v, give_back, cpu);
+	assert_int_equal(atomic_load(&given_back), st.leaves);
+	assert_int_equal(atomic_load(&bad_give_back), 0);
+	while ((i = lfstack_pop(&v->pool.idle, pool.desc)) != PIDX_NONE)
+		vmpool_give_back(&v->pool, cpu, i, true);
+	assert_int_equal(atomic_load(&v->pool.charged), 0);
+	assert_int_equal(atomic_load(&v->pool.pgtables), 0);
+	assert_int_equal(atomic_load(&v->pool.active), 0);
+	assert_int_equal(v->s2.root, 0);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	atomic_store(&fake_s2_yield, false);
+	if (vm.s2.root)
+		s2_destroy(&vm, give_back, 0);
+	if (vm2.s2.root)
+		s2_destroy(&vm2, give_back, 0);
+	memset(&vm, 0, sizeof(vm));
+	memset(&vm2, 0, sizeof(vm2));
+	free(desc);
+	desc = NULL;
+	hostmem_reset();
+	return 0;
+}
+
+static enum vio_result fault_on(struct vm *v, u64 ipa, u32 fsc, bool write, bool instr, unsigned cpu)
+{
+	struct s2_fault f;
+	u64 esr = (u64)(instr ? 0x20 : 0x24) << 26 | 1u << 25 | (write ? 1u << 6 : 0) | fsc;
+
+	if (!fault_decode(esr, 0xffff000000000000ULL | (ipa & 0xfff), (ipa >> 12) << 4, &f))
+		abort();
+	return violation_handle(v, &f, cpu);
+}
+
+static enum vio_result touch(u64 ipa)
+{
+	return fault_on(&vm, ipa, FSC_TRANS_L3, true, false, 0);
+}
+
+/* The books of one VM alone on the machine, with nothing running. */
+static void check_books(struct vm *v)
+{
+	struct fake_s2_stats st;
+	u32 charged = atomic_load(&v->pool.charged);
+
+	fake_s2_stats(v, &st);
+	assert_true(charged <= v->pool.quota);
+	assert_int_equal(atomic_load(&v->pool.pgtables), st.tables);
+	assert_int_equal(atomic_load(&v->pool.active), st.leaves);
+	assert_int_equal(atomic_load(&v->pool.fills), st.leaves);
+	assert_int_equal(charged, st.leaves + st.tables + atomic_load(&v->pool.idle.count));
+}
+
+static void check_machine(void)
+{
+	u32 held = 0;
+
+	if (vm.s2.root)
+		held += atomic_load(&vm.pool.charged);
+	if (vm2.s2.root)
+		held += atomic_load(&vm2.pool.charged);
+	assert_int_equal(pool_free_pages(&pool) + held, total);
+}
+
+/* The page mapped at ipa: mapped, owned, zero-filled. */
+static pidx_t check_mapped(struct vm *v, u64 ipa)
+{
+	paddr_t pa = s2_lookup(v, IPA(ALIGN_DOWN(ipa, PAGE_SIZE)));
+	pidx_t i;
+	struct mpage *d;
+
+	assert_int_not_equal(pa, 0);
+	assert_int_equal(s2_lookup(v, IPA(ipa)), pa);
+	i = pool_pidx_of(&pool, pa);
+	assert_int_not_equal(i, PIDX_NONE);
+	d = pool_desc(&pool, i);
+	assert_int_equal(d->gpn, ipa >> PAGE_SHIFT);
+	assert_int_equal(d->owner, v->id);
+	assert_int_equal(atomic_load(&d->flags), MP_ACTIVE | MP_ZEROED);
+	assert_int_equal(atomic_load(&d->refcount), 1);
+	assert_int_equal(fake_s2_prot(v, IPA(ipa)), S2_RWX);
+	return i;
+}
+
+/* ---- single vCPU -------------------------------------------------------- */
+
+static void first_touch_maps_once(void **state)
+{
+	struct fake_s2_stats st;
+	pidx_t i;
+
+	(void)state;
+	setup(1024, MiB(64), 1000);
+	assert_int_equal(atomic_load(&vm.pool.charged), 1); /* the root table */
+	assert_int_equal(atomic_load(&vm.pool.pgtables), 1);
+	/* Quire's pages are dirty: the guest must still see zeros. */
+	assert_int_equal(touch(PG(5) + 0x123), VIO_MAPPED);
+	i = check_mapped(&vm, PG(5) + 0x123);
+	assert_true(hostmem_page_is_zero(pool_pa(&pool, i)));
+	assert_int_equal(atomic_load(&vm.pool.fills), 1);
+	assert_int_equal(atomic_load(&vm.pool.active), 1);
+	assert_int_equal(atomic_load(&vm.pool.pgtables), 2);
+	assert_int_equal(atomic_load(&vm.pool.charged), 3);
+	assert_int_equal(atomic_load(&vm.pool.quota_hits), 0);
+	fake_s2_stats(&vm, &st);
+	assert_int_equal(st.maps, 1);
+	assert_int_equal(st.leaves, 1);
+	assert_int_equal(s2_lookup(&vm, IPA(PG(4))), 0);
+	assert_int_equal(s2_lookup(&vm, IPA(PG(6))), 0);
+
+	/* Same 2 MiB: no new table. Another 2 MiB: one more. Reads and fetches map too. */
+	assert_int_equal(fault_on(&vm, PG(6), FSC_TRANS_L3, false, false, 0), VIO_MAPPED);
+	assert_int_equal(atomic_load(&vm.pool.charged), 4);
+	assert_int_equal(fault_on(&vm, PG(REGION_PAGES + 1), FSC_TRANS_L2, false, true, 3), VIO_MAPPED);
+	assert_int_equal(atomic_load(&vm.pool.charged), 6);
+	check_mapped(&vm, PG(6));
+	check_mapped(&vm, PG(REGION_PAGES + 1));
+	/* The first and last pages of RAM. */
+	assert_int_equal(touch(PG(0)), VIO_MAPPED);
+	assert_int_equal(touch(RAM + MiB(64) - 1), VIO_MAPPED);
+	check_mapped(&vm, RAM + MiB(64) - PAGE_SIZE);
+	check_books(&vm);
+	check_machine();
+	destroy_vm(&vm, 0);
+	assert_int_equal(pool_free_pages(&pool), total);
+}
+
+static void second_fault_on_same_page_races(void **state)
+{
+	struct fake_s2_stats st;
+	paddr_t pa;
+	u32 charged, free_pages;
+
+	(void)state;
+	setup(1024, MiB(64), 1000);
+	assert_int_equal(touch(PG(7)), VIO_MAPPED);
+	pa = s2_lookup(&vm, IPA(PG(7)));
+	memcpy(hostmem_ptr(pa), "guest data", 11);
+	charged = atomic_load(&vm.pool.charged);
+	free_pages = pool_free_pages(&pool);
+	/* A stale TLB entry, or a vCPU that lost the race: nothing changes. */
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(fault_on(&vm, PG(7) + 8 * k, FSC_TRANS_L3, k & 1, false, k), VIO_RACED);
+		assert_int_equal(atomic_load(&vm.pool.charged), charged);
+		assert_int_equal(pool_free_pages(&pool), free_pages);
+	}
+	assert_int_equal(s2_lookup(&vm, IPA(PG(7))), pa);
+	assert_memory_equal(hostmem_ptr(pa), "guest data", 11);
+	assert_int_equal(atomic_load(&vm.pool.fills), 1);
+	assert_int_equal(atomic_load(&vm.pool.active), 1);
+	assert_int_equal(atomic_load(&vm.pool.quota_hits), 0);
+	fake_s2_stats(&vm, &st);
+	assert_int_equal(st.maps, 1);
+	check_books(&vm);
+	check_machine();
+}
+
+static void outside_ram(void **state)
+{
+	static const u64 where[] = { 0, RAM - 1, RAM - PAGE_SIZE, RAM + MiB(16), RAM + MiB(16) + 0x123,
+				     0x09000000, 1ULL << 40, 0xffffffffff000ULL };
+
+	(void)state;
+	setup(256, MiB(16), 1000);
+	for (unsigned k = 0; k < ARRAY_SIZE(where); k++) {
+		assert_int_equal(touch(where[k]), VIO_SEA_OUTSIDE);
+		assert_int_equal(fault_on(&vm, where[k], FSC_PERM_L3, false, true, 1), VIO_SEA_OUTSIDE);
+	}
+	assert_int_equal(atomic_load(&vm.pool.charged), 1);
+	assert_int_equal(atomic_load(&vm.pool.fills), 0);
+	assert_int_equal(atomic_load(&vm.pool.quota_hits), 0);
+	check_books(&vm);
+	check_machine();
+}
+
+static void other_fault_classes_unhandled(void **state)
+{
+	static const u32 fsc[] = { FSC_PERM_L3, FSC_AF_L3, 0x09, 0x0d, FSC_ADDR_L1, FSC_SEA, FSC_ALIGN, 0x30 };
+
+	(void)state;
+	setup(256, MiB(16), 1000);
+	for (unsigned k = 0; k < ARRAY_SIZE(fsc); k++) {
+		assert_int_equal(fault_on(&vm, PG(3), fsc[k], true, false, 0), VIO_UNHANDLED);
+		assert_int_equal(fault_on(&vm, PG(3), fsc[k], false, true, 0), VIO_UNHANDLED);
+	}
+	assert_int_equal(s2_lookup(&vm, IPA(PG(3))), 0);
+	/* On a mapped page too. */
+	assert_int_equal(touch(PG(3)), VIO_MAPPED);
+	u32 charged = atomic_load(&vm.pool.charged);
+	assert_int_equal(fault_on(&vm, PG(3), FSC_PERM_L3, true, false, 0), VIO_UNHANDLED);
+	assert_int_equal(fault_on(&vm, PG(3), FSC_AF_L3, false, false, 0), VIO_UNHANDLED);
+	assert_int_equal(atomic_load(&vm.pool.charged), charged);
+	assert_int_equal(atomic_load(&vm.pool.fills), 1);
+	check_books(&vm);
+	check_machine();
+}
+
+static void quota_exhaustion(void **state)
+{
+	(void)state;
+	/* Root + one table + 10 data pages. */
+	setup(1024, MiB(64), 12);
+	for (unsigned k = 0; k < 10; k++)
+		assert_int_equal(touch(PG(k)), VIO_MAPPED);
+	assert_int_equal(atomic_load(&vm.pool.charged), 12);
+	for (unsigned k = 10; k < 13; k++) {
+		assert_int_equal(touch(PG(k)), VIO_SEA_QUOTA);
+		assert_int_equal(s2_lookup(&vm, IPA(PG(k))), 0);
+		assert_int_equal(atomic_load(&vm.pool.quota_hits), k - 9);
+	}
+	assert_int_equal(touch(PG(3 * REGION_PAGES)), VIO_SEA_QUOTA);
+	assert_int_equal(atomic_load(&vm.pool.quota_hits), 4);
+	assert_int_equal(atomic_load(&vm.pool.charged), 12);
+	assert_int_equal(atomic_load(&vm.pool.fills), 10);
+	check_books(&vm);
+	check_machine();
+	destroy_vm(&vm, 0);
+	assert_int_equal(pool_free_pages(&pool), total);
+}
+
+static void quota_exhausted_by_table_page(void **state)
+{
+	(void)state;
+	setup(1024, MiB(64), 12);
+	for (unsigned k = 0; k < 9; k++)
+		assert_int_equal(touch(PG(k)), VIO_MAPPED);
+	assert_int_equal(atomic_load(&vm.pool.charged), 11);
+	/* The data page takes the last unit of quota; its table cannot be had: the page goes back. */
+	assert_int_equal(touch(PG(REGION_PAGES)), VIO_SEA_QUOTA);
+	assert_int_equal(atomic_load(&vm.pool.charged), 11);
+	assert_int_equal(atomic_load(&vm.pool.quota_hits), 1);
+	assert_int_equal(s2_lookup(&vm, IPA(PG(REGION_PAGES))), 0);
+	check_books(&vm);
+	check_machine();
+	/* A page under the existing table still fits. */
+	assert_int_equal(touch(PG(9)), VIO_MAPPED);
+	assert_int_equal(atomic_load(&vm.pool.charged), 12);
+	check_books(&vm);
+	check_machine();
+}
+
+static void machine_exhaustion(void **state)
+{
+	unsigned k;
+
+	(void)state;
+	setup(64, MiB(64), 100000);
+	/* Root and one table, then data pages until one page is left. */
+	for (k = 0; pool_free_pages(&pool) > 1; k++)
+		assert_int_equal(touch(PG(k)), VIO_MAPPED);
+	assert_int_equal(k, 64 - 3);
+	/* The last page goes to a data page whose table cannot be had: given back. */
+	assert_int_equal(touch(PG(REGION_PAGES)), VIO_SEA_NOMEM);
+	assert_int_equal(pool_free_pages(&pool), 1);
+	assert_int_equal(s2_lookup(&vm, IPA(PG(REGION_PAGES))), 0);
+	check_books(&vm);
+	check_machine();
+	assert_int_equal(touch(PG(k)), VIO_MAPPED);
+	assert_int_equal(pool_free_pages(&pool), 0);
+	assert_int_equal(touch(PG(k + 1)), VIO_SEA_NOMEM);
+	assert_int_equal(touch(PG(2 * REGION_PAGES)), VIO_SEA_NOMEM);
+	assert_int_equal(atomic_load(&vm.pool.quota_hits), 0);
+	assert_int_equal(atomic_load(&vm.pool.charged), total);
+	check_books(&vm);
+	check_machine();
+	destroy_vm(&vm, 0);
+	assert_int_equal(pool_free_pages(&pool), total);
+}
+
+static void idle_set_used_first(void **state)
+{
+	unsigned long z0;
+
+	(void)state;
+	setup(256, MiB(16), 100);
+	assert_int_equal(vmpool_reserve_idle(&vm.pool, 0, 4), 4);
+	assert_int_equal(atomic_load(&vm.pool.charged), 5);
+	z0 = atomic_load(&hostmem_zero_calls);
+	/* Data page and table page both from the idle set: no new charge, no zeroing. */
+	assert_int_equal(touch(PG(1)), VIO_MAPPED);
+	assert_int_equal(atomic_load(&hostmem_zero_calls), z0);
+	assert_int_equal(atomic_load(&vm.pool.charged), 5);
+	assert_int_equal(atomic_load(&vm.pool.idle.count), 2);
+	check_mapped(&vm, PG(1));
+	check_books(&vm);
+	check_machine();
+	destroy_vm(&vm, 0);
+	assert_int_equal(pool_free_pages(&pool), total);
+}
+
+static void two_vms_share_the_machine(void **state)
+{
+	paddr_t a, b;
+
+	(void)state;
+	setup(256, MiB(16), 100);
+	setup_vm(&vm2, 2, MiB(16), 100);
+	assert_int_equal(touch(PG(0)), VIO_MAPPED);
+	assert_int_equal(fault_on(&vm2, PG(0), FSC_TRANS_L3, true, false, 1), VIO_MAPPED);
+	a = s2_lookup(&vm, IPA(PG(0)));
+	b = s2_lookup(&vm2, IPA(PG(0)));
+	assert_int_not_equal(a, b);
+	check_mapped(&vm, PG(0));
+	check_mapped(&vm2, PG(0));
+	check_books(&vm);
+	check_books(&vm2);
+	check_machine();
+	destroy_vm(&vm2, 1);
+	check_mapped(&vm, PG(0));
+	check_machine();
+	destroy_vm(&vm, 0);
+	assert_int_equal(pool_free_pages(&pool), total);
+}
+
+/* ---- racing vCPUs ------------------------------------------------------- */
+
+#define NTHREADS 4
+#define NPAGES 600
+#define PASSES 3
+
+static u64 race_page[NPAGES];
+static _Atomic unsigned mapped_count[NPAGES];
+static _Atomic unsigned result_count[VIO_UNHANDLED + 1];
+static pthread_barrier_t barrier;
+
+struct racer {
+	unsigned cpu;
+	unsigned seed;
+};
+
+static void *racer(void *arg)
+{
+	struct racer *r = arg;
+	unsigned order[NPAGES];
+
+	for (unsigned k = 0; k < NPAGES; k++)
+		order[k] = k;
+	pthread_barrier_wait(&barrier);
+	for (int pass = 0; pass < PASSES; pass++) {
+		for (unsigned k = NPAGES - 1; k > 0; k--) {
+			unsigned j = rand_r(&r->seed) % (k + 1), t = order[k];
+
+			order[k] = order[j];
+			order[j] = t;
+		}
+		for (unsigned k = 0; k < NPAGES; k++) {
+			unsigned p = order[k];
+			enum vio_result v = fault_on(&vm, race_page[p] + (k & 0xff8), FSC_TRANS_L3, k & 1,
+						     false, r->cpu);
+
+			atomic_fetch_add(&result_count[v], 1);
+			if (v == VIO_MAPPED)
+				atomic_fetch_add(&mapped_count[p], 1);
+		}
+	}
+	return NULL;
+}
+
+static void run_racers(void)
+{
+	pthread_t t[NTHREADS];
+	struct racer r[NTHREADS];
+
+	memset(mapped_count, 0, sizeof(mapped_count));
+	memset(result_count, 0, sizeof(result_count));
+	pthread_barrier_init(&barrier, NULL, NTHREADS);
+	for (unsigned k = 0; k < NTHREADS; k++) {
+		r[k].cpu = k;
+		r[k].seed = 1234 + k * 77;
+		assert_int_equal(pthread_create(&t[k], NULL, racer, &r[k]), 0);
+	}
+	for (unsigned k = 0; k < NTHREADS; k++)
+		pthread_join(t[k], NULL);
+	pthread_barrier_destroy(&barrier);
+}
+
+static void vcpus_race_on_the_same_pages(void **state)
+{
+	struct fake_s2_stats st;
+	u64 table_races = 0;
+
+	(void)state;
+	setup_machine(4096);
+	/* Every third page of 7 MiB: four 2 MiB tables, racing for those too. */
+	for (unsigned k = 0; k < NPAGES; k++)
+		race_page[k] = PG(3 * k);
+	for (int round = 0; round < 8; round++) {
+		setup_vm(&vm, 1, MiB(64), 100000);
+		run_racers();
+		for (unsigned k = 0; k < NPAGES; k++)
+			assert_int_equal(atomic_load(&mapped_count[k]), 1);
+		assert_int_equal(result_count[VIO_MAPPED], NPAGES);
+		assert_int_equal(result_count[VIO_RACED], NTHREADS * PASSES * NPAGES - NPAGES);
+		assert_int_equal(atomic_load(&vm.pool.fills), NPAGES);
+		assert_int_equal(atomic_load(&vm.pool.charged), atomic_load(&vm.pool.fills) +
+				 atomic_load(&vm.pool.pgtables) + atomic_load(&vm.pool.idle.count));
+		fake_s2_stats(&vm, &st);
+		assert_int_equal(st.tables, 1 + 4);
+		assert_int_equal(st.maps, NPAGES);
+		table_races += st.table_races;
+		for (unsigned k = 0; k < NPAGES; k++) {
+			pidx_t i = check_mapped(&vm, race_page[k]);
+
+			assert_true(hostmem_page_is_zero(pool_pa(&pool, i)));
+		}
+		check_books(&vm);
+		check_machine();
+		destroy_vm(&vm, round % NTHREADS);
+		assert_int_equal(pool_free_pages(&pool), total);
+	}
+	printf("%llu table installs lost to a racing vCPU\n", (unsigned long long)table_races);
+}
+
+static void vcpus_race_under_quota_pressure(void **state)
+{
+	(void)state;
+	setup_machine(4096);
+	for (unsigned k = 0; k < NPAGES; k++)
+		race_page[k] = PG(3 * k);
+	for (int round = 0; round < 4; round++) {
+		u32 mapped = 0;
+
+		setup_vm(&vm, 1, MiB(64), 300);
+		run_racers();
+		for (unsigned k = 0; k < NPAGES; k++) {
+			assert_true(atomic_load(&mapped_count[k]) <= 1);
+			mapped += atomic_load(&mapped_count[k]);
+			assert_int_equal(s2_lookup(&vm, IPA(race_page[k])) != 0, atomic_load(&mapped_count[k]));
+		}
+		assert_int_equal(result_count[VIO_MAPPED], mapped);
+		assert_int_equal(result_count[VIO_SEA_NOMEM], 0);
+		assert_int_equal(result_count[VIO_SEA_QUOTA], atomic_load(&vm.pool.quota_hits));
+		assert_true(result_count[VIO_SEA_QUOTA] > 0);
+		assert_int_equal(mapped + atomic_load(&vm.pool.pgtables) + atomic_load(&vm.pool.idle.count),
+				 atomic_load(&vm.pool.charged));
+		assert_true(atomic_load(&vm.pool.charged) <= 300);
+		check_books(&vm);
+		check_machine();
+		destroy_vm(&vm, 0);
+		assert_int_equal(pool_free_pages(&pool), total);
+	}
+}
+
+static _Atomic unsigned one_page_results[VIO_UNHANDLED + 1];
+
+static void *one_page_racer(void *arg)
+{
+	unsigned cpu = (unsigned)(uintptr_t)arg;
+
+	pthread_barrier_wait(&barrier);
+	atomic_fetch_add(&one_page_results[fault_on(&vm, PG(REGION_PAGES + 9), FSC_TRANS_L3, true, false, cpu)], 1);
+	return NULL;
+}
+
+/* All vCPUs fault on one page of an untouched 2 MiB at once: they race for the table too. */
+static void vcpus_race_on_one_page(void **state)
+{
+	struct fake_s2_stats st;
+	u64 table_races = 0;
+
+	(void)state;
+	setup_machine(256);
+	atomic_store(&fake_s2_yield, true);
+	for (int round = 0; round < 200; round++) {
+		pthread_t t[NTHREADS];
+
+		setup_vm(&vm, 1, MiB(16), 1000);
+		memset(one_page_results, 0, sizeof(one_page_results));
+		pthread_barrier_init(&barrier, NULL, NTHREADS);
+		for (unsigned k = 0; k < NTHREADS; k++)
+			assert_int_equal(pthread_create(&t[k], NULL, one_page_racer, (void *)(uintptr_t)k), 0);
+		for (unsigned k = 0; k < NTHREADS; k++)
+			pthread_join(t[k], NULL);
+		pthread_barrier_destroy(&barrier);
+		assert_int_equal(one_page_results[VIO_MAPPED], 1);
+		assert_int_equal(one_page_results[VIO_RACED], NTHREADS - 1);
+		fake_s2_stats(&vm, &st);
+		table_races += st.table_races;
+		assert_int_equal(st.tables, 2);
+		assert_int_equal(atomic_load(&vm.pool.charged) - atomic_load(&vm.pool.idle.count), 3);
+		check_mapped(&vm, PG(REGION_PAGES + 9));
+		check_books(&vm);
+		check_machine();
+		destroy_vm(&vm, 0);
+		assert_int_equal(pool_free_pages(&pool), total);
+	}
+	atomic_store(&fake_s2_yield, false);
+	printf("one page, 200 rounds: %llu table installs lost to a racing vCPU\n",
+	       (unsigned long long)table_races);
+}
+
+static void destroy_returns_every_page(void **state)
+{
+	(void)state;
+	setup(2048, MiB(64), 100000);
+	assert_int_equal(vmpool_reserve_idle(&vm.pool, 1, 5), 5);
+	for (unsigned k = 0; k < 40; k++)
+		assert_int_equal(fault_on(&vm, PG(k * 97), FSC_TRANS_L3, k & 1, k & 2, k % MAX_CPUS), VIO_MAPPED);
+	check_books(&vm);
+	check_machine();
+	destroy_vm(&vm, 2);
+	assert_int_equal(pool_free_pages(&pool), total);
+	for (unsigned c = 0; c < MAX_CPUS; c++)
+		pool_drain_cache(&pool, c);
+	for (u32 i = 0; i < total; i++) {
+		assert_int_equal(atomic_load(&pool_desc(&pool, i)->flags) & ~MP_ZEROED, MP_IDLE);
+		assert_int_equal(pool_desc(&pool, i)->owner, 0);
+	}
+	assert_int_equal(atomic_load(&pool.free.count), total);
+}
+
+/* ---- regressions -------------------------------------------------------- */
+
+/*
+ * violation_handle takes (and charges) a new page before it learns that the
+ * page is already mapped. A vCPU that faults on a page another vCPU just
+ * mapped, or through a stale TLB entry, gets an external abort instead of
+ * VIO_RACED when the VM is at its quota (and a quota hit is counted).
+ */
+static void regression_raced_fault_at_quota_is_refused(void **state)
+{
+	(void)state;
+	setup(1024, MiB(64), 12);
+	for (unsigned k = 0; k < 10; k++)
+		assert_int_equal(touch(PG(k)), VIO_MAPPED);
+	assert_int_equal(atomic_load(&vm.pool.charged), vm.pool.quota);
+	assert_int_equal(touch(PG(4)), VIO_RACED);
+	assert_int_equal(atomic_load(&vm.pool.quota_hits), 0);
+}
+
+/* The same when the machine is out of pages: VIO_SEA_NOMEM for a mapped page. */
+static void regression_raced_fault_with_machine_empty_is_refused(void **state)
+{
+	(void)state;
+	setup(16, MiB(64), 1000);
+	for (unsigned k = 0; k < 14; k++)
+		assert_int_equal(touch(PG(k)), VIO_MAPPED);
+	assert_int_equal(pool_free_pages(&pool), 0);
+	assert_int_equal(touch(PG(4)), VIO_RACED);
+}
+
+/*
+ * A raced fault takes a page from the VM's idle set and gives it to the VMM
+ * pool (vmpool_give_back) rather than back to the idle set: each spurious
+ * fault shrinks the VM's reservation by one page.
+ */
+static void regression_raced_fault_drains_idle_set(void **state)
+{
+	(void)state;
+	setup(256, MiB(16), 100);
+	assert_int_equal(touch(PG(0)), VIO_MAPPED);
+	assert_int_equal(vmpool_reserve_idle(&vm.pool, 0, 4), 4);
+	u32 charged = atomic_load(&vm.pool.charged);
+	assert_int_equal(touch(PG(0)), VIO_RACED);
+	assert_int_equal(atomic_load(&vm.pool.idle.count), 4);
+	assert_int_equal(atomic_load(&vm.pool.charged), charged);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(first_touch_maps_once, teardown),
+		cmocka_unit_test_teardown(second_fault_on_same_page_races, teardown),
+		cmocka_unit_test_teardown(outside_ram, teardown),
+		cmocka_unit_test_teardown(other_fault_classes_unhandled, teardown),
+		cmocka_unit_test_teardown(quota_exhaustion, teardown),
+		cmocka_unit_test_teardown(quota_exhausted_by_table_page, teardown),
+		cmocka_unit_test_teardown(machine_exhaustion, teardown),
+		cmocka_unit_test_teardown(idle_set_used_first, teardown),
+		cmocka_unit_test_teardown(two_vms_share_the_machine, teardown),
+		cmocka_unit_test_teardown(vcpus_race_on_the_same_pages, teardown),
+		cmocka_unit_test_teardown(vcpus_race_on_one_page, teardown),
+		cmocka_unit_test_teardown(vcpus_race_under_quota_pressure, teardown),
+		cmocka_unit_test_teardown(destroy_returns_every_page, teardown),
+		cmocka_unit_test_teardown(regression_raced_fault_at_quota_is_refused, teardown),
+		cmocka_unit_test_teardown(regression_raced_fault_with_machine_empty_is_refused, teardown),
+		cmocka_unit_test_teardown(regression_raced_fault_drains_idle_set, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
