@@ -24,7 +24,7 @@ GCC_INC := $(shell $(CC) -print-file-name=include 2>/dev/null)
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
 	-ffreestanding -fno-builtin -nostdinc -isystem $(GCC_INC) \
 	-march=armv8-a -mgeneral-regs-only -mstrict-align -mno-outline-atomics \
-	-fpie -fno-plt -fno-stack-protector -fno-omit-frame-pointer \
+	-fpie -fno-plt -fno-stack-protector -flto \
 	-Iinclude -Iinclude/libc -Iarch/arm64/include -I$(ARM64)/include \
 	-DQUIRE_VERSION='"$(VERSION)"' $(if $(CRASH_TEST),-DQUIRE_TEST_CRASH)
 ASFLAGS := -D__ASSEMBLER__ -Iinclude -Iarch/arm64/include

@@ -14,6 +14,7 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 {
 	ipa_t page = IPA(ALIGN_DOWN(f->ipa.bits, PAGE_SIZE));
 	struct pool *p = vm->pool.vmm;
+	struct s2_slot slot;
 	struct mpage *d;
 	pidx_t i;
 	int why = 0, rc;
@@ -23,9 +24,13 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 	if (f->cls != FAULT_TRANSLATION)
 		return VIO_UNHANDLED;
 
-	/* Mapped meanwhile by another vCPU, or a stale TLB entry: nothing to fill. */
-	if (s2_lookup(vm, page))
-		return VIO_RACED;
+	rc = s2_prepare(vm, page, cpu, &slot);
+	if (rc == -EEXIST)
+		return VIO_RACED; /* mapped meanwhile by another vCPU, or a stale TLB entry */
+	if (rc) {
+		why = rc == -EDQUOT ? 1 : 2;
+		goto refused;
+	}
 	i = vmpool_take(&vm->pool, cpu, &why);
 	if (i == PIDX_NONE) {
 		if (s2_lookup(vm, page))
@@ -36,18 +41,13 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 	d->gpn = page.bits >> PAGE_SHIFT;
 	atomic_store_explicit(&d->refcount, 1, memory_order_relaxed);
 	atomic_store_explicit(&d->flags, MP_ACTIVE | MP_ZEROED, memory_order_relaxed);
-	rc = s2_map_page(vm, page, pool_pa(p, i), S2_RWX, cpu);
+	rc = s2_fill(vm, &slot, pool_pa(p, i), S2_RWX);
 	if (rc == -EEXIST) {
 		d->gpn = 0;
 		atomic_store_explicit(&d->refcount, 0, memory_order_relaxed);
 		atomic_store_explicit(&d->flags, MP_IDLE | MP_ZEROED, memory_order_relaxed);
 		lfstack_push(&vm->pool.idle, p->desc, i);
 		return VIO_RACED;
-	}
-	if (rc) {
-		vmpool_give_back(&vm->pool, cpu, i, true);
-		why = rc == -EDQUOT ? 1 : 2;
-		goto refused;
 	}
 	atomic_fetch_add_explicit(&vm->pool.active, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->pool.fills, 1, memory_order_relaxed);

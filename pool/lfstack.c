@@ -60,3 +60,29 @@ pidx_t lfstack_pop(struct lfstack *s, struct mpage *desc)
 	atomic_fetch_sub_explicit(&s->count, 1, memory_order_relaxed);
 	return HEAD_IDX(old);
 }
+
+u32 lfstack_pop_chain(struct lfstack *s, struct mpage *desc, u32 max, pidx_t *first)
+{
+	u64 old = atomic_load_explicit(&s->head, memory_order_acquire), new;
+	u32 n;
+
+	/*
+	 * Walk up to max links from the head, then swing the head past them in
+	 * one CAS. If any push or pop completed meanwhile, the tag moved and the
+	 * CAS fails; pushes in flight write only links of nodes not yet on the
+	 * stack. So a successful CAS means the links read were the stack's.
+	 */
+	do {
+		pidx_t i = HEAD_IDX(old);
+
+		for (n = 0; i != PIDX_NONE && n < max; n++)
+			i = atomic_load_explicit(&desc[i].next, memory_order_relaxed);
+		if (!n)
+			return 0;
+		new = HEAD(HEAD_TAG(old) + 1, i);
+	} while (!atomic_compare_exchange_weak_explicit(&s->head, &old, new, memory_order_acquire,
+							  memory_order_acquire));
+	atomic_fetch_sub_explicit(&s->count, n, memory_order_relaxed);
+	*first = HEAD_IDX(old);
+	return n;
+}

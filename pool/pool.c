@@ -148,12 +148,12 @@ static pidx_t cache_take(struct pool *p, struct pcpu_cache *c)
 	u32 n = cache_n(c);
 
 	if (!n) {
-		for (; n < PCPU_CACHE_BATCH; n++) {
-			pidx_t i = lfstack_pop(&p->free, p->desc);
+		pidx_t i;
 
-			if (i == PIDX_NONE)
-				break;
-			c->slot[n] = i;
+		n = lfstack_pop_chain(&p->free, p->desc, PCPU_CACHE_BATCH, &i);
+		for (u32 k = 0; k < n; k++) {
+			c->slot[k] = i;
+			i = atomic_load_explicit(&p->desc[i].next, memory_order_relaxed);
 		}
 	}
 	if (!n)
@@ -195,9 +195,14 @@ pidx_t pool_alloc(struct pool *p, unsigned cpu)
 		i = lfstack_pop(&p->free, p->desc);
 	if (i == PIDX_NONE)
 		i = steal(p, cpu);
-	if (i == PIDX_NONE)
-		return PIDX_NONE;
-	atomic_fetch_and_explicit(&p->desc[i].flags, (u8)~MP_IDLE, memory_order_relaxed);
+	if (i != PIDX_NONE) {
+		/* The page is ours alone now: no RMW atomic needed to drop MP_IDLE. */
+		struct mpage *d = &p->desc[i];
+
+		atomic_store_explicit(&d->flags,
+				      atomic_load_explicit(&d->flags, memory_order_relaxed) & ~MP_IDLE,
+				      memory_order_relaxed);
+	}
 	return i;
 }
 

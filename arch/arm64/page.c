@@ -8,20 +8,41 @@
 #include <arch/mmu.h>
 #include <arch/sysreg.h>
 
-void page_zero(paddr_t pa)
+static u64 zva_block, dline;
+
+static void learn_sizes(void)
 {
 	u64 dczid = read_sysreg(dczid_el0);
-	u64 block = 4UL << (dczid & 0xf);
-	u64 *p = (u64 *)(uintptr_t)pa;
 
-	if (dczid & (1 << 4)) { /* DZP: DC ZVA prohibited */
-		for (unsigned i = 0; i < PAGE_SIZE / 8; i++)
-			p[i] = 0;
-	} else {
-		for (u64 a = pa; a < pa + PAGE_SIZE; a += block)
-			asm volatile("dc zva, %0" : : "r"(a) : "memory");
+	/* DZP set means DC ZVA is prohibited: zero with stores instead. */
+	zva_block = (dczid & (1 << 4)) ? 0 : 4UL << (dczid & 0xf);
+	dline = 4UL << ((read_sysreg(ctr_el0) >> 16) & 0xf);
+}
+
+void page_zero(paddr_t pa)
+{
+	if (!dline)
+		learn_sizes();
+	if (zva_block == 64 && dline == 64) {
+		/* The common case (Cortex-A72): zero and clean each 64-byte line, 8 lines a round. */
+		for (u64 a = pa; a < pa + PAGE_SIZE; a += 512)
+			asm volatile(".irp o, 0, 64, 128, 192, 256, 320, 384, 448\n"
+				     "add x16, %0, #\\o\n"
+				     "dc zva, x16\n"
+				     "dc cvac, x16\n"
+				     ".endr"
+				     : : "r"(a) : "x16", "memory");
+		dsb(ish);
+		return;
 	}
-	dcache_clean_poc(p, PAGE_SIZE);
+	if (zva_block) {
+		for (u64 a = pa; a < pa + PAGE_SIZE; a += zva_block)
+			asm volatile("dc zva, %0" : : "r"(a) : "memory");
+	} else {
+		for (u64 *p = (u64 *)(uintptr_t)pa; p < (u64 *)(uintptr_t)(pa + PAGE_SIZE); p++)
+			*p = 0;
+	}
+	dcache_clean_poc((const void *)(uintptr_t)pa, PAGE_SIZE);
 }
 
 void page_sync_for_guest(paddr_t pa)

@@ -140,19 +140,26 @@ static u64 leaf(paddr_t pa, unsigned prot)
 	return v;
 }
 
-int s2_map_page(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned prot, unsigned cpu)
+int s2_prepare(struct vm *vm, ipa_t ipa, unsigned cpu, struct s2_slot *slot)
 {
 	paddr_t l3;
 	int rc = walk_create(vm, ipa.bits, cpu, &l3);
-	u64 expected = 0;
 
 	if (rc)
 		return rc;
-	_Atomic u64 *e = entry_at(l3, 3, ipa.bits);
+	slot->e = entry_at(l3, 3, ipa.bits);
+	return atomic_load_explicit(slot->e, memory_order_relaxed) & S2_VALID ? -EEXIST : 0;
+}
+
+int s2_fill(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
+{
+	u64 expected = 0;
+
+	(void)vm;
 	/* The page's contents (zeroes) must be visible before the mapping is. */
 	dsb(ishst);
-	if (!atomic_compare_exchange_strong_explicit(e, &expected, leaf(pa, prot), memory_order_acq_rel,
-						     memory_order_relaxed))
+	if (!atomic_compare_exchange_strong_explicit(slot->e, &expected, leaf(pa, prot),
+						     memory_order_release, memory_order_relaxed))
 		return -EEXIST;
 	dsb(ishst);
 	return 0;

@@ -27,7 +27,8 @@ static void abort_from_guest(struct vcpu *v, struct trap_frame *f)
 	struct s2_fault flt;
 	enum vio_result r;
 
-	fault_decode(f->esr, f->far, read_sysreg(hpfar_el2), &flt);
+	if (!fault_decode(f->esr, f->far, read_sysreg(hpfar_el2), &flt))
+		return; /* not reached: called for EC 0x20 and 0x24 only */
 	r = violation_handle(v->vm, &flt, cpu_id());
 	if (r == VIO_MAPPED || r == VIO_RACED)
 		return;

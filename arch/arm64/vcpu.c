@@ -105,6 +105,7 @@ void __noreturn vcpu_exit(void)
 	/* Nothing on this stack is needed any more: start over at its top. */
 	write_sysreg(HCR_RW, hcr_el2);
 	isb();
-	asm volatile("mov sp, %0\n\tb vcpu_loop" : : "r"(cpu_stacks[cpu_id()] + STACK_SIZE) : "memory");
+	asm volatile("mov sp, %0\n\tbr %1" : : "r"(cpu_stacks[cpu_id()] + STACK_SIZE), "r"(vcpu_loop)
+		     : "memory");
 	__builtin_unreachable();
 }

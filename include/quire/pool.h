@@ -90,6 +90,8 @@ void lfstack_push(struct lfstack *s, struct mpage *desc, pidx_t i);
 /* Push a chain first..last already linked through desc[].next; n pages. */
 void lfstack_push_chain(struct lfstack *s, struct mpage *desc, pidx_t first, pidx_t last, u32 n);
 pidx_t lfstack_pop(struct lfstack *s, struct mpage *desc);
+/* Pop up to max pages with one CAS; returns how many, the first in *first, linked by next. */
+u32 lfstack_pop_chain(struct lfstack *s, struct mpage *desc, u32 max, pidx_t *first);
 
 /* Per-VM pool: quota, the idle set and counters. */
 struct vm_pool {

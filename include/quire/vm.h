@@ -58,12 +58,29 @@ const char *vio_result_name(enum vio_result r);
 #define S2_X 4u
 #define S2_RWX (S2_R | S2_W | S2_X)
 int s2_init(struct vm *vm, unsigned cpu);
+
+/* A stage-2 leaf entry, found (its tables made) before a page is taken for it. */
+struct s2_slot {
+	_Atomic u64 *e;
+};
 /*
- * Map the 4 KiB page at ipa to pa if nothing valid is mapped there.
- * 0, or -EEXIST (already mapped: a racing vCPU won), -EDQUOT or -ENOMEM (no
- * page for a table). Lock-free: tables and leaves are installed by CAS.
+ * Walk to ipa's leaf, creating missing tables (charged to the VM). 0 with
+ * *slot set if the leaf is empty; -EEXIST if a page is mapped there already;
+ * -EDQUOT or -ENOMEM if a table page could not be had. Lock-free: tables are
+ * installed by CAS, and a racing vCPU that loses gives its table page back.
  */
-int s2_map_page(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned prot, unsigned cpu);
+int s2_prepare(struct vm *vm, ipa_t ipa, unsigned cpu, struct s2_slot *slot);
+/* Map pa in a prepared slot: 0, or -EEXIST if a racing vCPU filled it first. */
+int s2_fill(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot);
+
+/* Map the 4 KiB page at ipa to pa if nothing is mapped there (codes as above). */
+static inline int s2_map_page(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned prot, unsigned cpu)
+{
+	struct s2_slot slot;
+	int rc = s2_prepare(vm, ipa, cpu, &slot);
+
+	return rc ? rc : s2_fill(vm, &slot, pa, prot);
+}
 /* Machine address mapped at ipa, or 0 if none. */
 paddr_t s2_lookup(struct vm *vm, ipa_t ipa);
 /* Unmap every page (giving it to fn) and free every table; the VM must not run. */

@@ -156,21 +156,29 @@ int s2_init(struct vm *vm, unsigned cpu)
 	return 0;
 }
 
-int s2_map_page(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned prot, unsigned cpu)
+int s2_prepare(struct vm *vm, ipa_t ipa, unsigned cpu, struct s2_slot *slot)
 {
-	struct fake_s2 *s = state(vm);
-	_Atomic u64 *table, *e;
-	u64 old = 0;
+	_Atomic u64 *table;
 	int rc;
 
-	if ((ipa.bits | pa) & (PAGE_SIZE - 1) || !pa || prot & ~S2_RWX)
+	if (ipa.bits & (PAGE_SIZE - 1))
 		return -EINVAL;
 	rc = table_of(vm, ipa, true, cpu, &table);
 	if (rc)
 		return rc;
-	e = &table[(ipa.bits >> PAGE_SHIFT) % ENTRIES];
+	slot->e = &table[(ipa.bits >> PAGE_SHIFT) % ENTRIES];
+	return atomic_load_explicit(slot->e, memory_order_acquire) & LEAF_VALID ? -EEXIST : 0;
+}
+
+int s2_fill(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
+{
+	struct fake_s2 *s = state(vm);
+	u64 old = 0;
+
+	if (pa & (PAGE_SIZE - 1) || !pa || prot & ~S2_RWX)
+		return -EINVAL;
 	maybe_yield();
-	if (!atomic_compare_exchange_strong_explicit(e, &old, pa | (u64)prot << LEAF_PROT_SHIFT | LEAF_VALID,
+	if (!atomic_compare_exchange_strong_explicit(slot->e, &old, pa | (u64)prot << LEAF_PROT_SHIFT | LEAF_VALID,
 						     memory_order_release, memory_order_acquire)) {
 		atomic_fetch_add_explicit(&s->eexist, 1, memory_order_relaxed);
 		return -EEXIST;

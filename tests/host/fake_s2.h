@@ -15,8 +15,8 @@
 #include <quire/vm.h>
 
 struct fake_s2_stats {
-	u64 maps;	  /* successful s2_map_page */
-	u64 eexist;	  /* s2_map_page found a valid entry */
+	u64 maps;	  /* successful s2_fill */
+	u64 eexist;	  /* s2_fill found a valid entry */
 	u64 table_races;  /* a table page lost its CAS and was given back */
 	u32 leaves;	  /* valid leaf entries now */
 	u32 tables;	  /* table pages now, root included */

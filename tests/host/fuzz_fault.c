@@ -217,16 +217,18 @@ static void do_fault(const u8 *op)
 	} else {
 		unsigned r = page / 512;
 
-		want = model_take(&left, &pending);
-		if (want == VIO_MAPPED && !mo.table[r]) {
+		/* The table comes first and stays, even if the data page then cannot be had. */
+		want = VIO_MAPPED;
+		if (!mo.table[r]) {
 			want = model_take(&left, &pending);
-			if (want != VIO_MAPPED) {
-				/* The data page goes back to the VMM pool, idle or not. */
-			} else {
+			if (want == VIO_MAPPED) {
 				mo.table[r] = true;
 				mo.ntables++;
+				pending--; /* now counted as a table */
 			}
 		}
+		if (want == VIO_MAPPED)
+			want = model_take(&left, &pending);
 		if (want == VIO_MAPPED) {
 			mo.mapped[page] = true;
 			mo.nmapped++;

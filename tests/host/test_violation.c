@@ -332,15 +332,16 @@ static void quota_exhausted_by_table_page(void **state)
 	for (unsigned k = 0; k < 9; k++)
 		assert_int_equal(touch(PG(k)), VIO_MAPPED);
 	assert_int_equal(atomic_load(&vm.pool.charged), 11);
-	/* The data page takes the last unit of quota; its table cannot be had: the page goes back. */
+	/* The new region's table takes the last unit of quota; then no data page can be had. */
 	assert_int_equal(touch(PG(REGION_PAGES)), VIO_SEA_QUOTA);
-	assert_int_equal(atomic_load(&vm.pool.charged), 11);
+	assert_int_equal(atomic_load(&vm.pool.charged), 12);
+	assert_int_equal(atomic_load(&vm.pool.pgtables), 3);
 	assert_int_equal(atomic_load(&vm.pool.quota_hits), 1);
 	assert_int_equal(s2_lookup(&vm, IPA(PG(REGION_PAGES))), 0);
 	check_books(&vm);
 	check_machine();
-	/* A page under the existing table still fits. */
-	assert_int_equal(touch(PG(9)), VIO_MAPPED);
+	/* The quota is used up for every page now, under the old table too. */
+	assert_int_equal(touch(PG(9)), VIO_SEA_QUOTA);
 	assert_int_equal(atomic_load(&vm.pool.charged), 12);
 	check_books(&vm);
 	check_machine();
@@ -356,14 +357,13 @@ static void machine_exhaustion(void **state)
 	for (k = 0; pool_free_pages(&pool) > 1; k++)
 		assert_int_equal(touch(PG(k)), VIO_MAPPED);
 	assert_int_equal(k, 64 - 3);
-	/* The last page goes to a data page whose table cannot be had: given back. */
+	/* The last page becomes the new region's table; no data page is left for it. */
 	assert_int_equal(touch(PG(REGION_PAGES)), VIO_SEA_NOMEM);
-	assert_int_equal(pool_free_pages(&pool), 1);
+	assert_int_equal(pool_free_pages(&pool), 0);
 	assert_int_equal(s2_lookup(&vm, IPA(PG(REGION_PAGES))), 0);
 	check_books(&vm);
 	check_machine();
-	assert_int_equal(touch(PG(k)), VIO_MAPPED);
-	assert_int_equal(pool_free_pages(&pool), 0);
+	assert_int_equal(touch(PG(k)), VIO_SEA_NOMEM);
 	assert_int_equal(touch(PG(k + 1)), VIO_SEA_NOMEM);
 	assert_int_equal(touch(PG(2 * REGION_PAGES)), VIO_SEA_NOMEM);
 	assert_int_equal(atomic_load(&vm.pool.quota_hits), 0);
