@@ -80,7 +80,8 @@ images:
 
 run: setup all
 	scripts/qemu --platform $(PLATFORM) $(if $(BOOT),--boot $(BOOT)) $(if $(SMP),--smp $(SMP)) \
-		$(if $(MEM),--mem $(MEM)) $(if $(MACHINE),--machine $(MACHINE))
+		$(if $(MEM),--mem $(MEM)) $(if $(MACHINE),--machine $(MACHINE)) \
+		$(if $(APPEND),-- -append "$(APPEND)")
 
 test: setup
 	$(MAKE) test-host
