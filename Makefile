@@ -24,10 +24,10 @@ GCC_INC := $(shell $(CC) -print-file-name=include 2>/dev/null)
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
 	-ffreestanding -fno-builtin -nostdinc -isystem $(GCC_INC) \
 	-march=armv8-a -mgeneral-regs-only -mstrict-align -mno-outline-atomics \
-	-fpie -fno-plt -fno-stack-protector -flto \
+	-fpie -fno-plt -fno-stack-protector -flto -fno-tree-loop-distribute-patterns \
 	-Iinclude -Iinclude/libc -Iarch/arm64/include -I$(ARM64)/include \
 	-DQUIRE_VERSION='"$(VERSION)"' $(if $(CRASH_TEST),-DQUIRE_TEST_CRASH)
-ASFLAGS := -D__ASSEMBLER__ -Iinclude -Iarch/arm64/include
+ASFLAGS := -D__ASSEMBLER__ -Ulinux -Iinclude -Iarch/arm64/include
 LDFLAGS := -nostdlib -static-pie -Wl,--no-dynamic-linker -Wl,-z,norelro \
 	-Wl,-z,max-page-size=4096 -Wl,--build-id=none -Wl,--no-warn-rwx-segments -T arch/arm64/quire.ld
 
@@ -62,12 +62,24 @@ $(B)/quire.bin: $(B)/quire.elf scripts/finish-image
 	@echo "  IMAGE   $@"
 	$(Q)scripts/finish-image $< $@
 
-# Test guests carried in quire.bin (arch/arm64/guest_images.S).
+# Guests carried in quire.bin (arch/arm64/guest_images.S): the memtest
+# test guest, Debian's arm64 kernel, the initramfs and the guest DT template.
 GUEST_MEMTEST := build/guests/memtest.bin
-$(B)/obj/arch/arm64/guest_images.S.o: ASFLAGS += -DGUEST_MEMTEST='"$(GUEST_MEMTEST)"'
-$(B)/obj/arch/arm64/guest_images.S.o: $(GUEST_MEMTEST)
+GUEST_KERNEL := $(ARM64)/Image
+GUEST_INITRD := build/guests/initramfs.cpio.gz
+GUEST_DTB := build/dts/guest-virt.dtb
+$(B)/obj/arch/arm64/guest_images.S.o: ASFLAGS += -DGUEST_MEMTEST=$(GUEST_MEMTEST) \
+	-DGUEST_KERNEL=$(GUEST_KERNEL) -DGUEST_INITRD=$(GUEST_INITRD) -DGUEST_DTB=$(GUEST_DTB)
+$(B)/obj/arch/arm64/guest_images.S.o: $(GUEST_MEMTEST) $(GUEST_INITRD) $(GUEST_DTB)
 build/guests/memtest.bin: FORCE
 	$(Q)$(MAKE) -s -C tests/guests
+$(GUEST_INITRD): scripts/mkinitramfs $(wildcard tests/guests/linux/*) | setup
+	@echo "  CPIO    $@"
+	$(Q)scripts/mkinitramfs $@
+build/dts/%.dtb: dts/%.dts
+	@mkdir -p $(dir $@)
+	@echo "  DTC     $@"
+	$(Q)dtc -q -I dts -O dtb -o $@ $<
 
 -include $(OBJS:.o=.d)
 

@@ -26,13 +26,28 @@ static s64 psci_cpu_on(struct vcpu *self, u64 target, u64 entry, u64 context)
 	return PSCI_RET_SUCCESS;
 }
 
-static void vm_power_off(struct vm *vm, const char *how)
+static s64 psci_affinity_info(struct vm *vm, u64 target, u64 level)
 {
-	if (atomic_exchange(&vm->off, true))
-		return;
-	printk("quire: %s %s (fills %lu, resident %u pages, stage-2 tables %u pages, quota %u)\n",
-	       vm->name, how, (unsigned long)atomic_load(&vm->pool.fills), atomic_load(&vm->pool.active),
-	       atomic_load(&vm->pool.pgtables), vm->pool.quota);
+	if (level != 0 || target >= vm->nvcpus)
+		return PSCI_RET_INVALID_PARAMS;
+	return atomic_load(&vm->vcpu[target]->state) == VCPU_OFF ? 1 : 0; /* OFF : ON */
+}
+
+static s64 psci_features(u32 fn)
+{
+	switch (fn) {
+	case PSCI_VERSION:
+	case PSCI_CPU_ON_64:
+	case PSCI_CPU_OFF:
+	case PSCI_AFFINITY_INFO_64:
+	case PSCI_SYSTEM_OFF:
+	case PSCI_SYSTEM_RESET:
+	case PSCI_FEATURES:
+	case SMCCC_VERSION:
+		return 0;
+	default:
+		return PSCI_RET_NOT_SUPPORTED;
+	}
 }
 
 bool hypercall(struct vcpu *v, u64 x[4])
@@ -44,6 +59,18 @@ bool hypercall(struct vcpu *v, u64 x[4])
 	case PSCI_VERSION:
 		x[0] = 0x10001; /* 1.1 */
 		return true;
+	case PSCI_FEATURES:
+		x[0] = (u64)psci_features((u32)x[1]);
+		return true;
+	case SMCCC_VERSION:
+		x[0] = 0x10001; /* SMCCC 1.1 */
+		return true;
+	case SMCCC_ARCH_FEATURES:
+		x[0] = (u64)(s64)SMCCC_NOT_SUPPORTED; /* no firmware workarounds offered */
+		return true;
+	case PSCI_AFFINITY_INFO_64:
+		x[0] = (u64)psci_affinity_info(vm, x[1] & 0xff, x[2]);
+		return true;
 	case PSCI_CPU_ON_64:
 		x[0] = (u64)psci_cpu_on(v, x[1] & 0xff, x[2], x[3]);
 		return true;
@@ -54,8 +81,8 @@ bool hypercall(struct vcpu *v, u64 x[4])
 		vm_power_off(vm, "powered off");
 		return false;
 	case PSCI_SYSTEM_RESET:
-		/* Restarting a VM with fresh memory comes with VM lifecycle; until then, reset stops it. */
-		vm_power_off(vm, "reset (stopped: restart is not supported yet)");
+		vm_power_off(vm, "reset");
+		atomic_store(&vm->restart, true);
 		return false;
 	case QUIRE_HC_PUTC:
 		vm_console_putc(vm, (char)x[1]);
@@ -74,6 +101,8 @@ bool hypercall(struct vcpu *v, u64 x[4])
 		x[3] = atomic_load_explicit(&vm->pool.quota_hits, memory_order_relaxed);
 		return true;
 	default:
+		vm_log_once(vm, VM_LOG_HVC, "quire: %s vCPU %u: unknown hypercall 0x%x: NOT_SUPPORTED (logged once)\n",
+			    vm->name, v->index, fn);
 		x[0] = (u64)(s64)SMCCC_NOT_SUPPORTED;
 		return true;
 	}

@@ -254,6 +254,8 @@ static bool set_uart(const void *fdt, struct machine *m, int node)
 	m->uart.found = true;
 	m->uart.base = r.base;
 	m->uart.size = r.size;
+	if (dt_irq(fdt, node, 0, &m->uart.irq))
+		m->uart.irq = 0;
 	copy_str(m->uart.compatible, sizeof(m->uart.compatible),
 		 fdt_getprop(fdt, node, "compatible", NULL));
 	if (fdt_get_path(fdt, node, m->uart.path, sizeof(m->uart.path)))

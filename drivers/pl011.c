@@ -9,6 +9,10 @@
 #define UARTLCR_H 0x2c
 #define UARTCR 0x30
 #define UARTIMSC 0x38
+#define UARTICR 0x44
+#define FR_RXFE (1 << 4)
+#define IMSC_RX (1 << 4)
+#define IMSC_RT (1 << 6)
 
 #define FR_TXFF (1 << 5)
 #define FR_BUSY (1 << 3)
@@ -57,4 +61,19 @@ void pl011_console_init(paddr_t base, u32 clock_hz)
 		wr(UARTCR, CR_UARTEN | CR_TXE | CR_RXE);
 	}
 	console_set_output(pl011_putc);
+}
+
+/* Next received byte, or -1 when the receive FIFO is empty. */
+int pl011_getc(void)
+{
+	if (!uart || (rd(UARTFR) & FR_RXFE))
+		return -1;
+	return rd(UARTDR) & 0xff;
+}
+
+/* Interrupt on received bytes (and receive timeout), for guest console input. */
+void pl011_rx_irq_enable(void)
+{
+	wr(UARTICR, 0x7ff);
+	wr(UARTIMSC, IMSC_RX | IMSC_RT);
 }

@@ -11,6 +11,7 @@
 #include <quire/pl011.h>
 #include <quire/platform.h>
 #include <arch/cpu.h>
+#include <arch/gic.h>
 #include <arch/mmu.h>
 #include <arch/stage2.h>
 #include <arch/vcpu.h>
@@ -75,6 +76,8 @@ static void bench_pool(void)
 	       counter_freq());
 }
 
+#define DEFAULT_VMS "vm=linux:2:512:135000:0"
+
 static void start_vms(unsigned ipa_bits)
 {
 	static struct vm_config cfg[MAX_VMS];
@@ -86,6 +89,13 @@ static void start_vms(unsigned ipa_bits)
 		printk("quire: bad VM configuration in bootargs: %s; starting no VM\n", err);
 		return;
 	}
+	if (n == 0 && !bootargs_has(machine.bootargs, "quire.novm")) {
+		/* The system this image carries: one Linux guest, 2 vCPUs, 512 MiB. */
+		vmconfig_parse(DEFAULT_VMS, cfg, MAX_VMS, err, sizeof(err));
+		n = 1;
+		if (cfg[0].vcpus > cpus_online())
+			cfg[0].vcpus = cpus_online();
+	}
 	for (int i = 0; i < n; i++) {
 		struct vm *vm;
 
@@ -94,13 +104,13 @@ static void start_vms(unsigned ipa_bits)
 			       cfg[i].vcpus, cpus_online() - next_cpu);
 			continue;
 		}
-		vm = vm_create(&cfg[i], i + 1, &vmm_pool, ipa_bits, 0, err, sizeof(err));
+		vm = vm_create(&cfg[i], i + 1, &vmm_pool, ipa_bits, next_cpu, 0, err, sizeof(err));
 		if (!vm) {
 			printk("quire: vm%d not started: %s\n", i + 1, err);
 			continue;
 		}
-		for (unsigned c = 0; c < vm->nvcpus; c++)
-			vcpu_pin(vm->vcpu[c], next_cpu + c);
+		if (i == 0)
+			console_input_init(&machine, vm);
 		printk("quire: %s: guest %s, %u vCPU%s on CPU %u-%u, %lu MiB RAM on demand, quota %u pages\n",
 		       vm->name, cfg[i].guest, vm->nvcpus, vm->nvcpus > 1 ? "s" : "", next_cpu,
 		       next_cpu + vm->nvcpus - 1, (unsigned long)cfg[i].mem_mib, cfg[i].quota);
@@ -126,11 +136,15 @@ void __noreturn boot_primary(paddr_t fdt, unsigned entry_el)
 	if (machine_from_fdt((const void *)(uintptr_t)fdt, &machine, buf, sizeof(buf)))
 		fatal(buf);
 	mmu_enable_final(&machine);
+	if (machine.gic.found && machine.gic.gich.size)
+		gic_init(&machine);
 	if (machine.uart.found && machine.uart.base != platform.early_uart)
 		pl011_console_init(machine.uart.base, platform.uart_clock_hz);
 	if (!machine.gic.found)
 		printk("Quire: warning: no GICv2 in the device tree\n");
 
+	if (machine.gic.found && machine.gic.gich.size)
+		gic_init_cpu();
 	smp_boot(&machine);
 
 	b.platform = platform.name;

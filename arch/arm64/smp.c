@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <quire/console.h>
 #include <arch/cpu.h>
+#include <arch/gic.h>
 #include <arch/mmu.h>
 
 #define PSCI_SUCCESS 0
@@ -121,6 +122,7 @@ void smp_boot(const struct machine *m)
 void secondary_main(unsigned id)
 {
 	cpu_init_percpu(id, cpu_mpidr[id]);
+	gic_init_cpu_if_present();
 	atomic_fetch_add_explicit(&ncpus_up, 1, memory_order_release);
 	atomic_store_explicit(&cpu_up[id], true, memory_order_release);
 	idle_loop();

@@ -129,7 +129,8 @@ static int walk_create(struct vm *vm, u64 ipa, unsigned cpu, paddr_t *l3)
 
 static u64 leaf(paddr_t pa, unsigned prot)
 {
-	u64 v = pa | S2_VALID | S2_TABLE | S2_MEMATTR_NORMAL | S2_SH_INNER | S2_AF;
+	u64 v = pa | S2_VALID | S2_TABLE | S2_AF |
+		(prot & S2_DEVICE ? S2_MEMATTR_DEVICE : S2_MEMATTR_NORMAL | S2_SH_INNER);
 
 	if (prot & S2_R)
 		v |= S2AP_R;

@@ -1,26 +1,93 @@
 /*
  * Exceptions taken from a guest: dispatch on ESR_EL2.EC. Stage-2 aborts go
- * to the violation handler, HVC and trapped SMC to the hypercalls; anything
+ * to the violation handler or an emulated device, HVC and trapped SMC to the
+ * hypercalls, WFI to a real WFI, physical interrupts to the vGIC; anything
  * the guest may not do becomes an exception in the guest, never a crash of
  * Quire.
  */
 #include <quire/console.h>
 #include <quire/fault.h>
+#include <quire/vdev.h>
 #include <arch/cpu.h>
 #include <arch/esr.h>
+#include <arch/gic.h>
 #include <arch/sysreg.h>
 #include <arch/vcpu.h>
+#include <arch/vgic.h>
 
-/* Log the first occurrence of each kind of event per VM, not a flood. */
-static bool first_time(struct vm *vm, unsigned kind)
+#define PPI_MAINTENANCE 25
+#define CPTR_EL2_TFP (1UL << 10)
+
+static struct vm *console_vm;
+static u32 console_irq;
+extern int pl011_getc(void);
+extern void pl011_rx_irq_enable(void);
+
+void console_input_init(const struct machine *m, struct vm *vm)
 {
-	static _Atomic u32 seen[MAX_VMS];
-	u32 bit = 1u << kind;
-
-	return !(atomic_fetch_or(&seen[vm->id - 1], bit) & bit);
+	console_vm = vm;
+	console_irq = m->uart.irq;
+	if (vm && console_irq >= 32) {
+		pl011_rx_irq_enable();
+		gic_enable_spi(console_irq, cpu_id());
+	}
 }
 
-enum { LOG_VIO = 0, LOG_UNDEF = 8, LOG_WFX = 9, LOG_SERROR = 10 };
+void irq_handle(struct vcpu *v)
+{
+	for (;;) {
+		u32 iar = gic_ack(), id = iar & 0x3ff;
+
+		if (id >= GIC_SPURIOUS)
+			return;
+		gic_eoi(iar);
+		if (id == PPI_VTIMER && v) {
+			/* Stays active until the guest deactivates it through the HW-linked list register. */
+			vgic_forward_vtimer(v);
+			continue;
+		}
+		gic_deactivate(iar);
+		if (id == console_irq && console_vm) {
+			for (int c; (c = pl011_getc()) >= 0;)
+				vpl011_input(console_vm, (char)c);
+		}
+		/* SGI_KICK and maintenance: the list registers get refreshed before re-entry. */
+	}
+}
+
+static bool emulate_mmio(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt)
+{
+	u64 ipa = flt->ipa.bits, val = 0;
+	unsigned size = 1u << flt->sas;
+	bool ok;
+
+	if (!flt->isv)
+		return false;
+	if (flt->write)
+		val = flt->srt == 31 ? 0 : f->x[flt->srt];
+	if (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE)
+		ok = vgic_dist_access(v, ipa - VGIC_DIST_BASE, size, flt->write, &val);
+	else if (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE)
+		ok = vpl011_access(v->vm, ipa - VPL011_BASE, size, flt->write, &val);
+	else
+		return false;
+	if (!ok) {
+		vm_log_once(v->vm, VM_LOG_MMIO,
+			    "quire: %s vCPU %u: %s of %u bytes at unknown device register 0x%lx: %s (logged once)\n",
+			    v->vm->name, v->index, flt->write ? "write" : "read", size, ipa,
+			    flt->write ? "ignored" : "reads as zero");
+		val = 0;
+	}
+	if (!flt->write && flt->srt != 31) {
+		if (flt->sse && size < 8 && (val & (1UL << (8 * size - 1))))
+			val |= ~0UL << (8 * size);
+		if (!flt->sf)
+			val &= 0xffffffffUL;
+		f->x[flt->srt] = val;
+	}
+	f->elr += 4;
+	return true;
+}
 
 static void abort_from_guest(struct vcpu *v, struct trap_frame *f)
 {
@@ -32,29 +99,76 @@ static void abort_from_guest(struct vcpu *v, struct trap_frame *f)
 	r = violation_handle(v->vm, &flt, cpu_id());
 	if (r == VIO_MAPPED || r == VIO_RACED)
 		return;
+	if (r == VIO_SEA_OUTSIDE && !flt.instr && emulate_mmio(v, f, &flt))
+		return;
 	if (flt.instr && (f->elr & ~0x7ffUL) == read_sysreg(vbar_el1)) {
 		/* The guest's own vector table cannot be fetched: injecting again would loop forever. */
 		printk("quire: %s vCPU %u: its exception vector at 0x%lx is not in guest RAM (%s); "
 		       "it cannot take an abort; stopping the VM\n",
 		       v->vm->name, v->index, f->elr, vio_result_name(r));
-		atomic_store(&v->vm->off, true);
+		vm_power_off(v->vm, "stopped");
 		vcpu_exit();
 	}
-	if (first_time(v->vm, LOG_VIO + r))
-		printk("quire: %s vCPU %u: %s at IPA 0x%lx (VA 0x%lx, %s, level %u): %s; "
-		       "injecting a synchronous external abort (logged once)\n",
-		       v->vm->name, v->index, flt.instr ? "instruction fetch" : flt.write ? "write" : "read",
-		       flt.ipa.bits, flt.va, fault_class_name(flt.cls), flt.level, vio_result_name(r));
+	vm_log_once(v->vm, VM_LOG_VIO + r,
+		    "quire: %s vCPU %u: %s at IPA 0x%lx (VA 0x%lx, %s, level %u): %s; "
+		    "injecting a synchronous external abort (logged once)\n",
+		    v->vm->name, v->index, flt.instr ? "instruction fetch" : flt.write ? "write" : "read",
+		    flt.ipa.bits, flt.va, fault_class_name(flt.cls), flt.level, vio_result_name(r));
 	inject_data_abort(f, f->far, flt.instr);
 }
 
 static void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
 {
-	if (first_time(v->vm, LOG_UNDEF))
-		printk("quire: %s vCPU %u: %s (EC 0x%02x, ISS 0x%07x) at 0x%lx is not emulated; "
-		       "injecting UNDEF (logged once)\n",
-		       v->vm->name, v->index, esr_ec_name(ec), ec, esr_iss(f->esr), f->elr);
+	vm_log_once(v->vm, VM_LOG_UNDEF,
+		    "quire: %s vCPU %u: %s (EC 0x%02x, ISS 0x%07x) at 0x%lx is not emulated; "
+		    "injecting UNDEF (logged once)\n",
+		    v->vm->name, v->index, esr_ec_name(ec), ec, esr_iss(f->esr), f->elr);
 	inject_undef(f);
+}
+
+/*
+ * MSR/MRS and system instructions that trap (EC 0x18): the debug and PMU
+ * registers (MDCR_EL2), the physical timer (CNTHCTL_EL2), ACTLR_EL1 (TACR)
+ * read as zero and ignore writes; set/way cache maintenance (TSW) is a no-op
+ * as Quire keeps guest memory coherent itself; the rest is UNDEF.
+ */
+static void sysreg_trap(struct vcpu *v, struct trap_frame *f)
+{
+	u32 iss = esr_iss(f->esr);
+	unsigned op0 = (iss >> 20) & 3, op2 = (iss >> 17) & 7, op1 = (iss >> 14) & 7;
+	unsigned crn = (iss >> 10) & 15, rt = (iss >> 5) & 31, crm = (iss >> 1) & 15;
+	bool read = iss & 1;
+	bool razwi = op0 == 2 ||						 /* debug */
+		     (op0 == 3 && crn == 9 && crm >= 12) ||			 /* PMU */
+		     (op0 == 3 && op1 == 3 && crn == 14 && crm >= 8) ||		 /* PMU event counters */
+		     (op0 == 3 && op1 == 3 && crn == 14 && crm == 2) ||		 /* CNTP_* */
+		     (op0 == 3 && op1 == 0 && crn == 1 && crm == 0 && op2 == 1); /* ACTLR_EL1 */
+	bool setway = op0 == 1 && crn == 7 && (crm == 6 || crm == 10 || crm == 14) && op2 == 2;
+
+	if (razwi || setway) {
+		if (read && rt != 31)
+			f->x[rt] = 0;
+		f->elr += 4;
+		return;
+	}
+	vm_log_once(v->vm, VM_LOG_SYSREG,
+		    "quire: %s vCPU %u: system register op0=%u op1=%u CRn=%u CRm=%u op2=%u (%s) at 0x%lx "
+		    "is not emulated; injecting UNDEF (logged once)\n",
+		    v->vm->name, v->index, op0, op1, crn, crm, op2, read ? "read" : "write", f->elr);
+	inject_undef(f);
+}
+
+static void wfi_trap(struct vcpu *v, struct trap_frame *f)
+{
+	f->elr += 4;
+	if (f->esr & 1)
+		return; /* WFE: not trapped; only here if someone sets TWE */
+	/* Sleep until an interrupt is pending at the GIC (masked here; taken after ERET). */
+	if (!vgic_has_pending(v) && !atomic_load(&v->vm->off)) {
+		dsb(sy);
+		wfi();
+	}
+	irq_handle(v);
 }
 
 void guest_trap(struct trap_frame *f, unsigned vector)
@@ -62,33 +176,43 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 	struct vcpu *v = this_cpu()->vcpu;
 	u32 ec = esr_ec(f->esr);
 
-	if (vector == VEC_LOWER64_IRQ || vector == VEC_LOWER64_IRQ + 1)
-		return; /* no interrupts are routed to guests yet */
-	if (vector != VEC_LOWER64_SYNC) {
+	if (vector == VEC_LOWER64_IRQ || vector == VEC_LOWER64_IRQ + 1) {
+		irq_handle(v);
+	} else if (vector != VEC_LOWER64_SYNC) {
 		printk("quire: %s vCPU %u: SError or AArch32 exception (ESR_EL2 0x%lx); stopping the VM\n",
 		       v->vm->name, v->index, f->esr);
-		atomic_store(&v->vm->off, true);
+		vm_power_off(v->vm, "stopped");
 		vcpu_exit();
+	} else {
+		switch (ec) {
+		case EC_DABT_LOW:
+		case EC_IABT_LOW:
+			abort_from_guest(v, f);
+			break;
+		case EC_SMC64:
+			f->elr += 4; /* a trapped SMC returns to itself; HVC already points past */
+			/* fall through */
+		case EC_HVC64:
+			if (!hypercall(v, f->x))
+				vcpu_exit();
+			break;
+		case EC_WFx:
+			wfi_trap(v, f);
+			break;
+		case EC_FP_ASIMD:
+			/* First use: the guest owns the FP/SIMD registers on this CPU from now on. */
+			write_sysreg(CPTR_EL2_RES1, cptr_el2);
+			isb();
+			break;
+		case EC_SYS64:
+			sysreg_trap(v, f);
+			break;
+		default:
+			undef(v, f, ec);
+			break;
+		}
 	}
-	switch (ec) {
-	case EC_DABT_LOW:
-	case EC_IABT_LOW:
-		abort_from_guest(v, f);
-		return;
-	case EC_SMC64:
-		f->elr += 4; /* a trapped SMC returns to itself; HVC already points past */
-		/* fall through */
-	case EC_HVC64:
-		if (!hypercall(v, f->x))
-			vcpu_exit();
-		if (atomic_load(&v->vm->off))
-			vcpu_exit();
-		return;
-	case EC_WFx:
-		f->elr += 4;
-		return;
-	default:
-		undef(v, f, ec);
-		return;
-	}
+	if (atomic_load(&v->vm->off))
+		vcpu_exit();
+	vgic_flush(v);
 }

@@ -6,8 +6,11 @@
  */
 #include <string.h>
 #include <quire/console.h>
+#include <quire/vdev.h>
 #include <arch/cpu.h>
+#include <arch/gic.h>
 #include <arch/stage2.h>
+#include <arch/vgic.h>
 #include <arch/sysreg.h>
 #include <arch/vcpu.h>
 
@@ -19,13 +22,19 @@
 #define HCR_AMO (1UL << 5)
 #define HCR_FB (1UL << 9)
 #define HCR_BSU_IS (1UL << 10)
+#define HCR_TWI (1UL << 13)
 #define HCR_TSC (1UL << 19)
 #define HCR_TIDCP (1UL << 20)
 #define HCR_TACR (1UL << 21)
 #define HCR_TSW (1UL << 22)
 #define HCR_RW (1UL << 31)
 #define HCR_GUEST (HCR_VM | HCR_SWIO | HCR_PTW | HCR_FMO | HCR_IMO | HCR_AMO | HCR_FB | HCR_BSU_IS | \
-		   HCR_TSC | HCR_TIDCP | HCR_TACR | HCR_TSW | HCR_RW)
+		   HCR_TWI | HCR_TSC | HCR_TIDCP | HCR_TACR | HCR_TSW | HCR_RW)
+/* Debug and PMU registers trap (RAZ/WI in trap.c): TPMCR, TPM, TDA, TDOSA, TDRA. */
+#define MDCR_EL2_GUEST ((1UL << 5) | (1UL << 6) | (1UL << 9) | (1UL << 10) | (1UL << 11))
+/* The guest reads the counter; its physical timer traps (it has the virtual one). */
+#define CNTHCTL_EL2_GUEST 1UL
+#define CPTR_EL2_TFP (1UL << 10)
 
 #define SCTLR_EL1_RES1 0x30d00800UL /* ARMv8.0 RES1 bits; MMU and caches off */
 #define CPACR_EL1_FPEN (3UL << 20)
@@ -41,9 +50,28 @@ void vcpu_pin(struct vcpu *v, unsigned pcpu)
 
 void vcpu_kick(struct vcpu *v)
 {
-	(void)v;
 	dsb(ish);
 	sev();
+	if (v->pcpu != cpu_id())
+		gic_kick(v->pcpu);
+}
+
+void vm_set_irq_level(struct vm *vm, u32 intid, bool level)
+{
+	vgic_set_level(vm, intid, level);
+}
+
+int vm_arch_init(struct vm *vm, unsigned cpu)
+{
+	vgic_init(vm);
+	/* The guest's GIC CPU interface is the hardware's GICV frame. */
+	for (u64 off = 0; off < gic_gicv_size(); off += PAGE_SIZE) {
+		int rc = s2_map_page(vm, IPA(VGIC_CPU_BASE + off), gic_gicv_base() + off,
+				     S2_R | S2_W | S2_DEVICE, cpu);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 static void __noreturn vcpu_start(struct vcpu *v)
@@ -52,6 +80,14 @@ static void __noreturn vcpu_start(struct vcpu *v)
 	struct trap_frame *f = (struct trap_frame *)(cpu_stacks[cpu_id()] + STACK_SIZE) - 1;
 
 	write_sysreg(HCR_GUEST, hcr_el2);
+	write_sysreg(MDCR_EL2_GUEST | (read_sysreg(mdcr_el2) & 0x1f), mdcr_el2);
+	write_sysreg(CNTHCTL_EL2_GUEST, cnthctl_el2);
+	write_sysreg(0, cntvoff_el2);
+	write_sysreg(0, cntv_ctl_el0);
+	/* FP/SIMD traps until the guest first uses it (trap.c lets it through then). */
+	write_sysreg(CPTR_EL2_RES1 | CPTR_EL2_TFP, cptr_el2);
+	gich_write(GICH_VMCR, 0);
+	gich_write(GICH_APR, 0);
 	write_sysreg(s2_vtcr(), vtcr_el2);
 	write_sysreg(s2_vttbr(vm), vttbr_el2);
 	write_sysreg((1UL << 31) | v->index, vmpidr_el2);
@@ -80,6 +116,7 @@ static void __noreturn vcpu_start(struct vcpu *v)
 	f->elr = v->entry;
 	f->spsr = PSR_EL1h_DAIF;
 	atomic_store(&v->state, VCPU_RUNNING);
+	vgic_flush(v);
 	vcpu_enter(f);
 }
 
@@ -92,16 +129,18 @@ void __noreturn vcpu_loop(void)
 	for (;;) {
 		if (atomic_load(&v->vm->off)) {
 			atomic_store(&v->state, VCPU_DEAD);
-			cpu_halt();
-		}
-		if (atomic_load(&v->state) == VCPU_START)
+			vm_reap(v->vm, cpu_id());
+		} else if (atomic_load(&v->state) == VCPU_START) {
 			vcpu_start(v);
-		wfe();
+		}
+		irq_handle(NULL);
+		wfi();
 	}
 }
 
 void __noreturn vcpu_exit(void)
 {
+	vgic_vcpu_stop(this_cpu()->vcpu);
 	/* Nothing on this stack is needed any more: start over at its top. */
 	write_sysreg(HCR_RW, hcr_el2);
 	isb();

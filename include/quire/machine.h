@@ -54,6 +54,7 @@ struct machine {
 		bool found;
 		paddr_t base;
 		u64 size;
+		u32 irq; /* INTID; 0 if the node names none */
 		char compatible[32];
 		char path[64];
 	} uart;

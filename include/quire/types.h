@@ -11,6 +11,8 @@ typedef uint16_t u16;
 typedef uint32_t u32;
 typedef uint64_t u64;
 typedef int64_t s64;
+typedef int8_t s8;
+typedef int16_t s16;
 
 /* A machine (host-physical) address. Guest-physical addresses get their own type later. */
 typedef u64 paddr_t;

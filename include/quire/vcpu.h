@@ -28,6 +28,10 @@ bool hypercall(struct vcpu *v, u64 x[4]);
 /* Guest console output through QUIRE_HC_PUTC: line-buffered, prefixed with the VM name. */
 void vm_console_putc(struct vm *vm, char c);
 
-/* Arch: make a vCPU that is VCPU_OFF runnable on its physical CPU. */
+/* Arch: make a vCPU look at its state again (wake its CPU, or make it leave the guest). */
 void vcpu_kick(struct vcpu *v);
+/* Arch: run v on physical CPU pcpu (one vCPU per CPU until the scheduler comes). */
+void vcpu_pin(struct vcpu *v, unsigned pcpu);
+/* Arch: what a VM of this kind needs beyond RAM (the vGIC, the CPU interface frame). */
+int vm_arch_init(struct vm *vm, unsigned cpu);
 #endif

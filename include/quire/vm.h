@@ -3,6 +3,7 @@
 #define QUIRE_VM_H
 #include <quire/fault.h>
 #include <quire/pool.h>
+#include <quire/vmconfig.h>
 
 #define MAX_VMS 8
 #define MAX_VCPUS 8
@@ -25,9 +26,21 @@ struct vm {
 	struct stage2 s2;
 	unsigned nvcpus;
 	struct vcpu *vcpu[MAX_VCPUS];
-	_Atomic bool sea_logged; /* the first injected abort is logged, not every one */
-	_Atomic bool off;
+	_Atomic u32 logged;	/* VM_LOG_* bits: what was already logged once */
+	_Atomic bool off;	/* powered off, reset, or stopped: its vCPUs leave */
+	_Atomic bool restart;	/* ... and it boots again with fresh memory */
+	_Atomic bool reaped;	/* its memory went back to the pool */
+	unsigned first_cpu;	/* vCPU i runs on physical CPU first_cpu + i */
+	struct vm_config cfg;	/* what it was made from, for restarts */
 };
+
+enum { VM_LOG_VIO = 0, VM_LOG_UNDEF = 8, VM_LOG_HVC, VM_LOG_SYSREG, VM_LOG_MMIO };
+/* printk only the first time this VM hits `kind`. */
+void vm_log_once(struct vm *vm, unsigned kind, const char *fmt, ...) __printf(3, 4);
+/* Stop the VM: every vCPU leaves the guest at its next exit (they are kicked). */
+void vm_power_off(struct vm *vm, const char *how);
+/* On a CPU of a stopped VM: once all its vCPUs are out, return its memory, and restart it if asked. */
+void vm_reap(struct vm *vm, unsigned cpu);
 
 static inline bool vm_in_ram(const struct vm *vm, ipa_t ipa)
 {
@@ -44,10 +57,12 @@ enum vio_result {
 	VIO_UNHANDLED,	 /* a fault class no issue handles yet (access flag, permission) */
 };
 
-struct vm_config;
-/* Create VM number id (1..MAX_VMS) from c; NULL with a sentence in err on failure. */
+/*
+ * Create VM number id (1..MAX_VMS) from c, its vCPU i pinned to physical CPU
+ * first_cpu + i; NULL with a sentence in err on failure.
+ */
 struct vm *vm_create(const struct vm_config *c, unsigned id, struct pool *pool, unsigned ipa_bits,
-		     unsigned cpu, char *err, size_t errlen);
+		     unsigned first_cpu, unsigned cpu, char *err, size_t errlen);
 
 enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsigned cpu);
 const char *vio_result_name(enum vio_result r);
@@ -57,6 +72,7 @@ const char *vio_result_name(enum vio_result r);
 #define S2_W 2u
 #define S2_X 4u
 #define S2_RWX (S2_R | S2_W | S2_X)
+#define S2_DEVICE 8u /* Device-nGnRE instead of Normal memory */
 int s2_init(struct vm *vm, unsigned cpu);
 
 /* A stage-2 leaf entry, found (its tables made) before a page is taken for it. */

@@ -3,12 +3,14 @@
 #include <quire/vcpu.h>
 #include <arch/trap_frame.h>
 
-/* Pin v to physical CPU pcpu (one vCPU per CPU until the scheduler comes). */
-void vcpu_pin(struct vcpu *v, unsigned pcpu);
 /* This CPU's loop: wait for its vCPU to be started, run it. */
 void __noreturn vcpu_loop(void);
 /* Leave the guest for good (powered off, CPU_OFF, fatal): back to vcpu_loop on a clean stack. */
 void __noreturn vcpu_exit(void);
+/* Take every pending physical interrupt; v is the vCPU running here, if any. */
+void irq_handle(struct vcpu *v);
+/* The physical console UART: which VM its input goes to. */
+void console_input_init(const struct machine *m, struct vm *vm);
 /* Called from el2_exception for exceptions taken from the guest. */
 void guest_trap(struct trap_frame *f, unsigned vector);
 

@@ -1,0 +1,140 @@
+/*
+ * The physical GICv2, from the addresses in the host DT. Quire runs its CPU
+ * interface with EOImode=1 (priority drop and deactivation apart), so an
+ * interrupt forwarded to a guest with the list register's HW bit, the
+ * virtual timer's, stays active until the guest deactivates it.
+ */
+#include <quire/console.h>
+#include <arch/cpu.h>
+#include <arch/gic.h>
+#include <arch/sysreg.h>
+
+#define GICD_CTLR 0x000
+#define GICD_TYPER 0x004
+#define GICD_ISENABLER(n) (0x100 + 4 * (n))
+#define GICD_ICENABLER(n) (0x180 + 4 * (n))
+#define GICD_ICPENDR(n) (0x280 + 4 * (n))
+#define GICD_ICACTIVER(n) (0x380 + 4 * (n))
+#define GICD_IPRIORITYR(n) (0x400 + (n))
+#define GICD_ITARGETSR(n) (0x800 + (n))
+#define GICD_SGIR 0xf00
+
+#define GICC_CTLR 0x0000
+#define GICC_PMR 0x0004
+#define GICC_IAR 0x000c
+#define GICC_EOIR 0x0010
+#define GICC_DIR 0x1000
+#define GICC_CTLR_EN (1u << 0)
+#define GICC_CTLR_EOIMODE (1u << 9)
+
+static volatile u8 *gicd, *gicc, *gich;
+static paddr_t gicv_base;
+static u64 gicv_size;
+static u8 gic_cpu_mask[MAX_CPUS]; /* GIC CPU interface of each logical CPU */
+static unsigned nr_lrs;
+
+static inline u32 rd(volatile u8 *b, unsigned off)
+{
+	return *(volatile u32 *)(b + off);
+}
+
+static inline void wr(volatile u8 *b, unsigned off, u32 v)
+{
+	*(volatile u32 *)(b + off) = v;
+}
+
+void gic_init(const struct machine *m)
+{
+	unsigned lines;
+
+	gicd = (volatile u8 *)(uintptr_t)m->gic.dist.base;
+	gicc = (volatile u8 *)(uintptr_t)m->gic.cpu.base;
+	gich = (volatile u8 *)(uintptr_t)m->gic.gich.base;
+	gicv_base = m->gic.gicv.base;
+	gicv_size = m->gic.gicv.size;
+	lines = (rd(gicd, GICD_TYPER) & 0x1f) + 1;
+	/* Every SPI off until someone asks; all priorities the same. */
+	for (unsigned i = 1; i < lines; i++) {
+		wr(gicd, GICD_ICENABLER(i), ~0u);
+		wr(gicd, GICD_ICPENDR(i), ~0u);
+	}
+	wr(gicd, GICD_CTLR, 1);
+	nr_lrs = (rd(gich, 0x004) & 0x3f) + 1;
+}
+
+void gic_init_cpu_if_present(void)
+{
+	if (gicd && gich)
+		gic_init_cpu();
+}
+
+void gic_init_cpu(void)
+{
+	/* SGIs and PPIs are banked: set them up on each CPU. */
+	wr(gicd, GICD_ICENABLER(0), ~0u);
+	for (unsigned i = 0; i < 32; i += 4)
+		wr(gicd, GICD_IPRIORITYR(i), 0xa0a0a0a0);
+	wr(gicd, GICD_ISENABLER(0), 1u << SGI_KICK | 1u << PPI_VTIMER);
+	gic_cpu_mask[cpu_id()] = rd(gicd, GICD_ITARGETSR(0)) & 0xff;
+	wr(gicc, GICC_PMR, 0xf0);
+	wr(gicc, GICC_CTLR, GICC_CTLR_EN | GICC_CTLR_EOIMODE);
+	wr(gich, GICH_HCR, 0);
+}
+
+void gic_enable_spi(u32 intid, unsigned cpu)
+{
+	gicd[GICD_IPRIORITYR(intid)] = 0xa0;
+	gicd[GICD_ITARGETSR(intid)] = gic_cpu_mask[cpu];
+	wr(gicd, GICD_ISENABLER(intid / 32), 1u << (intid % 32));
+}
+
+void gic_kick(unsigned cpu)
+{
+	dsb(ishst);
+	wr(gicd, GICD_SGIR, (u32)gic_cpu_mask[cpu] << 16 | SGI_KICK);
+}
+
+u32 gic_ack(void)
+{
+	return rd(gicc, GICC_IAR);
+}
+
+void gic_eoi(u32 iar)
+{
+	wr(gicc, GICC_EOIR, iar);
+}
+
+void gic_deactivate(u32 iar)
+{
+	wr(gicc, GICC_DIR, iar);
+}
+
+void gic_deactivate_ppi(u32 intid)
+{
+	wr(gicd, GICD_ICACTIVER(0), 1u << intid);
+}
+
+u32 gich_read(unsigned off)
+{
+	return rd(gich, off);
+}
+
+void gich_write(unsigned off, u32 v)
+{
+	wr(gich, off, v);
+}
+
+unsigned gich_nr_lrs(void)
+{
+	return nr_lrs;
+}
+
+paddr_t gic_gicv_base(void)
+{
+	return gicv_base;
+}
+
+u64 gic_gicv_size(void)
+{
+	return gicv_size;
+}

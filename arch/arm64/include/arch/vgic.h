@@ -1,0 +1,56 @@
+/*
+ * The virtual GICv2 of a VM: an emulated distributor, the hardware's GICV
+ * frame as the guest's CPU interface, list registers filled by Quire.
+ */
+#ifndef ARCH_VGIC_H
+#define ARCH_VGIC_H
+#include <quire/spinlock.h>
+#include <quire/vcpu.h>
+
+#define VGIC_NR_IRQS 64 /* 16 SGIs, 16 PPIs, 32 SPIs */
+#define VGIC_DIST_BASE 0x08000000UL
+#define VGIC_DIST_SIZE 0x10000UL
+#define VGIC_CPU_BASE 0x08010000UL
+#define VGIC_MAX_LRS 16
+
+struct virq {
+	u8 prio;
+	u8 targets;	/* SPIs: vCPU mask */
+	bool enabled;
+	bool pending;	/* latched: edge, SGI, or forwarded */
+	bool level;	/* line level of a level-sensitive SPI */
+	bool edge;	/* ICFGR */
+	bool hw;	/* forwarded physical interrupt (the virtual timer) */
+	s8 lr;		/* list register holding it, -1 if none */
+	s8 lr_vcpu;	/* which vCPU's list register */
+};
+
+struct vgic_cpu {
+	struct virq priv[32];
+	u16 sgi_src[16];    /* pending SGIs by source vCPU */
+	u32 lr_used;        /* list registers Quire filled and has not seen retire */
+	s16 lr_irq[VGIC_MAX_LRS];
+	u8 lr_src[VGIC_MAX_LRS];
+	_Atomic bool dirty; /* something may need a list register */
+};
+
+struct vgic {
+	spinlock_t lock;
+	bool enabled;
+	struct virq spi[VGIC_NR_IRQS - 32];
+	struct vgic_cpu cpu[MAX_VCPUS];
+};
+
+void vgic_init(struct vm *vm);
+bool vgic_dist_access(struct vcpu *v, u64 off, unsigned size, bool write, u64 *val);
+/* Set a level-sensitive SPI's line (an emulated device's interrupt output). */
+void vgic_set_level(struct vm *vm, u32 intid, bool level);
+/* The virtual timer fired on this CPU: forward it, linked to the physical PPI. */
+void vgic_forward_vtimer(struct vcpu *v);
+/* Before entering the guest: retire finished list registers and fill free ones. */
+void vgic_flush(struct vcpu *v);
+/* Does the vCPU have an interrupt to take (for WFI)? */
+bool vgic_has_pending(struct vcpu *v);
+/* The vCPU stops for good: empty its list registers, release the timer PPI. */
+void vgic_vcpu_stop(struct vcpu *v);
+#endif

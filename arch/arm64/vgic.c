@@ -1,0 +1,370 @@
+/*
+ * vGICv2. The distributor is emulated here (trapped MMIO); the CPU
+ * interface is the hardware's GICV frame mapped into the guest; Quire moves
+ * pending interrupts into list registers on the vCPU's own physical CPU just
+ * before it enters the guest, and retires them when the guest is done.
+ *
+ * One lock per VM guards the distributor state. Another CPU that makes an
+ * interrupt pending for a vCPU marks it dirty and kicks its physical CPU
+ * with an SGI; the list registers are only ever touched by that CPU.
+ */
+#include <string.h>
+#include <quire/console.h>
+#include <arch/cpu.h>
+#include <arch/gic.h>
+#include <arch/sysreg.h>
+#include <arch/vgic.h>
+
+#define GICD_CTLR 0x000
+#define GICD_TYPER 0x004
+#define GICD_IIDR 0x008
+#define GICD_SGIR 0xf00
+
+static struct vgic vgics[MAX_VMS];
+
+static struct vgic *vgic_of(struct vm *vm)
+{
+	return &vgics[vm->id - 1];
+}
+
+static struct virq *irq_of(struct vgic *g, unsigned vcpu, unsigned intid)
+{
+	if (intid < 32)
+		return &g->cpu[vcpu].priv[intid];
+	if (intid < VGIC_NR_IRQS)
+		return &g->spi[intid - 32];
+	return NULL;
+}
+
+void vgic_init(struct vm *vm)
+{
+	struct vgic *g = vgic_of(vm);
+
+	memset(g, 0, sizeof(*g));
+	for (unsigned c = 0; c < MAX_VCPUS; c++)
+		for (unsigned i = 0; i < 32; i++) {
+			g->cpu[c].priv[i].lr = -1;
+			g->cpu[c].priv[i].edge = i < 16;
+		}
+	for (unsigned i = 0; i < VGIC_NR_IRQS - 32; i++)
+		g->spi[i].lr = -1;
+}
+
+static void mark_dirty(struct vm *vm, unsigned vcpu)
+{
+	struct vcpu *v = vm->vcpu[vcpu];
+
+	atomic_store(&vgic_of(vm)->cpu[vcpu].dirty, true);
+	if (v && v->pcpu != cpu_id())
+		gic_kick(v->pcpu);
+}
+
+/* Kick every vCPU an SPI may go to. Lock held. */
+static void spi_changed(struct vm *vm, struct virq *q)
+{
+	for (unsigned c = 0; c < vm->nvcpus; c++)
+		if (q->targets & (1u << c))
+			mark_dirty(vm, c);
+}
+
+void vgic_set_level(struct vm *vm, u32 intid, bool level)
+{
+	struct vgic *g = vgic_of(vm);
+	struct virq *q = irq_of(g, 0, intid);
+
+	spin_lock(&g->lock);
+	if (q->level != level) {
+		q->level = level;
+		if (level)
+			spi_changed(vm, q);
+	}
+	spin_unlock(&g->lock);
+}
+
+void vgic_forward_vtimer(struct vcpu *v)
+{
+	struct vgic *g = vgic_of(v->vm);
+	struct virq *q = &g->cpu[v->index].priv[PPI_VTIMER];
+
+	spin_lock(&g->lock);
+	q->pending = true;
+	q->hw = true;
+	spin_unlock(&g->lock);
+	atomic_store(&g->cpu[v->index].dirty, true);
+}
+
+/* --- the distributor ---------------------------------------------------- */
+
+static u32 bits_read(struct vgic *g, unsigned vcpu, unsigned first, int what)
+{
+	u32 v = 0;
+
+	for (unsigned i = 0; i < 32; i++) {
+		struct virq *q = irq_of(g, vcpu, first + i);
+		bool b;
+
+		if (!q)
+			break;
+		switch (what) {
+		case 0: b = q->enabled; break;
+		case 1: b = q->pending || (q->level && !q->edge) || (first + i < 16 && g->cpu[vcpu].sgi_src[first + i]); break;
+		default: b = false; break; /* active: lives in the list registers */
+		}
+		v |= (u32)b << i;
+	}
+	return v;
+}
+
+static void bits_write(struct vm *vm, struct vgic *g, unsigned vcpu, unsigned first, int what, u32 val)
+{
+	for (unsigned i = 0; i < 32; i++) {
+		struct virq *q = irq_of(g, vcpu, first + i);
+
+		if (!q)
+			break;
+		if (!(val & (1u << i)))
+			continue;
+		switch (what) {
+		case 0: q->enabled = true; break;  /* ISENABLER */
+		case 1: q->enabled = false; break; /* ICENABLER */
+		case 2: q->pending = true; break;  /* ISPENDR */
+		case 3: q->pending = false; break; /* ICPENDR */
+		default: break;			   /* active bits: ignored */
+		}
+		if (what == 0 || what == 2) {
+			if (first + i < 32)
+				mark_dirty(vm, vcpu);
+			else
+				spi_changed(vm, q);
+		}
+	}
+}
+
+static void send_sgi(struct vm *vm, struct vgic *g, unsigned from, u32 sgir)
+{
+	unsigned id = sgir & 0xf, filter = (sgir >> 24) & 3;
+	u32 mask = (sgir >> 16) & 0xff;
+
+	if (filter == 1)
+		mask = ((1u << vm->nvcpus) - 1) & ~(1u << from);
+	else if (filter == 2)
+		mask = 1u << from;
+	for (unsigned c = 0; c < vm->nvcpus; c++)
+		if (mask & (1u << c)) {
+			g->cpu[c].sgi_src[id] |= 1u << from;
+			mark_dirty(vm, c);
+		}
+}
+
+bool vgic_dist_access(struct vcpu *v, u64 off, unsigned size, bool write, u64 *val)
+{
+	struct vm *vm = v->vm;
+	struct vgic *g = vgic_of(vm);
+	unsigned c = v->index;
+	bool ok = true;
+
+	spin_lock(&g->lock);
+	if (off >= 0x400 && off < 0xc00) {
+		/* IPRIORITYR and ITARGETSR: byte-accessible, one byte per interrupt. */
+		bool prio = off < 0x800;
+		unsigned base = (off & 0x3ff);
+
+		for (unsigned b = 0; b < size; b++) {
+			struct virq *q = irq_of(g, c, base + b);
+			u8 *field = !q ? NULL : prio ? &q->prio : &q->targets;
+
+			if (!write) {
+				u64 byte = !q ? 0 : prio ? q->prio : (base + b < 32 ? 1u << c : q->targets);
+				*val = b ? *val | byte << (8 * b) : byte;
+			} else if (field && (prio || base + b >= 32)) {
+				*field = (*val >> (8 * b)) & (prio ? 0xf8 : 0xff);
+				if (!prio)
+					spi_changed(vm, q);
+			}
+		}
+		spin_unlock(&g->lock);
+		return true;
+	}
+	if (size != 4) {
+		spin_unlock(&g->lock);
+		return false;
+	}
+	if (!write)
+		*val = 0;
+	if (off == GICD_CTLR) {
+		if (write)
+			g->enabled = *val & 1;
+		else
+			*val = g->enabled;
+	} else if (off == GICD_TYPER) {
+		if (!write)
+			*val = (VGIC_NR_IRQS / 32 - 1) | (vm->nvcpus - 1) << 5;
+	} else if (off == GICD_IIDR) {
+		if (!write)
+			*val = 0x0200043b; /* Arm, GIC-400 revision */
+	} else if (off >= 0x100 && off < 0x400) {
+		unsigned group = (off - 0x100) / 0x80, first = ((off & 0x7f) / 4) * 32;
+
+		/* ISENABLER, ICENABLER, ISPENDR, ICPENDR, ISACTIVER, ICACTIVER */
+		if (write)
+			bits_write(vm, g, c, first, group, (u32)*val);
+		else
+			*val = bits_read(g, c, first, group / 2);
+	} else if (off >= 0xc00 && off < 0xd00) {
+		unsigned first = (off - 0xc00) / 4 * 16;
+
+		for (unsigned i = 0; i < 16; i++) {
+			struct virq *q = irq_of(g, c, first + i);
+
+			if (!q)
+				break;
+			if (write && first + i >= 32)
+				q->edge = (*val >> (2 * i + 1)) & 1;
+			else if (!write)
+				*val |= (u64)(q->edge ? 2 : 0) << (2 * i);
+		}
+	} else if (off == GICD_SGIR) {
+		if (write)
+			send_sgi(vm, g, c, (u32)*val);
+	} else if (off == 0xfe8) {
+		*val = 0x2b; /* ICPIDR2: GICv2 */
+	} else if (off >= 0x080 && off < 0x100) {
+		/* IGROUPR: everything is Group 0 here; RAZ/WI */
+	} else if (off >= 0xf10 && off < 0xf30) {
+		/* CPENDSGIR/SPENDSGIR: RAZ/WI */
+	} else if (off >= 0xfd0) {
+		/* other ID registers: RAZ */
+	} else {
+		ok = false;
+	}
+	spin_unlock(&g->lock);
+	return ok;
+}
+
+/* --- list registers ------------------------------------------------------ */
+
+static u32 lr_value(struct virq *q, unsigned intid, unsigned src)
+{
+	u32 lr = intid | (u32)(q->prio >> 3) << GICH_LR_PRIO_SHIFT | GICH_LR_PENDING;
+
+	if (q->hw)
+		lr |= GICH_LR_HW | (u32)intid << GICH_LR_PHYS_SHIFT;
+	else if (intid < 16)
+		lr |= src << GICH_LR_PHYS_SHIFT;
+	else if (!q->edge)
+		lr |= GICH_LR_EOI; /* level: resample when the guest is done */
+	return lr;
+}
+
+/* Retire list registers the guest has finished with. Lock held. */
+static void sync_lrs(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu)
+{
+	for (unsigned i = 0; i < gich_nr_lrs(); i++) {
+		u32 lr;
+		struct virq *q;
+
+		if (!(vc->lr_used & (1u << i)))
+			continue;
+		lr = gich_read(GICH_LR(i));
+		if (lr & GICH_LR_STATE)
+			continue;
+		q = irq_of(g, vcpu, vc->lr_irq[i]);
+		q->lr = -1;
+		vc->lr_used &= ~(1u << i);
+		gich_write(GICH_LR(i), 0);
+	}
+}
+
+static bool wants_lr(struct vgic *g, struct virq *q, unsigned intid, unsigned vcpu)
+{
+	if (q->lr >= 0 || !q->enabled || !g->enabled)
+		return false;
+	if (intid >= 32 && !(q->targets & (1u << vcpu)))
+		return false;
+	return q->pending || (q->level && !q->edge);
+}
+
+static int free_lr(struct vgic_cpu *vc)
+{
+	for (unsigned i = 0; i < gich_nr_lrs(); i++)
+		if (!(vc->lr_used & (1u << i)))
+			return i;
+	return -1;
+}
+
+void vgic_flush(struct vcpu *v)
+{
+	struct vgic *g = vgic_of(v->vm);
+	struct vgic_cpu *vc = &g->cpu[v->index];
+	bool left = false;
+	int i;
+
+	if (!vc->lr_used && !atomic_load_explicit(&vc->dirty, memory_order_relaxed))
+		return;
+	atomic_store(&vc->dirty, false);
+	spin_lock(&g->lock);
+	sync_lrs(g, vc, v->index);
+	/* SGIs: one list register per (SGI, source) pair. */
+	for (unsigned id = 0; id < 16; id++) {
+		struct virq *q = &vc->priv[id];
+
+		while (vc->sgi_src[id] && q->enabled && g->enabled && q->lr < 0) {
+			unsigned src = __builtin_ctz(vc->sgi_src[id]);
+
+			if ((i = free_lr(vc)) < 0) {
+				left = true;
+				break;
+			}
+			vc->sgi_src[id] &= ~(1u << src);
+			q->lr = i;
+			vc->lr_irq[i] = id;
+			vc->lr_used |= 1u << i;
+			gich_write(GICH_LR(i), lr_value(q, id, src));
+		}
+	}
+	for (unsigned id = 16; id < VGIC_NR_IRQS; id++) {
+		struct virq *q = irq_of(g, v->index, id);
+
+		if (!wants_lr(g, q, id, v->index))
+			continue;
+		if ((i = free_lr(vc)) < 0) {
+			left = true;
+			break;
+		}
+		q->pending = false;
+		q->lr = i;
+		vc->lr_irq[i] = id;
+		vc->lr_used |= 1u << i;
+		gich_write(GICH_LR(i), lr_value(q, id, 0));
+	}
+	/* More than fits: ask for a maintenance interrupt when the list registers drain. */
+	gich_write(GICH_HCR, GICH_HCR_EN | (left ? GICH_HCR_UIE : 0));
+	if (left)
+		atomic_store(&vc->dirty, true);
+	spin_unlock(&g->lock);
+}
+
+bool vgic_has_pending(struct vcpu *v)
+{
+	struct vgic_cpu *vc = &vgic_of(v->vm)->cpu[v->index];
+
+	if (atomic_load(&vc->dirty))
+		return true;
+	for (unsigned i = 0; i < gich_nr_lrs(); i++)
+		if ((vc->lr_used & (1u << i)) && (gich_read(GICH_LR(i)) & GICH_LR_PENDING))
+			return true;
+	return false;
+}
+
+void vgic_vcpu_stop(struct vcpu *v)
+{
+	struct vgic_cpu *vc = &vgic_of(v->vm)->cpu[v->index];
+
+	for (unsigned i = 0; i < gich_nr_lrs(); i++)
+		gich_write(GICH_LR(i), 0);
+	vc->lr_used = 0;
+	gich_write(GICH_HCR, 0);
+	write_sysreg(0, cntv_ctl_el0);
+	isb();
+	gic_deactivate_ppi(PPI_VTIMER);
+}

@@ -1,0 +1,18 @@
+/* Emulated devices of the guest platform (docs/guest-platform.md). */
+#ifndef QUIRE_VDEV_H
+#define QUIRE_VDEV_H
+#include <quire/vcpu.h>
+
+#define VPL011_BASE 0x09000000UL
+#define VPL011_SIZE 0x1000UL
+#define VPL011_INTID 33 /* SPI 1, as on QEMU virt */
+
+/* One MMIO access to an emulated device; false if the device has no such register. */
+bool vpl011_access(struct vm *vm, u64 off, unsigned size, bool write, u64 *val);
+void vpl011_reset(struct vm *vm);
+/* A byte typed on the console for this VM. */
+void vpl011_input(struct vm *vm, char c);
+
+/* Arch: set an emulated device's (level-sensitive) interrupt line. */
+void vm_set_irq_level(struct vm *vm, u32 intid, bool level);
+#endif
