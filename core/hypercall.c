@@ -81,8 +81,8 @@ bool hypercall(struct vcpu *v, u64 x[4])
 		vm_power_off(vm, "powered off");
 		return false;
 	case PSCI_SYSTEM_RESET:
+		atomic_store(&vm->restart, true); /* before anyone can see it off and reap it */
 		vm_power_off(vm, "reset");
-		atomic_store(&vm->restart, true);
 		return false;
 	case QUIRE_HC_PUTC:
 		vm_console_putc(vm, (char)x[1]);

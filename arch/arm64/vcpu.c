@@ -130,6 +130,8 @@ void __noreturn vcpu_loop(void)
 		if (atomic_load(&v->vm->off)) {
 			atomic_store(&v->state, VCPU_DEAD);
 			vm_reap(v->vm, cpu_id());
+			if (!atomic_load(&v->vm->off))
+				continue; /* restarted right here: look at the new state */
 		} else if (atomic_load(&v->state) == VCPU_START) {
 			vcpu_start(v);
 		}
