@@ -20,6 +20,52 @@ static u64 read_cells(const fdt32_t *p, int n)
 	return v;
 }
 
+/*
+ * Parents of every node, found in one walk: libfdt's fdt_parent_offset walks
+ * from the root each time, and QEMU's DT has dozens of virtio nodes.
+ */
+#define DT_MAX_NODES 1024
+static struct {
+	const void *fdt;
+	int n;
+	int off[DT_MAX_NODES], parent[DT_MAX_NODES];
+} tree;
+
+static void index_tree(const void *fdt)
+{
+	int stack[64], depth = 0, node = 0;
+
+	tree.fdt = fdt;
+	tree.n = 0;
+	for (node = 0; node >= 0 && tree.n < DT_MAX_NODES && depth >= 0;
+	     node = fdt_next_node(fdt, node, &depth)) {
+		if (depth >= (int)ARRAY_SIZE(stack))
+			break;
+		stack[depth] = node;
+		tree.off[tree.n] = node;
+		tree.parent[tree.n++] = depth ? stack[depth - 1] : -FDT_ERR_NOTFOUND;
+	}
+}
+
+static int parent_of(const void *fdt, int node)
+{
+	int lo = 0, hi = tree.n - 1;
+
+	if (tree.fdt != fdt)
+		return fdt_parent_offset(fdt, node);
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2;
+
+		if (tree.off[mid] == node)
+			return tree.parent[mid];
+		if (tree.off[mid] < node)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return fdt_parent_offset(fdt, node);
+}
+
 static bool node_enabled(const void *fdt, int node)
 {
 	const char *s = fdt_getprop(fdt, node, "status", NULL);
@@ -30,10 +76,10 @@ static bool node_enabled(const void *fdt, int node)
 /* Translate a bus address of a node's reg into a CPU physical address. */
 static int translate(const void *fdt, int node, u64 *addr)
 {
-	int bus = fdt_parent_offset(fdt, node);
+	int bus = parent_of(fdt, node);
 
 	while (bus > 0) {
-		int parent = fdt_parent_offset(fdt, bus);
+		int parent = parent_of(fdt, bus);
 		int len, cac, pac, csc, step;
 		const fdt32_t *r = fdt_getprop(fdt, bus, "ranges", &len);
 		bool found = false;
@@ -69,7 +115,7 @@ static int translate(const void *fdt, int node, u64 *addr)
 /* The idx-th (address, size) pair of a node's reg, translated. */
 static int dt_reg(const void *fdt, int node, int idx, struct region *out)
 {
-	int parent = fdt_parent_offset(fdt, node);
+	int parent = parent_of(fdt, node);
 	int ac, sc, len;
 	const fdt32_t *p;
 
@@ -363,6 +409,7 @@ int machine_from_fdt(const void *fdt, struct machine *m, char *err, size_t errle
 	int rc;
 
 	memset(m, 0, sizeof(*m));
+	tree.fdt = NULL;
 	rc = fdt_check_header(fdt);
 	if (rc) {
 		q_snprintf(err, errlen, "device tree at %p is not valid: %s", fdt, fdt_strerror(rc));
@@ -378,6 +425,7 @@ int machine_from_fdt(const void *fdt, struct machine *m, char *err, size_t errle
 		q_snprintf(err, errlen, "device tree at %p is corrupt: %s", fdt, fdt_strerror(rc));
 		return rc;
 	}
+	index_tree(fdt);
 	copy_str(m->model, sizeof(m->model), fdt_getprop(fdt, 0, "model", NULL));
 	rc = parse_memory(fdt, m);
 	if (rc) {
@@ -402,5 +450,6 @@ int machine_from_fdt(const void *fdt, struct machine *m, char *err, size_t errle
 	int chosen = fdt_path_offset(fdt, "/chosen");
 	if (chosen >= 0)
 		copy_str(m->bootargs, sizeof(m->bootargs), fdt_getprop(fdt, chosen, "bootargs", NULL));
+	tree.fdt = NULL; /* the blob may move or change after we return */
 	return 0;
 }

@@ -54,7 +54,8 @@ static int copy_in(struct vm *vm, u64 at, const u8 *data, u64 len, unsigned cpu)
 
 	for (u64 off = 0; off < len; off += PAGE_SIZE) {
 		int why = 0, rc;
-		pidx_t i = vmpool_take(&vm->pool, cpu, &why);
+		bool whole = len - off >= PAGE_SIZE;
+		pidx_t i = whole ? vmpool_take_for_copy(&vm->pool, cpu, &why) : vmpool_take(&vm->pool, cpu, &why);
 		ipa_t ipa = IPA(at + off);
 
 		if (i == PIDX_NONE)

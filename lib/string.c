@@ -14,14 +14,14 @@ void *memcpy(void *dst, const void *src, size_t n)
 	const unsigned char *s = src;
 
 	if (!(((uintptr_t)d | (uintptr_t)s) & 7)) {
-		for (; n >= 32; n -= 32, d += 32, s += 32) {
+		for (; n >= 64; n -= 64, d += 64, s += 64) {
 			const unsigned long *ws = (const unsigned long *)s;
 			unsigned long *wd = (unsigned long *)d;
+			unsigned long a = ws[0], b = ws[1], c = ws[2], e = ws[3];
+			unsigned long f = ws[4], g = ws[5], h = ws[6], k = ws[7];
 
-			wd[0] = ws[0];
-			wd[1] = ws[1];
-			wd[2] = ws[2];
-			wd[3] = ws[3];
+			wd[0] = a, wd[1] = b, wd[2] = c, wd[3] = e;
+			wd[4] = f, wd[5] = g, wd[6] = h, wd[7] = k;
 		}
 	}
 	while (n--)

@@ -17,15 +17,6 @@ u64 pool_desc_bytes(const struct machine *m)
 	return ALIGN_UP((m->mem_total >> PAGE_SHIFT) * sizeof(struct mpage), PAGE_SIZE);
 }
 
-/* Is page [pa, pa + 4K) outside every excluded region? */
-static bool page_usable(paddr_t pa, const struct region *ex, unsigned nex)
-{
-	for (unsigned i = 0; i < nex; i++)
-		if (overlaps(pa, PAGE_SIZE, ex[i].base, ex[i].size))
-			return false;
-	return true;
-}
-
 bool pool_place(const struct machine *m, const struct region *ex, unsigned nex, u64 size,
 		paddr_t *where)
 {
@@ -49,10 +40,27 @@ bool pool_place(const struct machine *m, const struct region *ex, unsigned nex, 
 	return false;
 }
 
+/*
+ * Where the usable run starting at pa ends (exclusive), or, if pa itself is
+ * excluded, 0 with *skip_to set past the region in the way.
+ */
+static paddr_t run_end(paddr_t pa, paddr_t end, const struct region *ex, unsigned nex, paddr_t *skip_to)
+{
+	for (unsigned i = 0; i < nex; i++) {
+		if (overlaps(pa, PAGE_SIZE, ex[i].base, ex[i].size)) {
+			*skip_to = ALIGN_UP(ex[i].base + ex[i].size, PAGE_SIZE);
+			return 0;
+		}
+		if (ex[i].base > pa && ex[i].base < end)
+			end = ALIGN_DOWN(ex[i].base, PAGE_SIZE);
+	}
+	return end;
+}
+
 u32 pool_init(struct pool *p, const struct machine *m, const struct region *ex, unsigned nex,
 	      void *desc)
 {
-	pidx_t n = 0, first = PIDX_NONE, last = PIDX_NONE;
+	pidx_t n = 0;
 
 	memset(p, 0, sizeof(*p));
 	p->desc = desc;
@@ -63,38 +71,30 @@ u32 pool_init(struct pool *p, const struct machine *m, const struct region *ex, 
 
 		/* Page numbers are 32 bits: RAM from 16 TiB up stays unmanaged. */
 		end = MIN(end, (paddr_t)1 << (32 + PAGE_SHIFT));
-		for (; pa < end; pa += PAGE_SIZE) {
-			struct pool_range *cur = p->nranges ? &p->range[p->nranges - 1] : NULL;
-			struct mpage *d = &p->desc[n];
+		while (pa < end) {
+			paddr_t skip = end, stop = run_end(pa, end, ex, nex, &skip);
+			struct pool_range *cur;
 
-			if (!page_usable(pa, ex, nex))
+			if (!stop) {
+				pa = skip;
 				continue;
-			if (!cur || cur->first + cur->count != (pa >> PAGE_SHIFT)) {
-				if (p->nranges == ARRAY_SIZE(p->range))
-					break; /* too fragmented: leave the rest unmanaged */
-				cur = &p->range[p->nranges++];
-				cur->first = pa >> PAGE_SHIFT;
-				cur->count = 0;
-				cur->base = n;
 			}
-			cur->count++;
-			d->mpn = pa >> PAGE_SHIFT;
-			d->gpn = 0;
-			d->owner = 0;
-			atomic_init(&d->refcount, 0);
-			atomic_init(&d->flags, MP_IDLE);
-			/* Chain in address order so low pages are handed out first. */
-			atomic_init(&d->next, PIDX_NONE);
-			if (last != PIDX_NONE)
-				atomic_store_explicit(&p->desc[last].next, n, memory_order_relaxed);
-			else
-				first = n;
-			last = n++;
+			if (p->nranges == ARRAY_SIZE(p->range))
+				break; /* too fragmented: leave the rest unmanaged */
+			cur = &p->range[p->nranges++];
+			cur->first = pa >> PAGE_SHIFT;
+			cur->count = (stop - pa) >> PAGE_SHIFT;
+			cur->base = n;
+			/* Chained in address order, so low pages are handed out first. */
+			for (; pa < stop; pa += PAGE_SIZE, n++)
+				p->desc[n] = (struct mpage){ .mpn = pa >> PAGE_SHIFT, .next = n + 1, .flags = MP_IDLE };
 		}
 	}
 	p->ndesc = n;
-	if (n)
-		lfstack_push_chain(&p->free, p->desc, first, last, n);
+	if (n) {
+		atomic_store_explicit(&p->desc[n - 1].next, PIDX_NONE, memory_order_relaxed);
+		lfstack_push_chain(&p->free, p->desc, 0, n - 1, n);
+	}
 	return n;
 }
 

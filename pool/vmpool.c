@@ -31,8 +31,8 @@ static bool charge(struct vm_pool *vp)
 	return true;
 }
 
-/* A charged page from the VMM pool, zeroed and owned by this VM. */
-static pidx_t take_new(struct vm_pool *vp, unsigned cpu, int *why)
+/* A charged page from the VMM pool, owned by this VM, zeroed unless the caller will overwrite it all. */
+static pidx_t take_new(struct vm_pool *vp, unsigned cpu, int *why, bool zero)
 {
 	struct pool *p = vp->vmm;
 	pidx_t i;
@@ -47,7 +47,7 @@ static pidx_t take_new(struct vm_pool *vp, unsigned cpu, int *why)
 		*why = 2;
 		return PIDX_NONE;
 	}
-	if (!(atomic_load_explicit(&p->desc[i].flags, memory_order_relaxed) & MP_ZEROED))
+	if (zero && !(atomic_load_explicit(&p->desc[i].flags, memory_order_relaxed) & MP_ZEROED))
 		page_zero(pool_pa(p, i));
 	p->desc[i].owner = vp->vm_id;
 	atomic_store_explicit(&p->desc[i].flags, MP_ZEROED, memory_order_relaxed);
@@ -63,7 +63,12 @@ pidx_t vmpool_take(struct vm_pool *vp, unsigned cpu, int *why)
 		atomic_store_explicit(&vp->vmm->desc[i].flags, MP_ZEROED, memory_order_relaxed);
 		return i;
 	}
-	return take_new(vp, cpu, why);
+	return take_new(vp, cpu, why, true);
+}
+
+pidx_t vmpool_take_for_copy(struct vm_pool *vp, unsigned cpu, int *why)
+{
+	return take_new(vp, cpu, why, false);
 }
 
 void vmpool_give_back(struct vm_pool *vp, unsigned cpu, pidx_t i, bool zeroed)
@@ -78,7 +83,7 @@ u32 vmpool_reserve_idle(struct vm_pool *vp, unsigned cpu, u32 n)
 	int why;
 
 	for (; done < n; done++) {
-		pidx_t i = take_new(vp, cpu, &why);
+		pidx_t i = take_new(vp, cpu, &why, true);
 
 		if (i == PIDX_NONE)
 			break;

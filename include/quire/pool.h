@@ -113,6 +113,8 @@ void vmpool_init(struct vm_pool *vp, struct pool *vmm, u8 vm_id, u32 quota);
  * is exhausted (*why says which: 1 quota, 2 machine).
  */
 pidx_t vmpool_take(struct vm_pool *vp, unsigned cpu, int *why);
+/* Like vmpool_take, but not zeroed: for a page the caller overwrites entirely at once. */
+pidx_t vmpool_take_for_copy(struct vm_pool *vp, unsigned cpu, int *why);
 /* Return a page this VM held to the VMM pool and uncharge it. */
 void vmpool_give_back(struct vm_pool *vp, unsigned cpu, pidx_t i, bool zeroed);
 /* Reserve up to n zeroed pages in the idle set (within the quota); returns how many. */
