@@ -105,7 +105,7 @@ def test_entered_at_el3_drops_to_el2(boot):
 def fatal_for_dtb(boot, dtb_path):
     con = shim_boot(boot, image(), 0x48000000,
                     extra=("-device", f"loader,file={dtb_path},addr=0x48000000,force-raw=on"))
-    m = con.expect(r"Quire: FATAL: ([^\r\n]*)")
+    m = con.expect(r"Quire: FATAL: ([^\r\n]*)[\r\n]")
     con.expect(r"Quire: halting")
     return m.group(1)
 
