@@ -10,7 +10,7 @@
 #define STACK_SIZE 16384	/* per vCPU, inside the image's BSS */
 #define RAM_BASE 0x40000000UL
 #define PAGE_SIZE 4096UL
-#define ABORT_REC_SHIFT 5	/* sizeof(struct abort_rec) == 32 */
+#define ABORT_REC_SHIFT 6	/* sizeof(struct abort_rec) == 64 */
 
 #ifndef __ASSEMBLER__
 #include <stdarg.h>
@@ -21,9 +21,15 @@ typedef unsigned long u64;
 typedef long s64;
 typedef unsigned int u32;
 
-/* Filled by the EL1 synchronous vector (start.S) on each data abort, per vCPU. */
+/*
+ * Filled by the EL1 synchronous vector (start.S) on each data abort, per vCPU,
+ * and on each UNDEF (EC 0x00) taken while undef_ok is set (by a probe that
+ * expects one); any other exception ends the VM (guest_unexpected).
+ */
 struct abort_rec {
-	volatile u64 count, far, esr, elr;
+	volatile u64 count, far, esr, elr; /* offsets 0, 8, 16, 24: start.S */
+	volatile u64 undef_ok;		    /* offset 32 */
+	u64 pad[3];
 };
 extern struct abort_rec aborts[MAX_VCPUS];
 

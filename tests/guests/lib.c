@@ -2,6 +2,7 @@
 #include "guest.h"
 
 struct abort_rec aborts[MAX_VCPUS];
+_Static_assert(sizeof(struct abort_rec) == 1 << ABORT_REC_SHIFT, "start.S indexes aborts[] by shifting");
 
 #ifdef DEBUG
 /* Bare QEMU virt without Quire: the PL011 at 0x09000000; PSCI is QEMU's (HVC conduit). */
@@ -130,7 +131,7 @@ void system_off(void)
 	park();
 }
 
-/* Any exception but a data abort at EL1 (start.S): report and end the VM. */
+/* Any exception but a data abort or an expected UNDEF at EL1 (start.S): report and end the VM. */
 __attribute__((noreturn)) void guest_unexpected(u64 vector, u64 esr, u64 far, u64 elr)
 {
 	static volatile u64 nested[MAX_VCPUS];

@@ -5,7 +5,8 @@
  * fills it caused with the distinct pages it touched.
  *
  * x0 selects the mode: 1 seq, 2 random, 3 sparse, 4 smp, 5 outside, 6 quota,
- * 7 bench, 8 bench-smp. Each prints `memtest: <mode> ok ...` or
+ * 7 bench, 8 bench-smp, 9 hostile (a badly behaved guest: see mode_hostile;
+ * not about memory). Each prints `memtest: <mode> ok ...` or
  * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
  *
  * Nothing new is touched between the MEM_STATS calls that bracket a measured
@@ -116,25 +117,35 @@ static void report_bad(const char *mode, u64 i)
 }
 
 /*
- * A single load or store that may abort. Returns true if it aborted; the
- * vector (start.S) skipped the instruction and recorded FAR/ESR/ELR in *rec.
+ * After an instruction at pc that may have trapped into the guest's vector:
+ * true if it did (count moved on from before), with FAR/ESR/ELR in *rec.
  */
-static bool probe(u64 addr, bool write, u64 value, struct abort_rec *rec)
+static bool took(u64 before, u64 pc, struct abort_rec *rec)
 {
 	struct abort_rec *r = &aborts[vcpu_self()];
-	u64 before = r->count, pc, v = value;
 
-	if (write)
-		asm volatile("adr %1, 1f\n1:\tstr %0, [%2]" : "+r"(v), "=&r"(pc) : "r"(addr) : "memory");
-	else
-		asm volatile("adr %1, 1f\n1:\tldr %0, [%2]" : "+r"(v), "=&r"(pc) : "r"(addr) : "memory");
 	if (r->count == before)
 		return false;
 	rec->count = r->count - before;
 	rec->far = r->far;
 	rec->esr = r->esr;
-	rec->elr = r->elr == pc ? r->elr : ~0UL; /* ~0: the abort was not on the probe */
+	rec->elr = r->elr == pc ? r->elr : ~0UL; /* ~0: the exception was not on the probe */
 	return true;
+}
+
+/*
+ * A single load or store that may abort. Returns true if it aborted; the
+ * vector (start.S) skipped the instruction and recorded FAR/ESR/ELR in *rec.
+ */
+static bool probe(u64 addr, bool write, u64 value, struct abort_rec *rec)
+{
+	u64 before = aborts[vcpu_self()].count, pc, v = value;
+
+	if (write)
+		asm volatile("adr %1, 1f\n1:\tstr %0, [%2]" : "+r"(v), "=&r"(pc) : "r"(addr) : "memory");
+	else
+		asm volatile("adr %1, 1f\n1:\tldr %0, [%2]" : "+r"(v), "=&r"(pc) : "r"(addr) : "memory");
+	return took(before, pc, rec);
 }
 
 static bool is_sea(const struct abort_rec *a, u64 addr)
@@ -507,8 +518,346 @@ static void mode_bench_smp(void)
 	   BENCH_PAGES, counter_freq());
 }
 
+/* ---- 9: hostile ---- */
+/*
+ * A badly behaved guest: loads and stores where there is nothing, unknown
+ * device registers, unknown hypercalls over HVC and SMC, bad PSCI arguments,
+ * trapped and IMPLEMENTATION DEFINED system registers, and a flood of aborts.
+ * Each must come back as an error the guest can handle (an abort, RAZ/WI,
+ * NOT_SUPPORTED, an UNDEF) and the guest must keep running.
+ */
+#define HOSTILE_FLOOD 10000
+#define HOSTILE_FLOOD_ADDR 0x0c000000UL
+#define SENTINEL 0xdeadbeefcafef00dUL
+#define VPL011 0x09000000UL
+#define VGICD 0x08000000UL
+#define NOT_SUPPORTED ((u64)(s64)SMCCC_NOT_SUPPORTED)
+
+static u64 h_checks, h_failed;
+
+/* Count a check; the word for its line. */
+static const char *verdict(bool ok)
+{
+	h_checks++;
+	h_failed += !ok;
+	return ok ? "ok" : "FAIL";
+}
+
+static u64 ec_of(u64 esr)
+{
+	return esr >> 26 & 0x3f;
+}
+
+/* A 32-bit load or store, as a device driver does it. */
+static bool probe32(u64 addr, bool write, u64 *value, struct abort_rec *rec)
+{
+	u64 before = aborts[vcpu_self()].count, pc, v = *value;
+
+	if (write)
+		asm volatile("adr %1, 1f\n1:\tstr %w0, [%2]" : "+r"(v), "=&r"(pc) : "r"(addr) : "memory");
+	else
+		asm volatile("adr %1, 1f\n1:\tldr %w0, [%2]" : "+r"(v), "=&r"(pc) : "r"(addr) : "memory");
+	*value = v;
+	return took(before, pc, rec);
+}
+
+/* A load pair: no instruction syndrome (ISV 0) for a hypervisor to emulate it with. */
+static bool probe_ldp(u64 addr, struct abort_rec *rec)
+{
+	u64 before = aborts[vcpu_self()].count, pc, a = SENTINEL, b = SENTINEL;
+
+	asm volatile("adr %2, 1f\n1:\tldp %0, %1, [%3]" : "+r"(a), "+r"(b), "=&r"(pc) : "r"(addr) : "memory");
+	return took(before, pc, rec);
+}
+
+/*
+ * MRS/MSR of a register named in the source; true if it trapped into the
+ * guest (an UNDEF is let through the vector while these run). The value read
+ * is left in val, which holds SENTINEL if the MRS did not write it.
+ */
+#define SYS_READ(reg, val, rec)                                                              \
+	({                                                                                   \
+		struct abort_rec *r_ = &aborts[vcpu_self()];                                 \
+		u64 b_ = r_->count, pc_;                                                     \
+		bool t_;                                                                     \
+		(val) = SENTINEL;                                                            \
+		r_->undef_ok = 1;                                                            \
+		asm volatile("adr %1, 1f\n1:\tmrs %0, " #reg : "+r"(val), "=&r"(pc_) : : "memory"); \
+		r_->undef_ok = 0;                                                            \
+		t_ = took(b_, pc_, rec);                                                     \
+		t_;                                                                          \
+	})
+#define SYS_WRITE(reg, v, rec)                                                               \
+	({                                                                                   \
+		struct abort_rec *r_ = &aborts[vcpu_self()];                                 \
+		u64 b_ = r_->count, pc_;                                                     \
+		bool t_;                                                                     \
+		r_->undef_ok = 1;                                                            \
+		asm volatile("adr %0, 1f\n1:\tmsr " #reg ", %1" : "=&r"(pc_) : "r"((u64)(v)) : "memory"); \
+		r_->undef_ok = 0;                                                            \
+		t_ = took(b_, pc_, rec);                                                     \
+		t_;                                                                          \
+	})
+
+/*
+ * An SMCCC call over HVC or SMC with the two instructions after it: the
+ * first must run (mark = 1), i.e. the call returns right after itself.
+ */
+static struct smccc_res call(bool smc, u64 fn, u64 a1, bool *next)
+{
+	register u64 x0 asm("x0") = fn, x1 asm("x1") = a1, x2 asm("x2") = 0, x3 asm("x3") = 0;
+	u64 mark;
+
+	if (smc)
+		asm volatile("mov %4, #0\n\tsmc #0\n\tmov %4, #1"
+			     : "+r"(x0), "+r"(x1), "+r"(x2), "+r"(x3), "=&r"(mark)
+			     :
+			     : "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14",
+			       "x15", "x16", "x17", "memory");
+	else
+		asm volatile("mov %4, #0\n\thvc #0\n\tmov %4, #1"
+			     : "+r"(x0), "+r"(x1), "+r"(x2), "+r"(x3), "=&r"(mark)
+			     :
+			     : "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14",
+			       "x15", "x16", "x17", "memory");
+	*next = mark == 1;
+	return (struct smccc_res){ x0, x1, x2, x3 };
+}
+
+/* Loads and stores where the VM has neither RAM nor a device: synchronous external aborts. */
+static void hostile_sea(void)
+{
+	static const u64 addrs[] = {
+		0x0a000000UL, /* virtio-mmio on QEMU virt: not given to the VM */
+		0x09010000UL, /* the PL031 RTC on QEMU virt: not emulated */
+		0x0c000000UL, /* platform bus */
+		0x10000000UL, /* PCIe MMIO window */
+		0x3ffff000UL, /* the page below RAM */
+	};
+
+	for (unsigned k = 0; k < sizeof(addrs) / sizeof(addrs[0]); k++) {
+		u64 addr = addrs[k];
+		struct abort_rec r = { 0 }, w = { 0 };
+		bool rd = probe(addr, false, 0, &r), wr = probe(addr, true, SENTINEL, &w);
+		bool ok = rd && wr && is_sea(&r, addr) && is_sea(&w, addr);
+
+		pr("memtest: hostile sea %s addr=0x%lx read: %s esr=0x%lx far=0x%lx write: %s esr=0x%lx "
+		   "far=0x%lx\n",
+		   verdict(ok), addr, rd ? "aborted" : "completed", r.esr, r.far,
+		   wr ? "aborted" : "completed", w.esr, w.far);
+	}
+}
+
+/* Registers the emulated PL011 and GIC distributor do not have: RAZ/WI, no abort. */
+static void hostile_mmio_unknown(void)
+{
+	static const u64 addrs[] = { VPL011 + 0xf00, VGICD + 0xd00, VGICD + 0xefc };
+
+	for (unsigned k = 0; k < sizeof(addrs) / sizeof(addrs[0]); k++) {
+		u64 addr = addrs[k], v0 = SENTINEL, ones = 0xffffffffUL, v1 = SENTINEL;
+		struct abort_rec a = { 0 };
+		bool ab = probe32(addr, false, &v0, &a) || probe32(addr, true, &ones, &a) ||
+			  probe32(addr, false, &v1, &a);
+
+		pr("memtest: hostile mmio-unknown %s addr=0x%lx read=0x%lx after-write=0x%lx%s\n",
+		   verdict(!ab && v0 == 0 && v1 == 0), addr, v0, v1, ab ? " aborted" : "");
+	}
+}
+
+/* The emulated PL011's PrimeCell ID, one byte per word at 0xff0..0xffc. */
+static void hostile_pl011_id(void)
+{
+	static const u64 want[4] = { 0x0d, 0xf0, 0x05, 0xb1 };
+	u64 got[4];
+	bool ok = true;
+	struct abort_rec a;
+
+	for (int k = 0; k < 4; k++) {
+		got[k] = SENTINEL;
+		if (probe32(VPL011 + 0xff0 + 4 * k, false, &got[k], &a))
+			got[k] = ~0UL;
+		ok &= got[k] == want[k];
+	}
+	pr("memtest: hostile pl011-id %s cellid=0x%lx 0x%lx 0x%lx 0x%lx\n", verdict(ok), got[0], got[1],
+	   got[2], got[3]);
+}
+
+/* Unknown function IDs over both conduits: NOT_SUPPORTED, back at the next instruction. */
+static void hostile_calls(void)
+{
+	static const u64 ids[] = { 0x86000000UL, 0xc7001234UL, 0x84000fffUL };
+
+	for (int smc = 0; smc < 2; smc++) {
+		const char *how = smc ? "smc" : "hvc";
+		u64 before = aborts[0].count;
+		bool ok = true, next;
+
+		for (unsigned k = 0; k < sizeof(ids) / sizeof(ids[0]); k++) {
+			struct smccc_res r = call(smc, ids[k], 0, &next);
+
+			if (r.x0 != NOT_SUPPORTED || !next) {
+				pr("memtest: hostile %s 0x%lx returned x0=0x%lx, %s\n", how, ids[k], r.x0,
+				   next ? "at the next instruction" : "NOT at the next instruction");
+				ok = false;
+			}
+		}
+		ok &= aborts[0].count == before;
+		pr("memtest: hostile %s-unknown %s ids=3\n", how, verdict(ok));
+	}
+}
+
+/* The discovery calls a guest makes first, over both conduits. */
+static void hostile_smccc(void)
+{
+	static const struct {
+		const char *name;
+		u64 fn, a1, want;
+	} calls[] = {
+		{ "SMCCC_VERSION", SMCCC_VERSION, 0, 0x10001 },
+		{ "PSCI_VERSION", PSCI_VERSION, 0, 0x10001 },
+		{ "PSCI_FEATURES(CPU_ON)", PSCI_FEATURES, PSCI_CPU_ON_64, 0 },
+		{ "PSCI_FEATURES(unknown)", PSCI_FEATURES, 0x84000fffUL, NOT_SUPPORTED },
+	};
+
+	for (int smc = 0; smc < 2; smc++) {
+		bool ok = true, next;
+
+		for (unsigned k = 0; k < sizeof(calls) / sizeof(calls[0]); k++) {
+			u64 x0 = call(smc, calls[k].fn, calls[k].a1, &next).x0;
+
+			if (x0 != calls[k].want || !next) {
+				pr("memtest: hostile %s %s returned 0x%lx, want 0x%lx%s\n", smc ? "smc" : "hvc",
+				   calls[k].name, x0, calls[k].want, next ? "" : " (not at the next instruction)");
+				ok = false;
+			}
+		}
+		pr("memtest: hostile smccc-%s %s calls=4\n", smc ? "smc" : "hvc", verdict(ok));
+	}
+}
+
+/* PSCI with arguments that make no sense for a 1-vCPU VM. */
+static void hostile_psci(void)
+{
+	s64 no_cpu = psci_cpu_on(7, (u64)secondary_entry, 0);
+	s64 self = psci_cpu_on(0, (u64)secondary_entry, 0);
+	s64 bad_entry = psci_cpu_on(0, 0x0a000000UL, 0);
+	s64 aff_no_cpu = (s64)hvc(PSCI_AFFINITY_INFO_64, 5, 0, 0).x0;
+	s64 aff_level = (s64)hvc(PSCI_AFFINITY_INFO_64, 0, 1, 0).x0;
+	s64 aff_self = (s64)hvc(PSCI_AFFINITY_INFO_64, 0, 0, 0).x0;
+	/* MPIDR 0x100 (Aff1 1) names no vCPU here; only reported, not checked. */
+	s64 aff1 = psci_cpu_on(0x100, (u64)secondary_entry, 0);
+	bool ok = no_cpu == PSCI_RET_INVALID_PARAMS && self == PSCI_RET_ALREADY_ON &&
+		  (bad_entry == PSCI_RET_INVALID_PARAMS || bad_entry == PSCI_RET_ALREADY_ON) &&
+		  aff_no_cpu == PSCI_RET_INVALID_PARAMS && aff_level == PSCI_RET_INVALID_PARAMS &&
+		  aff_self == 0;
+
+	pr("memtest: hostile psci %s on(7)=%ld on(self)=%ld on(entry 0xa000000)=%ld aff(5)=%ld "
+	   "aff(0, level 1)=%ld aff(0)=%ld on(mpidr 0x100)=%ld\n",
+	   verdict(ok), no_cpu, self, bad_entry, aff_no_cpu, aff_level, aff_self, aff1);
+}
+
+/* Debug, PMU, physical timer and auxiliary control registers: read as zero, writes ignored. */
+static void hostile_sysreg_razwi(void)
+{
+	struct abort_rec a;
+	u64 pmcr, pmcnten, mdscr, cntp_ctl, cntp_cval, actlr;
+	bool t = false;
+
+	t |= SYS_WRITE(pmcr_el0, 1, &a);
+	t |= SYS_READ(pmcr_el0, pmcr, &a);
+	t |= SYS_WRITE(pmcntenset_el0, ~0UL, &a);
+	t |= SYS_READ(pmcntenset_el0, pmcnten, &a);
+	t |= SYS_WRITE(mdscr_el1, 1UL << 12, &a); /* TDCC: harmless if it were not trapped */
+	t |= SYS_READ(mdscr_el1, mdscr, &a);
+	t |= SYS_WRITE(cntp_cval_el0, 0x1234, &a);
+	t |= SYS_READ(cntp_cval_el0, cntp_cval, &a);
+	t |= SYS_WRITE(cntp_ctl_el0, 1, &a);
+	t |= SYS_READ(cntp_ctl_el0, cntp_ctl, &a);
+	t |= SYS_WRITE(actlr_el1, 1, &a);
+	t |= SYS_READ(actlr_el1, actlr, &a);
+	pr("memtest: hostile sysreg-razwi %s pmcr=0x%lx pmcntenset=0x%lx mdscr=0x%lx cntp_cval=0x%lx "
+	   "cntp_ctl=0x%lx actlr=0x%lx%s\n",
+	   verdict(!t && !pmcr && !pmcnten && !mdscr && !cntp_cval && !cntp_ctl && !actlr), pmcr,
+	   pmcnten, mdscr, cntp_cval, cntp_ctl, actlr, t ? " (an exception was taken)" : "");
+}
+
+/* An IMPLEMENTATION DEFINED register (HCR_EL2.TIDCP): UNDEF at the instruction, then skipped. */
+static void hostile_sysreg_undef(void)
+{
+	struct abort_rec r = { 0 }, w = { 0 };
+	u64 v;
+	bool rd = SYS_READ(s3_1_c15_c2_1, v, &r), wr = SYS_WRITE(s3_1_c15_c2_1, 0, &w);
+	bool ok = rd && wr && r.count == 1 && w.count == 1 && ec_of(r.esr) == 0 && ec_of(w.esr) == 0 &&
+		  r.elr != ~0UL && w.elr != ~0UL;
+
+	pr("memtest: hostile sysreg-undef %s reg=s3_1_c15_c2_1 read=%s esr=0x%lx write=%s esr=0x%lx\n",
+	   verdict(ok), rd ? "undef" : "completed", r.esr, wr ? "undef" : "completed", w.esr);
+	(void)v;
+}
+
+/* A load pair from a device: nothing to emulate it with, an abort instead. */
+static void hostile_mmio_nosyndrome(void)
+{
+	struct abort_rec a = { 0 };
+	bool ab = probe_ldp(VPL011 + 0x18, &a);
+
+	pr("memtest: hostile mmio-ldp %s addr=0x%lx %s esr=0x%lx far=0x%lx\n",
+	   verdict(ab && is_sea(&a, VPL011 + 0x18)), VPL011 + 0x18, ab ? "aborted" : "completed", a.esr,
+	   a.far);
+}
+
+/* Abort after abort: each one comes back, Quire logs none of them again. */
+static void hostile_flood(void)
+{
+	u64 good = 0, t0 = counter(), t1;
+	struct abort_rec a;
+
+	for (u64 i = 0; i < HOSTILE_FLOOD; i++)
+		if (probe(HOSTILE_FLOOD_ADDR + (i % 512) * 8, i & 1, i, &a) &&
+		    is_sea(&a, HOSTILE_FLOOD_ADDR + (i % 512) * 8))
+			good++;
+	t1 = counter();
+	pr("memtest: hostile flood %s aborts=%lu of %u ns_per_abort=%lu\n", verdict(good == HOSTILE_FLOOD),
+	   good, HOSTILE_FLOOD, (t1 - t0) * 1000000000UL / counter_freq() / HOSTILE_FLOOD);
+}
+
+/* After all that, RAM and the console still work. */
+static void hostile_ram(void)
+{
+	struct abort_rec a;
+	u64 addr = cfg.free;
+	bool ab = probe(addr, true, pat(addr, 9), &a) || probe(addr, false, 0, &a);
+
+	pr("memtest: hostile ram %s addr=0x%lx\n", verdict(!ab && RD(addr) == pat(addr, 9)), addr);
+}
+
+static void mode_hostile(void)
+{
+#ifdef DEBUG
+	pr("memtest: hostile FAIL needs Quire (it checks Quire's answers)\n");
+	return;
+#endif
+	if (!need_ram("hostile", cfg.free + PAGE_SIZE))
+		return;
+	hostile_sea();
+	hostile_mmio_unknown();
+	hostile_pl011_id();
+	hostile_calls();
+	hostile_smccc();
+	hostile_psci();
+	hostile_sysreg_razwi();
+	hostile_sysreg_undef();
+	hostile_mmio_nosyndrome();
+	hostile_flood();
+	hostile_ram();
+	if (!h_failed)
+		pr("memtest: hostile ok checks=%lu\n", h_checks);
+	else
+		pr("memtest: hostile FAIL checks=%lu failed=%lu\n", h_checks, h_failed);
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp",
-					  "outside", "quota", "bench", "bench-smp" };
+					  "outside", "quota", "bench", "bench-smp", "hostile" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -542,6 +891,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 6: mode_quota(); break;
 	case 7: mode_bench(); break;
 	case 8: mode_bench_smp(); break;
+	case 9: mode_hostile(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();

@@ -59,24 +59,28 @@ secondary_entry:
 
 /*
  * Synchronous exception at EL1 with SP_EL1 (vector 0x200). A data abort
- * (EC 0x25) is recorded in aborts[vCPU] and the faulting instruction is
- * skipped; anything else is reported by guest_unexpected.
+ * (EC 0x25), or an UNDEF (EC 0x00) while aborts[vCPU].undef_ok is set, is
+ * recorded in aborts[vCPU] and the faulting instruction is skipped; anything
+ * else is reported by guest_unexpected.
  */
 el1_sync:
 	sub	sp, sp, #32
 	stp	x0, x1, [sp]
 	stp	x2, x3, [sp, #16]
-	mrs	x0, esr_el1
-	lsr	x1, x0, #26
-	cmp	x1, #0x25
-	b.ne	9f
 	mrs	x1, mpidr_el1
 	and	x1, x1, #0xff
 	cmp	x1, #MAX_VCPUS
 	b.hs	9f
 	adr_l	x2, aborts
 	add	x2, x2, x1, lsl #ABORT_REC_SHIFT
-	mrs	x3, far_el1
+	mrs	x0, esr_el1
+	lsr	x1, x0, #26
+	cmp	x1, #0x25
+	b.eq	1f
+	cbnz	x1, 9f			/* neither a data abort nor an UNDEF */
+	ldr	x3, [x2, #32]		/* undef_ok: a probe expects it */
+	cbz	x3, 9f
+1:	mrs	x3, far_el1
 	str	x3, [x2, #8]
 	str	x0, [x2, #16]
 	mrs	x3, elr_el1
