@@ -6,22 +6,26 @@
 #include <quire/hypercall.h>
 #include <quire/vcpu.h>
 
+#define MPIDR_AFF 0xff00ffffffUL
+
 static s64 psci_cpu_on(struct vcpu *self, u64 target, u64 entry, u64 context)
 {
 	struct vm *vm = self->vm;
 	struct vcpu *t;
 	int expected = VCPU_OFF;
 
-	/* MPIDR of vCPU i is Aff0 = i. */
+	/* MPIDR of vCPU i is Aff0 = i; the other affinity fields are 0. */
 	if (target >= vm->nvcpus)
 		return PSCI_RET_INVALID_PARAMS;
 	t = vm->vcpu[target];
 	if (!vm_in_ram(vm, IPA(entry)))
 		return PSCI_RET_INVALID_PARAMS;
+	/* Claim it first, so a racing CPU_ON cannot change where it starts. */
+	if (!atomic_compare_exchange_strong(&t->state, &expected, VCPU_STARTING))
+		return PSCI_RET_ALREADY_ON;
 	t->entry = entry;
 	t->context = context;
-	if (!atomic_compare_exchange_strong(&t->state, &expected, VCPU_START))
-		return PSCI_RET_ALREADY_ON;
+	atomic_store_explicit(&t->state, VCPU_START, memory_order_release);
 	vcpu_kick(t);
 	return PSCI_RET_SUCCESS;
 }
@@ -69,10 +73,10 @@ bool hypercall(struct vcpu *v, u64 x[4])
 		x[0] = (u64)(s64)SMCCC_NOT_SUPPORTED; /* no firmware workarounds offered */
 		return true;
 	case PSCI_AFFINITY_INFO_64:
-		x[0] = (u64)psci_affinity_info(vm, x[1] & 0xff, x[2]);
+		x[0] = (u64)psci_affinity_info(vm, x[1] & MPIDR_AFF, x[2]);
 		return true;
 	case PSCI_CPU_ON_64:
-		x[0] = (u64)psci_cpu_on(v, x[1] & 0xff, x[2], x[3]);
+		x[0] = (u64)psci_cpu_on(v, x[1] & MPIDR_AFF, x[2], x[3]);
 		return true;
 	case PSCI_CPU_OFF:
 		atomic_store(&v->state, VCPU_OFF);

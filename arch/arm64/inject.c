@@ -14,6 +14,7 @@
 #define PSR_MODE_EL1h 0x5
 #define PSR_EL1h_DAIF 0x3c5
 #define DFSC_SEA 0x10
+#define ESR_WNR (1u << 6)
 
 static void enter_el1_vector(struct trap_frame *f, u64 esr)
 {
@@ -37,12 +38,12 @@ static bool from_el0(const struct trap_frame *f)
 	return (f->spsr & PSR_MODE_MASK) == PSR_MODE_EL0t;
 }
 
-void inject_data_abort(struct trap_frame *f, u64 far, bool instr)
+void inject_data_abort(struct trap_frame *f, u64 far, bool instr, bool write)
 {
 	u32 ec = instr ? (from_el0(f) ? EC_IABT_LOW : EC_IABT_CUR) : (from_el0(f) ? EC_DABT_LOW : EC_DABT_CUR);
 
 	write_sysreg(far, far_el1);
-	enter_el1_vector(f, (u64)ec << ESR_EC_SHIFT | ESR_IL | DFSC_SEA);
+	enter_el1_vector(f, (u64)ec << ESR_EC_SHIFT | ESR_IL | (write ? ESR_WNR : 0) | DFSC_SEA);
 }
 
 void inject_undef(struct trap_frame *f)

@@ -55,6 +55,12 @@ void irq_handle(struct vcpu *v)
 	}
 }
 
+static bool is_device(u64 ipa)
+{
+	return (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE) ||
+	       (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE);
+}
+
 static bool emulate_mmio(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt)
 {
 	u64 ipa = flt->ipa.bits, val = 0;
@@ -62,7 +68,7 @@ static bool emulate_mmio(struct vcpu *v, struct trap_frame *f, const struct s2_f
 	bool ok;
 
 	if (!flt->isv)
-		return false;
+		return false; /* LDP, writeback, ...: no syndrome to emulate from */
 	if (flt->write)
 		val = flt->srt == 31 ? 0 : f->x[flt->srt];
 	if (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE)
@@ -73,7 +79,8 @@ static bool emulate_mmio(struct vcpu *v, struct trap_frame *f, const struct s2_f
 		return false;
 	if (!ok) {
 		vm_log_once(v->vm, VM_LOG_MMIO,
-			    "quire: %s vCPU %u: %s of %u bytes at unknown device register 0x%lx: %s (logged once)\n",
+			    "quire: %s vCPU %u: %s of %u bytes at device address 0x%lx, no such register "
+			    "for that size: %s (logged once)\n",
 			    v->vm->name, v->index, flt->write ? "write" : "read", size, ipa,
 			    flt->write ? "ignored" : "reads as zero");
 		val = 0;
@@ -109,12 +116,18 @@ static void abort_from_guest(struct vcpu *v, struct trap_frame *f)
 		vm_power_off(v->vm, "stopped");
 		vcpu_exit();
 	}
-	vm_log_once(v->vm, VM_LOG_VIO + r,
-		    "quire: %s vCPU %u: %s at IPA 0x%lx (VA 0x%lx, %s, level %u): %s; "
-		    "injecting a synchronous external abort (logged once)\n",
-		    v->vm->name, v->index, flt.instr ? "instruction fetch" : flt.write ? "write" : "read",
-		    flt.ipa.bits, flt.va, fault_class_name(flt.cls), flt.level, vio_result_name(r));
-	inject_data_abort(f, f->far, flt.instr);
+	if (r == VIO_SEA_OUTSIDE && is_device(flt.ipa.bits))
+		vm_log_once(v->vm, VM_LOG_MMIO_NOISV,
+			    "quire: %s vCPU %u: device access at IPA 0x%lx by an instruction with no syndrome "
+			    "(load/store pair or writeback) cannot be emulated; injecting a synchronous "
+			    "external abort (logged once)\n", v->vm->name, v->index, flt.ipa.bits);
+	else
+		vm_log_once(v->vm, VM_LOG_VIO + r,
+			    "quire: %s vCPU %u: %s at IPA 0x%lx (VA 0x%lx, %s, level %u): %s; "
+			    "injecting a synchronous external abort (logged once)\n",
+			    v->vm->name, v->index, flt.instr ? "instruction fetch" : flt.write ? "write" : "read",
+			    flt.ipa.bits, flt.va, fault_class_name(flt.cls), flt.level, vio_result_name(r));
+	inject_data_abort(f, f->far, flt.instr, flt.write);
 }
 
 static void undef(struct vcpu *v, struct trap_frame *f, u32 ec)

@@ -292,15 +292,11 @@ static int free_lr(struct vgic_cpu *vc)
 	return -1;
 }
 
-void vgic_flush(struct vcpu *v)
+static void __attribute__((noinline)) flush(struct vcpu *v, struct vgic *g, struct vgic_cpu *vc)
 {
-	struct vgic *g = vgic_of(v->vm);
-	struct vgic_cpu *vc = &g->cpu[v->index];
 	bool left = false;
 	int i;
 
-	if (!vc->lr_used && !atomic_load_explicit(&vc->dirty, memory_order_relaxed))
-		return;
 	atomic_store(&vc->dirty, false);
 	spin_lock(&g->lock);
 	sync_lrs(g, vc, v->index);
@@ -342,6 +338,16 @@ void vgic_flush(struct vcpu *v)
 	if (left)
 		atomic_store(&vc->dirty, true);
 	spin_unlock(&g->lock);
+}
+
+void vgic_flush(struct vcpu *v)
+{
+	struct vgic *g = vgic_of(v->vm);
+	struct vgic_cpu *vc = &g->cpu[v->index];
+
+	/* The common exit (a stage-2 fill) has no interrupt business: keep it short. */
+	if (vc->lr_used || atomic_load_explicit(&vc->dirty, memory_order_relaxed))
+		flush(v, g, vc);
 }
 
 bool vgic_has_pending(struct vcpu *v)

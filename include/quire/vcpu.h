@@ -5,6 +5,7 @@
 
 enum vcpu_state {
 	VCPU_OFF,	/* not started, or stopped with PSCI CPU_OFF */
+	VCPU_STARTING,	/* CPU_ON is filling in entry and context */
 	VCPU_START,	/* CPU_ON accepted: run from entry with x0 = context */
 	VCPU_RUNNING,
 	VCPU_DEAD,	/* its VM stopped */

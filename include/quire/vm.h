@@ -34,7 +34,7 @@ struct vm {
 	struct vm_config cfg;	/* what it was made from, for restarts */
 };
 
-enum { VM_LOG_VIO = 0, VM_LOG_UNDEF = 8, VM_LOG_HVC, VM_LOG_SYSREG, VM_LOG_MMIO };
+enum { VM_LOG_VIO = 0, VM_LOG_UNDEF = 8, VM_LOG_HVC, VM_LOG_SYSREG, VM_LOG_MMIO, VM_LOG_MMIO_NOISV };
 /* printk only the first time this VM hits `kind`. */
 void vm_log_once(struct vm *vm, unsigned kind, const char *fmt, ...) __printf(3, 4);
 /* Stop the VM: every vCPU leaves the guest at its next exit (they are kicked). */

@@ -26,10 +26,13 @@ LOGGED = {
     "abort": r"read at IPA 0xa000000 \(VA 0xa000000, .*\): outside RAM and devices; "
              r"injecting a synchronous external abort \(logged once\)$",
     "hypercall": r"unknown hypercall 0x86000000: NOT_SUPPORTED \(logged once\)$",
-    "device register": r"read of 4 bytes at unknown device register 0x9000f00: "
-                       r"reads as zero \(logged once\)$",
+    "device register": r"read of 4 bytes at device address 0x9000f00, no such register "
+                       r"for that size: reads as zero \(logged once\)$",
     "system register": r"system register op0=3 op1=1 CRn=15 CRm=2 op2=1 \(read\) at 0x[0-9a-f]+ "
                        r"is not emulated; injecting UNDEF \(logged once\)$",
+    "device pair": r"device access at IPA 0x9000018 by an instruction with no syndrome "
+                   r"\(load/store pair or writeback\) cannot be emulated; injecting a synchronous "
+                   r"external abort \(logged once\)$",
 }
 
 

@@ -15,6 +15,6 @@ void console_input_init(const struct machine *m, struct vm *vm);
 void guest_trap(struct trap_frame *f, unsigned vector);
 
 /* Exception injection into the guest's EL1 (its registers are live on this CPU). */
-void inject_data_abort(struct trap_frame *f, u64 far, bool instr);
+void inject_data_abort(struct trap_frame *f, u64 far, bool instr, bool write);
 void inject_undef(struct trap_frame *f);
 #endif
