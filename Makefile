@@ -70,10 +70,10 @@ GUEST_INITRD := build/guests/initramfs.cpio.gz
 GUEST_DTB := build/dts/guest-virt.dtb
 $(B)/obj/arch/arm64/guest_images.S.o: ASFLAGS += -DGUEST_MEMTEST=$(GUEST_MEMTEST) \
 	-DGUEST_KERNEL=$(GUEST_KERNEL) -DGUEST_INITRD=$(GUEST_INITRD) -DGUEST_DTB=$(GUEST_DTB)
-$(B)/obj/arch/arm64/guest_images.S.o: $(GUEST_MEMTEST) $(GUEST_INITRD) $(GUEST_DTB)
+$(B)/obj/arch/arm64/guest_images.S.o: $(GUEST_MEMTEST) $(GUEST_KERNEL) $(GUEST_INITRD) $(GUEST_DTB)
 build/guests/memtest.bin: FORCE
 	$(Q)$(MAKE) -s -C tests/guests
-$(GUEST_INITRD): scripts/mkinitramfs $(wildcard tests/guests/linux/*) | setup
+build/guests/initramfs.cpio.gz: scripts/mkinitramfs $(wildcard tests/guests/linux/*) | setup
 	@echo "  CPIO    $@"
 	$(Q)scripts/mkinitramfs $@
 build/dts/%.dtb: dts/%.dts
