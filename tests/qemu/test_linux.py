@@ -1,0 +1,191 @@
+"""Linux as a Quire guest: Debian's arm64 cloud kernel with the busybox
+initramfs of scripts/mkinitramfs (tests/guests/linux/), console on the
+emulated PL011.
+
+The VM comes from the bootargs, vm=linux:<vcpus>:<mem MiB>:<quota pages>:0.
+The guest's console is raw on QEMU's console and what we type reaches it.
+/init prints `quire-init: ready` and starts a shell with the prompt '~ # '.
+
+Commands are written so their output cannot be mistaken for their echo:
+every command ends with `echo "<$((N))>rc=$?"`, whose output `<N>rc=0` is not
+in the echoed line.
+"""
+import itertools
+import re
+import time
+
+import pexpect
+import pytest
+
+from conftest import image
+
+PROMPT = "~ # "
+BOOT_TIMEOUT = 180          # reset to the shell; ~10-20 s under TCG, more on a busy host
+VCPUS = [1, 2]
+MEM_MIB = 512
+QUOTA = 262144              # pages: 1 GiB, above MEM_MIB so the quota never bites
+
+
+class Guest:
+    """A Quire with one Linux VM, driven through its shell."""
+
+    def __init__(self, con):
+        self.con = con
+        self.seq = itertools.count(1)
+
+    def wait_shell(self, timeout=BOOT_TIMEOUT):
+        try:
+            self.con.expect_exact("quire-init: ready", timeout=timeout)
+            self.con.expect_exact(PROMPT, timeout=60)
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            pytest.fail("no shell; console tail:\n" + self.tail())
+        # No line wrapping in the echo of long commands.
+        self.sh("stty columns 4000")
+
+    def tail(self):
+        return str(self.con.child.before)[-3000:]
+
+    def sh(self, cmd, timeout=60, ok=True):
+        """Run one shell command line; returns its output (\\r removed)."""
+        n = next(self.seq)
+        sep = " " if cmd.rstrip().endswith("&") else "; "
+        line = f'{cmd}{sep}echo "<$(({n}))>rc=$?"'
+        self.con.child.sendline(line)
+        try:
+            m = self.con.expect(rf"<{n}>rc=(\d+)\r*\n", timeout=timeout)
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            pytest.fail(f"no end of {cmd!r} within {timeout} s; console tail:\n" + self.tail())
+        out = self.con.child.before
+        # Drop everything up to the end of the echoed command line.
+        echo_end = out.rfind('rc=$?"')
+        if echo_end >= 0:
+            out = out[echo_end + len('rc=$?"'):]
+        out = out.replace("\r", "").lstrip("\n")
+        if ok:
+            assert m.group(1) == "0", f"{cmd!r} failed (exit {m.group(1)}):\n{out}"
+        return out
+
+
+def boot_linux(boot, vcpus, mem_mib=MEM_MIB, host_mem="1G"):
+    con = boot("--image", image(), "--smp", str(vcpus), "--mem", host_mem, "--",
+               "-append", f"vm=linux:{vcpus}:{mem_mib}:{QUOTA}:0", timeout=60)
+    g = Guest(con)
+    g.wait_shell()
+    return g
+
+
+@pytest.mark.parametrize("vcpus", VCPUS)
+def test_shell(boot, vcpus):
+    g = boot_linux(boot, vcpus)
+    assert g.sh("echo $((6*7))").split() == ["42"]
+    # Job control: the shell has the console as its controlling terminal.
+    g.sh("sleep 100 &")
+    out = g.sh("jobs; kill %1; wait %1", ok=False)
+    assert re.search(r"\[1\]\+\s+Running\s+sleep 100", out), out
+    assert g.sh("tty").strip() == "/dev/ttyAMA0"
+
+
+@pytest.mark.parametrize("vcpus", VCPUS)
+def test_cpus(boot, vcpus):
+    g = boot_linux(boot, vcpus)
+    assert int(g.sh("grep -c ^processor /proc/cpuinfo")) == vcpus
+    online = g.sh("cat /sys/devices/system/cpu/online").strip()
+    assert online == ("0" if vcpus == 1 else f"0-{vcpus - 1}")
+
+
+@pytest.mark.parametrize("vcpus,mem_mib", [(1, 512), (2, 512), (1, 256)])
+def test_meminfo(boot, vcpus, mem_mib):
+    g = boot_linux(boot, vcpus, mem_mib)
+    m = re.search(r"MemTotal:\s+(\d+) kB", g.sh("cat /proc/meminfo"))
+    assert m
+    total_kib = int(m.group(1))
+    # All of the VM's RAM, less the kernel image and early reservations.
+    assert (mem_mib - 64) * 1024 <= total_kib <= mem_mib * 1024
+
+
+def uptime(g):
+    return float(g.sh("cat /proc/uptime").split()[0])
+
+
+@pytest.mark.parametrize("vcpus", VCPUS)
+def test_timer(boot, vcpus):
+    g = boot_linux(boot, vcpus)
+    # Guest time advances with the host's.
+    t0, host0 = uptime(g), time.monotonic()
+    g.sh("sleep 2")
+    t1, host1 = uptime(g), time.monotonic()
+    assert 1.9 <= t1 - t0 <= host1 - host0 + 0.5, (t0, t1, host1 - host0)
+    # A 1 s sleep (a timer interrupt) takes about 1 s of guest time and of ours.
+    for _ in range(2):
+        host0 = time.monotonic()
+        out = g.sh("time sleep 1")
+        host = time.monotonic() - host0
+        m = re.search(r"real\s+(\d+)m\s*([\d.]+)s", out)
+        assert m, out
+        real = int(m.group(1)) * 60 + float(m.group(2))
+        assert 0.9 <= real <= 1.5, out
+        assert host >= 0.9, host
+
+
+def irq_counts(text, *names):
+    """Per-CPU counts of the /proc/interrupts line naming one of names."""
+    for line in text.splitlines():
+        if any(n in line for n in names):
+            fields = line.split(":", 1)[1].split()
+            counts = list(itertools.takewhile(str.isdigit, fields))
+            return [int(c) for c in counts]
+    raise AssertionError(f"no {names} line in /proc/interrupts:\n{text}")
+
+
+@pytest.mark.parametrize("vcpus", VCPUS)
+def test_interrupts(boot, vcpus):
+    g = boot_linux(boot, vcpus)
+    g.sh("sleep 1")
+    out = g.sh("cat /proc/interrupts")
+    header = out.splitlines()[0].split()
+    assert header == [f"CPU{i}" for i in range(vcpus)], out
+    timer = irq_counts(out, "arch_timer")
+    assert len(timer) == vcpus and all(c > 0 for c in timer), out
+    uart = irq_counts(out, "uart-pl011", "pl011", "ttyAMA")
+    assert sum(uart) > 0, out
+
+
+@pytest.mark.parametrize("vcpus", VCPUS)
+def test_memory(boot, vcpus):
+    """~360 MiB of the 512 MiB VM in tmpfs: guest pages Quire fills on demand."""
+    g = boot_linux(boot, vcpus)
+    mib = 180
+    g.sh(f"dd if=/dev/urandom of=/tmp/a bs=1M count={mib} 2>/dev/null", timeout=180)
+    g.sh("cp /tmp/a /tmp/b", timeout=120)
+    out = g.sh("cmp /tmp/a /tmp/b && echo SAME$((1+1))", timeout=120)
+    assert "SAME2" in out.split(), out
+    size = g.sh("stat -c %s /tmp/b").strip()
+    assert int(size) == mib << 20
+    # And the data stays put after the memory is reused.
+    a = g.sh("md5sum /tmp/a", timeout=120).split()[0]
+    g.sh("rm /tmp/b")
+    g.sh(f"dd if=/dev/zero of=/tmp/z bs=1M count={mib} 2>/dev/null && rm /tmp/z", timeout=120)
+    assert g.sh("md5sum /tmp/a", timeout=120).split()[0] == a
+
+
+@pytest.mark.parametrize("vcpus", VCPUS)
+def test_poweroff(boot, vcpus):
+    g = boot_linux(boot, vcpus)
+    g.con.child.sendline("poweroff -f")
+    try:
+        g.con.expect(r"quire: vm1 powered off", timeout=60)
+    except (pexpect.TIMEOUT, pexpect.EOF):
+        pytest.fail("no power-off; console tail:\n" + g.tail())
+
+
+@pytest.mark.parametrize("vcpus", VCPUS)
+def test_reboot(boot, vcpus):
+    g = boot_linux(boot, vcpus)
+    g.sh("echo before > /tmp/mark")
+    g.con.child.sendline("reboot -f")
+    # A fresh boot: /init again, a new shell, an empty /tmp.
+    g.wait_shell()
+    assert g.sh("echo $((2+3))").split() == ["5"]
+    assert g.sh("test -e /tmp/mark || echo fresh$((1+1))").split() == ["fresh2"]
+    assert int(g.sh("grep -c ^processor /proc/cpuinfo")) == vcpus
+    assert uptime(g) < BOOT_TIMEOUT
