@@ -83,7 +83,9 @@ bool vpl011_access(struct vm *vm, u64 off, unsigned size, bool write, u64 *val)
 			} else if (u->count) {
 				v = u->rx[u->head];
 				u->head = (u->head + 1) % FIFO;
-				if (!--u->count)
+				if (u->count-- == FIFO)
+					console_input_resume();
+				if (!u->count)
 					u->ris &= ~(INT_RX | INT_RT);
 			}
 			break;
@@ -112,6 +114,11 @@ bool vpl011_access(struct vm *vm, u64 off, unsigned size, bool write, u64 *val)
 	update_irq(vm, u);
 	spin_unlock(&u->lock);
 	return ok;
+}
+
+bool vpl011_room(struct vm *vm)
+{
+	return uarts[vm->id - 1].count < FIFO;
 }
 
 void vpl011_input(struct vm *vm, char c)

@@ -71,9 +71,9 @@ int pl011_getc(void)
 	return rd(UARTDR) & 0xff;
 }
 
-/* Interrupt on received bytes (and receive timeout), for guest console input. */
-void pl011_rx_irq_enable(void)
+/* Interrupt on received bytes (and receive timeout), for guest console input; or not. */
+void pl011_rx_irq(bool on)
 {
-	wr(UARTICR, 0x7ff);
-	wr(UARTIMSC, IMSC_RX | IMSC_RT);
+	/* No ICR write: bytes still waiting must keep their interrupt asserted. */
+	wr(UARTIMSC, on ? IMSC_RX | IMSC_RT : 0);
 }

@@ -7,6 +7,7 @@
  */
 #include <quire/console.h>
 #include <quire/fault.h>
+#include <quire/pl011.h>
 #include <quire/vdev.h>
 #include <arch/cpu.h>
 #include <arch/esr.h>
@@ -20,17 +21,20 @@
 
 static struct vm *console_vm;
 static u32 console_irq;
-extern int pl011_getc(void);
-extern void pl011_rx_irq_enable(void);
 
 void console_input_init(const struct machine *m, struct vm *vm)
 {
 	console_vm = vm;
 	console_irq = m->uart.irq;
 	if (vm && console_irq >= 32) {
-		pl011_rx_irq_enable();
+		pl011_rx_irq(true);
 		gic_enable_spi(console_irq, cpu_id());
 	}
+}
+
+void console_input_resume(void)
+{
+	pl011_rx_irq(true);
 }
 
 void irq_handle(struct vcpu *v)
@@ -48,8 +52,13 @@ void irq_handle(struct vcpu *v)
 		}
 		gic_deactivate(iar);
 		if (id == console_irq && console_vm) {
-			for (int c; (c = pl011_getc()) >= 0;)
+			int c;
+
+			while (vpl011_room(console_vm) && (c = pl011_getc()) >= 0)
 				vpl011_input(console_vm, (char)c);
+			/* Guest FIFO full: leave the rest in the UART (and QEMU's or the host's buffers). */
+			if (!vpl011_room(console_vm))
+				pl011_rx_irq(false);
 		}
 		/* SGI_KICK and maintenance: the list registers get refreshed before re-entry. */
 	}

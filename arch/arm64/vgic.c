@@ -54,8 +54,10 @@ static void mark_dirty(struct vm *vm, unsigned vcpu)
 {
 	struct vcpu *v = vm->vcpu[vcpu];
 
-	atomic_store(&vgic_of(vm)->cpu[vcpu].dirty, true);
-	if (v && v->pcpu != cpu_id())
+	if (!v)
+		return;
+	atomic_store_explicit(&v->vgic_active, true, memory_order_release);
+	if (v->pcpu != cpu_id())
 		gic_kick(v->pcpu);
 }
 
@@ -90,7 +92,7 @@ void vgic_forward_vtimer(struct vcpu *v)
 	q->pending = true;
 	q->hw = true;
 	spin_unlock(&g->lock);
-	atomic_store(&g->cpu[v->index].dirty, true);
+	atomic_store(&v->vgic_active, true);
 }
 
 /* --- the distributor ---------------------------------------------------- */
@@ -292,12 +294,15 @@ static int free_lr(struct vgic_cpu *vc)
 	return -1;
 }
 
-static void __attribute__((noinline)) flush(struct vcpu *v, struct vgic *g, struct vgic_cpu *vc)
+void vgic_flush_slow(struct vcpu *v)
 {
+	struct vgic *g = vgic_of(v->vm);
+	struct vgic_cpu *vc = &g->cpu[v->index];
 	bool left = false;
 	int i;
 
-	atomic_store(&vc->dirty, false);
+	/* Cleared before looking, so a concurrent mark_dirty is never lost. */
+	atomic_store(&v->vgic_active, false);
 	spin_lock(&g->lock);
 	sync_lrs(g, vc, v->index);
 	/* SGIs: one list register per (SGI, source) pair. */
@@ -335,27 +340,18 @@ static void __attribute__((noinline)) flush(struct vcpu *v, struct vgic *g, stru
 	}
 	/* More than fits: ask for a maintenance interrupt when the list registers drain. */
 	gich_write(GICH_HCR, GICH_HCR_EN | (left ? GICH_HCR_UIE : 0));
-	if (left)
-		atomic_store(&vc->dirty, true);
+	/* Come back while list registers are in use (to retire them) or work is left. */
+	if (left || vc->lr_used)
+		atomic_store(&v->vgic_active, true);
 	spin_unlock(&g->lock);
-}
-
-void vgic_flush(struct vcpu *v)
-{
-	struct vgic *g = vgic_of(v->vm);
-	struct vgic_cpu *vc = &g->cpu[v->index];
-
-	/* The common exit (a stage-2 fill) has no interrupt business: keep it short. */
-	if (vc->lr_used || atomic_load_explicit(&vc->dirty, memory_order_relaxed))
-		flush(v, g, vc);
 }
 
 bool vgic_has_pending(struct vcpu *v)
 {
 	struct vgic_cpu *vc = &vgic_of(v->vm)->cpu[v->index];
 
-	if (atomic_load(&vc->dirty))
-		return true;
+	if (atomic_load(&v->vgic_active) && !vc->lr_used)
+		return true; /* marked, not yet flushed */
 	for (unsigned i = 0; i < gich_nr_lrs(); i++)
 		if ((vc->lr_used & (1u << i)) && (gich_read(GICH_LR(i)) & GICH_LR_PENDING))
 			return true;

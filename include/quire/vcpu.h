@@ -17,6 +17,8 @@ struct vcpu {
 	unsigned pcpu;	/* the physical CPU it is pinned to */
 	_Atomic int state;
 	u64 entry, context;
+	/* Interrupt work pending or in the list registers: checked on every exit, so kept here. */
+	_Atomic bool vgic_active;
 	u64 args[4]; /* x0..x3 at entry */
 };
 

@@ -31,7 +31,6 @@ struct vgic_cpu {
 	u32 lr_used;        /* list registers Quire filled and has not seen retire */
 	s16 lr_irq[VGIC_MAX_LRS];
 	u8 lr_src[VGIC_MAX_LRS];
-	_Atomic bool dirty; /* something may need a list register */
 };
 
 struct vgic {
@@ -47,8 +46,13 @@ bool vgic_dist_access(struct vcpu *v, u64 off, unsigned size, bool write, u64 *v
 void vgic_set_level(struct vm *vm, u32 intid, bool level);
 /* The virtual timer fired on this CPU: forward it, linked to the physical PPI. */
 void vgic_forward_vtimer(struct vcpu *v);
+void vgic_flush_slow(struct vcpu *v);
 /* Before entering the guest: retire finished list registers and fill free ones. */
-void vgic_flush(struct vcpu *v);
+static inline void vgic_flush(struct vcpu *v)
+{
+	if (atomic_load_explicit(&v->vgic_active, memory_order_acquire))
+		vgic_flush_slow(v);
+}
 /* Does the vCPU have an interrupt to take (for WFI)? */
 bool vgic_has_pending(struct vcpu *v);
 /* The vCPU stops for good: empty its list registers, release the timer PPI. */
