@@ -47,6 +47,7 @@ static s64 psci_features(u32 fn)
 	case PSCI_SYSTEM_OFF:
 	case PSCI_SYSTEM_RESET:
 	case PSCI_FEATURES:
+	case PSCI_MIGRATE_INFO_TYPE:
 	case SMCCC_VERSION:
 		return 0;
 	default:
@@ -65,6 +66,9 @@ bool hypercall(struct vcpu *v, u64 x[4])
 		return true;
 	case PSCI_FEATURES:
 		x[0] = (u64)psci_features((u32)x[1]);
+		return true;
+	case PSCI_MIGRATE_INFO_TYPE:
+		x[0] = 2; /* no Trusted OS: nothing to migrate */
 		return true;
 	case SMCCC_VERSION:
 		x[0] = 0x10001; /* SMCCC 1.1 */

@@ -8,6 +8,7 @@
 #include <quire/console.h>
 #include <quire/vdev.h>
 #include <arch/cpu.h>
+#include <arch/el1_context.h>
 #include <arch/gic.h>
 #include <arch/stage2.h>
 #include <arch/vgic.h>
@@ -36,11 +37,13 @@
 #define CNTHCTL_EL2_GUEST 1UL
 #define CPTR_EL2_TFP (1UL << 10)
 
-#define SCTLR_EL1_RES1 0x30d00800UL /* ARMv8.0 RES1 bits; MMU and caches off */
 #define CPACR_EL1_FPEN (3UL << 20)
 #define PSR_EL1h_DAIF 0x3c5
 
 void vcpu_enter(struct trap_frame *f) __noreturn;
+
+/* The EL1 state of the vCPU each CPU runs, saved when it leaves. */
+static struct el1_context ctx[MAX_CPUS];
 
 void vcpu_pin(struct vcpu *v, unsigned pcpu)
 {
@@ -83,7 +86,6 @@ static void __noreturn vcpu_start(struct vcpu *v)
 	write_sysreg(MDCR_EL2_GUEST | (read_sysreg(mdcr_el2) & 0x1f), mdcr_el2);
 	write_sysreg(CNTHCTL_EL2_GUEST, cnthctl_el2);
 	write_sysreg(0, cntvoff_el2);
-	write_sysreg(0, cntv_ctl_el0);
 	/* FP/SIMD traps until the guest first uses it (trap.c lets it through then). */
 	write_sysreg(CPTR_EL2_RES1 | CPTR_EL2_TFP, cptr_el2);
 	gich_write(GICH_VMCR, 0);
@@ -92,17 +94,10 @@ static void __noreturn vcpu_start(struct vcpu *v)
 	write_sysreg(s2_vttbr(vm), vttbr_el2);
 	write_sysreg((1UL << 31) | v->index, vmpidr_el2);
 	write_sysreg(read_sysreg(midr_el1), vpidr_el2);
-	write_sysreg(SCTLR_EL1_RES1, sctlr_el1);
-	write_sysreg(CPACR_EL1_FPEN, cpacr_el1);
-	write_sysreg(0, vbar_el1);
-	write_sysreg(0, tcr_el1);
-	write_sysreg(0, ttbr0_el1);
-	write_sysreg(0, ttbr1_el1);
-	write_sysreg(0, mair_el1);
-	write_sysreg(0, cntkctl_el1);
-	write_sysreg(0, sp_el1);
-	write_sysreg(0, sp_el0);
-	isb();
+	/* A vCPU starts (or restarts) from the architectural reset state of EL1. */
+	el1_context_reset(&ctx[cpu_id()]);
+	ctx[cpu_id()].cpacr = CPACR_EL1_FPEN;
+	el1_context_restore(&ctx[cpu_id()]);
 	/* A VMID may have served a VM that is gone: no translation of it may survive. */
 	asm volatile("tlbi vmalls12e1" : : : "memory");
 	dsb(nsh);
@@ -142,6 +137,7 @@ void __noreturn vcpu_loop(void)
 
 void __noreturn vcpu_exit(void)
 {
+	el1_context_save(&ctx[cpu_id()]);
 	vgic_vcpu_stop(this_cpu()->vcpu);
 	/* Nothing on this stack is needed any more: start over at its top. */
 	write_sysreg(HCR_RW, hcr_el2);
