@@ -32,6 +32,7 @@ static paddr_t gicv_base;
 static u64 gicv_size;
 static u8 gic_cpu_mask[MAX_CPUS]; /* GIC CPU interface of each logical CPU */
 static unsigned nr_lrs;
+static u32 maint_irq; /* from the DT: the vGIC's underflow interrupt (a PPI) */
 
 static inline u32 rd(volatile u8 *b, unsigned off)
 {
@@ -52,6 +53,7 @@ void gic_init(const struct machine *m)
 	gich = (volatile u8 *)(uintptr_t)m->gic.gich.base;
 	gicv_base = m->gic.gicv.base;
 	gicv_size = m->gic.gicv.size;
+	maint_irq = m->gic.maint_irq;
 	lines = (rd(gicd, GICD_TYPER) & 0x1f) + 1;
 	/* Every SPI off until someone asks; all priorities the same. */
 	for (unsigned i = 1; i < lines; i++) {
@@ -74,7 +76,8 @@ void gic_init_cpu(void)
 	wr(gicd, GICD_ICENABLER(0), ~0u);
 	for (unsigned i = 0; i < 32; i += 4)
 		wr(gicd, GICD_IPRIORITYR(i), 0xa0a0a0a0);
-	wr(gicd, GICD_ISENABLER(0), 1u << SGI_KICK | 1u << PPI_VTIMER);
+	wr(gicd, GICD_ISENABLER(0),
+	   1u << SGI_KICK | 1u << PPI_VTIMER | (maint_irq >= 16 && maint_irq < 32 ? 1u << maint_irq : 0));
 	gic_cpu_mask[cpu_id()] = rd(gicd, GICD_ITARGETSR(0)) & 0xff;
 	wr(gicc, GICC_PMR, 0xf0);
 	wr(gicc, GICC_CTLR, GICC_CTLR_EN | GICC_CTLR_EOIMODE);
