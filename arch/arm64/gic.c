@@ -76,8 +76,13 @@ void gic_init_cpu(void)
 	wr(gicd, GICD_ICENABLER(0), ~0u);
 	for (unsigned i = 0; i < 32; i += 4)
 		wr(gicd, GICD_IPRIORITYR(i), 0xa0a0a0a0);
-	wr(gicd, GICD_ISENABLER(0),
-	   1u << SGI_KICK | 1u << PPI_VTIMER | (maint_irq >= 16 && maint_irq < 32 ? 1u << maint_irq : 0));
+	/*
+	 * The maintenance interrupt stays off for now: with it on, console input
+	 * to Linux stalled (under investigation). List registers left over or
+	 * retired are handled at the vCPU's next exit instead (its timer tick
+	 * at the latest).
+	 */
+	wr(gicd, GICD_ISENABLER(0), 1u << SGI_KICK | 1u << PPI_VTIMER);
 	gic_cpu_mask[cpu_id()] = rd(gicd, GICD_ITARGETSR(0)) & 0xff;
 	wr(gicc, GICC_PMR, 0xf0);
 	wr(gicc, GICC_CTLR, GICC_CTLR_EN | GICC_CTLR_EOIMODE);
@@ -130,6 +135,11 @@ void gich_write(unsigned off, u32 v)
 unsigned gich_nr_lrs(void)
 {
 	return nr_lrs;
+}
+
+u32 gic_maint_irq(void)
+{
+	return maint_irq;
 }
 
 paddr_t gic_gicv_base(void)

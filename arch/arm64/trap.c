@@ -50,6 +50,11 @@ void irq_handle(struct vcpu *v)
 			continue;
 		}
 		gic_deactivate(iar);
+		if (id == gic_maint_irq() && v) {
+			/* List registers retired (EOI) or drained (underflow): sync them before re-entry. */
+			atomic_store(&v->vgic_active, true);
+			continue;
+		}
 		if (id == console_irq && console_vm) {
 			int c;
 
@@ -59,7 +64,7 @@ void irq_handle(struct vcpu *v)
 			if (!vpl011_room(console_vm))
 				pl011_rx_irq(false);
 		}
-		/* SGI_KICK and maintenance: the list registers get refreshed before re-entry. */
+		/* SGI_KICK: the list registers get refreshed before re-entry. */
 	}
 }
 

@@ -131,6 +131,9 @@ void __noreturn vcpu_loop(void)
 			vcpu_start(v);
 		}
 		irq_handle(NULL);
+		/* A kick taken by irq_handle just now must not be slept through. */
+		if (!atomic_load(&v->vm->off) && atomic_load(&v->state) == VCPU_START)
+			continue;
 		wfi();
 	}
 }

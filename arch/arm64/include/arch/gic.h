@@ -19,6 +19,7 @@ void gic_deactivate_ppi(u32 intid);
 u32 gich_read(unsigned off);
 void gich_write(unsigned off, u32 v);
 unsigned gich_nr_lrs(void);
+u32 gic_maint_irq(void);
 paddr_t gic_gicv_base(void);
 u64 gic_gicv_size(void);
 
