@@ -8,6 +8,7 @@
 #include <arch/cpu.h>
 #include <arch/gic.h>
 #include <arch/sysreg.h>
+#include <arch/vgic.h>
 
 #define GICD_CTLR 0x000
 #define GICD_TYPER 0x004
@@ -61,7 +62,7 @@ void gic_init(const struct machine *m)
 		wr(gicd, GICD_ICPENDR(i), ~0u);
 	}
 	wr(gicd, GICD_CTLR, 1);
-	nr_lrs = (rd(gich, 0x004) & 0x3f) + 1;
+	nr_lrs = MIN((rd(gich, GICH_VTR) & 0x3f) + 1, (u32)VGIC_MAX_LRS);
 }
 
 void gic_init_cpu_if_present(void)
