@@ -28,17 +28,9 @@ struct mmu_regs boot_mmu_regs;
 
 extern char _start[], _end[];
 
-static unsigned pa_bits(void)
-{
-	static const unsigned bits[] = { 32, 36, 40, 42, 44, 48, 52 };
-	unsigned pa = read_sysreg(id_aa64mmfr0_el1) & 0xf;
-
-	return pa < ARRAY_SIZE(bits) ? bits[pa] : 48;
-}
-
 static void make_regs(struct mmu_regs *r, u64 *table)
 {
-	u64 ps = read_sysreg(id_aa64mmfr0_el1) & 0xf;
+	u64 ps = parange();
 
 	r->mair = MAIR_ATTR_DEVICE_nGnRE << (8 * MAIR_IDX_DEVICE) |
 		  (u64)MAIR_ATTR_NORMAL_WB << (8 * MAIR_IDX_NORMAL);
@@ -106,7 +98,7 @@ static bool inside_ram(const struct machine *m, u64 base, u64 size)
 
 void mmu_enable_final(const struct machine *m)
 {
-	u64 limit = 1UL << MIN(pa_bits(), VA_BITS);
+	u64 limit = 1UL << MIN(parange_bits(), VA_BITS);
 	unsigned nl2 = 0;
 
 	memset(l1, 0, sizeof(l1));

@@ -40,15 +40,13 @@ static unsigned ipa_bits;
 
 unsigned s2_setup(void)
 {
-	static const unsigned bits[] = { 32, 36, 40, 42, 44, 48, 52 };
-	u64 parange = read_sysreg(id_aa64mmfr0_el1) & 0xf;
-	unsigned pa = parange < ARRAY_SIZE(bits) ? bits[parange] : 48;
+	unsigned pa = parange_bits();
 
 	/* 39 bits = levels 1-3 from one 4 KiB root; smaller PA sizes just use fewer root entries. */
 	ipa_bits = MIN(pa, 39u);
 	vtcr = VTCR_EL2_RES1 | (64 - ipa_bits) | (1UL << VTCR_SL0_SHIFT) /* start at level 1 */ |
 	       VTCR_IRGN0_WBWA | VTCR_ORGN0_WBWA | VTCR_SH0_INNER | VTCR_TG0_4K |
-	       (MIN(parange, 5UL) << VTCR_PS_SHIFT);
+	       (MIN(parange(), 5UL) << VTCR_PS_SHIFT);
 	return ipa_bits;
 }
 

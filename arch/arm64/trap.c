@@ -16,7 +16,6 @@
 #include <arch/vcpu.h>
 #include <arch/vgic.h>
 
-#define CPTR_EL2_TFP (1UL << 10)
 
 static struct vm *console_vm;
 static u32 console_irq;

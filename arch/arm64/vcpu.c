@@ -35,7 +35,6 @@
 #define MDCR_EL2_GUEST ((1UL << 5) | (1UL << 6) | (1UL << 9) | (1UL << 10) | (1UL << 11))
 /* The guest reads the counter; its physical timer traps (it has the virtual one). */
 #define CNTHCTL_EL2_GUEST 1UL
-#define CPTR_EL2_TFP (1UL << 10)
 
 #define CPACR_EL1_FPEN (3UL << 20)
 #define PSR_EL1h_DAIF 0x3c5

@@ -62,6 +62,28 @@ def boot(request):
         con.close()
 
 
+def run_until_off(boot, words, smp, mem="1G", timeout=90):
+    """Boot Quire with these vm= words and wait until every VM has powered off.
+
+    Returns the console text (without \r) up to the last power-off and a
+    little after, so lines Quire prints then are in it too.
+    """
+    con = boot("--image", image(), "--smp", str(smp), "--mem", mem, "--",
+               "-append", " ".join(words), timeout=timeout)
+    text, off = [], set()
+    want = set(range(1, len(words) + 1))
+    while off != want:
+        try:
+            m = con.expect(r"quire: vm(\d+) powered off")
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            pytest.fail(f"VMs {sorted(want - off)} did not power off; console:\n"
+                        + "".join(text) + str(con.child.before))
+        text.append(con.child.before + con.child.after)
+        off.add(int(m.group(1)))
+    text.append(con.read_until_quiet(quiet=0.5, limit=3))
+    return "".join(text).replace("\r", "")
+
+
 def image(platform="qemu-virt", variant=""):
     path = BUILD / f"{platform}{variant}" / "quire.bin"
     if not path.exists():

@@ -9,10 +9,8 @@ running, and vm2's memory test on the other CPU is not disturbed.
 """
 import re
 
-import pexpect
-import pytest
 
-from conftest import image
+from conftest import run_until_off
 
 HOSTILE, SEQ = 9, 1
 WORDS = [f"vm=memtest:1:64:4096:{HOSTILE}", f"vm=memtest:1:64:16384:{SEQ}"]
@@ -38,19 +36,7 @@ LOGGED = {
 
 def run(boot):
     """Boot both VMs; the console text up to both power-offs and a little after."""
-    con = boot("--image", image(), "--smp", "2", "--mem", "1G", "--",
-               "-append", " ".join(WORDS), timeout=90)
-    text, off = [], set()
-    while len(off) < len(WORDS):
-        try:
-            m = con.expect(r"quire: vm(\d+) powered off")
-        except (pexpect.TIMEOUT, pexpect.EOF):
-            pytest.fail(f"VMs {sorted({1, 2} - off)} did not power off; console:\n"
-                        + "".join(text) + str(con.child.before))
-        text.append(con.child.before + con.child.after)
-        off.add(int(m.group(1)))
-    text.append(con.read_until_quiet(quiet=0.5, limit=3))
-    return "".join(text).replace("\r", "")
+    return run_until_off(boot, WORDS, smp=2)
 
 
 def test_hostile_guest_is_contained(boot):

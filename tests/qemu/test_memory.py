@@ -7,10 +7,9 @@ VMs come from the bootargs: vm=<guest>:<vcpus>:<mem MiB>:<quota pages>:<arg>.
 """
 import re
 
-import pexpect
 import pytest
 
-from conftest import image
+from conftest import run_until_off
 
 SEQ, RANDOM, SPARSE, SMP, OUTSIDE, QUOTA, BENCH, BENCH_SMP = range(1, 9)
 PAGE = 4096
@@ -27,18 +26,7 @@ def run_vms(boot, words, smp, mem="1G", timeout=90):
     Returns {vm number: [its console lines without the `vmN: ` prefix]}, and
     fails on any `FAIL` line from a guest.
     """
-    con = boot("--image", image(), "--smp", str(smp), "--mem", mem, "--",
-               "-append", " ".join(words), timeout=timeout)
-    text, off = [], set()
-    while len(off) < len(words):
-        try:
-            m = con.expect(r"quire: vm(\d+) powered off")
-        except (pexpect.TIMEOUT, pexpect.EOF):
-            pytest.fail(f"VMs {sorted(set(range(1, len(words) + 1)) - off)} did not power off; "
-                        "console:\n" + "".join(text) + str(con.child.before))
-        text.append(con.child.before + con.child.after)
-        off.add(int(m.group(1)))
-    out = "".join(text).replace("\r", "")
+    out = run_until_off(boot, words, smp, mem, timeout)
     lines = {i: [] for i in range(1, len(words) + 1)}
     for m in re.finditer(r"^vm(\d+): (.*)$", out, re.M):
         lines.setdefault(int(m.group(1)), []).append(m.group(2))

@@ -19,6 +19,7 @@
 #define HCR_EL2_RW (1 << 31)
 
 #define CPTR_EL2_RES1 0x32ff /* bits 0-7, 9, 12, 13: no FP/SIMD trap for EL2 itself */
+#define CPTR_EL2_TFP (1UL << 10)
 
 #define SPSR_EL2H_DAIF 0x3c9 /* EL2h, D, A, I, F masked */
 
@@ -58,6 +59,21 @@
 #define sev() asm volatile("sev" : : : "memory")
 #define wfe() asm volatile("wfe" : : : "memory")
 #define wfi() asm volatile("wfi" : : : "memory")
+
+/* ID_AA64MMFR0_EL1.PARange, the field as it is (also what TCR/VTCR.PS take, capped at 48 bits). */
+static inline u64 parange(void)
+{
+	return read_sysreg(id_aa64mmfr0_el1) & 0xf;
+}
+
+/* The physical address size PARange encodes, in bits. */
+static inline unsigned parange_bits(void)
+{
+	static const unsigned bits[] = { 32, 36, 40, 42, 44, 48, 52 };
+	u64 pa = parange();
+
+	return pa < ARRAY_SIZE(bits) ? bits[pa] : 48;
+}
 
 static inline unsigned current_el(void)
 {
