@@ -1,5 +1,7 @@
 # Quire: build, run, test and benchmark. See README.md.
-#   make [PLATFORM=qemu-virt|rpi4]     build build/<platform>/quire.{elf,bin}
+#   make [PLATFORM=qemu-virt|rpi4] [VMS=dts/vms/<name>.dts]
+#                                      build build/<platform>/quire.{elf,bin} (other VMS: in
+#                                      build/<platform>/vms-<name>/), the VM config checked first
 #   make run [SMP=4 MEM=2G BOOT=direct|uboot PLATFORM=...]
 #   make test                          host unit tests + QEMU integration tests
 #   make bench                         figures -> build/bench/results.json
@@ -14,9 +16,12 @@ ifneq ($(filter $(PLATFORM),qemu-virt rpi4),$(PLATFORM))
 $(error PLATFORM must be qemu-virt or rpi4, not '$(PLATFORM)')
 endif
 
-# Test-only variants get their own build directory.
+# Test-only variants get their own build directory; so does each VM configuration's image.
 VARIANT := $(if $(CRASH_TEST),-crashtest)
 B := build/$(PLATFORM)$(VARIANT)
+VMS ?= dts/vms/default.dts
+VMS_NAME := $(basename $(notdir $(VMS)))
+O := $(B)$(if $(filter default,$(VMS_NAME)),,/vms-$(VMS_NAME))
 
 CC := $(CROSS)gcc
 GCC_INC := $(shell $(CC) -print-file-name=include 2>/dev/null)
@@ -31,12 +36,14 @@ ASFLAGS := -D__ASSEMBLER__ -Ulinux -Iinclude -Iarch/arm64/include
 LDFLAGS := -nostdlib -static-pie -Wl,--no-dynamic-linker -Wl,-z,norelro \
 	-Wl,-z,max-page-size=4096 -Wl,--build-id=none -Wl,--no-warn-rwx-segments -T arch/arm64/quire.ld
 
-SRCS := $(wildcard arch/arm64/*.S arch/arm64/*.c core/*.c pool/*.c lib/*.c drivers/*.c) \
-	$(wildcard platform/$(PLATFORM)/*.c)
+SRCS := $(filter-out arch/arm64/guest_images.S,$(wildcard arch/arm64/*.S arch/arm64/*.c core/*.c \
+	pool/*.c lib/*.c drivers/*.c)) $(wildcard platform/$(PLATFORM)/*.c)
 OBJS := $(patsubst %,$(B)/obj/%.o,$(SRCS))
+# The guest images and the VM configuration differ per configuration; the rest is shared.
+IMG_OBJ := $(O)/obj/arch/arm64/guest_images.S.o
 
 .PHONY: all setup run test test-host test-qemu bench clean images FORCE
-all: $(B)/quire.bin
+all: $(O)/quire.bin
 
 setup:
 	@scripts/setup
@@ -54,23 +61,42 @@ $(B)/obj/%.S.o: %.S | setup
 	@echo "  AS      $(B)/$<"
 	$(Q)$(CC) $(CFLAGS) $(ASFLAGS) -MMD -c $< -o $@
 
-$(B)/quire.elf: $(OBJS) arch/arm64/quire.ld
+$(O)/quire.elf: $(OBJS) $(IMG_OBJ) arch/arm64/quire.ld
 	@echo "  LD      $@"
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(OBJS) $(ARM64)/lib/libfdt.a -lgcc -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(OBJS) $(IMG_OBJ) $(ARM64)/lib/libfdt.a -lgcc -o $@
 
-$(B)/quire.bin: $(B)/quire.elf scripts/finish-image
+$(O)/quire.bin: $(O)/quire.elf scripts/finish-image
 	@echo "  IMAGE   $@"
 	$(Q)scripts/finish-image $< $@
 
 # Guests carried in quire.bin (arch/arm64/guest_images.S): the memtest
-# test guest, Debian's arm64 kernel, the initramfs and the guest DT template.
+# test guest, Debian's arm64 kernel, the initramfs, the guest DT template,
+# and the VM configuration, which vmcheck checks against them first.
 GUEST_MEMTEST := build/guests/memtest.bin
 GUEST_KERNEL := $(ARM64)/Image
 GUEST_INITRD := build/guests/initramfs.cpio.gz
 GUEST_DTB := build/dts/guest-virt.dtb
-$(B)/obj/arch/arm64/guest_images.S.o: ASFLAGS += -DGUEST_MEMTEST=$(GUEST_MEMTEST) \
-	-DGUEST_KERNEL=$(GUEST_KERNEL) -DGUEST_INITRD=$(GUEST_INITRD) -DGUEST_DTB=$(GUEST_DTB)
-$(B)/obj/arch/arm64/guest_images.S.o: $(GUEST_MEMTEST) $(GUEST_KERNEL) $(GUEST_INITRD) $(GUEST_DTB)
+VMS_DTB := $(O)/vms.dtb
+VMCHECK := build/tools/vmcheck
+IMAGES := memtest=$(GUEST_MEMTEST) linux=$(GUEST_KERNEL) linux_initrd=$(GUEST_INITRD)
+$(IMG_OBJ): ASFLAGS += -DGUEST_MEMTEST=$(GUEST_MEMTEST) -DGUEST_KERNEL=$(GUEST_KERNEL) \
+	-DGUEST_INITRD=$(GUEST_INITRD) -DGUEST_DTB=$(GUEST_DTB) -DVMS_DTB=$(VMS_DTB)
+$(IMG_OBJ): arch/arm64/guest_images.S $(GUEST_MEMTEST) $(GUEST_KERNEL) $(GUEST_INITRD) $(GUEST_DTB) \
+		$(O)/vms.checked
+	@mkdir -p $(dir $@)
+	@echo "  AS      $@"
+	$(Q)$(CC) $(CFLAGS) $(ASFLAGS) -c $< -o $@
+$(VMS_DTB): $(VMS) | setup
+	@mkdir -p $(dir $@)
+	@echo "  DTC     $@"
+	$(Q)dtc -q -I dts -O dtb -o $@ $<
+# A bad configuration stops the build here, with the checker's message.
+$(O)/vms.checked: $(VMS_DTB) $(VMCHECK) $(GUEST_MEMTEST) $(GUEST_KERNEL) $(GUEST_INITRD)
+	@echo "  VMCHECK $(VMS)"
+	$(Q)$(VMCHECK) $(addprefix --image ,$(IMAGES)) $(VMS_DTB) > $@ || { cat $@; rm -f $@; exit 1; }
+	$(Q)$(if $(V),cat $@)
+$(VMCHECK): $(wildcard tools/*.c tools/Makefile core/vmconfig.c core/linux_layout.c lib/printf.c include/quire/*.h) | setup
+	$(Q)$(MAKE) -s -C tools
 build/guests/memtest.bin: FORCE
 	$(Q)$(MAKE) -s -C tests/guests
 build/guests/initramfs.cpio.gz: scripts/mkinitramfs $(wildcard tests/guests/linux/*) | setup
@@ -86,12 +112,13 @@ build/dts/%.dtb: dts/%.dts
 # Everything the tests boot.
 images:
 	$(MAKE) PLATFORM=qemu-virt
+	$(MAKE) PLATFORM=qemu-virt VMS=dts/vms/four-linux.dts
 	$(MAKE) PLATFORM=rpi4
 	$(MAKE) PLATFORM=qemu-virt CRASH_TEST=1
 	$(MAKE) -C tests/shim
 
 run: setup all
-	scripts/qemu --platform $(PLATFORM) $(if $(BOOT),--boot $(BOOT)) $(if $(SMP),--smp $(SMP)) \
+	scripts/qemu --platform $(PLATFORM) --image $(O)/quire.bin $(if $(BOOT),--boot $(BOOT)) $(if $(SMP),--smp $(SMP)) \
 		$(if $(MEM),--mem $(MEM)) $(if $(MACHINE),--machine $(MACHINE)) \
 		$(if $(APPEND),-- -append "$(APPEND)")
 

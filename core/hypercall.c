@@ -2,6 +2,7 @@
  * Hypercalls: PSCI for CPU and system power, and Quire's own calls in the
  * SMCCC vendor-hypervisor range (include/quire/hypercall.h).
  */
+#include <quire/conmux.h>
 #include <quire/console.h>
 #include <quire/hypercall.h>
 #include <quire/vcpu.h>
@@ -93,7 +94,12 @@ bool hypercall(struct vcpu *v, u64 x[4])
 		vm_power_off(vm, "reset");
 		return false;
 	case QUIRE_HC_PUTC:
-		vm_console_putc(vm, (char)x[1]);
+		conmux_vm_output(vm, (char)x[1]);
+		x[0] = 0;
+		return true;
+	case QUIRE_HC_YIELD:
+		v->yield = true;
+		vcpu_kick(v);
 		x[0] = 0;
 		return true;
 	case QUIRE_HC_MEM_STATS:

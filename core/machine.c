@@ -404,6 +404,27 @@ int machine_cpu_index(const struct machine *m, u64 mpidr)
 	return -1;
 }
 
+/* linux,initrd-start/-end: one or two cells each, as loaders write them. */
+static bool chosen_addr(const void *fdt, int chosen, const char *name, u64 *out)
+{
+	int len;
+	const fdt32_t *p = fdt_getprop(fdt, chosen, name, &len);
+
+	if (!p || (len != 4 && len != 8))
+		return false;
+	*out = len == 4 ? fdt32_to_cpu(p[0]) : (u64)fdt32_to_cpu(p[0]) << 32 | fdt32_to_cpu(p[1]);
+	return true;
+}
+
+static void parse_boot_module(const void *fdt, int chosen, struct machine *m)
+{
+	u64 start, end;
+
+	if (chosen_addr(fdt, chosen, "linux,initrd-start", &start) &&
+	    chosen_addr(fdt, chosen, "linux,initrd-end", &end) && end > start)
+		m->boot_module = (struct region){ start, end - start };
+}
+
 int machine_from_fdt(const void *fdt, struct machine *m, char *err, size_t errlen)
 {
 	int rc;
@@ -448,8 +469,10 @@ int machine_from_fdt(const void *fdt, struct machine *m, char *err, size_t errle
 	parse_timer(fdt, m);
 	parse_virtio(fdt, m);
 	int chosen = fdt_path_offset(fdt, "/chosen");
-	if (chosen >= 0)
+	if (chosen >= 0) {
 		copy_str(m->bootargs, sizeof(m->bootargs), fdt_getprop(fdt, chosen, "bootargs", NULL));
+		parse_boot_module(fdt, chosen, m);
+	}
 	tree.fdt = NULL; /* the blob may move or change after we return */
 	return 0;
 }

@@ -5,7 +5,9 @@
 #include <stdarg.h>
 #include <string.h>
 #include <libfdt.h>
+#include <quire/conmux.h>
 #include <quire/console.h>
+#include <quire/sched.h>
 #include <quire/vdev.h>
 #include <quire/errno.h>
 #include <quire/guest.h>
@@ -17,34 +19,12 @@
 static struct vm vms[MAX_VMS];
 static struct vcpu vcpus[MAX_VMS][MAX_VCPUS];
 
-struct vm_console {
-	spinlock_t lock;
-	char line[160];
-	unsigned len;
-};
-static struct vm_console consoles[MAX_VMS];
-
 const struct guest_image *guest_find(const char *name)
 {
 	for (const struct guest_image *g = guest_images; g->name; g++)
 		if (!strcmp(g->name, name))
 			return g;
 	return NULL;
-}
-
-void vm_console_putc(struct vm *vm, char c)
-{
-	struct vm_console *con = &consoles[vm->id - 1];
-
-	spin_lock(&con->lock);
-	if (c != '\n' && c != '\r' && con->len < sizeof(con->line) - 1)
-		con->line[con->len++] = c;
-	if (c == '\n' || con->len == sizeof(con->line) - 1) {
-		con->line[con->len] = '\0';
-		printk("%s: %s\n", vm->name, con->line);
-		con->len = 0;
-	}
-	spin_unlock(&con->lock);
 }
 
 /* Copy len bytes to guest-physical at (page aligned), into pages mapped before the guest runs. */
@@ -78,47 +58,50 @@ int guest_dt_build(const void *tmpl, void *buf, int size, const struct vm *vm, c
 
 #define LINUX_BOOTARGS "console=ttyAMA0 earlycon=pl011,mmio32,0x9000000 panic=-1"
 
-/*
- * A Linux guest as the arm64 boot protocol wants it: the DT at the start of
- * RAM, the kernel 2 MiB in (plus its text_offset), the initramfs at 128 MiB
- * or past the kernel, x0 = the DT.
- */
-static int load_linux(struct vm *vm, unsigned cpu, char *err, size_t errlen)
+static const char *load_error(int rc)
+{
+	return rc == -EDQUOT ? "its resident limit is too small" : "out of machine pages";
+}
+
+/* A Linux guest as the arm64 boot protocol wants it (linux_layout), x0 = the DT. */
+static int load_linux(struct vm *vm, const struct guest_image *k, unsigned cpu, char *err, size_t errlen)
 {
 	static u8 dtb[64 << 10] __aligned(8);
-	const struct guest_image *k = guest_find("linux"), *rd = guest_find("linux_initrd");
+	static spinlock_t dtb_lock = SPINLOCK_INIT;
+	const struct vm_config *c = &vm->cfg;
+	const struct guest_image *rd = c->initramfs[0] ? guest_find(c->initramfs) : NULL;
 	const struct guest_image *t = guest_find("guest_dtb");
-	u64 text_offset, image_size, kernel, initrd;
+	u64 rd_size = rd ? rd->size : 0;
+	struct linux_layout l;
 	int rc;
 
-	if (!k || !rd || !t || k->size < 64 || memcmp(k->data + 56, "ARM\x64", 4)) {
-		q_snprintf(err, errlen, "this build carries no arm64 Linux Image, initramfs and guest DT");
+	if (!t || (c->initramfs[0] && !rd)) {
+		q_snprintf(err, errlen, "this build carries no guest DT template or no image '%s'", c->initramfs);
 		return -EINVAL;
 	}
-	memcpy(&text_offset, k->data + 8, 8);
-	memcpy(&image_size, k->data + 16, 8);
-	kernel = vm->ram_base.bits + SZ_2M + text_offset;
-	initrd = ALIGN_UP(kernel + MAX(image_size, k->size), SZ_2M);
-	initrd = MAX(initrd, vm->ram_base.bits + MiB(128));
-	if (initrd + rd->size > vm->ram_base.bits + vm->ram_size) {
-		q_snprintf(err, errlen, "%lu MiB of RAM cannot hold the kernel and initramfs",
-			   (unsigned long)(vm->ram_size >> 20));
+	if (linux_layout(c, k->data, k->size, rd_size, &l, err, errlen))
 		return -EINVAL;
-	}
-	rc = guest_dt_build(t->data, dtb, sizeof(dtb), vm, LINUX_BOOTARGS, initrd, initrd + rd->size);
+	/* One DT buffer for all: VMs are created (and restarted) on several CPUs. */
+	spin_lock(&dtb_lock);
+	rc = guest_dt_build(t->data, dtb, sizeof(dtb), vm, c->bootargs[0] ? c->bootargs : LINUX_BOOTARGS,
+			    l.initrd, l.initrd + rd_size);
 	if (rc) {
+		spin_unlock(&dtb_lock);
 		q_snprintf(err, errlen, "guest DT: %s", fdt_strerror(rc));
 		return -EINVAL;
 	}
-	if ((rc = copy_in(vm, vm->ram_base.bits, dtb, fdt_totalsize(dtb), cpu)) ||
-	    (rc = copy_in(vm, kernel, k->data, k->size, cpu)) ||
-	    (rc = copy_in(vm, initrd, rd->data, rd->size, cpu))) {
-		q_snprintf(err, errlen, "cannot load Linux: %s",
-			   rc == -EDQUOT ? "its page quota is too small" : "out of machine pages");
+	rc = copy_in(vm, l.dtb, dtb, fdt_totalsize(dtb), cpu);
+	spin_unlock(&dtb_lock);
+	if (!rc)
+		rc = copy_in(vm, l.kernel, k->data, k->size, cpu);
+	if (!rc && rd)
+		rc = copy_in(vm, l.initrd, rd->data, rd->size, cpu);
+	if (rc) {
+		q_snprintf(err, errlen, "cannot load Linux: %s", load_error(rc));
 		return rc;
 	}
-	vm->vcpu[0]->entry = kernel;
-	vm->vcpu[0]->context = vm->ram_base.bits; /* x0: the DT */
+	vm->vcpu[0]->entry = l.kernel;
+	vm->vcpu[0]->context = l.dtb;
 	return 0;
 }
 
@@ -139,14 +122,22 @@ void vm_power_off(struct vm *vm, const char *how)
 {
 	if (atomic_exchange(&vm->off, true))
 		return;
-	printk("quire: %s %s (fills %lu, resident %u pages, stage-2 tables %u pages, quota %u)\n",
+	printk("quire: %s %s (faults served %lu, resident %u pages, stage-2 tables %u pages, quota %u)\n",
 	       vm->name, how, (unsigned long)atomic_load(&vm->pool.fills), atomic_load(&vm->pool.active),
 	       atomic_load(&vm->pool.pgtables), vm->pool.quota);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_kick(vm->vcpu[i]);
 }
 
-static unsigned vm_ipa_bits;
+static struct pool *vmm_pool;
+static unsigned vm_ipa_bits, vm_ncpus;
+
+void vm_system_init(struct pool *pool, unsigned ipa_bits, unsigned ncpus)
+{
+	vmm_pool = pool;
+	vm_ipa_bits = ipa_bits;
+	vm_ncpus = ncpus;
+}
 
 static void give_page(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu)
 {
@@ -170,6 +161,9 @@ void vm_reap(struct vm *vm, unsigned cpu)
 			return;
 	if (atomic_exchange(&vm->reaped, true))
 		return;
+	for (unsigned k = 0; k < vm->nvcpus; k++)
+		sched_remove(vm->vcpu[k]);
+	conmux_vm_reset(vm);
 	held = atomic_load(&vm->pool.charged);
 	s2_destroy(vm, give_page, cpu);
 	while ((i = lfstack_pop(&vm->pool.idle, vm->pool.vmm->desc)) != PIDX_NONE)
@@ -179,42 +173,33 @@ void vm_reap(struct vm *vm, unsigned cpu)
 	if (!atomic_load(&vm->restart))
 		return;
 	struct vm_config cfg = vm->cfg;
-	if (!vm_create(&cfg, vm->id, vm->pool.vmm, vm_ipa_bits, vm->first_cpu, cpu, err, sizeof(err)))
-		printk("quire: %s cannot restart: %s\n", vm->name, err);
+	if (vm_create(&cfg, vm->id, cpu, err, sizeof(err)))
+		printk("quire: %s restarted with fresh memory\n", cfg.name);
 	else
-		printk("quire: %s restarted with fresh memory\n", vm->name);
+		printk("quire: %s cannot restart: %s\n", cfg.name, err);
 }
 
-struct vm *vm_create(const struct vm_config *c, unsigned id, struct pool *pool, unsigned ipa_bits,
-		     unsigned first_cpu, unsigned cpu, char *err, size_t errlen)
+static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu, char *err, size_t errlen)
 {
-	const struct guest_image *g = guest_find(c->guest);
+	const struct guest_image *g = guest_find(c->kernel);
 	struct vm *vm = &vms[id - 1];
 	int rc;
 
 	if (!g) {
-		q_snprintf(err, errlen, "no guest image named '%s' in this build", c->guest);
+		q_snprintf(err, errlen, "no image named '%s' in this build", c->kernel);
 		return NULL;
 	}
 	memset(vm, 0, sizeof(*vm));
 	vm->id = id;
 	vm->cfg = *c;
-	vm->first_cpu = first_cpu;
-	vm_ipa_bits = ipa_bits;
-	q_snprintf(vm->name, sizeof(vm->name), "vm%u", id);
-	vm->ram_base = IPA(GUEST_RAM_BASE);
-	vm->ram_size = c->mem_mib << 20;
-	if (vm->ram_base.bits + vm->ram_size > (1UL << ipa_bits)) {
-		q_snprintf(err, errlen, "%lu MiB of RAM at 0x%lx does not fit a %u-bit IPA space",
-			   (unsigned long)c->mem_mib, vm->ram_base.bits, ipa_bits);
+	memcpy(vm->name, c->name, sizeof(vm->name));
+	vm->ram_base = IPA(c->mem_base);
+	vm->ram_size = c->mem_size;
+	if (c->mem_base + c->mem_size > (1UL << vm_ipa_bits)) {
+		q_snprintf(err, errlen, "its RAM does not fit a %u-bit IPA space", vm_ipa_bits);
 		return NULL;
 	}
-	if (g->size > vm->ram_size) {
-		q_snprintf(err, errlen, "guest '%s' (%lu bytes) is larger than its RAM", g->name,
-			   (unsigned long)g->size);
-		return NULL;
-	}
-	vmpool_init(&vm->pool, pool, id, c->quota);
+	vmpool_init(&vm->pool, vmm_pool, id, vmconfig_quota_pages(c));
 	vm->nvcpus = c->vcpus;
 	for (unsigned i = 0; i < c->vcpus; i++) {
 		struct vcpu *v = &vcpus[id - 1][i];
@@ -224,7 +209,6 @@ struct vm *vm_create(const struct vm_config *c, unsigned id, struct pool *pool, 
 		v->index = i;
 		atomic_init(&v->state, VCPU_OFF);
 		vm->vcpu[i] = v;
-		vcpu_pin(v, first_cpu + i);
 	}
 	rc = s2_init(vm, cpu);
 	if (!rc)
@@ -234,23 +218,154 @@ struct vm *vm_create(const struct vm_config *c, unsigned id, struct pool *pool, 
 		return NULL;
 	}
 	vpl011_reset(vm);
-	if (!strcmp(g->name, "linux")) {
-		if (load_linux(vm, cpu, err, errlen))
+	if (is_linux_image(g->data, g->size)) {
+		if (load_linux(vm, g, cpu, err, errlen))
 			return NULL;
 	} else {
-		rc = copy_in(vm, vm->ram_base.bits, g->data, g->size, cpu);
+		rc = copy_in(vm, c->mem_base, g->data, g->size, cpu);
 		if (rc) {
-			q_snprintf(err, errlen, "cannot load guest '%s': %s", g->name,
-				   rc == -EDQUOT ? "its page quota is too small" : "out of machine pages");
+			q_snprintf(err, errlen, "cannot load '%s': %s", g->name, load_error(rc));
 			return NULL;
 		}
-		/* Test guests start at their first byte; x0 = arg, x1 = RAM size, x2 = index, x3 = vCPUs. */
-		vm->vcpu[0]->entry = vm->ram_base.bits;
+		/* Bare images start at their first byte; x0 = arg, x1 = RAM size, x2 = index, x3 = vCPUs. */
+		vm->vcpu[0]->entry = c->mem_base;
 		vm->vcpu[0]->context = c->arg;
-		vm->vcpu[0]->args[1] = vm->ram_size;
+		vm->vcpu[0]->args[1] = c->mem_size;
 		vm->vcpu[0]->args[3] = c->vcpus;
 	}
+	return vm;
+}
+
+/* Give back what a VM that could not be made holds (its tables, loaded pages). */
+static void undo(struct vm *vm, unsigned cpu)
+{
+	if (vm->s2.root)
+		s2_destroy(vm, give_page, cpu);
+	atomic_store(&vm->off, true);
+	atomic_store(&vm->reaped, true);
+}
+
+struct vm *vm_create(const struct vm_config *c, unsigned id, unsigned cpu, char *err, size_t errlen)
+{
+	struct vm *vm = create_vm(c, id, cpu, err, errlen);
+	char where[48];
+	unsigned len = 0;
+
+	if (!vm) {
+		undo(&vms[id - 1], cpu);
+		return NULL;
+	}
+	/* Each vCPU on the least-loaded CPU its affinity allows: a VM's vCPUs spread out. */
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		unsigned p = sched_place(c->cpus, vm_ncpus);
+
+		sched_add(vm->vcpu[i], p);
+		len += q_snprintf(where + len, sizeof(where) - len, "%s%u", i ? "," : "", p);
+	}
+	printk("quire: %s: %s, %u vCPU%s on CPU %s, %lu MiB RAM at 0x%lx on demand, resident limit %lu MiB\n",
+	       vm->name, c->kernel, vm->nvcpus, vm->nvcpus > 1 ? "s" : "", where,
+	       (unsigned long)(c->mem_size >> 20), (unsigned long)c->mem_base,
+	       (unsigned long)(c->resident_limit >> 20));
 	atomic_store(&vm->vcpu[0]->state, VCPU_START);
 	vcpu_kick(vm->vcpu[0]);
 	return vm;
+}
+
+/* --- lifecycle, for the monitor ---------------------------------------- */
+
+enum vm_state vm_state(const struct vm *vm)
+{
+	if (!vm || !vm->id)
+		return VM_EMPTY;
+	if (atomic_load(&vm->reaped))
+		return VM_STOPPED;
+	if (atomic_load(&vm->off))
+		return VM_STOPPING;
+	return atomic_load(&vm->paused) ? VM_PAUSED : VM_RUNNING;
+}
+
+const char *vm_state_name(enum vm_state s)
+{
+	static const char *const names[] = { "empty", "running", "paused", "stopping", "stopped" };
+
+	return s <= VM_STOPPED ? names[s] : "?";
+}
+
+struct vm *vm_get(unsigned id)
+{
+	return id >= 1 && id <= MAX_VMS && vms[id - 1].id ? &vms[id - 1] : NULL;
+}
+
+struct vm *vm_find(const char *name)
+{
+	unsigned id = 0;
+	const char *p = name;
+
+	for (; *p >= '0' && *p <= '9' && id < 100; p++)
+		id = id * 10 + (*p - '0');
+	if (p != name && !*p)
+		return vm_get(id);
+	for (unsigned i = 0; i < MAX_VMS; i++)
+		if (vms[i].id && !strcmp(vms[i].name, name))
+			return &vms[i];
+	return NULL;
+}
+
+static void kick_all(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(vm->vcpu[i]);
+}
+
+int vm_pause(struct vm *vm)
+{
+	if (vm_state(vm) != VM_RUNNING)
+		return -EINVAL;
+	atomic_store(&vm->paused, true);
+	kick_all(vm);
+	printk("quire: %s paused\n", vm->name);
+	return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+	if (vm_state(vm) != VM_PAUSED)
+		return -EINVAL;
+	atomic_store(&vm->paused, false);
+	kick_all(vm);
+	printk("quire: %s resumed\n", vm->name);
+	return 0;
+}
+
+int vm_kill(struct vm *vm)
+{
+	enum vm_state s = vm_state(vm);
+
+	if (s != VM_RUNNING && s != VM_PAUSED)
+		return -EINVAL;
+	vm_power_off(vm, "killed");
+	return 0;
+}
+
+int vm_restart(struct vm *vm, unsigned cpu)
+{
+	char err[160];
+	struct vm_config cfg;
+
+	switch (vm_state(vm)) {
+	case VM_RUNNING:
+	case VM_PAUSED:
+		atomic_store(&vm->restart, true); /* before anyone can see it off and reap it */
+		vm_power_off(vm, "stopped for a restart");
+		return 0;
+	case VM_STOPPED:
+		cfg = vm->cfg;
+		if (!vm_create(&cfg, vm->id, cpu, err, sizeof(err))) {
+			printk("quire: %s cannot restart: %s\n", cfg.name, err);
+			return -ENOMEM;
+		}
+		return 0;
+	default:
+		return -EINVAL;
+	}
 }

@@ -1,11 +1,11 @@
 /*
  * An emulated PL011 per VM: what Linux's amba-pl011 driver uses. Output goes
- * to the physical console at once, so the transmitter is always empty and
- * its interrupt is raised on every write (as QEMU's model does); input comes
- * from the physical console into a 64-byte receive FIFO.
+ * to the console multiplexer at once (core/conmux.c), so the transmitter is
+ * always empty and its interrupt is raised on every write (as QEMU's model
+ * does); input comes from the physical console into a 64-byte receive FIFO.
  */
 #include <string.h>
-#include <quire/console.h>
+#include <quire/conmux.h>
 #include <quire/spinlock.h>
 #include <quire/vdev.h>
 
@@ -76,9 +76,7 @@ bool vpl011_access(struct vm *vm, u64 off, unsigned size, bool write, u64 *val)
 		switch (off) {
 		case UARTDR:
 			if (write) {
-				char s[2] = { (char)v, 0 };
-
-				console_write(s);
+				conmux_vm_output(vm, (char)v);
 				u->ris |= INT_TX;
 			} else if (u->count) {
 				v = u->rx[u->head];

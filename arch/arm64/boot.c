@@ -4,7 +4,13 @@
  */
 #include <stdatomic.h>
 #include <libfdt.h>
+#include <string.h>
 #include <quire/banner.h>
+#include <quire/conmux.h>
+#include <quire/guest.h>
+#include <quire/printf.h>
+#include <quire/sched.h>
+#include <quire/vm.h>
 #include <quire/pool.h>
 #include <quire/vmconfig.h>
 #include <quire/console.h>
@@ -44,7 +50,7 @@ static void __noreturn fatal(const char *why)
 /* Hand every page of RAM that is not Quire's, the DT's or reserved to the VMM pool. */
 static void memory_init(paddr_t fdt)
 {
-	struct region ex[MAX_RESERVED + 3];
+	struct region ex[MAX_RESERVED + 4];
 	unsigned nex = 0;
 	u64 bytes = pool_desc_bytes(&machine), ram = machine.mem_total;
 	paddr_t at;
@@ -54,6 +60,8 @@ static void memory_init(paddr_t fdt)
 	ex[nex++] = (struct region){ fdt, fdt_totalsize((const void *)(uintptr_t)fdt) };
 	for (unsigned i = 0; i < machine.nreserved; i++)
 		ex[nex++] = machine.reserved[i].r;
+	if (machine.boot_module.size)
+		ex[nex++] = machine.boot_module;
 	if (!pool_place(&machine, ex, nex, bytes, &at))
 		fatal("no room in RAM for the page descriptors");
 	ex[nex++] = (struct region){ at, bytes };
@@ -76,46 +84,77 @@ static void bench_pool(void)
 	       counter_freq());
 }
 
-#define DEFAULT_VMS "vm=linux:2:512:135000:0"
+/* The VM configuration: a config DTB the loader passed as the boot module, else the built-in one. */
+static const void *vm_config_blob(const char **from)
+{
+	const struct region *m = &machine.boot_module;
+	const void *p = (const void *)(uintptr_t)m->base;
+	const struct guest_image *g;
+
+	if (m->size) {
+		if (m->size >= 64 && !fdt_check_header(p) && fdt_totalsize(p) <= m->size &&
+		    !fdt_node_check_compatible(p, 0, "quire,vm-config")) {
+			*from = "from the boot module";
+			return p;
+		}
+		printk("quire: the boot module at 0x%lx (%lu bytes) is not a quire,vm-config device tree; "
+		       "ignored\n", m->base, (unsigned long)m->size);
+	}
+	g = guest_find("vm_config");
+	*from = "built in";
+	return g ? g->data : NULL;
+}
+
+/* Images a VM may boot: everything carried but the guest DT template and the config. */
+static unsigned bootable_images(struct vmcfg_image *out, unsigned max)
+{
+	unsigned n = 0;
+
+	for (const struct guest_image *g = guest_images; g->name && n + 1 < max; g++)
+		if (strcmp(g->name, "guest_dtb") && strcmp(g->name, "vm_config"))
+			out[n++] = (struct vmcfg_image){ g->name, g->data, g->size };
+	out[n] = (struct vmcfg_image){ NULL, NULL, 0 };
+	return n;
+}
 
 static void start_vms(unsigned ipa_bits)
 {
 	static struct vm_config cfg[MAX_VMS];
-	char err[160];
-	unsigned next_cpu = 0;
-	int n = vmconfig_parse(machine.bootargs, cfg, MAX_VMS, err, sizeof(err));
+	struct vmcfg_image images[8];
+	struct vmcfg_limits lim = { cpus_online(), pool_free_pages(&vmm_pool), images };
+	const char *from;
+	const void *blob = vm_config_blob(&from);
+	u64 guest = 0, limits = 0;
+	char err[200];
+	u32 mib;
+	int n;
 
-	if (n < 0) {
-		printk("quire: bad VM configuration in bootargs: %s; starting no VM\n", err);
+	vm_system_init(&vmm_pool, ipa_bits, cpus_online());
+	if (bootargs_has(machine.bootargs, "quire.novm"))
+		return;
+	bootable_images(images, 8);
+	n = blob ? vmconfig_parse(blob, cfg, MAX_VMS, &mib, err, sizeof(err)) : -1;
+	if (!blob)
+		q_snprintf(err, sizeof(err), "this build carries none");
+	if (n < 0 || vmconfig_check(cfg, n, &lim, err, sizeof(err))) {
+		printk("quire: VM configuration (%s) refused: %s\nquire: starting no VM\n", from, err);
+		conmux_start();
 		return;
 	}
-	if (n == 0 && !bootargs_has(machine.bootargs, "quire.novm")) {
-		/* The system this image carries: one Linux guest, 2 vCPUs, 512 MiB. */
-		vmconfig_parse(DEFAULT_VMS, cfg, MAX_VMS, err, sizeof(err));
-		n = 1;
-		if (cfg[0].vcpus > cpus_online())
-			cfg[0].vcpus = cpus_online();
-	}
 	for (int i = 0; i < n; i++) {
-		struct vm *vm;
-
-		if (next_cpu + cfg[i].vcpus > cpus_online()) {
-			printk("quire: vm%d needs %u CPUs but only %u are free; not started\n", i + 1,
-			       cfg[i].vcpus, cpus_online() - next_cpu);
-			continue;
-		}
-		vm = vm_create(&cfg[i], i + 1, &vmm_pool, ipa_bits, next_cpu, 0, err, sizeof(err));
-		if (!vm) {
-			printk("quire: vm%d not started: %s\n", i + 1, err);
-			continue;
-		}
-		if (i == 0)
-			console_input_init(&machine, vm);
-		printk("quire: %s: guest %s, %u vCPU%s on CPU %u-%u, %lu MiB RAM on demand, quota %u pages\n",
-		       vm->name, cfg[i].guest, vm->nvcpus, vm->nvcpus > 1 ? "s" : "", next_cpu,
-		       next_cpu + vm->nvcpus - 1, (unsigned long)cfg[i].mem_mib, cfg[i].quota);
-		next_cpu += vm->nvcpus;
+		guest += cfg[i].mem_size;
+		limits += (u64)vmconfig_quota_pages(&cfg[i]) << PAGE_SHIFT;
 	}
+	printk("quire: VM configuration %s: %d VM%s, %lu MiB of guest memory on %lu MiB of machine memory "
+	       "(%s %lu.%02lux); resident limits with stage-2 tables %lu MiB\n",
+	       from, n, n > 1 ? "s" : "", (unsigned long)(guest >> 20), (unsigned long)(lim.machine_pages >> 8),
+	       guest > lim.machine_pages << PAGE_SHIFT ? "overcommitted" : "not overcommitted",
+	       (unsigned long)(guest / (lim.machine_pages << PAGE_SHIFT)),
+	       (unsigned long)(guest * 100 / (lim.machine_pages << PAGE_SHIFT) % 100), (unsigned long)(limits >> 20));
+	for (int i = 0; i < n; i++)
+		if (!vm_create(&cfg[i], i + 1, 0, err, sizeof(err)))
+			printk("quire: %s not started: %s\n", cfg[i].name, err);
+	conmux_start();
 }
 
 void __noreturn boot_primary(paddr_t fdt, unsigned entry_el)
@@ -162,8 +201,11 @@ void __noreturn boot_primary(paddr_t fdt, unsigned entry_el)
 	unsigned ipa_bits = s2_setup();
 	printk("stage 2: %u-bit IPA, 4 KiB granule, walks from level 1, VTCR_EL2 0x%lx\n", ipa_bits,
 	       s2_vtcr());
+	printk("sched: time slice %u us; a woken vCPU preempts after %u us\n", SCHED_SLICE_US, SCHED_MIN_US);
 	if (bootargs_has(machine.bootargs, "quire.bench=pool"))
 		bench_pool();
+	if (machine.uart.found)
+		console_input_init(&machine);
 	start_vms(ipa_bits);
 	atomic_store_explicit(&boot_done, true, memory_order_release);
 	dsb(ish);

@@ -15,6 +15,7 @@
 #define GICD_ISENABLER(n) (0x100 + 4 * (n))
 #define GICD_ICENABLER(n) (0x180 + 4 * (n))
 #define GICD_ICPENDR(n) (0x280 + 4 * (n))
+#define GICD_ISACTIVER(n) (0x300 + 4 * (n))
 #define GICD_ICACTIVER(n) (0x380 + 4 * (n))
 #define GICD_IPRIORITYR(n) (0x400 + (n))
 #define GICD_ITARGETSR(n) (0x800 + (n))
@@ -83,7 +84,7 @@ void gic_init_cpu(void)
 	 * retired are handled at the vCPU's next exit instead (its timer tick
 	 * at the latest).
 	 */
-	wr(gicd, GICD_ISENABLER(0), 1u << SGI_KICK | 1u << PPI_VTIMER);
+	wr(gicd, GICD_ISENABLER(0), 1u << SGI_KICK | 1u << PPI_VTIMER | 1u << PPI_HTIMER);
 	gic_cpu_mask[cpu_id()] = rd(gicd, GICD_ITARGETSR(0)) & 0xff;
 	wr(gicc, GICC_PMR, 0xf0);
 	wr(gicc, GICC_CTLR, GICC_CTLR_EN | GICC_CTLR_EOIMODE);
@@ -121,6 +122,16 @@ void gic_deactivate(u32 iar)
 void gic_deactivate_ppi(u32 intid)
 {
 	wr(gicd, GICD_ICACTIVER(0), 1u << intid);
+}
+
+void gic_activate_ppi(u32 intid)
+{
+	wr(gicd, GICD_ISACTIVER(0), 1u << intid);
+}
+
+bool gic_ppi_active(u32 intid)
+{
+	return rd(gicd, GICD_ISACTIVER(0)) & (1u << intid);
 }
 
 u32 gich_read(unsigned off)

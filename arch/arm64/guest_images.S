@@ -1,7 +1,7 @@
 /*
  * Guest images carried in quire.bin (see include/quire/guest.h): the test
  * guest, and Debian's arm64 kernel with the initramfs the build makes and
- * the guest platform's DT template.
+ * the guest platform's DT template, and the VM configuration.
  */
 .macro image label, name, file
 	.section .rodata.guests, "a"
@@ -19,6 +19,7 @@
 	image	g_kernel, linux, GUEST_KERNEL
 	image	g_initrd, linux_initrd, GUEST_INITRD
 	image	g_dtb, guest_dtb, GUEST_DTB
+	image	g_vms, vm_config, VMS_DTB
 
 	.section .data.rel.ro, "aw"
 	.balign	8
@@ -28,4 +29,5 @@ guest_images:
 	.quad	g_kernel_name, g_kernel_start, g_kernel_end - g_kernel_start
 	.quad	g_initrd_name, g_initrd_start, g_initrd_end - g_initrd_start
 	.quad	g_dtb_name, g_dtb_start, g_dtb_end - g_dtb_start
+	.quad	g_vms_name, g_vms_start, g_vms_end - g_vms_start
 	.quad	0, 0, 0

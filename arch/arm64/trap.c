@@ -5,7 +5,9 @@
  * the guest may not do becomes an exception in the guest, never a crash of
  * Quire.
  */
+#include <quire/conmux.h>
 #include <quire/console.h>
+#include <quire/sched.h>
 #include <quire/fault.h>
 #include <quire/pl011.h>
 #include <quire/vdev.h>
@@ -17,14 +19,12 @@
 #include <arch/vgic.h>
 
 
-static struct vm *console_vm;
 static u32 console_irq;
 
-void console_input_init(const struct machine *m, struct vm *vm)
+void console_input_init(const struct machine *m)
 {
-	console_vm = vm;
 	console_irq = m->uart.irq;
-	if (vm && console_irq >= 32) {
+	if (console_irq >= 32) {
 		pl011_rx_irq(true);
 		gic_enable_spi(console_irq, cpu_id());
 	}
@@ -49,21 +49,21 @@ void irq_handle(struct vcpu *v)
 			continue;
 		}
 		gic_deactivate(iar);
-		if (id == gic_maint_irq() && v) {
+		if (id == PPI_HTIMER) {
+			sched_timer_fired();
+		} else if (id == gic_maint_irq() && v) {
 			/* List registers retired (EOI) or drained (underflow): sync them before re-entry. */
 			atomic_store(&v->vgic_active, true);
-			continue;
-		}
-		if (id == console_irq && console_vm) {
+		} else if (id == console_irq) {
 			int c;
 
-			while (vpl011_room(console_vm) && (c = pl011_getc()) >= 0)
-				vpl011_input(console_vm, (char)c);
-			/* Guest FIFO full: leave the rest in the UART (and QEMU's or the host's buffers). */
-			if (!vpl011_room(console_vm))
+			while (conmux_input_room() && (c = pl011_getc()) >= 0)
+				conmux_input((char)c, cpu_id());
+			/* The VM with the input has a full FIFO: leave the rest in the UART (and the host's buffers). */
+			if (!conmux_input_room())
 				pl011_rx_irq(false);
 		}
-		/* SGI_KICK: the list registers get refreshed before re-entry. */
+		/* SGI_KICK: the caller looks at the run queue and the list registers before re-entry. */
 	}
 }
 
@@ -183,17 +183,37 @@ static void sysreg_trap(struct vcpu *v, struct trap_frame *f)
 	inject_undef(f);
 }
 
+/*
+ * WFI: the vCPU waits for an interrupt. Alone on its CPU it waits right here,
+ * still loaded (a physical WFI, woken by its own timer's PPI or a kick);
+ * if another vCPU here can run, it blocks and gives the CPU away. WFE
+ * (trapped only where vCPUs share a CPU: a lock spinning) yields the slice.
+ */
 static void wfi_trap(struct vcpu *v, struct trap_frame *f)
 {
+	struct cpu *c = this_cpu();
+
 	f->elr += 4;
-	if (f->esr & 1)
-		return; /* WFE: not trapped; only here if someone sets TWE */
-	/* Sleep until an interrupt is pending at the GIC (masked here; taken after ERET). */
-	if (!vgic_has_pending(v) && !atomic_load(&v->vm->off)) {
+	if (f->esr & 1) {
+		v->yield = true;
+		atomic_store(&c->resched, true);
+		return;
+	}
+	for (;;) {
+		vgic_flush(v);
+		if (vgic_lr_pending(v) || atomic_load(&v->vm->off) || atomic_load(&v->vm->paused))
+			return;
+		if (sched_pick_would(c->id, v)) {
+			atomic_store(&v->blocked, true);
+			return;
+		}
+		atomic_store(&c->resched, false);
+		if (sched_queued(c->id) > 1)
+			htimer_arm_deadline(c->id, v);
 		dsb(sy);
 		wfi();
+		irq_handle(v);
 	}
-	irq_handle(v);
 }
 
 void guest_trap(struct trap_frame *f, unsigned vector)
@@ -225,9 +245,7 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 			wfi_trap(v, f);
 			break;
 		case EC_FP_ASIMD:
-			/* First use: the guest owns the FP/SIMD registers on this CPU from now on. */
-			write_sysreg(CPTR_EL2_RES1, cptr_el2);
-			isb();
+			vcpu_fp_trap(v);
 			break;
 		case EC_SYS64:
 			sysreg_trap(v, f);
@@ -239,5 +257,7 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 	}
 	if (atomic_load(&v->vm->off))
 		vcpu_exit();
-	vgic_flush(v);
+	if (atomic_load(&this_cpu()->resched) || atomic_load(&v->blocked))
+		sched_resched(f);
+	vgic_flush(this_cpu()->vcpu);
 }

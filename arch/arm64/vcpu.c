@@ -1,11 +1,18 @@
 /*
- * Running a vCPU on its physical CPU: EL2 and EL1 state for the guest, entry
- * by ERET, and the way back when it stops. Each vCPU is pinned to one
- * physical CPU and owns it, so the guest's EL1 registers simply stay in the
- * CPU while it runs (context switching comes with the scheduler).
+ * Running vCPUs on physical CPUs: loading a vCPU's state into the CPU and
+ * saving it back, entry by ERET, and each CPU's scheduling loop.
+ *
+ * A vCPU's general registers live in the trap frame at the top of its CPU's
+ * stack while it is loaded, and in its vcpu_ctx otherwise. A switch saves
+ * the running vCPU and loads the next one into that same frame, so the
+ * return from the trap enters the next vCPU. EL1 registers, the virtual
+ * timer and the vGIC CPU interface are switched eagerly; FP/SIMD lazily
+ * (CPTR_EL2.TFP traps the first use after a switch). A CPU with a single
+ * vCPU never arms its slice timer and never switches: it costs nothing.
  */
 #include <string.h>
 #include <quire/console.h>
+#include <quire/sched.h>
 #include <quire/vdev.h>
 #include <arch/cpu.h>
 #include <arch/el1_context.h>
@@ -24,6 +31,7 @@
 #define HCR_FB (1UL << 9)
 #define HCR_BSU_IS (1UL << 10)
 #define HCR_TWI (1UL << 13)
+#define HCR_TWE (1UL << 14)
 #define HCR_TSC (1UL << 19)
 #define HCR_TIDCP (1UL << 20)
 #define HCR_TACR (1UL << 21)
@@ -41,19 +49,45 @@
 
 void vcpu_enter(struct trap_frame *f) __noreturn;
 
-/* The EL1 state of the vCPU each CPU runs, saved when it leaves. */
-static struct el1_context ctx[MAX_CPUS];
+struct fpsimd {
+	u64 q[64]; /* q0-q31 */
+	u64 fpsr, fpcr;
+};
+void fpsimd_save(struct fpsimd *s);
+void fpsimd_restore(const struct fpsimd *s);
 
-void vcpu_pin(struct vcpu *v, unsigned pcpu)
+/* A vCPU's state while it is not loaded. */
+struct vcpu_ctx {
+	struct trap_frame frame;
+	struct el1_context el1;
+	struct fpsimd fp;
+};
+
+static struct vcpu_ctx vctx[MAX_VMS][MAX_VCPUS];
+
+static struct vcpu_ctx *ctx_of(const struct vcpu *v)
 {
-	v->pcpu = pcpu;
-	cpus[pcpu].vcpu = v;
+	return &vctx[v->vm->id - 1][v->index];
+}
+
+static struct trap_frame *frame_here(void)
+{
+	return (struct trap_frame *)(cpu_stacks[cpu_id()] + STACK_SIZE) - 1;
+}
+
+static u64 us_to_ticks(u64 us)
+{
+	return counter_freq() * us / 1000000;
 }
 
 void vcpu_kick(struct vcpu *v)
 {
+	struct cpu *c = &cpus[v->pcpu];
+
+	if (atomic_load(&v->blocked))
+		atomic_store(&c->woke, true);
+	atomic_store(&c->resched, true);
 	dsb(ish);
-	sev();
 	if (v->pcpu != cpu_id())
 		gic_kick(v->pcpu);
 }
@@ -76,75 +110,269 @@ int vm_arch_init(struct vm *vm, unsigned cpu)
 	return 0;
 }
 
-static void __noreturn vcpu_start(struct vcpu *v)
+/* The EL2 physical timer: the end of a slice or the next blocked vCPU's timer. */
+static void htimer_arm(u64 when)
 {
-	struct vm *vm = v->vm;
-	struct trap_frame *f = (struct trap_frame *)(cpu_stacks[cpu_id()] + STACK_SIZE) - 1;
-
-	write_sysreg(HCR_GUEST, hcr_el2);
-	write_sysreg(MDCR_EL2_GUEST | (read_sysreg(mdcr_el2) & 0x1f), mdcr_el2);
-	write_sysreg(CNTHCTL_EL2_GUEST, cnthctl_el2);
-	write_sysreg(0, cntvoff_el2);
-	/* FP/SIMD traps until the guest first uses it (trap.c lets it through then). */
-	write_sysreg(CPTR_EL2_RES1 | CPTR_EL2_TFP, cptr_el2);
-	gich_write(GICH_VMCR, 0);
-	gich_write(GICH_APR, 0);
-	write_sysreg(s2_vtcr(), vtcr_el2);
-	write_sysreg(s2_vttbr(vm), vttbr_el2);
-	write_sysreg((1UL << 31) | v->index, vmpidr_el2);
-	write_sysreg(read_sysreg(midr_el1), vpidr_el2);
-	/* A vCPU starts (or restarts) from the architectural reset state of EL1. */
-	el1_context_reset(&ctx[cpu_id()]);
-	ctx[cpu_id()].cpacr = CPACR_EL1_FPEN;
-	el1_context_restore(&ctx[cpu_id()]);
-	/* A VMID may have served a VM that is gone: no translation of it may survive. */
-	asm volatile("tlbi vmalls12e1" : : : "memory");
-	dsb(nsh);
+	if (when == ~0UL) {
+		write_sysreg(0, cnthp_ctl_el2);
+	} else {
+		write_sysreg(when, cnthp_cval_el2);
+		write_sysreg(1, cnthp_ctl_el2);
+	}
 	isb();
-
-	memset(f, 0, sizeof(*f));
-	f->x[0] = v->context;
-	f->x[1] = v->args[1];
-	f->x[2] = v->index;
-	f->x[3] = v->args[3];
-	f->elr = v->entry;
-	f->spsr = PSR_EL1h_DAIF;
-	atomic_store(&v->state, VCPU_RUNNING);
-	vgic_flush(v);
-	vcpu_enter(f);
 }
 
-void __noreturn vcpu_loop(void)
+void sched_timer_fired(void)
 {
-	struct vcpu *v = this_cpu()->vcpu;
+	write_sysreg(0, cnthp_ctl_el2);
+	atomic_store(&this_cpu()->resched, true);
+}
 
-	if (!v)
-		cpu_halt();
-	for (;;) {
-		if (atomic_load(&v->vm->off)) {
-			atomic_store(&v->state, VCPU_DEAD);
-			vm_reap(v->vm, cpu_id());
-			if (!atomic_load(&v->vm->off))
-				continue; /* restarted right here: look at the new state */
-		} else if (atomic_load(&v->state) == VCPU_START) {
-			vcpu_start(v);
-		}
-		irq_handle(NULL);
-		/* A kick taken by irq_handle just now must not be slept through. */
-		if (!atomic_load(&v->vm->off) && atomic_load(&v->state) == VCPU_START)
-			continue;
-		wfi();
+/* Arm the timer for whatever may need this CPU next while cur runs (or none). */
+static void arm_next(struct cpu *c, struct vcpu *cur)
+{
+	u64 t = sched_next_deadline(c->id, cur);
+
+	if (cur && sched_queued(c->id) > 1) {
+		u64 end = c->slice_start + us_to_ticks(atomic_load(&c->woke) ? SCHED_MIN_US : SCHED_SLICE_US);
+
+		t = end < t ? end : t;
+	}
+	htimer_arm(t);
+}
+
+bool sched_pick_would(unsigned cpu, struct vcpu *cur)
+{
+	u64 now = counter_read();
+
+	return sched_queued(cpu) > 1 && sched_any_runnable(cpu, cur, now);
+}
+
+void htimer_arm_deadline(unsigned cpu, struct vcpu *cur)
+{
+	htimer_arm(sched_next_deadline(cpu, cur));
+}
+
+bool vcpu_wake_pending(struct vcpu *v, u64 now)
+{
+	return (atomic_load(&v->vgic_active) && vgic_wake_pending(v)) || vcpu_timer_deadline(v) <= now;
+}
+
+u64 vcpu_timer_deadline(struct vcpu *v)
+{
+	const struct el1_context *e = &ctx_of(v)->el1;
+
+	/* CNTV_CTL_EL0: ENABLE set, IMASK clear. CNTVOFF_EL2 is 0, so it compares with the counter. */
+	return (e->cntv_ctl & 3) == 1 ? e->cntv_cval : ~0UL;
+}
+
+/* A vCPU started by its VM's creation or PSCI CPU_ON: the reset state, at its entry point. */
+static void vcpu_reset(struct vcpu *v, struct vcpu_ctx *x)
+{
+	struct cpu *c = this_cpu();
+
+	el1_context_reset(&x->el1);
+	x->el1.cpacr = CPACR_EL1_FPEN;
+	memset(&x->fp, 0, sizeof(x->fp));
+	if (c->fp_owner == v)
+		c->fp_owner = NULL;
+	memset(&x->frame, 0, sizeof(x->frame));
+	x->frame.x[0] = v->context;
+	x->frame.x[1] = v->args[1];
+	x->frame.x[2] = v->index;
+	x->frame.x[3] = v->args[3];
+	x->frame.elr = v->entry;
+	x->frame.spsr = PSR_EL1h_DAIF;
+	atomic_store(&v->blocked, false);
+	v->yield = false;
+	atomic_store(&v->state, VCPU_RUNNING);
+}
+
+static void vcpu_load(struct vcpu *v, struct trap_frame *f)
+{
+	struct cpu *c = this_cpu();
+	struct vcpu_ctx *x = ctx_of(v);
+	struct vm *vm = v->vm;
+	bool fresh = atomic_load(&v->state) == VCPU_START;
+
+	if (fresh)
+		vcpu_reset(v, x);
+	/* Where vCPUs share the CPU, WFE (a spinning lock) gives the CPU to another. */
+	write_sysreg(HCR_GUEST | (sched_queued(c->id) > 1 ? HCR_TWE : 0), hcr_el2);
+	write_sysreg(s2_vttbr(vm), vttbr_el2);
+	write_sysreg((1UL << 31) | v->index, vmpidr_el2);
+	write_sysreg(CPTR_EL2_RES1 | (c->fp_owner == v ? 0 : CPTR_EL2_TFP), cptr_el2);
+	isb();
+	el1_context_restore(&x->el1);
+	if (fresh || c->last_ran[vm->id - 1] != v) {
+		/*
+		 * TLBs are shared by the vCPUs of a VM (one VMID) but a guest keeps
+		 * them per CPU: what another of its vCPUs (or an earlier life of the
+		 * VMID) left here must not be seen by this one.
+		 */
+		asm volatile("tlbi vmalls12e1\n\tic iallu" : : : "memory");
+		dsb(nsh);
+		isb();
+		c->last_ran[vm->id - 1] = v;
+	}
+	vgic_restore(v);
+	*f = x->frame;
+	c->vcpu = v;
+	c->slice_start = counter_read();
+}
+
+static void vcpu_save(struct vcpu *v, const struct trap_frame *f)
+{
+	struct vcpu_ctx *x = ctx_of(v);
+
+	x->frame = *f;
+	el1_context_save(&x->el1);
+	/* Its timer must not fire for the next vCPU; the scheduler watches its deadline instead. */
+	write_sysreg(0, cntv_ctl_el0);
+	isb();
+	vgic_save(v);
+	this_cpu()->vcpu = NULL;
+}
+
+void vcpu_fp_trap(struct vcpu *v)
+{
+	struct cpu *c = this_cpu();
+
+	/* TFP traps EL2's own use of the registers too: clear it before moving them. */
+	write_sysreg(CPTR_EL2_RES1, cptr_el2);
+	isb();
+	if (c->fp_owner != v) {
+		if (c->fp_owner)
+			fpsimd_save(&ctx_of(c->fp_owner)->fp);
+		fpsimd_restore(&ctx_of(v)->fp);
+		c->fp_owner = v;
 	}
 }
 
-void __noreturn vcpu_exit(void)
+/* v leaves its CPU for good (its VM stopped): nothing of it may stay behind. */
+static void vcpu_retire(struct cpu *c, struct vcpu *v)
 {
-	el1_context_save(&ctx[cpu_id()]);
-	vgic_vcpu_stop(this_cpu()->vcpu);
+	if (c->fp_owner == v)
+		c->fp_owner = NULL;
+	c->last_ran[v->vm->id - 1] = NULL;
+}
+
+/* Mark this CPU's vCPUs of stopped VMs dead, and reap each VM whose last vCPU that was. */
+static void reap_stopped(struct cpu *c, struct vcpu *cur)
+{
+	struct vcpu *dead[MAX_VMS * MAX_VCPUS];
+	unsigned n = sched_stopped(c->id, cur, dead, MAX_VMS * MAX_VCPUS);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct vcpu *v = dead[i];
+		int s = atomic_load(&v->state);
+
+		/* STARTING: a CPU_ON is filling it in; look again next time. */
+		if (s == VCPU_STARTING || !atomic_compare_exchange_strong(&v->state, &s, VCPU_DEAD))
+			continue;
+		vcpu_retire(c, v);
+		vm_reap(v->vm, c->id);
+	}
+}
+
+static void __noreturn run_loop_fresh_stack(void)
+{
 	/* Nothing on this stack is needed any more: start over at its top. */
 	write_sysreg(HCR_RW, hcr_el2);
 	isb();
 	asm volatile("mov sp, %0\n\tbr %1" : : "r"(cpu_stacks[cpu_id()] + STACK_SIZE), "r"(vcpu_loop)
 		     : "memory");
 	__builtin_unreachable();
+}
+
+/* EL2 controls that are the same for every vCPU on this CPU. */
+static void cpu_guest_setup(void)
+{
+	write_sysreg(MDCR_EL2_GUEST | (read_sysreg(mdcr_el2) & 0x1f), mdcr_el2);
+	write_sysreg(CNTHCTL_EL2_GUEST, cnthctl_el2);
+	write_sysreg(0, cntvoff_el2);
+	write_sysreg(s2_vtcr(), vtcr_el2);
+	write_sysreg(read_sysreg(midr_el1), vpidr_el2);
+	isb();
+}
+
+void __noreturn vcpu_loop(void)
+{
+	struct cpu *c = this_cpu();
+	struct trap_frame *f = frame_here();
+
+	cpu_guest_setup();
+	for (;;) {
+		struct vcpu *v;
+
+		atomic_store(&c->resched, false);
+		atomic_store(&c->woke, false);
+		irq_handle(NULL);
+		reap_stopped(c, NULL);
+		v = sched_pick(c->id, NULL, counter_read());
+		if (v) {
+			vcpu_load(v, f);
+			atomic_store(&v->blocked, false);
+			arm_next(c, v);
+			vgic_flush(v);
+			vcpu_enter(f);
+		}
+		arm_next(c, NULL);
+		dsb(sy);
+		wfi();
+	}
+}
+
+void __noreturn vcpu_exit(void)
+{
+	struct cpu *c = this_cpu();
+	struct vcpu *v = c->vcpu;
+
+	vgic_vcpu_stop(v);
+	c->vcpu = NULL;
+	if (atomic_load(&v->vm->off)) {
+		int s = atomic_load(&v->state);
+
+		if (s != VCPU_DEAD && atomic_compare_exchange_strong(&v->state, &s, VCPU_DEAD)) {
+			vcpu_retire(c, v);
+			vm_reap(v->vm, c->id);
+		}
+	}
+	run_loop_fresh_stack();
+}
+
+void sched_resched(struct trap_frame *f)
+{
+	struct cpu *c = this_cpu();
+	struct vcpu *v = c->vcpu, *next;
+	u64 now = counter_read(), ran = now - c->slice_start;
+	bool paused = atomic_load(&v->vm->paused);
+	bool must = atomic_load(&v->blocked) || paused || v->yield;
+	bool woke = atomic_exchange(&c->woke, false);
+
+	atomic_store(&c->resched, false);
+	reap_stopped(c, v);
+	if (!must && ran < us_to_ticks(SCHED_SLICE_US) && !(woke && ran >= us_to_ticks(SCHED_MIN_US))) {
+		if (woke)
+			atomic_store(&c->woke, true); /* preempt when the minimum is up */
+		arm_next(c, v);
+		return;
+	}
+	next = sched_pick(c->id, v, now);
+	v->yield = false;
+	if (!next) {
+		if (paused) {
+			vcpu_save(v, f);
+			run_loop_fresh_stack();
+		}
+		/* Alone: keep running (a WFI may return early; the guest just waits again). */
+		atomic_store(&v->blocked, false);
+		c->slice_start = now;
+		arm_next(c, v);
+		return;
+	}
+	vcpu_save(v, f);
+	vcpu_load(next, f);
+	atomic_store(&next->blocked, false);
+	arm_next(c, next);
 }

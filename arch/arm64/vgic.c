@@ -57,8 +57,7 @@ static void mark_dirty(struct vm *vm, unsigned vcpu)
 	if (!v)
 		return;
 	atomic_store_explicit(&v->vgic_active, true, memory_order_release);
-	if (v->pcpu != cpu_id())
-		gic_kick(v->pcpu);
+	vcpu_kick(v);
 }
 
 /* Kick every vCPU an SPI may go to. Lock held. */
@@ -346,25 +345,90 @@ void vgic_flush_slow(struct vcpu *v)
 	spin_unlock(&g->lock);
 }
 
-bool vgic_has_pending(struct vcpu *v)
+bool vgic_lr_pending(struct vcpu *v)
 {
 	struct vgic_cpu *vc = &vgic_of(v->vm)->cpu[v->index];
 
-	if (atomic_load(&v->vgic_active) && !vc->lr_used)
-		return true; /* marked, not yet flushed */
 	for (unsigned i = 0; i < gich_nr_lrs(); i++)
 		if ((vc->lr_used & (1u << i)) && (gich_read(GICH_LR(i)) & GICH_LR_PENDING))
 			return true;
 	return false;
 }
 
+bool vgic_wake_pending(struct vcpu *v)
+{
+	struct vgic *g = vgic_of(v->vm);
+	struct vgic_cpu *vc = &g->cpu[v->index];
+	bool yes = false;
+
+	spin_lock(&g->lock);
+	for (unsigned i = 0; i < gich_nr_lrs() && !yes; i++)
+		yes = (vc->lr_used & (1u << i)) && (vc->lr_val[i] & GICH_LR_PENDING);
+	for (unsigned id = 0; id < 16 && !yes; id++)
+		yes = vc->sgi_src[id] && vc->priv[id].enabled && g->enabled;
+	for (unsigned id = 16; id < VGIC_NR_IRQS && !yes; id++)
+		yes = wants_lr(g, irq_of(g, v->index, id), id, v->index);
+	spin_unlock(&g->lock);
+	return yes;
+}
+
+void vgic_save(struct vcpu *v)
+{
+	struct vgic *g = vgic_of(v->vm);
+	struct vgic_cpu *vc = &g->cpu[v->index];
+
+	spin_lock(&g->lock);
+	for (unsigned i = 0; i < gich_nr_lrs(); i++) {
+		if (vc->lr_used & (1u << i))
+			vc->lr_val[i] = gich_read(GICH_LR(i));
+		gich_write(GICH_LR(i), 0);
+	}
+	spin_unlock(&g->lock);
+	vc->vmcr = gich_read(GICH_VMCR);
+	vc->apr = gich_read(GICH_APR);
+	gich_write(GICH_HCR, 0);
+	/* Its timer was stopped by the caller; the next vCPU's must be able to fire. */
+	vc->timer_active = gic_ppi_active(PPI_VTIMER);
+	if (vc->timer_active)
+		gic_deactivate_ppi(PPI_VTIMER);
+}
+
+void vgic_restore(struct vcpu *v)
+{
+	struct vgic *g = vgic_of(v->vm);
+	struct vgic_cpu *vc = &g->cpu[v->index];
+
+	gich_write(GICH_VMCR, vc->vmcr);
+	gich_write(GICH_APR, vc->apr);
+	/* A forwarded timer interrupt the guest has not deactivated stays active, as it was. */
+	if (vc->timer_active)
+		gic_activate_ppi(PPI_VTIMER);
+	spin_lock(&g->lock);
+	for (unsigned i = 0; i < gich_nr_lrs(); i++)
+		gich_write(GICH_LR(i), (vc->lr_used & (1u << i)) ? vc->lr_val[i] : 0);
+	spin_unlock(&g->lock);
+	gich_write(GICH_HCR, GICH_HCR_EN);
+	/* Retire what the guest finished while it was away, fill what arrived meanwhile. */
+	atomic_store(&v->vgic_active, true);
+}
+
 void vgic_vcpu_stop(struct vcpu *v)
 {
-	struct vgic_cpu *vc = &vgic_of(v->vm)->cpu[v->index];
+	struct vgic *g = vgic_of(v->vm);
+	struct vgic_cpu *vc = &g->cpu[v->index];
 
-	for (unsigned i = 0; i < gich_nr_lrs(); i++)
+	spin_lock(&g->lock);
+	for (unsigned i = 0; i < gich_nr_lrs(); i++) {
+		if (vc->lr_used & (1u << i))
+			irq_of(g, v->index, vc->lr_irq[i])->lr = -1;
 		gich_write(GICH_LR(i), 0);
+	}
 	vc->lr_used = 0;
+	vc->vmcr = vc->apr = 0;
+	vc->timer_active = false;
+	spin_unlock(&g->lock);
+	gich_write(GICH_VMCR, 0);
+	gich_write(GICH_APR, 0);
 	gich_write(GICH_HCR, 0);
 	write_sysreg(0, cntv_ctl_el0);
 	isb();

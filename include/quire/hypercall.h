@@ -34,5 +34,7 @@
 #define QUIRE_HC_MEM_STATS 0xc6000002
 /* x0 = 0, x1 = page quota, x2 = pages charged now, x3 = violations refused for the quota. */
 #define QUIRE_HC_MEM_QUOTA 0xc6000003
+/* Give up the rest of the time slice to another vCPU on this CPU, if one can run; x0 = 0. */
+#define QUIRE_HC_YIELD 0xc6000004
 
 #endif

@@ -79,6 +79,8 @@ struct machine {
 	unsigned nvirtio;
 
 	char bootargs[256];
+	/* What the loader put at /chosen/linux,initrd-*: a VM config DTB, if anything. */
+	struct region boot_module;
 };
 
 /*

@@ -104,6 +104,10 @@ struct vm_pool {
 	struct lfstack idle;	/* reserved for this VM, zeroed, not mapped */
 	_Atomic u64 fills;	/* violations answered with a new page */
 	_Atomic u64 quota_hits;	/* violations refused for the quota */
+	/* Filled in by sharing and swap (later issues); shown by the monitor already. */
+	_Atomic u32 zero;	/* guest pages mapped to the shared zero page */
+	_Atomic u32 shared;	/* guest pages mapped to a page shared with others */
+	_Atomic u32 swapped;	/* guest pages out on the swap disk */
 };
 
 void vmpool_init(struct vm_pool *vp, struct pool *vmm, u8 vm_id, u32 quota);

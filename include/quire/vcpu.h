@@ -14,8 +14,10 @@ enum vcpu_state {
 struct vcpu {
 	struct vm *vm;
 	unsigned index; /* within the VM; also its MPIDR_EL1 Aff0 */
-	unsigned pcpu;	/* the physical CPU it is pinned to */
+	unsigned pcpu;	/* the physical CPU whose run queue holds it */
 	_Atomic int state;
+	_Atomic bool blocked; /* in WFI with nothing to take: not runnable until an interrupt */
+	bool yield;	      /* gave up the rest of its slice (WFE) */
 	u64 entry, context;
 	/* Interrupt work pending or in the list registers: checked on every exit, so kept here. */
 	_Atomic bool vgic_active;
@@ -28,13 +30,8 @@ struct vcpu {
  */
 bool hypercall(struct vcpu *v, u64 x[4]);
 
-/* Guest console output through QUIRE_HC_PUTC: line-buffered, prefixed with the VM name. */
-void vm_console_putc(struct vm *vm, char c);
-
 /* Arch: make a vCPU look at its state again (wake its CPU, or make it leave the guest). */
 void vcpu_kick(struct vcpu *v);
-/* Arch: run v on physical CPU pcpu (one vCPU per CPU until the scheduler comes). */
-void vcpu_pin(struct vcpu *v, unsigned pcpu);
 /* Arch: what a VM of this kind needs beyond RAM (the vGIC, the CPU interface frame). */
 int vm_arch_init(struct vm *vm, unsigned cpu);
 #endif

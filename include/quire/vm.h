@@ -30,11 +30,35 @@ struct vm {
 	_Atomic bool off;	/* powered off, reset, or stopped: its vCPUs leave */
 	_Atomic bool restart;	/* ... and it boots again with fresh memory */
 	_Atomic bool reaped;	/* its memory went back to the pool */
-	unsigned first_cpu;	/* vCPU i runs on physical CPU first_cpu + i */
+	_Atomic bool paused;	/* its vCPUs are not scheduled */
 	struct vm_config cfg;	/* what it was made from, for restarts */
 };
 
 enum { VM_LOG_VIO = 0, VM_LOG_UNDEF = 8, VM_LOG_HVC, VM_LOG_SYSREG, VM_LOG_MMIO, VM_LOG_MMIO_NOISV };
+/* What the monitor shows; see vm_state(). */
+enum vm_state {
+	VM_EMPTY,	/* no VM in this slot */
+	VM_RUNNING,
+	VM_PAUSED,	/* its vCPUs are not scheduled */
+	VM_STOPPING,	/* off: waiting for its vCPUs to leave */
+	VM_STOPPED,	/* powered off, crashed or killed: its memory is back in the pool */
+};
+enum vm_state vm_state(const struct vm *vm);
+const char *vm_state_name(enum vm_state s);
+/* VM number id (1..MAX_VMS), or NULL if that slot never held a VM. */
+struct vm *vm_get(unsigned id);
+/* A VM by name, or by number ("2"); NULL if none. */
+struct vm *vm_find(const char *name);
+/*
+ * Lifecycle, for the monitor: 0, or -EINVAL when the VM is not in a state
+ * the operation applies to (pause: running; resume: paused; kill: running
+ * or paused; restart: any but VM_EMPTY, a running VM is stopped first).
+ */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+int vm_kill(struct vm *vm);
+int vm_restart(struct vm *vm, unsigned cpu);
+
 /* printk only the first time this VM hits `kind`. */
 void vm_log_once(struct vm *vm, unsigned kind, const char *fmt, ...) __printf(3, 4);
 /* Stop the VM: every vCPU leaves the guest at its next exit (they are kicked). */
@@ -57,12 +81,14 @@ enum vio_result {
 	VIO_UNHANDLED,	 /* a fault class no issue handles yet (access flag, permission) */
 };
 
+/* Where VMs get their pages, their IPA size, and how many CPUs may run vCPUs. */
+void vm_system_init(struct pool *pool, unsigned ipa_bits, unsigned ncpus);
 /*
- * Create VM number id (1..MAX_VMS) from c, its vCPU i pinned to physical CPU
- * first_cpu + i; NULL with a sentence in err on failure.
+ * Create and start VM number id (1..MAX_VMS) from c (already checked), its
+ * vCPUs queued on the CPUs its affinity allows; NULL with a sentence in err
+ * on failure (whatever it took is given back).
  */
-struct vm *vm_create(const struct vm_config *c, unsigned id, struct pool *pool, unsigned ipa_bits,
-		     unsigned first_cpu, unsigned cpu, char *err, size_t errlen);
+struct vm *vm_create(const struct vm_config *c, unsigned id, unsigned cpu, char *err, size_t errlen);
 
 enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsigned cpu);
 const char *vio_result_name(enum vio_result r);

@@ -1,21 +1,96 @@
 /*
- * VMs to start, from the host DT's /chosen/bootargs (a stop-gap until VM
- * configuration device trees): each `vm=<guest>:<vcpus>:<mem MiB>:<quota pages>:<arg>`.
+ * VM configuration: a device tree (dts/vms/, docs/config.md) parsed and
+ * checked by the same code at build time (tools/vmcheck, on the host) and at
+ * boot (Quire). A config is accepted whole or refused whole.
  */
 #ifndef QUIRE_VMCONFIG_H
 #define QUIRE_VMCONFIG_H
 #include <quire/types.h>
 
+#define VMCFG_MAX_VMS 8
+#define VMCFG_MAX_VCPUS 8
+#define VMCFG_MAX_CPUS 8
+#define VMCFG_NAME_MAX 16	  /* with the NUL */
+#define VMCFG_BOOTARGS_MAX 256	  /* with the NUL */
+#define VMCFG_IPA_BITS 39	  /* the guest-physical space Quire gives every VM */
+#define VMCFG_RAM_BASE 0x40000000UL /* default memory-base, as on QEMU virt */
+#define VMCFG_SCAN_PAGES 256	  /* default share-scan-pages */
+#define VMCFG_CPUS_ALL 0xffffffffu /* default affinity: every CPU the machine has */
+#define VMCFG_DT_MAX (64UL << 10) /* a Linux guest's DT slot at the RAM base */
+
+enum vm_sharing { SHARE_OFF, SHARE_ZERO, SHARE_SELF, SHARE_DOMAIN };
+
 struct vm_config {
-	char guest[16];
+	char name[VMCFG_NAME_MAX];	/* the node name under /vms */
 	unsigned vcpus;
-	u64 mem_mib;
-	u32 quota; /* pages */
-	u64 arg;   /* the guest's x0 */
+	u64 mem_base, mem_size;		/* guest RAM, bytes */
+	u64 resident_limit;		/* bytes of guest RAM it may hold in machine pages */
+	char kernel[VMCFG_NAME_MAX];	/* image names carried in quire.bin */
+	char initramfs[VMCFG_NAME_MAX]; /* "" if none */
+	char bootargs[VMCFG_BOOTARGS_MAX]; /* "" = the default for Linux guests */
+	u32 cpus;			/* affinity: bit i = physical CPU i may run its vCPUs;
+					   VMCFG_CPUS_ALL if the config names none */
+	u64 arg;			/* bare (non-Linux) images: x0 at entry */
+	enum vm_sharing sharing;
+	char share_domain[VMCFG_NAME_MAX];
+	u32 scan_pages;			/* sharing scanner: pages per slice */
+	u64 swap_limit;			/* bytes of swap space */
 };
 
-/* Parse every vm= word; returns how many (<= max), or -1 with a message in err. */
-int vmconfig_parse(const char *bootargs, struct vm_config *out, unsigned max, char *err, size_t errlen);
+/* An image the build carries, as the checker needs it (name, bytes). */
+struct vmcfg_image {
+	const char *name;
+	const u8 *data;
+	u64 size;
+};
+
+/* What the configuration is checked against. */
+struct vmcfg_limits {
+	unsigned cpus;		/* physical CPUs that can run vCPUs */
+	u64 machine_pages;	/* pages the VMM pool can hand to VMs */
+	const struct vmcfg_image *images; /* ends with a NULL name */
+};
+
+/* Device windows of the guest platform (docs/guest-platform.md): RAM may not overlap them. */
+struct vmcfg_window {
+	u64 base, size;
+	const char *what;
+};
+extern const struct vmcfg_window vmcfg_windows[]; /* ends with a NULL what */
+
+/*
+ * Parse a VM-config FDT into out[0..max). The blob must be 8-byte aligned
+ * and the caller makes sure its fdt_totalsize() bytes are readable. Returns the number of VMs (>= 1), or -1
+ * with one clear sentence in err naming the node and property at fault.
+ * *machine_mib gets the root's machine-memory-mib (0 if absent).
+ */
+int vmconfig_parse(const void *fdt, struct vm_config *out, unsigned max, u32 *machine_mib,
+		   char *err, size_t errlen);
+/* Check parsed VMs against what this machine and build have: 0, or -1 with err. */
+int vmconfig_check(const struct vm_config *c, unsigned n, const struct vmcfg_limits *lim, char *err,
+		   size_t errlen);
+
+/*
+ * The pages a VM may hold: its resident limit plus the most stage-2 table
+ * pages its RAM can need (level 1 root, one level-2 table per GiB, one
+ * level-3 table per 2 MiB) and the tables of its device mappings.
+ */
+u32 vmconfig_quota_pages(const struct vm_config *c);
+
+/* Where a Linux guest's pieces go (arm64 boot protocol); shared by the checker and the loader. */
+struct linux_layout {
+	u64 dtb, kernel, initrd; /* guest-physical addresses */
+};
+/*
+ * Lay out a Linux Image (its 64-byte header in hdr, size bytes) and an
+ * initramfs of initrd_size bytes (0: none, out->initrd = 0) in c's RAM.
+ * 0, or -1 with err.
+ */
+int linux_layout(const struct vm_config *c, const u8 *hdr, u64 size, u64 initrd_size,
+		 struct linux_layout *out, char *err, size_t errlen);
+/* Is this an arm64 Linux Image (header magic)? */
+bool is_linux_image(const u8 *data, u64 size);
+
 /* Is `word` (e.g. "quire.bench=pool") among the bootargs? */
 bool bootargs_has(const char *bootargs, const char *word);
 #endif

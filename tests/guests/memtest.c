@@ -6,7 +6,8 @@
  *
  * x0 selects the mode: 1 seq, 2 random, 3 sparse, 4 smp, 5 outside, 6 quota,
  * 7 bench, 8 bench-smp, 9 hostile (a badly behaved guest: see mode_hostile;
- * not about memory). Each prints `memtest: <mode> ok ...` or
+ * not about memory), 10 dirty, 11 zeroscan (isolation: a VM booted on pages
+ * another released sees only zeros), 12 yield (scheduler bench). Each prints `memtest: <mode> ok ...` or
  * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
  *
  * Nothing new is touched between the MEM_STATS calls that bracket a measured
@@ -856,8 +857,54 @@ static void mode_hostile(void)
 		pr("memtest: hostile FAIL checks=%lu failed=%lu\n", h_checks, h_failed);
 }
 
-static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp",
-					  "outside", "quota", "bench", "bench-smp", "hostile" };
+/* ---- 10: dirty: fill every free page with a non-zero pattern (for another VM to scan after) ---- */
+static void mode_dirty(void)
+{
+	u64 pages = 0;
+
+	for (u64 a = cfg.free; a < cfg.ram_end; a += 8) {
+		RD(a) = pat(a, 0xd1) | 1;
+		pages += !(a & (PAGE_SIZE - 1));
+	}
+	pr("memtest: dirty ok pages=%lu\n", pages);
+}
+
+/* ---- 11: zeroscan: every byte of a freshly booted VM's free RAM must read as zero ---- */
+static void mode_zeroscan(void)
+{
+	u64 pages = 0, nonzero = 0, first = 0, val = 0;
+
+	for (u64 a = cfg.free; a < cfg.ram_end; a += 8) {
+		u64 v = RD(a);
+
+		pages += !(a & (PAGE_SIZE - 1));
+		if (v && !nonzero++) {
+			first = a;
+			val = v;
+		}
+	}
+	if (nonzero)
+		pr("memtest: zeroscan FAIL pages=%lu nonzero_words=%lu first=0x%lx value=0x%lx\n", pages,
+		   nonzero, first, val);
+	else
+		pr("memtest: zeroscan ok pages=%lu\n", pages);
+}
+
+/* ---- 12: yield: QUIRE_HC_YIELD in a loop; beside another such VM on one CPU, each is a switch ---- */
+#define YIELDS 20000
+
+static void mode_yield(void)
+{
+	u64 t0 = counter(), t1;
+
+	for (u64 i = 0; i < YIELDS; i++)
+		hvc(QUIRE_HC_YIELD, 0, 0, 0);
+	t1 = counter();
+	pr("memtest: yield calls=%u ticks=%lu freq=%lu\n", YIELDS, t1 - t0, counter_freq());
+}
+
+static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
+					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -892,6 +939,9 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 7: mode_bench(); break;
 	case 8: mode_bench_smp(); break;
 	case 9: mode_hostile(); break;
+	case 10: mode_dirty(); break;
+	case 11: mode_zeroscan(); break;
+	case 12: mode_yield(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();

@@ -1,7 +1,8 @@
 /*
  * console_write / printk through a capturing putc hook: "\n" becomes "\r\n",
- * printk formats, and with locking on, lines from several threads never
- * interleave and a crash report gets out past a dead lock holder.
+ * printk formats, the open line (whoever prints ends someone else's
+ * unfinished line first), and with locking on, lines from several threads
+ * never interleave and a crash report gets out past a dead lock holder.
  *
  * The console's state is global and locking cannot be turned off again, so
  * the tests run in order: unlocked ones first.
@@ -46,7 +47,16 @@ static void capture(char c)
 
 static int setup(void **state)
 {
+	unsigned o;
+
 	(void)state;
+	/* Start on a fresh line: end whatever line the last test left open. */
+	console_lock();
+	if ((o = console_line_owner()) != CONSOLE_NOBODY) {
+		console_put(o, '\r');
+		console_put(o, '\n');
+	}
+	console_unlock();
 	ncap = 0;
 	cap[0] = '\0';
 	console_set_output(capture);
@@ -139,6 +149,48 @@ static void output_can_be_switched(void **state)
 	console_write("back\n");
 	assert_string_equal(other, "to other\r\n");
 	assert_string_equal(cap, "back\r\n");
+}
+
+static void open_line_owner(void **state)
+{
+	(void)state;
+	assert_int_equal(console_line_owner(), CONSOLE_NOBODY);
+	console_write("partial");
+	assert_int_equal(console_line_owner(), CONSOLE_QUIRE);
+	console_write(" more\n");
+	assert_int_equal(console_line_owner(), CONSOLE_NOBODY);
+	assert_string_equal(cap, "partial more\r\n");
+}
+
+/* What a VM left unfinished (written as VM 3) is ended before Quire's line. */
+static void quire_ends_a_vm_line(void **state)
+{
+	(void)state;
+	console_lock();
+	console_put(3, 'x');
+	console_put(3, 'y');
+	console_unlock();
+	assert_int_equal(console_line_owner(), 3);
+	printk("quire: %s\n", "hello");
+	assert_string_equal(cap, "xy\r\nquire: hello\r\n");
+	/* A crash report too. */
+	console_lock();
+	console_put(3, 'z');
+	console_unlock();
+	console_write_crash("panic\n");
+	assert_string_equal(cap, "xy\r\nquire: hello\r\nz\r\npanic\r\n");
+}
+
+static void vm_ends_quires_line(void **state)
+{
+	(void)state;
+	console_write("quire: working...");
+	console_lock();
+	console_put(2, 'b');
+	console_puts(2, "c\n");
+	console_unlock();
+	assert_string_equal(cap, "quire: working...\r\nbc\r\n");
+	assert_int_equal(console_line_owner(), CONSOLE_NOBODY);
 }
 
 /* ---- with locking --------------------------------------------------------- */
@@ -247,6 +299,9 @@ int main(void)
 		cmocka_unit_test_setup(printk_long_message_truncated, setup),
 		cmocka_unit_test_setup(crash_write_unlocked, setup),
 		cmocka_unit_test_setup(output_can_be_switched, setup),
+		cmocka_unit_test_setup(open_line_owner, setup),
+		cmocka_unit_test_setup(quire_ends_a_vm_line, setup),
+		cmocka_unit_test_setup(vm_ends_quires_line, setup),
 		cmocka_unit_test_setup(locked_writes, setup),
 		cmocka_unit_test_setup(crash_write_releases_lock, setup),
 		cmocka_unit_test_setup(threads_do_not_interleave, setup),

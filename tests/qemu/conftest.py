@@ -1,16 +1,24 @@
 """QEMU integration test harness: boot an image with scripts/qemu and read its console."""
+import itertools
 import os
 import pathlib
+import re
 import shutil
 import subprocess
+import sys
 
 import pexpect
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "scripts"))
+from vmconfig import linux, memtest, quota_pages, vm_config  # noqa: E402,F401  (re-exported)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build"
 CACHE = pathlib.Path(os.environ.get("QUIRE_CACHE", pathlib.Path.home() / ".cache" / "quire"))
 LOGS = BUILD / "test-logs"
+PROMPT = "~ # "
+BOOT_TIMEOUT = 180          # reset to the shell; ~10-20 s under TCG, more on a busy host
 
 
 class Console:
@@ -62,16 +70,65 @@ def boot(request):
         con.close()
 
 
-def run_until_off(boot, words, smp, mem="1G", timeout=90):
-    """Boot Quire with these vm= words and wait until every VM has powered off.
+class Guest:
+    """A Linux VM under Quire, driven through its shell (it must have the console input)."""
+
+    def __init__(self, con, name):
+        self.con = con
+        self.name = name
+        self.seq = itertools.count(1)
+
+    def wait_shell(self, timeout=BOOT_TIMEOUT):
+        try:
+            self.con.expect_exact(f"[{self.name}] quire-init: ready", timeout=timeout)
+            self.con.expect_exact(PROMPT, timeout=60)
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            pytest.fail("no shell; console tail:\n" + self.tail())
+        # No line wrapping in the echo of long commands.
+        self.sh("stty columns 4000")
+
+    def tail(self):
+        return str(self.con.child.before)[-3000:]
+
+    def sh(self, cmd, timeout=60, ok=True):
+        """Run one shell command line; returns its output (\\r removed)."""
+        n = next(self.seq)
+        sep = " " if cmd.rstrip().endswith("&") else "; "
+        line = f'{cmd}{sep}echo "<$(({n}))>rc=$?"'
+        self.con.child.sendline(line)
+        try:
+            m = self.con.expect(rf"<{n}>rc=(\d+)\r*\n", timeout=timeout)
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            pytest.fail(f"no end of {cmd!r} within {timeout} s; console tail:\n" + self.tail())
+        out = self.con.child.before
+        # Drop everything up to the end of the echoed command line.
+        echo_end = out.rfind('rc=$?"')
+        if echo_end >= 0:
+            out = out[echo_end + len('rc=$?"'):]
+        out = out.replace("\r", "")
+        # Quire's console multiplexer starts each of the VM's lines with its name.
+        out = re.sub(rf"^\[{self.name}\] ", "", out, flags=re.M).lstrip("\n")
+        if ok:
+            assert m.group(1) == "0", f"{cmd!r} failed (exit {m.group(1)}):\n{out}"
+        return out
+
+
+def boot_vms(boot, tmp_path, vms, smp, mem="1G", timeout=90, extra=()):
+    """Boot the default image with these VMs as the boot-module config."""
+    cfg = vm_config(vms, tmp_path / "vms.dtb")
+    return boot("--image", image(), "--smp", str(smp), "--mem", mem, "--", "-initrd", cfg,
+                *extra, timeout=timeout)
+
+
+def run_until_off(boot, tmp_path, vms, smp, mem="1G", timeout=90):
+    """Boot Quire with these VMs and wait until every VM has powered off.
 
     Returns the console text (without \r) up to the last power-off and a
     little after, so lines Quire prints then are in it too.
     """
-    con = boot("--image", image(), "--smp", str(smp), "--mem", mem, "--",
-               "-append", " ".join(words), timeout=timeout)
+    con = boot_vms(boot, tmp_path, vms, smp, mem, timeout)
     text, off = [], set()
-    want = set(range(1, len(words) + 1))
+    want = set(range(1, len(vms) + 1))
     while off != want:
         try:
             m = con.expect(r"quire: vm(\d+) powered off")

@@ -10,10 +10,10 @@ running, and vm2's memory test on the other CPU is not disturbed.
 import re
 
 
-from conftest import run_until_off
+from conftest import memtest, run_until_off
 
 HOSTILE, SEQ = 9, 1
-WORDS = [f"vm=memtest:1:64:4096:{HOSTILE}", f"vm=memtest:1:64:16384:{SEQ}"]
+VMS = [memtest(HOSTILE, limit_mib=16), memtest(SEQ)]
 # One line per check in memtest's mode_hostile, in the order it runs them.
 CHECKS = (["sea"] * 5 + ["mmio-unknown"] * 3 +
           ["pl011-id", "hvc-unknown", "smc-unknown", "smccc-hvc", "smccc-smc", "psci",
@@ -34,15 +34,15 @@ LOGGED = {
 }
 
 
-def run(boot):
+def run(boot, tmp_path):
     """Boot both VMs; the console text up to both power-offs and a little after."""
-    return run_until_off(boot, WORDS, smp=2)
+    return run_until_off(boot, tmp_path, VMS, smp=2)
 
 
-def test_hostile_guest_is_contained(boot):
-    out = run(boot)
+def test_hostile_guest_is_contained(boot, tmp_path):
+    out = run(boot, tmp_path)
     assert "QUIRE CRASH" not in out, out
-    guest = {i: re.findall(rf"^vm{i}: (.*)$", out, re.M) for i in (1, 2)}
+    guest = {i: re.findall(rf"^\[vm{i}\] (.*)$", out, re.M) for i in (1, 2)}
     bad = [f"vm{i}: {l}" for i, ls in guest.items() for l in ls if "FAIL" in l]
     assert not bad, "\n".join(bad) + "\n\nconsole:\n" + out
 

@@ -2,8 +2,9 @@
 initramfs of scripts/mkinitramfs (tests/guests/linux/), console on the
 emulated PL011.
 
-The VM comes from the bootargs, vm=linux:<vcpus>:<mem MiB>:<quota pages>:0.
-The guest's console is raw on QEMU's console and what we type reaches it.
+The VM comes from a VM config passed as the boot module (conftest.vm_config).
+Its console lines come out of Quire's console multiplexer as `[vm1] ...`,
+and what we type reaches it (it has the input from the start).
 /init prints `quire-init: ready` and starts a shell with the prompt '~ # '.
 
 Commands are written so their output cannot be mistaken for their echo:
@@ -17,66 +18,22 @@ import time
 import pexpect
 import pytest
 
-from conftest import image
+from conftest import BOOT_TIMEOUT, Guest, boot_vms, linux
 
-PROMPT = "~ # "
-BOOT_TIMEOUT = 180          # reset to the shell; ~10-20 s under TCG, more on a busy host
 VCPUS = [1, 2]
 MEM_MIB = 512
-QUOTA = 262144              # pages: 1 GiB, above MEM_MIB so the quota never bites
 
 
-class Guest:
-    """A Quire with one Linux VM, driven through its shell."""
-
-    def __init__(self, con):
-        self.con = con
-        self.seq = itertools.count(1)
-
-    def wait_shell(self, timeout=BOOT_TIMEOUT):
-        try:
-            self.con.expect_exact("quire-init: ready", timeout=timeout)
-            self.con.expect_exact(PROMPT, timeout=60)
-        except (pexpect.TIMEOUT, pexpect.EOF):
-            pytest.fail("no shell; console tail:\n" + self.tail())
-        # No line wrapping in the echo of long commands.
-        self.sh("stty columns 4000")
-
-    def tail(self):
-        return str(self.con.child.before)[-3000:]
-
-    def sh(self, cmd, timeout=60, ok=True):
-        """Run one shell command line; returns its output (\\r removed)."""
-        n = next(self.seq)
-        sep = " " if cmd.rstrip().endswith("&") else "; "
-        line = f'{cmd}{sep}echo "<$(({n}))>rc=$?"'
-        self.con.child.sendline(line)
-        try:
-            m = self.con.expect(rf"<{n}>rc=(\d+)\r*\n", timeout=timeout)
-        except (pexpect.TIMEOUT, pexpect.EOF):
-            pytest.fail(f"no end of {cmd!r} within {timeout} s; console tail:\n" + self.tail())
-        out = self.con.child.before
-        # Drop everything up to the end of the echoed command line.
-        echo_end = out.rfind('rc=$?"')
-        if echo_end >= 0:
-            out = out[echo_end + len('rc=$?"'):]
-        out = out.replace("\r", "").lstrip("\n")
-        if ok:
-            assert m.group(1) == "0", f"{cmd!r} failed (exit {m.group(1)}):\n{out}"
-        return out
-
-
-def boot_linux(boot, vcpus, mem_mib=MEM_MIB, host_mem="1G"):
-    con = boot("--image", image(), "--smp", str(vcpus), "--mem", host_mem, "--",
-               "-append", f"vm=linux:{vcpus}:{mem_mib}:{QUOTA}:0", timeout=60)
-    g = Guest(con)
+def boot_linux(boot, tmp_path, vcpus, mem_mib=MEM_MIB, host_mem="1G"):
+    con = boot_vms(boot, tmp_path, [linux(vcpus, mem_mib)], smp=vcpus, mem=host_mem, timeout=60)
+    g = Guest(con, "vm1")
     g.wait_shell()
     return g
 
 
 @pytest.mark.parametrize("vcpus", VCPUS)
-def test_shell(boot, vcpus):
-    g = boot_linux(boot, vcpus)
+def test_shell(boot, tmp_path, vcpus):
+    g = boot_linux(boot, tmp_path, vcpus)
     assert g.sh("echo $((6*7))").split() == ["42"]
     # Job control: the shell has the console as its controlling terminal.
     g.sh("sleep 100 &")
@@ -86,16 +43,16 @@ def test_shell(boot, vcpus):
 
 
 @pytest.mark.parametrize("vcpus", VCPUS)
-def test_cpus(boot, vcpus):
-    g = boot_linux(boot, vcpus)
+def test_cpus(boot, tmp_path, vcpus):
+    g = boot_linux(boot, tmp_path, vcpus)
     assert int(g.sh("grep -c ^processor /proc/cpuinfo")) == vcpus
     online = g.sh("cat /sys/devices/system/cpu/online").strip()
     assert online == ("0" if vcpus == 1 else f"0-{vcpus - 1}")
 
 
 @pytest.mark.parametrize("vcpus,mem_mib", [(1, 512), (2, 512), (1, 256)])
-def test_meminfo(boot, vcpus, mem_mib):
-    g = boot_linux(boot, vcpus, mem_mib)
+def test_meminfo(boot, tmp_path, vcpus, mem_mib):
+    g = boot_linux(boot, tmp_path, vcpus, mem_mib)
     m = re.search(r"MemTotal:\s+(\d+) kB", g.sh("cat /proc/meminfo"))
     assert m
     total_kib = int(m.group(1))
@@ -108,8 +65,8 @@ def uptime(g):
 
 
 @pytest.mark.parametrize("vcpus", VCPUS)
-def test_timer(boot, vcpus):
-    g = boot_linux(boot, vcpus)
+def test_timer(boot, tmp_path, vcpus):
+    g = boot_linux(boot, tmp_path, vcpus)
     # Guest time advances with the host's.
     t0, host0 = uptime(g), time.monotonic()
     g.sh("sleep 2")
@@ -138,8 +95,8 @@ def irq_counts(text, *names):
 
 
 @pytest.mark.parametrize("vcpus", VCPUS)
-def test_interrupts(boot, vcpus):
-    g = boot_linux(boot, vcpus)
+def test_interrupts(boot, tmp_path, vcpus):
+    g = boot_linux(boot, tmp_path, vcpus)
     g.sh("sleep 1")
     out = g.sh("cat /proc/interrupts")
     header = out.splitlines()[0].split()
@@ -151,9 +108,9 @@ def test_interrupts(boot, vcpus):
 
 
 @pytest.mark.parametrize("vcpus", VCPUS)
-def test_memory(boot, vcpus):
+def test_memory(boot, tmp_path, vcpus):
     """~360 MiB of the 512 MiB VM in tmpfs: guest pages Quire fills on demand."""
-    g = boot_linux(boot, vcpus)
+    g = boot_linux(boot, tmp_path, vcpus)
     mib = 180
     g.sh(f"dd if=/dev/urandom of=/tmp/a bs=1M count={mib} 2>/dev/null", timeout=180)
     g.sh("cp /tmp/a /tmp/b", timeout=120)
@@ -169,8 +126,8 @@ def test_memory(boot, vcpus):
 
 
 @pytest.mark.parametrize("vcpus", VCPUS)
-def test_poweroff(boot, vcpus):
-    g = boot_linux(boot, vcpus)
+def test_poweroff(boot, tmp_path, vcpus):
+    g = boot_linux(boot, tmp_path, vcpus)
     g.con.child.sendline("poweroff -f")
     try:
         g.con.expect(r"quire: vm1 powered off", timeout=60)
@@ -179,10 +136,11 @@ def test_poweroff(boot, vcpus):
 
 
 @pytest.mark.parametrize("vcpus", VCPUS)
-def test_reboot(boot, vcpus):
-    g = boot_linux(boot, vcpus)
+def test_reboot(boot, tmp_path, vcpus):
+    g = boot_linux(boot, tmp_path, vcpus)
     g.sh("echo before > /tmp/mark")
     g.con.child.sendline("reboot -f")
+    g.con.expect_exact("quire: vm1 restarted with fresh memory", timeout=60)
     # A fresh boot: /init again, a new shell, an empty /tmp.
     g.wait_shell()
     assert g.sh("echo $((2+3))").split() == ["5"]

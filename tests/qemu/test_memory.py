@@ -3,32 +3,33 @@
 Every first touch of a guest page is a stage-2 violation Quire fills from its
 page pool. memtest counts the distinct pages it touches and compares them with
 Quire's fill counter (MEM_STATS); the tests check its verdicts and figures.
-VMs come from the bootargs: vm=<guest>:<vcpus>:<mem MiB>:<quota pages>:<arg>.
+Each test boots the default image with a VM configuration of its own,
+passed as the boot module (QEMU -initrd), see conftest.vm_config.
 """
 import re
 
 import pytest
 
-from conftest import run_until_off
+from conftest import memtest, quota_pages, run_until_off
 
 SEQ, RANDOM, SPARSE, SMP, OUTSIDE, QUOTA, BENCH, BENCH_SMP = range(1, 9)
 PAGE = 4096
 RAM_BASE = 0x40000000
 
 
-def vm(vcpus, mem_mib, quota, mode, guest="memtest"):
-    return f"vm={guest}:{vcpus}:{mem_mib}:{quota}:{mode}"
+def vm(vcpus, mem_mib, limit_mib, mode):
+    return memtest(mode, vcpus, mem_mib, limit_mib)
 
 
-def run_vms(boot, words, smp, mem="1G", timeout=90):
-    """Boot Quire with these vm= words, wait until every VM has powered off.
+def run_vms(boot, tmp_path, vms, smp, mem="1G", timeout=90):
+    """Boot Quire with these VMs, wait until every VM has powered off.
 
-    Returns {vm number: [its console lines without the `vmN: ` prefix]}, and
+    Returns {vm number: [its console lines without the `[vmN] ` prefix]}, and
     fails on any `FAIL` line from a guest.
     """
-    out = run_until_off(boot, words, smp, mem, timeout)
-    lines = {i: [] for i in range(1, len(words) + 1)}
-    for m in re.finditer(r"^vm(\d+): (.*)$", out, re.M):
+    out = run_until_off(boot, tmp_path, vms, smp, mem, timeout)
+    lines = {i: [] for i in range(1, len(vms) + 1)}
+    for m in re.finditer(r"^\[vm(\d+)\] (.*)$", out, re.M):
         lines.setdefault(int(m.group(1)), []).append(m.group(2))
     bad = [f"vm{i}: {l}" for i, ls in lines.items() for l in ls if "FAIL" in l]
     assert not bad, "\n".join(bad)
@@ -48,21 +49,21 @@ def image_pages(lines):
     return (int(m.group(2), 16) - int(m.group(1), 16)) // PAGE
 
 
-def run_one(boot, smp, vcpus, mem_mib, quota, mode, **kw):
-    return run_vms(boot, [vm(vcpus, mem_mib, quota, mode)], smp, **kw)[1]
+def run_one(boot, tmp_path, tmp_path, smp, vcpus, mem_mib, limit_mib, mode, **kw):
+    return run_vms(boot, tmp_path, [vm(vcpus, mem_mib, limit_mib, mode)], smp, **kw)[1]
 
 
 @pytest.mark.parametrize("smp", [1, 4])
-def test_seq(boot, smp):
-    out = run_one(boot, smp, 1, 64, 16384, SEQ)
+def test_seq(boot, tmp_path, smp):
+    out = run_one(boot, tmp_path, smp, 1, 64, 64, SEQ)
     m = result(out, r"memtest: seq ok pages=(\d+) fills=(\d+)$")
     # 4 MiB word by word, then one word in each page of the next 12 MiB.
     assert int(m.group(1)) == int(m.group(2)) == 4096
 
 
 @pytest.mark.parametrize("smp", [1, 4])
-def test_random(boot, smp):
-    out = run_one(boot, smp, 1, 256, 65536, RANDOM)
+def test_random(boot, tmp_path, smp):
+    out = run_one(boot, tmp_path, smp, 1, 256, 256, RANDOM)
     m = result(out, r"memtest: random ok distinct=(\d+) fills=(\d+)$")
     distinct, fills = int(m.group(1)), int(m.group(2))
     assert distinct == fills
@@ -71,9 +72,9 @@ def test_random(boot, smp):
 
 
 @pytest.mark.parametrize("smp", [1, 4])
-def test_sparse_4g(boot, smp):
+def test_sparse_4g(boot, tmp_path, smp):
     """10 MiB spread over 4 GiB of guest RAM on a 1 GiB machine: only touched pages are backed."""
-    out = run_one(boot, smp, 1, 4096, 8192, SPARSE, mem="1G")
+    out = run_one(boot, tmp_path, smp, 1, 4096, 32, SPARSE, mem="1G")
     m = result(out, r"memtest: sparse ok pages=(\d+) fills=(\d+) resident=(\d+) pgtables=(\d+)"
                     r" blocks2m=(\d+)$")
     pages, fills, resident, pgtables, blocks = map(int, m.groups())
@@ -87,9 +88,9 @@ def test_sparse_4g(boot, smp):
 
 
 @pytest.mark.parametrize("smp,vcpus", [(1, 1), (2, 2), (4, 4)])
-def test_smp(boot, smp, vcpus):
+def test_smp(boot, tmp_path, smp, vcpus):
     """Every vCPU fills its own 8 MiB and races the others on the first touches of a shared 1 MiB."""
-    out = run_one(boot, smp, vcpus, 64, 16384, SMP)
+    out = run_one(boot, tmp_path, smp, vcpus, 64, 64, SMP)
     m = result(out, r"memtest: smp ok vcpus=(\d+) fills=(\d+) expected=(\d+)$")
     n, fills, expected = map(int, m.groups())
     assert n == vcpus
@@ -97,10 +98,10 @@ def test_smp(boot, smp, vcpus):
 
 
 @pytest.mark.parametrize("smp", [1, 4])
-def test_outside_ram_aborts(boot, smp):
+def test_outside_ram_aborts(boot, tmp_path, smp):
     """Accesses outside RAM and devices come back to the guest as synchronous external aborts."""
     mem_mib = 64
-    out = run_one(boot, smp, 1, mem_mib, 16384, OUTSIDE)
+    out = run_one(boot, tmp_path, smp, 1, mem_mib, 64, OUTSIDE)
     result(out, r"memtest: outside ok aborts=3$")
     fars = []
     for l in out:
@@ -125,21 +126,24 @@ def check_quota(out, quota):
     result(out, r"memtest: quota still running after the refusal$")
 
 
-def test_quota(boot):
-    check_quota(run_one(boot, 1, 1, 64, 300, QUOTA), 300)
+QUOTA_VM = vm(1, 64, 1, QUOTA)
 
 
-def test_quota_does_not_touch_another_vm(boot):
+def test_quota(boot, tmp_path):
+    check_quota(run_one(boot, tmp_path, 1, 1, 64, 1, QUOTA), quota_pages(QUOTA_VM))
+
+
+def test_quota_does_not_touch_another_vm(boot, tmp_path):
     """vm1 runs into its quota while vm2, on other CPUs, fills 16 MiB."""
-    lines = run_vms(boot, [vm(1, 64, 300, QUOTA), vm(1, 64, 16384, SEQ)], smp=4)
-    check_quota(lines[1], 300)
+    lines = run_vms(boot, tmp_path, [QUOTA_VM, vm(1, 64, 64, SEQ)], smp=4)
+    check_quota(lines[1], quota_pages(QUOTA_VM))
     m = result(lines[2], r"memtest: seq ok pages=(\d+) fills=(\d+)$")
     assert int(m.group(1)) == int(m.group(2)) == 4096
 
 
 @pytest.mark.parametrize("smp", [1, 4])
-def test_bench(boot, smp):
-    out = run_one(boot, smp, 1, 64, 16384, BENCH)
+def test_bench(boot, tmp_path, smp):
+    out = run_one(boot, tmp_path, smp, 1, 64, 64, BENCH)
     m = result(out, r"memtest: bench fill_ticks=(\d+) touch_ticks=(\d+) pages=(\d+) freq=(\d+)$")
     fill, touch, pages, freq = map(int, m.groups())
     assert pages == 4096 and freq > 0
@@ -148,8 +152,8 @@ def test_bench(boot, smp):
     print(f"fill {fill / freq / pages * 1e9:.0f} ns/page, touch {touch / freq / pages * 1e9:.0f} ns/page")
 
 
-def test_bench_smp(boot):
-    out = run_one(boot, 4, 4, 128, 32768, BENCH_SMP)
+def test_bench_smp(boot, tmp_path):
+    out = run_one(boot, tmp_path, 4, 4, 128, 128, BENCH_SMP)
     m = result(out, r"memtest: bench-smp vcpus=(\d+) fill_ticks=(\d+) pages_per_vcpu=(\d+) freq=(\d+)$")
     vcpus, fill, pages, freq = map(int, m.groups())
     assert vcpus == 4 and pages == 4096 and fill > 0 and freq > 0

@@ -4,6 +4,7 @@
 #include <quire/machine.h>
 
 #define SGI_KICK 0	   /* wakes a CPU to look at its vCPU again */
+#define PPI_HTIMER 26	   /* the EL2 physical timer: time slices, wake-ups */
 #define PPI_VTIMER 27	   /* the EL1 virtual timer */
 #define GIC_SPURIOUS 1020
 
@@ -16,6 +17,8 @@ u32 gic_ack(void);
 void gic_eoi(u32 iar);	      /* priority drop */
 void gic_deactivate(u32 iar); /* with EOImode=1, separately */
 void gic_deactivate_ppi(u32 intid);
+void gic_activate_ppi(u32 intid);
+bool gic_ppi_active(u32 intid);
 u32 gich_read(unsigned off);
 void gich_write(unsigned off, u32 v);
 unsigned gich_nr_lrs(void);

@@ -9,8 +9,17 @@ void __noreturn vcpu_loop(void);
 void __noreturn vcpu_exit(void);
 /* Take every pending physical interrupt; v is the vCPU running here, if any. */
 void irq_handle(struct vcpu *v);
-/* The physical console UART: which VM its input goes to. */
-void console_input_init(const struct machine *m, struct vm *vm);
+/* The physical console UART's input interrupt, to the console multiplexer. */
+void console_input_init(const struct machine *m);
+/* At the end of a trap: switch to another vCPU if the scheduler says so (f becomes its frame). */
+void sched_resched(struct trap_frame *f);
+/* The slice timer (EL2 physical timer) fired. */
+void sched_timer_fired(void);
+/* While a vCPU waits in place: would another vCPU here run now? Arm the timer for others' deadlines. */
+bool sched_pick_would(unsigned cpu, struct vcpu *cur);
+void htimer_arm_deadline(unsigned cpu, struct vcpu *cur);
+/* The vCPU's first FP/SIMD use since it was loaded: give it its registers. */
+void vcpu_fp_trap(struct vcpu *v);
 /* Called from el2_exception for exceptions taken from the guest. */
 void guest_trap(struct trap_frame *f, unsigned vector);
 

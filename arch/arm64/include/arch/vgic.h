@@ -31,6 +31,10 @@ struct vgic_cpu {
 	u32 lr_used;        /* list registers Quire filled and has not seen retire */
 	s16 lr_irq[VGIC_MAX_LRS];
 	u8 lr_src[VGIC_MAX_LRS];
+	/* The CPU interface while the vCPU is not loaded. */
+	u32 lr_val[VGIC_MAX_LRS];
+	u32 vmcr, apr;
+	bool timer_active; /* the physical timer PPI was active (forwarded, not yet deactivated) */
 };
 
 struct vgic {
@@ -53,8 +57,13 @@ static inline void vgic_flush(struct vcpu *v)
 	if (atomic_load_explicit(&v->vgic_active, memory_order_acquire))
 		vgic_flush_slow(v);
 }
-/* Does the vCPU have an interrupt to take (for WFI)? */
-bool vgic_has_pending(struct vcpu *v);
-/* The vCPU stops for good: empty its list registers, release the timer PPI. */
+/* Loaded vCPU, after vgic_flush: is an interrupt pending in its list registers (for WFI)? */
+bool vgic_lr_pending(struct vcpu *v);
+/* Unloaded vCPU: would it have an interrupt to take if it ran now? */
+bool vgic_wake_pending(struct vcpu *v);
+/* Move the vCPU's CPU interface (list registers, VMCR, APR, the timer PPI's active state) out of / into this CPU. */
+void vgic_save(struct vcpu *v);
+void vgic_restore(struct vcpu *v);
+/* The vCPU stops (for good, or CPU_OFF): empty its list registers, release the timer PPI. */
 void vgic_vcpu_stop(struct vcpu *v);
 #endif

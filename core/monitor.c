@@ -1,0 +1,371 @@
+/*
+ * The monitor: a line editor on the console and the commands behind it
+ * (docs/console.md). Command output is printk'd like any of Quire's lines;
+ * the prompt line is written as CONSOLE_MONITOR, so other output ends it,
+ * and the next keystroke draws it again with what was typed so far.
+ */
+#include <stdatomic.h>
+#include <string.h>
+#include <quire/console.h>
+#include <quire/errno.h>
+#include <quire/monitor.h>
+#include <quire/pool.h>
+#include <quire/vm.h>
+
+#define CTRL(x) ((x) & 0x1f)
+#define DEL 0x7f
+#define ESC 0x1b
+#define MAX_ARGS 1 /* no command takes more than one word after its name */
+
+enum esc_state { ESC_NONE, ESC_START, ESC_CSI };
+
+/* Callers (the console multiplexer) serialize monitor_* calls, so no lock here. */
+static struct {
+	char buf[MONITOR_LINE]; /* always NUL-terminated */
+	unsigned len;
+	bool after_cr;
+	enum esc_state esc; /* swallowing a terminal escape sequence (arrow keys...) */
+} ed;
+
+/* --- commands ------------------------------------------------------------ */
+
+struct command {
+	const char *name, *alias, *args, *help;
+	void (*run)(const struct command *c, const char *arg, unsigned cpu);
+	/* Lifecycle commands: the operation and the state it needs (vm.h). */
+	int (*op)(struct vm *vm, unsigned cpu);
+	const char *needs;
+};
+
+static void cmd_help(const struct command *c, const char *arg, unsigned cpu);
+static void cmd_list(const struct command *c, const char *arg, unsigned cpu);
+static void cmd_stats(const struct command *c, const char *arg, unsigned cpu);
+static void cmd_lifecycle(const struct command *c, const char *arg, unsigned cpu);
+static int op_pause(struct vm *vm, unsigned cpu);
+static int op_resume(struct vm *vm, unsigned cpu);
+static int op_kill(struct vm *vm, unsigned cpu);
+
+/* args: "" none, "[vm]" optional, "<vm>" required. */
+static const struct command commands[] = {
+	{ "help", NULL, "", "this list", cmd_help, NULL, NULL },
+	{ "list", NULL, "", "the VMs: state, vCPUs, memory in MiB", cmd_list, NULL, NULL },
+	{ "stats", "mem", "[vm]", "memory counters as key=value, of one VM or all and the pool",
+	  cmd_stats, NULL, NULL },
+	{ "pause", NULL, "<vm>", "stop running its vCPUs", cmd_lifecycle, op_pause, "a running VM" },
+	{ "resume", NULL, "<vm>", "run a paused VM again", cmd_lifecycle, op_resume, "a paused VM" },
+	{ "kill", NULL, "<vm>", "power it off; its memory goes back to the pool", cmd_lifecycle,
+	  op_kill, "a running or paused VM" },
+	{ "restart", NULL, "<vm>", "boot it again with fresh memory", cmd_lifecycle, vm_restart,
+	  "a running, paused or stopped VM" },
+	{ NULL, NULL, NULL, NULL, NULL, NULL, NULL },
+};
+
+static unsigned long mib(u64 bytes)
+{
+	return (unsigned long)(bytes >> 20);
+}
+
+static unsigned long pages_mib(u32 pages)
+{
+	return (unsigned long)pages >> (20 - PAGE_SHIFT);
+}
+
+/* The VM in slot id, if that slot holds one. */
+static struct vm *slot(unsigned id)
+{
+	struct vm *vm = vm_get(id);
+
+	return vm && vm_state(vm) != VM_EMPTY ? vm : NULL;
+}
+
+static struct vm *find(const char *name)
+{
+	struct vm *vm = vm_find(name);
+
+	if (!vm || vm_state(vm) == VM_EMPTY) {
+		printk("quire: no VM '%s'; 'list' shows them\n", name);
+		return NULL;
+	}
+	return vm;
+}
+
+static void cmd_help(const struct command *c, const char *arg, unsigned cpu)
+{
+	(void)c, (void)arg, (void)cpu;
+	printk("quire: monitor commands (<vm> is a name or a number from 'list'):\n");
+	for (const struct command *k = commands; k->name; k++)
+		printk("  %-7s %-5s  %s%s%s\n", k->name, k->args, k->help, k->alias ? "; also: " : "",
+		       k->alias ? k->alias : "");
+	printk("Ctrl-A three times moves the console input on, to the next VM or here.\n");
+}
+
+static void cmd_list(const struct command *c, const char *arg, unsigned cpu)
+{
+	unsigned n = 0;
+
+	(void)c, (void)arg, (void)cpu;
+	for (unsigned id = 1; id <= MAX_VMS; id++) {
+		struct vm *vm = slot(id);
+
+		if (!vm)
+			continue;
+		if (!n++)
+			printk(" id  name             state     vcpus  mem_mib  resident_mib  limit_mib\n");
+		printk("%3u  %-15.15s  %-8s  %5u  %7lu  %12lu  %9lu\n", id, vm->name,
+		       vm_state_name(vm_state(vm)), vm->cfg.vcpus, mib(vm->cfg.mem_size),
+		       pages_mib(atomic_load_explicit(&vm->pool.active, memory_order_relaxed)),
+		       mib(vm->cfg.resident_limit));
+	}
+	if (!n)
+		printk("quire: no VMs\n");
+}
+
+/* One line of key=value pairs, for people and for tests that parse it. */
+static void stats_line(struct vm *vm)
+{
+	const struct vm_pool *p = &vm->pool;
+
+	printk("quire: stats %s guest_mib=%lu resident=%u zero=%u shared=%u swapped=%u faults=%lu "
+	       "tables=%u quota=%u charged=%u\n",
+	       vm->name, mib(vm->cfg.mem_size),
+	       atomic_load_explicit(&p->active, memory_order_relaxed),
+	       atomic_load_explicit(&p->zero, memory_order_relaxed),
+	       atomic_load_explicit(&p->shared, memory_order_relaxed),
+	       atomic_load_explicit(&p->swapped, memory_order_relaxed),
+	       (unsigned long)atomic_load_explicit(&p->fills, memory_order_relaxed),
+	       atomic_load_explicit(&p->pgtables, memory_order_relaxed), p->quota,
+	       atomic_load_explicit(&p->charged, memory_order_relaxed));
+}
+
+static void cmd_stats(const struct command *c, const char *arg, unsigned cpu)
+{
+	const struct pool *vmm = NULL;
+	unsigned n = 0;
+	struct vm *vm;
+
+	(void)c, (void)cpu;
+	if (arg) {
+		if ((vm = find(arg)))
+			stats_line(vm);
+		return;
+	}
+	for (unsigned id = 1; id <= MAX_VMS; id++) {
+		if (!(vm = slot(id)))
+			continue;
+		stats_line(vm);
+		vmm = vmm ? vmm : vm->pool.vmm;
+		n++;
+	}
+	if (!n)
+		printk("quire: no VMs\n");
+	/* Every VM draws on the one VMM pool; a VM is the way to it without an arch hook. */
+	if (vmm) {
+		u32 free = pool_free_pages(vmm);
+
+		printk("quire: pool free=%u free_mib=%lu\n", free, pages_mib(free));
+	}
+}
+
+static void cmd_lifecycle(const struct command *c, const char *arg, unsigned cpu)
+{
+	struct vm *vm = find(arg);
+	int rc;
+
+	if (!vm)
+		return;
+	rc = c->op(vm, cpu);
+	if (!rc)
+		printk("quire: %s %s: ok, it is %s now\n", c->name, vm->name, vm_state_name(vm_state(vm)));
+	else if (rc == -EINVAL)
+		printk("quire: %s %s: cannot, it is %s (%s needs %s)\n", c->name, vm->name,
+		       vm_state_name(vm_state(vm)), c->name, c->needs);
+	else
+		printk("quire: %s %s: failed (error %d)\n", c->name, vm->name, rc);
+}
+
+static int op_pause(struct vm *vm, unsigned cpu)
+{
+	(void)cpu;
+	return vm_pause(vm);
+}
+
+static int op_resume(struct vm *vm, unsigned cpu)
+{
+	(void)cpu;
+	return vm_resume(vm);
+}
+
+static int op_kill(struct vm *vm, unsigned cpu)
+{
+	(void)cpu;
+	return vm_kill(vm);
+}
+
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+void monitor_run(const char *line, unsigned cpu)
+{
+	char copy[MONITOR_LINE];
+	char *word[MAX_ARGS + 2];
+	size_t len = strnlen(line, sizeof(copy) - 1);
+	unsigned n = 0;
+
+	memcpy(copy, line, len);
+	copy[len] = '\0';
+	/* Split in place; one word more than any command takes is enough to refuse it. */
+	for (char *p = copy; n < ARRAY_SIZE(word);) {
+		while (is_space(*p))
+			p++;
+		if (!*p)
+			break;
+		word[n++] = p;
+		while (*p && !is_space(*p))
+			p++;
+		if (*p)
+			*p++ = '\0';
+	}
+	if (!n)
+		return;
+	for (const struct command *c = commands; c->name; c++) {
+		unsigned min = c->args[0] == '<', max = c->args[0] != '\0';
+
+		if (strcmp(word[0], c->name) && (!c->alias || strcmp(word[0], c->alias)))
+			continue;
+		if (n - 1 < min || n - 1 > max)
+			printk("quire: usage: %s%s%s\n", c->name, max ? " " : "", c->args);
+		else
+			c->run(c, n > 1 ? word[1] : NULL, cpu);
+		return;
+	}
+	printk("quire: unknown command '%s'; 'help' lists them\n", word[0]);
+}
+
+/* --- the line editor ----------------------------------------------------- */
+
+/* Lock held: make the prompt line the open line, drawing it again if anyone printed since. */
+static void prompt_line(void)
+{
+	if (console_line_owner() != CONSOLE_MONITOR) {
+		console_puts(CONSOLE_MONITOR, MONITOR_PROMPT);
+		console_puts(CONSOLE_MONITOR, ed.buf);
+	}
+}
+
+/* Show what a keystroke did, on the prompt line. */
+static void echo(const char *s)
+{
+	console_lock();
+	prompt_line();
+	console_puts(CONSOLE_MONITOR, s);
+	console_unlock();
+}
+
+static void clear(void)
+{
+	ed.len = 0;
+	ed.buf[0] = '\0';
+}
+
+static void show_prompt(void)
+{
+	console_lock();
+	prompt_line();
+	console_unlock();
+}
+
+void monitor_enter(void)
+{
+	clear();
+	ed.after_cr = false;
+	ed.esc = ESC_NONE;
+	console_lock();
+	if (console_line_owner() == CONSOLE_MONITOR)
+		console_puts(CONSOLE_MONITOR, "\n");
+	prompt_line();
+	console_unlock();
+}
+
+static void enter(unsigned cpu)
+{
+	char line[MONITOR_LINE];
+
+	memcpy(line, ed.buf, sizeof(line));
+	echo("\n");
+	clear();
+	monitor_run(line, cpu);
+	show_prompt();
+}
+
+static void erase_line(void)
+{
+	console_lock();
+	prompt_line();
+	for (unsigned i = 0; i < ed.len; i++)
+		console_puts(CONSOLE_MONITOR, "\b \b");
+	console_unlock();
+	clear();
+}
+
+/* Arrow keys and the like send ESC [ ... final or ESC O final: swallow them whole. */
+static bool in_escape(unsigned char u)
+{
+	switch (ed.esc) {
+	case ESC_START:
+		ed.esc = u == '[' || u == 'O' ? ESC_CSI : ESC_NONE;
+		return true;
+	case ESC_CSI:
+		/* Parameters and intermediates run 0x20-0x3f; a final byte 0x40-0x7e ends it. */
+		if (u < 0x20 || u > 0x3f)
+			ed.esc = ESC_NONE;
+		return u >= 0x20 && u <= 0x7e;
+	default:
+		return false;
+	}
+}
+
+void monitor_input(char c, unsigned cpu)
+{
+	unsigned char u = (unsigned char)c;
+	bool after_cr = ed.after_cr;
+
+	ed.after_cr = u == '\r';
+	if (in_escape(u))
+		return;
+	switch (u) {
+	case '\n':
+		if (after_cr)
+			return; /* the LF of a CR LF */
+		/* fall through */
+	case '\r':
+		enter(cpu);
+		return;
+	case '\b':
+	case DEL:
+		if (ed.len) {
+			echo("\b \b");
+			ed.buf[--ed.len] = '\0';
+		}
+		return;
+	case CTRL('U'):
+		erase_line();
+		return;
+	case CTRL('C'):
+		echo("^C\n");
+		clear();
+		show_prompt();
+		return;
+	case ESC:
+		ed.esc = ESC_START;
+		return;
+	}
+	/* Printable ASCII only; past the end of the line, typing just stops. */
+	if (u < 0x20 || u > 0x7e || ed.len >= sizeof(ed.buf) - 1)
+		return;
+	echo((char[]){ c, '\0' });
+	ed.buf[ed.len++] = c;
+	ed.buf[ed.len] = '\0';
+}

@@ -1,0 +1,152 @@
+/*
+ * Run queues. Each CPU's queue is changed by VM creation and teardown (any
+ * CPU) and read by its own CPU when it picks a vCPU, under the queue's lock.
+ * Round robin from the vCPU that ran last gives every runnable vCPU on a
+ * CPU an equal share of it; a blocked vCPU gets no share until it wakes.
+ */
+#include <quire/config.h>
+#include <quire/sched.h>
+#include <quire/spinlock.h>
+
+#define RQ_MAX (MAX_VMS * MAX_VCPUS)
+
+struct runq {
+	spinlock_t lock;
+	unsigned n;
+	unsigned last; /* index of the vCPU that ran last */
+	struct vcpu *v[RQ_MAX];
+};
+
+static struct runq rqs[MAX_CPUS];
+
+unsigned sched_place(u32 allowed, unsigned ncpus)
+{
+	unsigned best = 0, best_n = ~0u;
+
+	for (unsigned c = 0; c < ncpus && c < MAX_CPUS; c++) {
+		unsigned n = atomic_load_explicit((_Atomic unsigned *)&rqs[c].n, memory_order_relaxed);
+
+		if (allowed && !(allowed & (1u << c)))
+			continue;
+		if (n < best_n) {
+			best = c;
+			best_n = n;
+		}
+	}
+	return best;
+}
+
+void sched_add(struct vcpu *v, unsigned cpu)
+{
+	struct runq *q = &rqs[cpu];
+
+	v->pcpu = cpu;
+	spin_lock(&q->lock);
+	if (q->n < RQ_MAX)
+		q->v[q->n++] = v;
+	spin_unlock(&q->lock);
+}
+
+void sched_remove(struct vcpu *v)
+{
+	struct runq *q = &rqs[v->pcpu];
+
+	spin_lock(&q->lock);
+	for (unsigned i = 0; i < q->n; i++) {
+		if (q->v[i] != v)
+			continue;
+		q->v[i] = q->v[--q->n];
+		if (q->last >= q->n)
+			q->last = 0;
+		break;
+	}
+	spin_unlock(&q->lock);
+}
+
+unsigned sched_queued(unsigned cpu)
+{
+	return atomic_load_explicit((_Atomic unsigned *)&rqs[cpu].n, memory_order_relaxed);
+}
+
+bool vcpu_runnable(struct vcpu *v, u64 now)
+{
+	struct vm *vm = v->vm;
+
+	if (atomic_load(&vm->off) || atomic_load(&vm->paused))
+		return false;
+	switch (atomic_load(&v->state)) {
+	case VCPU_START:
+		return true;
+	case VCPU_RUNNING:
+		return !atomic_load(&v->blocked) || vcpu_wake_pending(v, now);
+	default:
+		return false;
+	}
+}
+
+struct vcpu *sched_pick(unsigned cpu, struct vcpu *cur, u64 now)
+{
+	struct runq *q = &rqs[cpu];
+	struct vcpu *found = NULL;
+
+	spin_lock(&q->lock);
+	for (unsigned k = 1; k <= q->n; k++) {
+		unsigned i = (q->last + k) % q->n;
+		struct vcpu *v = q->v[i];
+
+		if (v != cur && vcpu_runnable(v, now)) {
+			found = v;
+			q->last = i;
+			break;
+		}
+	}
+	spin_unlock(&q->lock);
+	return found;
+}
+
+bool sched_any_runnable(unsigned cpu, struct vcpu *cur, u64 now)
+{
+	struct runq *q = &rqs[cpu];
+	bool yes = false;
+
+	spin_lock(&q->lock);
+	for (unsigned i = 0; i < q->n && !yes; i++)
+		yes = q->v[i] != cur && vcpu_runnable(q->v[i], now);
+	spin_unlock(&q->lock);
+	return yes;
+}
+
+u64 sched_next_deadline(unsigned cpu, struct vcpu *cur)
+{
+	struct runq *q = &rqs[cpu];
+	u64 t = ~0UL;
+
+	spin_lock(&q->lock);
+	for (unsigned i = 0; i < q->n; i++) {
+		struct vcpu *v = q->v[i];
+
+		if (v != cur && atomic_load(&v->blocked) && atomic_load(&v->state) == VCPU_RUNNING) {
+			u64 d = vcpu_timer_deadline(v);
+
+			t = d < t ? d : t;
+		}
+	}
+	spin_unlock(&q->lock);
+	return t;
+}
+
+unsigned sched_stopped(unsigned cpu, struct vcpu *cur, struct vcpu **out, unsigned max)
+{
+	struct runq *q = &rqs[cpu];
+	unsigned n = 0;
+
+	spin_lock(&q->lock);
+	for (unsigned i = 0; i < q->n && n < max; i++) {
+		struct vcpu *v = q->v[i];
+
+		if (v != cur && atomic_load(&v->vm->off) && atomic_load(&v->state) != VCPU_DEAD)
+			out[n++] = v;
+	}
+	spin_unlock(&q->lock);
+	return n;
+}
