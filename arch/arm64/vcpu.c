@@ -275,13 +275,17 @@ static void reap_stopped(struct cpu *c, struct vcpu *cur)
 	}
 }
 
+static void __noreturn sched_loop(void);
+
+/*
+ * Nothing on this stack is needed any more: start over just below the trap
+ * frame at its top, which vcpu_load fills while the loop still runs.
+ */
 static void __noreturn run_loop_fresh_stack(void)
 {
-	/* Nothing on this stack is needed any more: start over at its top. */
 	write_sysreg(HCR_RW, hcr_el2);
 	isb();
-	asm volatile("mov sp, %0\n\tbr %1" : : "r"(cpu_stacks[cpu_id()] + STACK_SIZE), "r"(vcpu_loop)
-		     : "memory");
+	asm volatile("mov sp, %0\n\tbr %1" : : "r"(frame_here()), "r"(sched_loop) : "memory");
 	__builtin_unreachable();
 }
 
@@ -297,6 +301,11 @@ static void cpu_guest_setup(void)
 }
 
 void __noreturn vcpu_loop(void)
+{
+	run_loop_fresh_stack();
+}
+
+static void __noreturn sched_loop(void)
 {
 	struct cpu *c = this_cpu();
 	struct trap_frame *f = frame_here();

@@ -30,12 +30,12 @@ class Console:
                                    encoding="utf-8", codec_errors="replace",
                                    timeout=timeout, logfile=self.log)
 
-    def expect(self, pattern, timeout=None):
-        """Wait for a regular expression; returns the match."""
+    def expect(self, pattern, timeout=-1):
+        """Wait for a regular expression; returns the match (timeout -1: the boot's)."""
         self.child.expect(pattern, timeout=timeout)
         return self.child.match
 
-    def expect_exact(self, text, timeout=None):
+    def expect_exact(self, text, timeout=-1):
         self.child.expect_exact(text, timeout=timeout)
 
     def read_until_quiet(self, quiet=1.0, limit=30):
@@ -105,12 +105,36 @@ class Guest:
         echo_end = out.rfind('rc=$?"')
         if echo_end >= 0:
             out = out[echo_end + len('rc=$?"'):]
-        out = out.replace("\r", "")
-        # Quire's console multiplexer starts each of the VM's lines with its name.
-        out = re.sub(rf"^\[{self.name}\] ", "", out, flags=re.M).lstrip("\n")
+        # Quire's console multiplexer starts each of the VM's lines with its name;
+        # lines of other VMs and of Quire may come in between.
+        lines = out.replace("\r", "").split("\n")
+        prefix = f"[{self.name}] "
+        out = "\n".join([lines[0]] + [l[len(prefix):] for l in lines[1:] if l.startswith(prefix)])
+        out = out.lstrip("\n")
         if ok:
             assert m.group(1) == "0", f"{cmd!r} failed (exit {m.group(1)}):\n{out}"
         return out
+
+
+CTRL_A3 = "\x01\x01\x01"
+
+
+def focus(con, target, tries=10):
+    """Move the console input (Ctrl-A three times, docs/console.md) to a VM or 'the monitor'."""
+    for _ in range(tries):
+        con.child.send(CTRL_A3)
+        m = con.expect(r"quire: console input goes to (the monitor|\S+)")
+        if m.group(1) == target:
+            return
+    pytest.fail(f"the console input never reached {target}")
+
+
+def monitor(con, command, until=r"quire> ", timeout=30):
+    """Run a monitor command (the monitor has the input); its output up to the next prompt."""
+    con.child.sendline(command)
+    con.expect_exact(command, timeout=timeout)
+    con.expect(until, timeout=timeout)
+    return con.child.before.replace("\r", "")
 
 
 def boot_vms(boot, tmp_path, vms, smp, mem="1G", timeout=90, extra=()):
