@@ -141,11 +141,19 @@ void conmux_vm_reset(struct vm *vm)
 	}
 	memset(st, 0, sizeof(*st));
 	console_unlock();
-	/* If its full FIFO held the UART up, nothing will empty it now: take input again. */
-	console_input_resume();
 }
 
-/* The input side: under the input lock, but for conmux_input_room, which only looks. */
+/*
+ * Bytes typed for the VM with the input while its receive FIFO is full. The
+ * UART is always read, so Ctrl-A gets through even while a VM does not read
+ * its input; past this much, typed bytes are dropped, as on a real serial
+ * line overrun. Input lock.
+ */
+#define HOLD 1024
+static char hold[HOLD];
+static unsigned hold_head, hold_len;
+
+/* The input side: under the input lock. */
 static struct vm *live_vm(unsigned id)
 {
 	struct vm *vm = vm_get(id);
@@ -176,6 +184,7 @@ static void focus_on(unsigned to)
 			   (int)sizeof(vm->name), vm->name);
 	else
 		q_snprintf(msg, sizeof(msg), "quire: console input goes to the monitor (type 'help')\n");
+	hold_len = 0; /* typed for the previous target, which never took it */
 	console_lock();
 	atomic_store_explicit(&focus, vm ? to : TO_MONITOR, memory_order_relaxed);
 	console_puts(CONSOLE_QUIRE, msg);
@@ -198,10 +207,31 @@ static void deliver(char c, unsigned cpu)
 	unsigned to = focused();
 	struct vm *vm;
 
-	if (to == TO_MONITOR)
+	if (to == TO_MONITOR) {
 		monitor_input(c, cpu);
-	else if ((vm = vm_get(to)) && vm_state(vm) == VM_RUNNING)
-		vpl011_input(vm, c);
+	} else if ((vm = vm_get(to)) && vm_state(vm) == VM_RUNNING) {
+		if (!hold_len && vpl011_room(vm))
+			vpl011_input(vm, c);
+		else if (hold_len < HOLD)
+			hold[(hold_head + hold_len++) % HOLD] = c;
+	}
+}
+
+void conmux_input_drain(void)
+{
+	unsigned to;
+	struct vm *vm;
+
+	spin_lock(&input_lock);
+	to = focused();
+	vm = to == TO_MONITOR ? NULL : vm_get(to);
+	if (!vm || vm_state(vm) != VM_RUNNING)
+		hold_len = 0;
+	for (; hold_len && vpl011_room(vm); hold_len--) {
+		vpl011_input(vm, hold[hold_head]);
+		hold_head = (hold_head + 1) % HOLD;
+	}
+	spin_unlock(&input_lock);
 }
 
 void conmux_input(char c, unsigned cpu)
@@ -219,18 +249,6 @@ void conmux_input(char c, unsigned cpu)
 		deliver(c, cpu);
 	}
 	spin_unlock(&input_lock);
-}
-
-bool conmux_input_room(void)
-{
-	unsigned to = focused();
-	struct vm *vm;
-
-	if (to == TO_MONITOR || to == TO_NOBODY)
-		return true;
-	vm = vm_get(to);
-	/* Input for a VM that is not running is dropped: never hold the UART up for it. */
-	return !vm || vm_state(vm) != VM_RUNNING || vpl011_room(vm);
 }
 
 void conmux_start(void)

@@ -14,6 +14,7 @@
 #define GICD_TYPER 0x004
 #define GICD_ISENABLER(n) (0x100 + 4 * (n))
 #define GICD_ICENABLER(n) (0x180 + 4 * (n))
+#define GICD_ISPENDR(n) (0x200 + 4 * (n))
 #define GICD_ICPENDR(n) (0x280 + 4 * (n))
 #define GICD_ISACTIVER(n) (0x300 + 4 * (n))
 #define GICD_ICACTIVER(n) (0x380 + 4 * (n))
@@ -96,6 +97,11 @@ void gic_enable_spi(u32 intid, unsigned cpu)
 	gicd[GICD_IPRIORITYR(intid)] = 0xa0;
 	gicd[GICD_ITARGETSR(intid)] = gic_cpu_mask[cpu];
 	wr(gicd, GICD_ISENABLER(intid / 32), 1u << (intid % 32));
+}
+
+void gic_set_pending(u32 intid)
+{
+	wr(gicd, GICD_ISPENDR(intid / 32), 1u << (intid % 32));
 }
 
 void gic_kick(unsigned cpu)

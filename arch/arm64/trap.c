@@ -32,7 +32,8 @@ void console_input_init(const struct machine *m)
 
 void console_input_resume(void)
 {
-	pl011_rx_irq(true);
+	if (console_irq >= 32)
+		gic_set_pending(console_irq);
 }
 
 void irq_handle(struct vcpu *v)
@@ -57,11 +58,10 @@ void irq_handle(struct vcpu *v)
 		} else if (id == console_irq) {
 			int c;
 
-			while (conmux_input_room() && (c = pl011_getc()) >= 0)
+			/* Also raised by software when a VM made room for bytes held for it. */
+			conmux_input_drain();
+			while ((c = pl011_getc()) >= 0)
 				conmux_input((char)c, cpu_id());
-			/* The VM with the input has a full FIFO: leave the rest in the UART (and the host's buffers). */
-			if (!conmux_input_room())
-				pl011_rx_irq(false);
 		}
 		/* SGI_KICK: the caller looks at the run queue and the list registers before re-entry. */
 	}

@@ -16,10 +16,10 @@ struct vm;
 void conmux_vm_output(struct vm *vm, char c);
 /* The VM stopped or restarts: print what it left unfinished and forget it. */
 void conmux_vm_reset(struct vm *vm);
-/* Can input be taken now? False while the VM with the input has a full FIFO. */
-bool conmux_input_room(void);
 /* A byte typed on the physical console (interrupt context, on CPU `cpu`). */
 void conmux_input(char c, unsigned cpu);
+/* Move bytes held for the VM with the input into its FIFO while it has room (UART interrupt). */
+void conmux_input_drain(void);
 /* After the VMs are created: input goes to the first VM (or the monitor if none). */
 void conmux_start(void);
 #endif

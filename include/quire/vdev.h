@@ -14,7 +14,7 @@ void vpl011_reset(struct vm *vm);
 bool vpl011_room(struct vm *vm);
 /* A byte typed on the console for this VM (dropped if there is no room). */
 void vpl011_input(struct vm *vm, char c);
-/* Arch: the guest made room again; take console input again. */
+/* Arch: the guest made room in its full FIFO: run the console input interrupt soon (conmux_input_drain). */
 void console_input_resume(void);
 
 /* Arch: set an emulated device's (level-sensitive) interrupt line. */

@@ -49,7 +49,7 @@ def image_pages(lines):
     return (int(m.group(2), 16) - int(m.group(1), 16)) // PAGE
 
 
-def run_one(boot, tmp_path, tmp_path, smp, vcpus, mem_mib, limit_mib, mode, **kw):
+def run_one(boot, tmp_path, smp, vcpus, mem_mib, limit_mib, mode, **kw):
     return run_vms(boot, tmp_path, [vm(vcpus, mem_mib, limit_mib, mode)], smp, **kw)[1]
 
 

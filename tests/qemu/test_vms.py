@@ -42,7 +42,7 @@ def test_four_linux_two_vcpus_each(boot, smp):
     con = boot("--image", str(BUILD / "qemu-virt" / "vms-four-linux" / "quire.bin"),
                "--smp", str(smp), "--mem", "1G", timeout=60)
     wait_ready(con, FOUR)
-    size = 24 << 20
+    size = 8 << 20
     guests = {}
     for name in FOUR:
         focus(con, name)

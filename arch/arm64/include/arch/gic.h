@@ -13,6 +13,7 @@ void gic_init_cpu(void);		/* every CPU: its interface, banked PPIs */
 void gic_init_cpu_if_present(void);
 void gic_enable_spi(u32 intid, unsigned cpu);
 void gic_kick(unsigned cpu);
+void gic_set_pending(u32 intid); /* an SPI, as if its line had been raised */
 u32 gic_ack(void);
 void gic_eoi(u32 iar);	      /* priority drop */
 void gic_deactivate(u32 iar); /* with EOImode=1, separately */
