@@ -323,7 +323,6 @@ int vm_pause(struct vm *vm)
 		return -EINVAL;
 	atomic_store(&vm->paused, true);
 	kick_all(vm);
-	printk("quire: %s paused\n", vm->name);
 	return 0;
 }
 
@@ -333,7 +332,6 @@ int vm_resume(struct vm *vm)
 		return -EINVAL;
 	atomic_store(&vm->paused, false);
 	kick_all(vm);
-	printk("quire: %s resumed\n", vm->name);
 	return 0;
 }
 

@@ -123,7 +123,7 @@ def focus(con, target, tries=10):
     """Move the console input (Ctrl-A three times, docs/console.md) to a VM or 'the monitor'."""
     for _ in range(tries):
         con.child.send(CTRL_A3)
-        m = con.expect(r"quire: console input goes to (the monitor|\S+)")
+        m = con.expect(r"quire: console input goes to (the monitor|\S+) \(")
         if m.group(1) == target:
             return
     pytest.fail(f"the console input never reached {target}")
