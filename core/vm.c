@@ -16,6 +16,8 @@
 #include <quire/vcpu.h>
 #include <quire/vmconfig.h>
 
+_Static_assert(VMCFG_MAX_VMS == MAX_VMS && VMCFG_MAX_VCPUS == MAX_VCPUS, "one limit, two headers");
+
 static struct vm vms[MAX_VMS];
 static struct vcpu vcpus[MAX_VMS][MAX_VCPUS];
 
