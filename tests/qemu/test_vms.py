@@ -18,15 +18,22 @@ DIRTY, ZEROSCAN = 10, 11
 
 
 def wait_ready(con, names, timeout=BOOT_TIMEOUT):
-    """Wait until every named Linux VM's /init said it is ready."""
-    left = set(names)
+    """Wait until every named Linux VM's /init said it is ready.
+
+    The VM with the input streams its output, so another VM's line may cut
+    one of its lines in two (each piece keeps the prefix): join the pieces.
+    """
+    left, seen = set(names), {}
     while left:
         try:
-            m = con.expect(r"\[(\w+)\] quire-init: ready", timeout=timeout)
+            m = con.expect(r"\[(\w+)\] ([^\r\n]*)\r*\n", timeout=timeout)
         except (pexpect.TIMEOUT, pexpect.EOF):
             pytest.fail(f"{sorted(left)} never got to /init; console tail:\n"
                         + str(con.child.before)[-3000:])
-        left.discard(m.group(1))
+        name = m.group(1)
+        seen[name] = (seen.get(name, "") + m.group(2))[-200:]
+        if "quire-init: ready" in seen[name]:
+            left.discard(name)
 
 
 def pattern_md5(name, size):
