@@ -121,7 +121,7 @@ def test_pages_of_a_dead_vm_read_as_zero(boot, tmp_path):
     con.expect(r"quire: vm2: memtest, 1 vCPU on CPU 1,")
     done, returned = set(), set()
     while len(done) < 2 or len(returned) < 2:
-        m = con.expect(r"\[(vm\d)\] memtest: (dirty|zeroscan) (ok|FAIL)[^\n]*|"
+        m = con.expect(r"\[(vm\d)\] memtest: (dirty|zeroscan) (ok|FAIL)[^\r\n]*\r*\n|"
                        r"quire: (vm\d): \d+ pages returned to the pool")
         if m.group(4):
             returned.add(m.group(4))
@@ -130,7 +130,7 @@ def test_pages_of_a_dead_vm_read_as_zero(boot, tmp_path):
         done.add(m.group(1))
     focus(con, "the monitor")
     con.child.sendline("restart vm2")
-    m = con.expect(r"\[vm2\] memtest: zeroscan (ok|FAIL)[^\n]*", timeout=120)
+    m = con.expect(r"\[vm2\] memtest: zeroscan (ok|FAIL)[^\r\n]*\r*\n", timeout=120)
     assert m.group(1) == "ok", m.group(0)
     assert re.search(r"pages=24\d\d\d", m.group(0)), m.group(0)
 
