@@ -21,9 +21,9 @@ _Static_assert(VMCFG_MAX_VMS == MAX_VMS && VMCFG_MAX_VCPUS == MAX_VCPUS, "one li
 static struct vm vms[MAX_VMS];
 static struct vcpu vcpus[MAX_VMS][MAX_VCPUS];
 
-const struct guest_image *guest_find(const char *name)
+const struct vmcfg_image *guest_find(const char *name)
 {
-	for (const struct guest_image *g = guest_images; g->name; g++)
+	for (const struct vmcfg_image *g = guest_images; g->name; g++)
 		if (!strcmp(g->name, name))
 			return g;
 	return NULL;
@@ -66,13 +66,13 @@ static const char *load_error(int rc)
 }
 
 /* A Linux guest as the arm64 boot protocol wants it (linux_layout), x0 = the DT. */
-static int load_linux(struct vm *vm, const struct guest_image *k, unsigned cpu, char *err, size_t errlen)
+static int load_linux(struct vm *vm, const struct vmcfg_image *k, unsigned cpu, char *err, size_t errlen)
 {
 	static u8 dtb[64 << 10] __aligned(8);
 	static spinlock_t dtb_lock = SPINLOCK_INIT;
 	const struct vm_config *c = &vm->cfg;
-	const struct guest_image *rd = c->initramfs[0] ? guest_find(c->initramfs) : NULL;
-	const struct guest_image *t = guest_find("guest_dtb");
+	const struct vmcfg_image *rd = c->initramfs[0] ? guest_find(c->initramfs) : NULL;
+	const struct vmcfg_image *t = guest_find("guest_dtb");
 	u64 rd_size = rd ? rd->size : 0;
 	struct linux_layout l;
 	int rc;
@@ -183,7 +183,7 @@ void vm_reap(struct vm *vm, unsigned cpu)
 
 static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu, char *err, size_t errlen)
 {
-	const struct guest_image *g = guest_find(c->kernel);
+	const struct vmcfg_image *g = guest_find(c->kernel);
 	struct vm *vm = &vms[id - 1];
 	int rc;
 
@@ -319,22 +319,24 @@ static void kick_all(struct vm *vm)
 		vcpu_kick(vm->vcpu[i]);
 }
 
-int vm_pause(struct vm *vm)
+/* Pause (or resume) a running (paused) VM; its CPUs look at their run queues again. */
+static int set_paused(struct vm *vm, bool pause)
 {
-	if (vm_state(vm) != VM_RUNNING)
+	if (vm_state(vm) != (pause ? VM_RUNNING : VM_PAUSED))
 		return -EINVAL;
-	atomic_store(&vm->paused, true);
+	atomic_store(&vm->paused, pause);
 	kick_all(vm);
 	return 0;
 }
 
+int vm_pause(struct vm *vm)
+{
+	return set_paused(vm, true);
+}
+
 int vm_resume(struct vm *vm)
 {
-	if (vm_state(vm) != VM_PAUSED)
-		return -EINVAL;
-	atomic_store(&vm->paused, false);
-	kick_all(vm);
-	return 0;
+	return set_paused(vm, false);
 }
 
 int vm_kill(struct vm *vm)

@@ -89,7 +89,7 @@ static const void *vm_config_blob(const char **from)
 {
 	const struct region *m = &machine.boot_module;
 	const void *p = (const void *)(uintptr_t)m->base;
-	const struct guest_image *g;
+	const struct vmcfg_image *g;
 
 	if (m->size) {
 		if (m->size >= 64 && !fdt_check_header(p) && fdt_totalsize(p) <= m->size &&
@@ -110,9 +110,9 @@ static unsigned bootable_images(struct vmcfg_image *out, unsigned max)
 {
 	unsigned n = 0;
 
-	for (const struct guest_image *g = guest_images; g->name && n + 1 < max; g++)
+	for (const struct vmcfg_image *g = guest_images; g->name && n + 1 < max; g++)
 		if (strcmp(g->name, "guest_dtb") && strcmp(g->name, "vm_config"))
-			out[n++] = (struct vmcfg_image){ g->name, g->data, g->size };
+			out[n++] = *g;
 	out[n] = (struct vmcfg_image){ NULL, NULL, 0 };
 	return n;
 }

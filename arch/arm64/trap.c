@@ -203,7 +203,7 @@ static void wfi_trap(struct vcpu *v, struct trap_frame *f)
 		vgic_flush(v);
 		if (vgic_lr_pending(v) || atomic_load(&v->vm->off) || atomic_load(&v->vm->paused))
 			return;
-		if (sched_pick_would(c->id, v)) {
+		if (sched_queued(c->id) > 1 && sched_any_runnable(c->id, v, counter_read())) {
 			atomic_store(&v->blocked, true);
 			return;
 		}

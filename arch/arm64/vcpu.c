@@ -141,13 +141,6 @@ static void arm_next(struct cpu *c, struct vcpu *cur)
 	htimer_arm(t);
 }
 
-bool sched_pick_would(unsigned cpu, struct vcpu *cur)
-{
-	u64 now = counter_read();
-
-	return sched_queued(cpu) > 1 && sched_any_runnable(cpu, cur, now);
-}
-
 void htimer_arm_deadline(unsigned cpu, struct vcpu *cur)
 {
 	htimer_arm(sched_next_deadline(cpu, cur));
@@ -360,6 +353,12 @@ void sched_resched(struct trap_frame *f)
 	bool woke = atomic_exchange(&c->woke, false);
 
 	atomic_store(&c->resched, false);
+	/* Alone on its CPU (most kicks are interrupts for it): nothing to reap, nobody to switch to. */
+	if (sched_queued(c->id) == 1 && !paused) {
+		v->yield = false;
+		atomic_store(&v->blocked, false);
+		return;
+	}
 	reap_stopped(c, v);
 	if (!must && ran < us_to_ticks(SCHED_SLICE_US) && !(woke && ran >= us_to_ticks(SCHED_MIN_US))) {
 		if (woke)

@@ -3,14 +3,12 @@
 #define QUIRE_GUEST_H
 #include <quire/types.h>
 
-struct guest_image {
-	const char *name;
-	const u8 *data;
-	u64 size;
-};
+#include <quire/vmconfig.h>
+
+/* The images are what the config checker looks at (struct vmcfg_image: name, bytes). */
 
 /* Provided by the build (arch/arm64/guest_images.S); ends with a NULL name. */
-extern const struct guest_image guest_images[];
+extern const struct vmcfg_image guest_images[];
 
-const struct guest_image *guest_find(const char *name);
+const struct vmcfg_image *guest_find(const char *name);
 #endif

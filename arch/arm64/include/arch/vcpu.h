@@ -15,8 +15,7 @@ void console_input_init(const struct machine *m);
 void sched_resched(struct trap_frame *f);
 /* The slice timer (EL2 physical timer) fired. */
 void sched_timer_fired(void);
-/* While a vCPU waits in place: would another vCPU here run now? Arm the timer for others' deadlines. */
-bool sched_pick_would(unsigned cpu, struct vcpu *cur);
+/* While a vCPU waits in place: arm the timer for the other vCPUs' deadlines. */
 void htimer_arm_deadline(unsigned cpu, struct vcpu *cur);
 /* The vCPU's first FP/SIMD use since it was loaded: give it its registers. */
 void vcpu_fp_trap(struct vcpu *v);
