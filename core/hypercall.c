@@ -5,6 +5,7 @@
 #include <quire/conmux.h>
 #include <quire/console.h>
 #include <quire/hypercall.h>
+#include <quire/share.h>
 #include <quire/vcpu.h>
 
 #define MPIDR_AFF 0xff00ffffffUL
@@ -53,6 +54,33 @@ static s64 psci_features(u32 fn)
 		return 0;
 	default:
 		return PSCI_RET_NOT_SUPPORTED;
+	}
+}
+
+static void share_hypercall(struct vm *vm, u64 x[4])
+{
+	struct share_stats st;
+
+	x[0] = 0;
+	switch (x[1]) {
+	case 0:
+		x[1] = atomic_load(&vm->pool.zero);
+		x[2] = atomic_load(&vm->pool.shared);
+		x[3] = atomic_load(&vm->share.cow);
+		break;
+	case 1:
+		x[1] = atomic_load(&vm->share.scans);
+		x[2] = atomic_load(&vm->share.volatile_pages);
+		x[3] = atomic_load(&vm->share.scan_pages);
+		break;
+	case 2:
+		share_stats(&st);
+		x[1] = st.shared;
+		x[2] = st.saved;
+		x[3] = st.merged;
+		break;
+	default:
+		x[0] = (u64)(s64)SMCCC_NOT_SUPPORTED;
 	}
 }
 
@@ -113,6 +141,9 @@ bool hypercall(struct vcpu *v, u64 x[4])
 		x[1] = vm->pool.quota;
 		x[2] = atomic_load_explicit(&vm->pool.charged, memory_order_relaxed);
 		x[3] = atomic_load_explicit(&vm->pool.quota_hits, memory_order_relaxed);
+		return true;
+	case QUIRE_HC_SHARE_STATS:
+		share_hypercall(vm, x);
 		return true;
 	default:
 		vm_log_once(vm, VM_LOG_HVC, "quire: %s vCPU %u: unknown hypercall 0x%x: NOT_SUPPORTED (logged once)\n",

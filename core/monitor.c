@@ -9,13 +9,15 @@
 #include <quire/console.h>
 #include <quire/errno.h>
 #include <quire/monitor.h>
+#include <quire/clock.h>
 #include <quire/pool.h>
+#include <quire/share.h>
 #include <quire/vm.h>
 
 #define CTRL(x) ((x) & 0x1f)
 #define DEL 0x7f
 #define ESC 0x1b
-#define MAX_ARGS 1 /* no command takes more than one word after its name */
+#define MAX_ARGS 2 /* no command takes more words after its name */
 
 enum esc_state { ESC_NONE, ESC_START, ESC_CSI };
 
@@ -31,26 +33,29 @@ static struct {
 
 struct command {
 	const char *name, *alias, *args, *help;
-	void (*run)(const struct command *c, const char *arg, unsigned cpu);
+	void (*run)(const struct command *c, char **arg, unsigned cpu); /* arg: the words, NULL-ended */
 	/* Lifecycle commands: the operation and the state it needs (vm.h). */
 	int (*op)(struct vm *vm, unsigned cpu);
 	const char *needs;
 };
 
-static void cmd_help(const struct command *c, const char *arg, unsigned cpu);
-static void cmd_list(const struct command *c, const char *arg, unsigned cpu);
-static void cmd_stats(const struct command *c, const char *arg, unsigned cpu);
-static void cmd_lifecycle(const struct command *c, const char *arg, unsigned cpu);
+static void cmd_help(const struct command *c, char **arg, unsigned cpu);
+static void cmd_list(const struct command *c, char **arg, unsigned cpu);
+static void cmd_stats(const struct command *c, char **arg, unsigned cpu);
+static void cmd_lifecycle(const struct command *c, char **arg, unsigned cpu);
+static void cmd_share(const struct command *c, char **arg, unsigned cpu);
 static int op_pause(struct vm *vm, unsigned cpu);
 static int op_resume(struct vm *vm, unsigned cpu);
 static int op_kill(struct vm *vm, unsigned cpu);
 
-/* args: "" none, "[vm]" optional, "<vm>" required. */
+/* args: "" none, "[vm]" optional, "<vm>" required; one word each. */
 static const struct command commands[] = {
 	{ "help", NULL, "", "this list", cmd_help, NULL, NULL },
 	{ "list", NULL, "", "the VMs: state, vCPUs, memory in MiB", cmd_list, NULL, NULL },
 	{ "stats", "mem", "[vm]", "memory counters as key=value, of one VM or all and the pool",
 	  cmd_stats, NULL, NULL },
+	{ "share", NULL, "<vm> [pages]", "sharing counters of a VM; with pages, its scan rate per slice "
+	  "(0 stops scanning it)", cmd_share, NULL, NULL },
 	{ "pause", NULL, "<vm>", "stop running its vCPUs", cmd_lifecycle, op_pause, "a running VM" },
 	{ "resume", NULL, "<vm>", "run a paused VM again", cmd_lifecycle, op_resume, "a paused VM" },
 	{ "kill", NULL, "<vm>", "power it off; its memory goes back to the pool", cmd_lifecycle,
@@ -89,7 +94,7 @@ static struct vm *find(const char *name)
 	return vm;
 }
 
-static void cmd_help(const struct command *c, const char *arg, unsigned cpu)
+static void cmd_help(const struct command *c, char **arg, unsigned cpu)
 {
 	(void)c, (void)arg, (void)cpu;
 	printk("quire: monitor commands (<vm> is a name or a number from 'list'):\n");
@@ -99,7 +104,7 @@ static void cmd_help(const struct command *c, const char *arg, unsigned cpu)
 	printk("Ctrl-A three times moves the console input on, to the next VM or here.\n");
 }
 
-static void cmd_list(const struct command *c, const char *arg, unsigned cpu)
+static void cmd_list(const struct command *c, char **arg, unsigned cpu)
 {
 	unsigned n = 0;
 
@@ -126,7 +131,7 @@ static void stats_line(struct vm *vm)
 	const struct vm_pool *p = &vm->pool;
 
 	printk("quire: stats %s guest_mib=%lu resident=%u zero=%u shared=%u swapped=%u faults=%lu "
-	       "tables=%u quota=%u charged=%u\n",
+	       "tables=%u quota=%u charged=%u cow=%lu merged=%lu volatile=%u scans=%lu scan_rate=%u\n",
 	       vm->name, mib(vm->cfg.mem_size),
 	       atomic_load_explicit(&p->active, memory_order_relaxed),
 	       atomic_load_explicit(&p->zero, memory_order_relaxed),
@@ -134,18 +139,58 @@ static void stats_line(struct vm *vm)
 	       atomic_load_explicit(&p->swapped, memory_order_relaxed),
 	       (unsigned long)atomic_load_explicit(&p->fills, memory_order_relaxed),
 	       atomic_load_explicit(&p->pgtables, memory_order_relaxed), p->quota,
-	       atomic_load_explicit(&p->charged, memory_order_relaxed));
+	       atomic_load_explicit(&p->charged, memory_order_relaxed),
+	       (unsigned long)atomic_load(&vm->share.cow), (unsigned long)atomic_load(&vm->share.merged),
+	       atomic_load(&vm->share.volatile_pages), (unsigned long)atomic_load(&vm->share.scans),
+	       atomic_load(&vm->share.scan_pages));
 }
 
-static void cmd_stats(const struct command *c, const char *arg, unsigned cpu)
+static void share_line(void)
+{
+	struct share_stats st;
+
+	share_stats(&st);
+	printk("quire: share shared=%u sharing=%u zero=%u saved=%u volatile=%u cow=%lu scans=%lu scanned=%lu "
+	       "merged=%lu scan_us=%lu hash=%s\n",
+	       st.shared, st.sharing, st.zero, st.saved, st.volatile_pages, (unsigned long)st.cow,
+	       (unsigned long)st.scans, (unsigned long)st.scanned, (unsigned long)st.merged,
+	       (unsigned long)clock_ticks_us(st.scan_ticks), share_hash_name());
+}
+
+static void cmd_share(const struct command *c, char **arg, unsigned cpu)
+{
+	struct vm *vm = find(arg[0]);
+	char *end = arg[1];
+	unsigned long pages = 0;
+
+	(void)c, (void)cpu;
+	if (!vm)
+		return;
+	if (arg[1]) {
+		while (*end >= '0' && *end <= '9' && pages <= 65536)
+			pages = pages * 10 + (unsigned long)(*end++ - '0');
+		if (end == arg[1] || *end || pages > 65536) {
+			printk("quire: share %s: pages must be a number from 0 to 65536, not '%s'\n", vm->name, arg[1]);
+			return;
+		}
+		if (share_set_rate(vm, (u32)pages)) {
+			printk("quire: share %s: cannot, its sharing is off\n", vm->name);
+			return;
+		}
+		printk("quire: share %s: scanning %lu pages per slice\n", vm->name, pages);
+	}
+	stats_line(vm);
+}
+
+static void cmd_stats(const struct command *c, char **arg, unsigned cpu)
 {
 	const struct pool *vmm = NULL;
 	unsigned n = 0;
 	struct vm *vm;
 
 	(void)c, (void)cpu;
-	if (arg) {
-		if ((vm = find(arg)))
+	if (arg[0]) {
+		if ((vm = find(arg[0])))
 			stats_line(vm);
 		return;
 	}
@@ -162,13 +207,15 @@ static void cmd_stats(const struct command *c, const char *arg, unsigned cpu)
 	if (vmm) {
 		u32 free = pool_free_pages(vmm);
 
-		printk("quire: pool free=%u free_mib=%lu\n", free, pages_mib(free));
+		share_line();
+		printk("quire: pool free=%u free_mib=%lu used=%u t_us=%lu\n", free, pages_mib(free), vmm->ndesc - free,
+		       (unsigned long)clock_us());
 	}
 }
 
-static void cmd_lifecycle(const struct command *c, const char *arg, unsigned cpu)
+static void cmd_lifecycle(const struct command *c, char **arg, unsigned cpu)
 {
-	struct vm *vm = find(arg);
+	struct vm *vm = find(arg[0]);
 	int rc;
 
 	if (!vm)
@@ -210,14 +257,14 @@ static bool is_space(char c)
 void monitor_run(const char *line, unsigned cpu)
 {
 	char copy[MONITOR_LINE];
-	char *word[MAX_ARGS + 2];
+	char *word[MAX_ARGS + 3];
 	size_t len = strnlen(line, sizeof(copy) - 1);
 	unsigned n = 0;
 
 	memcpy(copy, line, len);
 	copy[len] = '\0';
 	/* Split in place; one word more than any command takes is enough to refuse it. */
-	for (char *p = copy; n < ARRAY_SIZE(word);) {
+	for (char *p = copy; n < ARRAY_SIZE(word) - 1;) {
 		while (is_space(*p))
 			p++;
 		if (!*p)
@@ -230,15 +277,21 @@ void monitor_run(const char *line, unsigned cpu)
 	}
 	if (!n)
 		return;
+	word[n] = NULL;
 	for (const struct command *c = commands; c->name; c++) {
-		unsigned min = c->args[0] == '<', max = c->args[0] != '\0';
+		unsigned min = 0, max = 0;
+
+		for (const char *a = c->args; *a; a++) {
+			min += *a == '<';
+			max += *a == '<' || *a == '[';
+		}
 
 		if (strcmp(word[0], c->name) && (!c->alias || strcmp(word[0], c->alias)))
 			continue;
 		if (n - 1 < min || n - 1 > max)
 			printk("quire: usage: %s%s%s\n", c->name, max ? " " : "", c->args);
 		else
-			c->run(c, n > 1 ? word[1] : NULL, cpu);
+			c->run(c, word + 1, cpu);
 		return;
 	}
 	printk("quire: unknown command '%s'; 'help' lists them\n", word[0]);

@@ -5,9 +5,11 @@
  * zeroed page and it is mapped. Two vCPUs may fault on the same page at once:
  * the second finds it mapped and just retries, or, if both got as far as
  * taking a page, one installs it and the other keeps its page (still charged,
- * still zero) in the VM's idle set for the next fault.
+ * still zero) in the VM's idle set for the next fault. A write to a page
+ * mapped read-only for sharing is a permission fault: share_cow().
  */
 #include <quire/errno.h>
+#include <quire/share.h>
 #include <quire/vm.h>
 
 enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsigned cpu)
@@ -21,6 +23,9 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 
 	if (!vm_in_ram(vm, f->ipa))
 		return VIO_SEA_OUTSIDE;
+	/* A write to a read-only page: one shared, the zero page or an image's (copy-on-write). */
+	if (f->cls == FAULT_PERMISSION && f->write)
+		return share_cow(vm, page, cpu);
 	if (f->cls != FAULT_TRANSLATION)
 		return VIO_UNHANDLED;
 

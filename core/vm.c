@@ -8,6 +8,7 @@
 #include <quire/conmux.h>
 #include <quire/console.h>
 #include <quire/sched.h>
+#include <quire/share.h>
 #include <quire/vdev.h>
 #include <quire/errno.h>
 #include <quire/guest.h>
@@ -29,7 +30,12 @@ const struct vmcfg_image *guest_find(const char *name)
 	return NULL;
 }
 
-/* Copy len bytes to guest-physical at (page aligned), into pages mapped before the guest runs. */
+/*
+ * Put len bytes at guest-physical at (page aligned) before the guest runs:
+ * whole pages of an image quire.bin carries are mapped read-only, shared by
+ * every VM that boots it (copy-on-write), unless the VM's sharing is off;
+ * the rest is copied into pages of its own.
+ */
 static int copy_in(struct vm *vm, u64 at, const u8 *data, u64 len, unsigned cpu)
 {
 	struct pool *p = vm->pool.vmm;
@@ -37,9 +43,17 @@ static int copy_in(struct vm *vm, u64 at, const u8 *data, u64 len, unsigned cpu)
 	for (u64 off = 0; off < len; off += PAGE_SIZE) {
 		int why = 0, rc;
 		bool whole = len - off >= PAGE_SIZE;
-		pidx_t i = whole ? vmpool_take_for_copy(&vm->pool, cpu, &why) : vmpool_take(&vm->pool, cpu, &why);
+		paddr_t src = (paddr_t)(uintptr_t)(data + off);
 		ipa_t ipa = IPA(at + off);
+		pidx_t i;
 
+		if (whole && vm->cfg.sharing != SHARE_OFF && share_is_image(src)) {
+			rc = share_map_image(vm, ipa, src, cpu);
+			if (rc)
+				return rc;
+			continue;
+		}
+		i = whole ? vmpool_take_for_copy(&vm->pool, cpu, &why) : vmpool_take(&vm->pool, cpu, &why);
 		if (i == PIDX_NONE)
 			return why == 1 ? -EDQUOT : -ENOMEM;
 		memcpy((void *)(uintptr_t)pool_pa(p, i), data + off, MIN(PAGE_SIZE, len - off));
@@ -141,16 +155,6 @@ void vm_system_init(struct pool *pool, unsigned ipa_bits, unsigned ncpus)
 	vm_ncpus = ncpus;
 }
 
-static void give_page(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu)
-{
-	pidx_t i = pool_pidx_of(vm->pool.vmm, pa);
-
-	(void)ipa;
-	if (i == PIDX_NONE)
-		return; /* a device frame (the GIC CPU interface), not RAM */
-	atomic_fetch_sub(&vm->pool.active, 1);
-	vmpool_give_back(&vm->pool, cpu, i, false);
-}
 
 void vm_reap(struct vm *vm, unsigned cpu)
 {
@@ -167,7 +171,8 @@ void vm_reap(struct vm *vm, unsigned cpu)
 		sched_remove(vm->vcpu[k]);
 	conmux_vm_reset(vm);
 	held = atomic_load(&vm->pool.charged);
-	s2_destroy(vm, give_page, cpu);
+	share_vm_stop(vm);
+	s2_destroy(vm, share_release, cpu);
 	while ((i = lfstack_pop(&vm->pool.idle, vm->pool.vmm->desc)) != PIDX_NONE)
 		vmpool_give_back(&vm->pool, cpu, i, true);
 	printk("quire: %s: %u pages returned to the pool (%u still held)\n", vm->name, held,
@@ -214,6 +219,8 @@ static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu
 	}
 	rc = s2_init(vm, cpu);
 	if (!rc)
+		share_vm_init(vm);
+	if (!rc)
 		rc = vm_arch_init(vm, cpu);
 	if (rc) {
 		q_snprintf(err, errlen, "no pages for its stage-2 tables");
@@ -241,8 +248,9 @@ static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu
 /* Give back what a VM that could not be made holds (its tables, loaded pages). */
 static void undo(struct vm *vm, unsigned cpu)
 {
+	share_vm_stop(vm);
 	if (vm->s2.root)
-		s2_destroy(vm, give_page, cpu);
+		s2_destroy(vm, share_release, cpu);
 	atomic_store(&vm->off, true);
 	atomic_store(&vm->reaped, true);
 }

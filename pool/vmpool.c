@@ -15,6 +15,9 @@ void vmpool_init(struct vm_pool *vp, struct pool *vmm, u8 vm_id, u32 quota)
 	atomic_init(&vp->pgtables, 0);
 	atomic_init(&vp->fills, 0);
 	atomic_init(&vp->quota_hits, 0);
+	atomic_init(&vp->zero, 0);
+	atomic_init(&vp->shared, 0);
+	atomic_init(&vp->swapped, 0);
 	lfstack_init(&vp->idle);
 }
 
@@ -69,6 +72,16 @@ pidx_t vmpool_take(struct vm_pool *vp, unsigned cpu, int *why)
 pidx_t vmpool_take_for_copy(struct vm_pool *vp, unsigned cpu, int *why)
 {
 	return take_new(vp, cpu, why, false);
+}
+
+void vmpool_uncharge(struct vm_pool *vp)
+{
+	atomic_fetch_sub_explicit(&vp->charged, 1, memory_order_relaxed);
+}
+
+void vmpool_charge_force(struct vm_pool *vp)
+{
+	atomic_fetch_add_explicit(&vp->charged, 1, memory_order_relaxed);
 }
 
 void vmpool_give_back(struct vm_pool *vp, unsigned cpu, pidx_t i, bool zeroed)

@@ -10,6 +10,7 @@
 #include <quire/guest.h>
 #include <quire/printf.h>
 #include <quire/sched.h>
+#include <quire/share.h>
 #include <quire/vm.h>
 #include <quire/pool.h>
 #include <quire/vmconfig.h>
@@ -52,7 +53,10 @@ static void memory_init(paddr_t fdt)
 {
 	struct region ex[MAX_RESERVED + 4];
 	unsigned nex = 0;
-	u64 bytes = pool_desc_bytes(&machine), ram = machine.mem_total;
+	u64 desc = pool_desc_bytes(&machine), ram = machine.mem_total;
+	u64 share = share_meta_bytes(ram >> PAGE_SHIFT), bytes = desc + share;
+	struct region img[8];
+	unsigned nimg = 0;
 	paddr_t at;
 	u32 n;
 
@@ -68,8 +72,19 @@ static void memory_init(paddr_t fdt)
 	n = pool_init(&vmm_pool, &machine, ex, nex, (void *)(uintptr_t)at);
 	printk("pool: %u pages (%lu MiB) for guests; descriptors %lu bytes each, %lu KiB at 0x%lx "
 	       "= %lu.%02lu%% of RAM\n",
-	       n, (unsigned long)n >> 8, (unsigned long)sizeof(struct mpage), bytes >> 10, at,
-	       bytes * 100 / ram, bytes * 10000 / ram % 100);
+	       n, (unsigned long)n >> 8, (unsigned long)sizeof(struct mpage), desc >> 10, at,
+	       desc * 100 / ram, desc * 10000 / ram % 100);
+	/* Images VMs map read-only: whole pages of what quire.bin carries, clean to PoC for guests with caches off. */
+	for (const struct vmcfg_image *g = guest_images; g->name && nimg < ARRAY_SIZE(img); g++) {
+		img[nimg++] = (struct region){ (paddr_t)(uintptr_t)g->data, ALIGN_DOWN(g->size, PAGE_SIZE) };
+		dcache_clean_poc(g->data, g->size);
+	}
+	/* ID_AA64ISAR0_EL1.CRC32 (bits [19:16]): the CRC32 instructions. */
+	share_hash = (read_sysreg(id_aa64isar0_el1) >> 16) & 0xf ? page_hash_crc : page_hash_mul;
+	share_init(&vmm_pool, (void *)(uintptr_t)(at + desc), img, nimg, counter_read());
+	printk("share: %s page hash, zero page and sharing metadata %lu KiB (%u bytes per page) = %lu.%02lu%% of RAM\n",
+	       share_hash_name(), share >> 10, (unsigned)(share / (ram >> PAGE_SHIFT)), share * 100 / ram,
+	       share * 10000 / ram % 100);
 }
 
 /* Pool alloc+free on the fault path's per-CPU fast path, for make bench. */
@@ -82,6 +97,24 @@ static void bench_pool(void)
 		pool_free(&vmm_pool, 0, pool_alloc(&vmm_pool, 0), false);
 	printk("bench: pool_alloc_free ops=%u ticks=%lu freq=%lu\n", n, counter_read() - t0,
 	       counter_freq());
+}
+
+/* The two page hashes over the same page (Quire's own code: not zero, not uniform), for make bench. */
+static void bench_hash(void)
+{
+	static u64 (*const fn[])(const void *) = { page_hash_crc, page_hash_mul };
+	static const char *const name[] = { "crc32c", "mul" };
+	const unsigned n = 2000;
+	u64 sink = 0;
+
+	for (unsigned f = 0; f < 2; f++) {
+		u64 t0 = counter_read();
+
+		for (unsigned k = 0; k < n; k++)
+			sink += fn[f]((const u8 *)_start + (k % 16) * PAGE_SIZE);
+		printk("bench: page_hash %s pages=%u ticks=%lu freq=%lu (%lx)\n", name[f], n, counter_read() - t0,
+		       counter_freq(), (unsigned long)(sink & 0xf));
+	}
 }
 
 /* The VM configuration: a config DTB the loader passed as the boot module, else the built-in one. */
@@ -204,6 +237,8 @@ void __noreturn boot_primary(paddr_t fdt, unsigned entry_el)
 	printk("sched: time slice %u us; a woken vCPU preempts after %u us\n", SCHED_SLICE_US, SCHED_MIN_US);
 	if (bootargs_has(machine.bootargs, "quire.bench=pool"))
 		bench_pool();
+	if (bootargs_has(machine.bootargs, "quire.bench=hash"))
+		bench_hash();
 	if (machine.uart.found)
 		console_input_init(&machine);
 	start_vms(ipa_bits);

@@ -52,3 +52,17 @@ void page_sync_for_guest(paddr_t pa)
 	dsb(ish);
 	isb();
 }
+
+void page_sync_for_quire(paddr_t pa)
+{
+	if (!dline)
+		learn_sizes();
+	for (u64 a = pa; a < pa + PAGE_SIZE; a += dline)
+		asm volatile("dc civac, %0" : : "r"(a) : "memory");
+	dsb(ish);
+}
+
+void *page_va(paddr_t pa)
+{
+	return (void *)(uintptr_t)pa; /* Quire maps all RAM at its own address */
+}

@@ -3,6 +3,7 @@
  * method its DT cpu node names: PSCI CPU_ON over the /psci conduit, or a
  * spin-table release address.
  */
+#include <quire/clock.h>
 #include <stdatomic.h>
 #include <quire/console.h>
 #include <arch/cpu.h>
@@ -32,6 +33,19 @@ void udelay(u64 us)
 
 	while (counter_read() - start < ticks)
 		;
+}
+
+u64 clock_ticks_us(u64 ticks)
+{
+	u64 f = counter_freq();
+
+	/* Split so that ticks * 10^6 cannot overflow for any uptime. */
+	return ticks / f * 1000000 + ticks % f * 1000000 / f;
+}
+
+u64 clock_us(void)
+{
+	return clock_ticks_us(counter_read());
 }
 
 void __noreturn cpu_halt(void)

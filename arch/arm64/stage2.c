@@ -6,8 +6,10 @@
  * Tables come from the VM's own pool and count against its quota. Filling an
  * invalid entry needs no TLB maintenance (invalid entries are never cached),
  * so the fault path installs tables and leaves with a CAS and no lock; a
- * racing vCPU that loses gives its page back. Changing a valid entry goes
- * through s2_replace() with break-before-make.
+ * racing vCPU that loses gives its page back. Changing a valid leaf is
+ * break-before-make: s2_claim() swaps it for S2_BUSY (invalid, but not
+ * empty, so a fault there retries instead of filling it) and invalidates the
+ * TLBs; s2_install() makes the new one.
  */
 #include <quire/errno.h>
 #include <quire/vm.h>
@@ -24,6 +26,8 @@
 #define S2_AF (1UL << 10)
 #define S2_XN (1UL << 54)
 #define S2_ADDR_MASK 0x0000fffffffff000UL
+/* An invalid leaf being changed by whoever claimed it (bit 0 clear: the walker ignores the rest). */
+#define S2_BUSY (1UL << 1)
 
 #define VTCR_EL2_RES1 (1UL << 31)
 #define VTCR_SL0_SHIFT 6
@@ -147,7 +151,8 @@ int s2_prepare(struct vm *vm, ipa_t ipa, unsigned cpu, struct s2_slot *slot)
 	if (rc)
 		return rc;
 	slot->e = entry_at(l3, 3, ipa.bits);
-	return atomic_load_explicit(slot->e, memory_order_relaxed) & S2_VALID ? -EEXIST : 0;
+	/* Valid, or busy being changed: either way not ours to fill. */
+	return atomic_load_explicit(slot->e, memory_order_relaxed) ? -EEXIST : 0;
 }
 
 int s2_fill(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
@@ -164,21 +169,73 @@ int s2_fill(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
 	return 0;
 }
 
-paddr_t s2_lookup(struct vm *vm, ipa_t ipa)
+/* The level-3 entry for ipa, or NULL if a table on the way is missing. */
+static _Atomic u64 *leaf_entry(struct vm *vm, u64 ipa)
 {
 	paddr_t table = vm->s2.root;
 
-	for (unsigned level = START_LEVEL; level <= 3; level++) {
-		u64 v = atomic_load_explicit(entry_at(table, level, ipa.bits), memory_order_acquire);
+	for (unsigned level = START_LEVEL; level < 3; level++) {
+		u64 v = atomic_load_explicit(entry_at(table, level, ipa), memory_order_acquire);
 
 		if (!(v & S2_VALID))
-			return 0;
+			return NULL;
 		table = v & S2_ADDR_MASK;
 	}
-	return table;
+	return entry_at(table, 3, ipa);
 }
 
-/* Run fn with this VM's VMID current, as TLBI by IPA needs. */
+static unsigned prot_of(u64 v)
+{
+	return (v & S2AP_R ? S2_R : 0) | (v & S2AP_W ? S2_W : 0) | (v & S2_XN ? 0 : S2_X) |
+	       ((v & (0xfUL << 2)) == S2_MEMATTR_DEVICE ? S2_DEVICE : 0);
+}
+
+paddr_t s2_lookup(struct vm *vm, ipa_t ipa)
+{
+	_Atomic u64 *e = leaf_entry(vm, ipa.bits);
+	u64 v = e ? atomic_load_explicit(e, memory_order_acquire) : 0;
+
+	return v & S2_VALID ? v & S2_ADDR_MASK : 0;
+}
+
+bool s2_get(struct vm *vm, ipa_t ipa, struct s2_leaf *out)
+{
+	_Atomic u64 *e = leaf_entry(vm, ipa.bits);
+	u64 v = e ? atomic_load_explicit(e, memory_order_acquire) : 0;
+
+	if (!(v & S2_VALID))
+		return false;
+	out->pa = v & S2_ADDR_MASK;
+	out->prot = prot_of(v);
+	return true;
+}
+
+u64 s2_next_leaf(struct vm *vm, u64 from, u64 end)
+{
+	u64 ipa = ALIGN_DOWN(from, PAGE_SIZE);
+
+	while (ipa < end) {
+		paddr_t table = vm->s2.root;
+		unsigned level;
+
+		for (level = START_LEVEL; level <= 3; level++) {
+			unsigned shift = PAGE_SHIFT + 9 * (3 - level);
+			u64 v = atomic_load_explicit(entry_at(table, level, ipa), memory_order_acquire);
+
+			if (!(v & S2_VALID)) {
+				/* Nothing mapped below this entry: go to the next one at this level. */
+				ipa = ALIGN_DOWN(ipa, 1UL << shift) + (1UL << shift);
+				break;
+			}
+			table = v & S2_ADDR_MASK;
+		}
+		if (level > 3)
+			return ipa;
+	}
+	return end;
+}
+
+/* Run with this VM's VMID current, as TLBI by IPA needs. */
 static void tlbi_ipa(struct vm *vm, u64 ipa)
 {
 	u64 saved = read_sysreg(vttbr_el2);
@@ -195,24 +252,31 @@ static void tlbi_ipa(struct vm *vm, u64 ipa)
 	isb();
 }
 
-int s2_replace(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned prot)
+int s2_claim(struct vm *vm, ipa_t ipa, struct s2_slot *slot, struct s2_leaf *old)
 {
-	paddr_t l3;
-	_Atomic u64 *e;
+	_Atomic u64 *e = leaf_entry(vm, ipa.bits);
+	u64 v = e ? atomic_load_explicit(e, memory_order_acquire) : 0;
 
-	if (!s2_lookup(vm, ipa))
-		return -EINVAL;
-	/* s2_lookup found a valid leaf, so the walk exists and needs no allocation. */
-	walk_create(vm, ipa.bits, 0, &l3);
-	e = entry_at(l3, 3, ipa.bits);
-	/* Break: invalid entry, visible to walkers, stale TLB entries gone; then make. */
-	atomic_store_explicit(e, 0, memory_order_relaxed);
+	if (!(v & S2_VALID) || !atomic_compare_exchange_strong_explicit(e, &v, S2_BUSY, memory_order_acq_rel,
+									 memory_order_relaxed))
+		return -ENOENT;
+	/* Break: no walker sees the old leaf, no TLB holds it. */
 	dsb(ishst);
 	tlbi_ipa(vm, ipa.bits);
-	atomic_store_explicit(e, pa ? leaf(pa, prot) : 0, memory_order_release);
+	slot->e = e;
+	old->pa = v & S2_ADDR_MASK;
+	old->prot = prot_of(v);
+	return 0;
+}
+
+void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
+{
+	(void)vm;
+	/* Make: the page's contents are visible before the leaf that maps them. */
+	dsb(ishst);
+	atomic_store_explicit(slot->e, leaf(pa, prot), memory_order_release);
 	dsb(ishst);
 	isb();
-	return 0;
 }
 
 static void destroy_level(struct vm *vm, paddr_t table, unsigned level, u64 base,

@@ -208,8 +208,7 @@ static void wfi_trap(struct vcpu *v, struct trap_frame *f)
 			return;
 		}
 		atomic_store(&c->resched, false);
-		if (sched_queued(c->id) > 1)
-			htimer_arm_deadline(c->id, v);
+		idle_work(c, v);
 		dsb(sy);
 		wfi();
 		irq_handle(v);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <quire/console.h>
 #include <quire/sched.h>
+#include <quire/share.h>
 #include <quire/vdev.h>
 #include <arch/cpu.h>
 #include <arch/el1_context.h>
@@ -141,9 +142,20 @@ static void arm_next(struct cpu *c, struct vcpu *cur)
 	htimer_arm(t);
 }
 
-void htimer_arm_deadline(unsigned cpu, struct vcpu *cur)
+static bool irq_waiting(void)
 {
-	htimer_arm(sched_next_deadline(cpu, cur));
+	return read_sysreg(isr_el1) != 0;
+}
+
+void idle_work(struct cpu *c, struct vcpu *cur)
+{
+	u64 t0 = counter_read();
+
+	/* The sharing scanner stops at the first interrupt: the CPU has better things to do. */
+	if (share_scan(c->id, t0, us_to_ticks(SCHED_SLICE_US), irq_waiting))
+		share_add_ticks(counter_read() - t0);
+	/* Wake for the next blocked vCPU's timer here (other than cur) or the scanner's next slice. */
+	htimer_arm(MIN(sched_next_deadline(c->id, cur), share_next_wake()));
 }
 
 bool vcpu_wake_pending(struct vcpu *v, u64 now)
@@ -319,7 +331,7 @@ static void __noreturn sched_loop(void)
 			vgic_flush(v);
 			vcpu_enter(f);
 		}
-		arm_next(c, NULL);
+		idle_work(c, NULL);
 		dsb(sy);
 		wfi();
 	}

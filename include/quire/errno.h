@@ -1,5 +1,6 @@
 #ifndef QUIRE_ERRNO_H
 #define QUIRE_ERRNO_H
+#define ENOENT 2
 #define ENOMEM 12
 #define EEXIST 17
 #define EINVAL 22

@@ -29,6 +29,7 @@ enum mpage_flag {
 	MP_SWAPPING = 1 << 4, /* being written to or read from swap */
 	MP_PINNED = 1 << 5,  /* never shared, swapped or moved */
 	MP_PGTABLE = 1 << 6, /* a stage-2 translation table */
+	MP_UNSTABLE = 1 << 7, /* private, in the sharing table as a candidate */
 };
 
 struct mpage {
@@ -37,7 +38,7 @@ struct mpage {
 	_Atomic pidx_t next;	/* link in a lock-free stack while free or idle */
 	_Atomic u16 refcount;	/* mappings of this page */
 	_Atomic u8 flags;	/* enum mpage_flag */
-	u8 owner;		/* VM id; 0 = Quire */
+	u8 owner;		/* VM id; 0 = Quire; a shared page: its sharing group */
 };
 
 _Static_assert(sizeof(struct mpage) == 16, "keep the descriptor small");

@@ -119,6 +119,10 @@ void vmpool_init(struct vm_pool *vp, struct pool *vmm, u8 vm_id, u32 quota);
 pidx_t vmpool_take(struct vm_pool *vp, unsigned cpu, int *why);
 /* Like vmpool_take, but not zeroed: for a page the caller overwrites entirely at once. */
 pidx_t vmpool_take_for_copy(struct vm_pool *vp, unsigned cpu, int *why);
+/* A page this VM held is no longer its own (it became shared): uncharge it. */
+void vmpool_uncharge(struct vm_pool *vp);
+/* A shared page becomes this VM's own again: charge it, even past the quota (no new page is used). */
+void vmpool_charge_force(struct vm_pool *vp);
 /* Return a page this VM held to the VMM pool and uncharge it. */
 void vmpool_give_back(struct vm_pool *vp, unsigned cpu, pidx_t i, bool zeroed);
 /* Reserve up to n zeroed pages in the idle set (within the quota); returns how many. */
@@ -132,4 +136,11 @@ u32 vmpool_reserve_idle(struct vm_pool *vp, unsigned cpu, u32 n);
 void page_zero(paddr_t pa);
 /* After Quire wrote a page for a guest (an image): clean it to PoC, invalidate instruction caches. */
 void page_sync_for_guest(paddr_t pa);
+/*
+ * Before Quire compares a page a guest wrote, perhaps with its caches off:
+ * clean and invalidate it to PoC, so Quire reads what is in memory.
+ */
+void page_sync_for_quire(paddr_t pa);
+/* Quire's pointer to a machine page (the identity map; the host shim's memory in tests). */
+void *page_va(paddr_t pa);
 #endif

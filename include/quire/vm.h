@@ -17,6 +17,21 @@ struct stage2 {
 	unsigned start_level;
 };
 
+/* Per-VM sharing state (struct vm; see quire/share.h). */
+struct vm_share {
+	u8 group;		/* 0: zero page only or nothing; else pages merge within the group */
+	bool live;		/* the scanner may look at it (changed under the share lock) */
+	_Atomic u32 scan_pages;	/* pages per slice (share-scan-pages; the monitor's 'share') */
+	u32 budget;		/* pages left in this slice */
+	u64 cursor;		/* next IPA to scan */
+	u32 seen_volatile;	/* pages found changed in this scan so far */
+	_Atomic u32 volatile_pages; /* ... in the last full scan */
+	_Atomic u64 scans;	/* full scans done */
+	_Atomic u64 scanned;	/* pages hashed */
+	_Atomic u64 merged;	/* pages merged (into shared pages or the zero page) */
+	_Atomic u64 cow;	/* copy-on-write breaks */
+};
+
 struct vm {
 	u8 id; /* 1.. ; 0 is Quire */
 	char name[16];
@@ -24,6 +39,7 @@ struct vm {
 	u64 ram_size;
 	struct vm_pool pool;
 	struct stage2 s2;
+	struct vm_share share;
 	unsigned nvcpus;
 	struct vcpu *vcpu[MAX_VCPUS];
 	_Atomic u32 logged;	/* VM_LOG_* bits: what was already logged once */
@@ -125,6 +141,25 @@ static inline int s2_map_page(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned pro
 }
 /* Machine address mapped at ipa, or 0 if none. */
 paddr_t s2_lookup(struct vm *vm, ipa_t ipa);
+
+/* A valid leaf: the page it maps and its S2_* permissions. */
+struct s2_leaf {
+	paddr_t pa;
+	unsigned prot;
+};
+/* The leaf at ipa; false if nothing is mapped there (or it is being changed). */
+bool s2_get(struct vm *vm, ipa_t ipa, struct s2_leaf *out);
+/* The first IPA in [from, end) with a valid leaf, or end; skips missing tables whole. */
+u64 s2_next_leaf(struct vm *vm, u64 from, u64 end);
+/*
+ * Break: take the valid leaf at ipa for changing it. It becomes invalid but
+ * busy (a fault there retries, s2_prepare says -EEXIST) and no TLB holds it;
+ * *old is what it was. -ENOENT if nothing valid is mapped there. The caller
+ * owns the leaf until it calls s2_install.
+ */
+int s2_claim(struct vm *vm, ipa_t ipa, struct s2_slot *slot, struct s2_leaf *old);
+/* Make: map pa/prot in a claimed slot (pass *old back to undo a claim). */
+void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot);
 /* Unmap every page (giving it to fn) and free every table; the VM must not run. */
 void s2_destroy(struct vm *vm, void (*fn)(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu),
 		unsigned cpu);

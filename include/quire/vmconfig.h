@@ -14,7 +14,7 @@
 #define VMCFG_BOOTARGS_MAX 256	  /* with the NUL */
 #define VMCFG_IPA_BITS 39	  /* the guest-physical space Quire gives every VM */
 #define VMCFG_RAM_BASE 0x40000000UL /* default memory-base, as on QEMU virt */
-#define VMCFG_SCAN_PAGES 256	  /* default share-scan-pages */
+#define VMCFG_SCAN_PAGES 64	  /* default share-scan-pages */
 #define VMCFG_CPUS_ALL 0xffffffffu /* default affinity: every CPU the machine has */
 #define VMCFG_DT_MAX (64UL << 10) /* a Linux guest's DT slot at the RAM base */
 

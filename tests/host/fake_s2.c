@@ -11,6 +11,8 @@
 #define ENTRIES 512
 #define FALLBACK_SLOTS 64
 #define LEAF_VALID 1ull
+#define LEAF_BUSY 2ull /* claimed: invalid but not empty */
+#define PROT_MASK (S2_RWX | S2_DEVICE)
 #define LEAF_PROT_SHIFT 2
 #define LEAF_ADDR(e) ((e) & 0x0000fffffffff000ull)
 
@@ -167,7 +169,7 @@ int s2_prepare(struct vm *vm, ipa_t ipa, unsigned cpu, struct s2_slot *slot)
 	if (rc)
 		return rc;
 	slot->e = &table[(ipa.bits >> PAGE_SHIFT) % ENTRIES];
-	return atomic_load_explicit(slot->e, memory_order_acquire) & LEAF_VALID ? -EEXIST : 0;
+	return atomic_load_explicit(slot->e, memory_order_acquire) ? -EEXIST : 0;
 }
 
 int s2_fill(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
@@ -175,7 +177,7 @@ int s2_fill(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
 	struct fake_s2 *s = state(vm);
 	u64 old = 0;
 
-	if (pa & (PAGE_SIZE - 1) || !pa || prot & ~S2_RWX)
+	if (pa & (PAGE_SIZE - 1) || !pa || prot & ~PROT_MASK)
 		return -EINVAL;
 	maybe_yield();
 	if (!atomic_compare_exchange_strong_explicit(slot->e, &old, pa | (u64)prot << LEAF_PROT_SHIFT | LEAF_VALID,
@@ -207,7 +209,65 @@ unsigned fake_s2_prot(struct vm *vm, ipa_t ipa)
 {
 	u64 e = leaf(vm, ipa);
 
-	return e & LEAF_VALID ? (e >> LEAF_PROT_SHIFT) & S2_RWX : 0;
+	return e & LEAF_VALID ? (e >> LEAF_PROT_SHIFT) & PROT_MASK : 0;
+}
+
+bool s2_get(struct vm *vm, ipa_t ipa, struct s2_leaf *out)
+{
+	u64 e = leaf(vm, ipa);
+
+	if (!(e & LEAF_VALID))
+		return false;
+	out->pa = LEAF_ADDR(e);
+	out->prot = (e >> LEAF_PROT_SHIFT) & PROT_MASK;
+	return true;
+}
+
+u64 s2_next_leaf(struct vm *vm, u64 from, u64 end)
+{
+	for (u64 ipa = ALIGN_DOWN(from, PAGE_SIZE); ipa < end;) {
+		_Atomic u64 *table;
+
+		if (table_of(vm, IPA(ipa), false, 0, &table)) {
+			ipa = ALIGN_DOWN(ipa, 1ull << REGION_SHIFT) + (1ull << REGION_SHIFT);
+			continue;
+		}
+		if (atomic_load_explicit(&table[(ipa >> PAGE_SHIFT) % ENTRIES], memory_order_acquire) & LEAF_VALID)
+			return ipa;
+		ipa += PAGE_SIZE;
+	}
+	return end;
+}
+
+_Atomic unsigned long fake_s2_claims;
+
+int s2_claim(struct vm *vm, ipa_t ipa, struct s2_slot *slot, struct s2_leaf *old)
+{
+	_Atomic u64 *table;
+	u64 e;
+
+	if (table_of(vm, ipa, false, 0, &table))
+		return -ENOENT;
+	slot->e = &table[(ipa.bits >> PAGE_SHIFT) % ENTRIES];
+	e = atomic_load_explicit(slot->e, memory_order_acquire);
+	maybe_yield();
+	if (!(e & LEAF_VALID) ||
+	    !atomic_compare_exchange_strong_explicit(slot->e, &e, LEAF_BUSY, memory_order_acq_rel, memory_order_relaxed))
+		return -ENOENT;
+	atomic_fetch_add(&fake_s2_claims, 1);
+	old->pa = LEAF_ADDR(e);
+	old->prot = (e >> LEAF_PROT_SHIFT) & PROT_MASK;
+	return 0;
+}
+
+void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
+{
+	(void)vm;
+	if (atomic_load(slot->e) != LEAF_BUSY || !pa || pa & (PAGE_SIZE - 1) || prot & ~PROT_MASK) {
+		fprintf(stderr, "fake_s2: s2_install on a slot that is not claimed, or a bad page\n");
+		abort();
+	}
+	atomic_store_explicit(slot->e, pa | (u64)prot << LEAF_PROT_SHIFT | LEAF_VALID, memory_order_release);
 }
 
 /* Visit every table: fn(region, table pidx, slot). */
@@ -269,6 +329,10 @@ static void destroy_table(void *arg, u64 region, _Atomic pidx_t *slot)
 	for (unsigned k = 0; k < ENTRIES; k++) {
 		u64 e = atomic_exchange(&table[k], 0);
 
+		if (e == LEAF_BUSY) {
+			fprintf(stderr, "fake_s2: s2_destroy found a leaf still claimed\n");
+			abort();
+		}
 		if (e & LEAF_VALID)
 			a->fn(a->vm, IPA(region << REGION_SHIFT | (u64)k << PAGE_SHIFT), LEAF_ADDR(e), a->cpu);
 	}

@@ -26,6 +26,8 @@ struct fake_s2_stats {
 extern _Atomic bool fake_s2_yield;
 
 void fake_s2_stats(struct vm *vm, struct fake_s2_stats *st);
+/* s2_claim calls that succeeded (each is a TLB invalidation on the real tables). */
+extern _Atomic unsigned long fake_s2_claims;
 /* The S2_* permissions of the page mapped at ipa (0 if none). */
 unsigned fake_s2_prot(struct vm *vm, ipa_t ipa);
 #endif

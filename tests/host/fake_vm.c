@@ -6,6 +6,8 @@
 #include <quire/errno.h>
 #include <quire/vdev.h>
 
+#include <quire/clock.h>
+#include <quire/share.h>
 #include "fake_vm.h"
 
 struct vm fake_vms[MAX_VMS];
@@ -33,6 +35,8 @@ void fake_vm_reset(void)
 	fake_calls[0] = '\0';
 	fake_free_pages = 0;
 	fake_input_resumed = 0;
+	fake_rate_set = -1;
+	fake_pool.ndesc = 5000;
 }
 
 struct vm *fake_vm_add(unsigned id, const char *name)
@@ -50,6 +54,8 @@ struct vm *fake_vm_add(unsigned id, const char *name)
 	vm->pool.vmm = &fake_pool;
 	vm->pool.vm_id = id;
 	vm->pool.quota = 33000;
+	vm->cfg.sharing = SHARE_SELF;
+	atomic_store(&vm->share.scan_pages, 64);
 	fake_state[id - 1] = VM_RUNNING;
 	return vm;
 }
@@ -184,4 +190,37 @@ void screen_attach(void)
 	}
 	console_unlock();
 	screen_clear();
+}
+
+/* Sharing and time, as the monitor shows them: fixed values the tests can look for. */
+int fake_rate_set = -1;
+
+void share_stats(struct share_stats *st)
+{
+	*st = (struct share_stats){ .shared = 11, .sharing = 22, .zero = 33, .saved = 43, .scans = 5,
+				    .scan_ticks = 62500 };
+}
+
+int share_set_rate(struct vm *vm, u32 pages)
+{
+	if (vm->cfg.sharing == SHARE_OFF)
+		return -1;
+	fake_rate_set = (int)pages;
+	atomic_store(&vm->share.scan_pages, pages);
+	return 0;
+}
+
+const char *share_hash_name(void)
+{
+	return "fake";
+}
+
+u64 clock_ticks_us(u64 ticks)
+{
+	return ticks / 62; /* about 62.5 MHz, as on QEMU virt */
+}
+
+u64 clock_us(void)
+{
+	return 1234567;
 }

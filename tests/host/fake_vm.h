@@ -26,6 +26,9 @@ extern u32 fake_free_pages;
 /* Calls of console_input_resume(). */
 extern unsigned fake_input_resumed;
 
+/* The pages of the last share_set_rate (-1: none). */
+extern int fake_rate_set;
+
 /* Empty every slot and forget every call and byte. */
 void fake_vm_reset(void);
 /* Fill slot id with a running VM named name (256 MiB, 2 vCPUs, 128 MiB limit). */

@@ -69,3 +69,19 @@ void page_zero(paddr_t pa)
 	memset(hostmem_ptr(pa), 0, PAGE_SIZE);
 	atomic_fetch_add_explicit(&hostmem_zero_calls, 1, memory_order_relaxed);
 }
+
+/* Host memory is coherent: nothing to clean or invalidate, but the page must exist. */
+void page_sync_for_guest(paddr_t pa)
+{
+	(void)hostmem_ptr(pa);
+}
+
+void page_sync_for_quire(paddr_t pa)
+{
+	(void)hostmem_ptr(pa);
+}
+
+void *page_va(paddr_t pa)
+{
+	return hostmem_ptr(pa);
+}

@@ -127,12 +127,55 @@ static void stats_of_all_and_the_pool(void **state)
 	run("stats");
 	assert_string_equal(screen,
 		"quire: stats alpha guest_mib=256 resident=2560 zero=3 shared=4 swapped=5 faults=5678 "
-		"tables=12 quota=41000 charged=2600\r\n"
+		"tables=12 quota=41000 charged=2600 cow=0 merged=0 volatile=0 scans=0 scan_rate=64\r\n"
 		"quire: stats beta guest_mib=64 resident=0 zero=0 shared=0 swapped=0 faults=0 "
-		"tables=0 quota=33000 charged=0\r\n"
+		"tables=0 quota=33000 charged=0 cow=0 merged=0 volatile=0 scans=0 scan_rate=64\r\n"
 		"quire: stats gamma guest_mib=256 resident=0 zero=0 shared=0 swapped=0 faults=0 "
-		"tables=0 quota=33000 charged=0\r\n"
-		"quire: pool free=1000 free_mib=3\r\n");
+		"tables=0 quota=33000 charged=0 cow=0 merged=0 volatile=0 scans=0 scan_rate=64\r\n"
+		"quire: share shared=11 sharing=22 zero=33 saved=43 volatile=0 cow=0 scans=5 scanned=0 "
+		"merged=0 scan_us=1008 hash=fake\r\n"
+		"quire: pool free=1000 free_mib=3 used=4000 t_us=1234567\r\n");
+}
+
+/* 'share': a VM's counters, and its scan rate set; refused for bad numbers and VMs that never share. */
+static void share_rate(void **state)
+{
+	(void)state;
+	screen_clear();
+	run("share alpha 128");
+	assert_true(starts_with(screen, "quire: share alpha: scanning 128 pages per slice\r\nquire: stats alpha "));
+	assert_true(ends_with(screen, "scan_rate=128\r\n"));
+	assert_int_equal(fake_rate_set, 128);
+	screen_clear();
+	run("share 2");
+	assert_true(starts_with(screen, "quire: stats beta "));
+	screen_clear();
+	run("share alpha 0");
+	assert_int_equal(fake_rate_set, 0);
+	fake_rate_set = -1;
+	screen_clear();
+	run("share alpha 65537");
+	assert_string_equal(screen, "quire: share alpha: pages must be a number from 0 to 65536, not '65537'\r\n");
+	screen_clear();
+	run("share alpha 12x");
+	assert_string_equal(screen, "quire: share alpha: pages must be a number from 0 to 65536, not '12x'\r\n");
+	screen_clear();
+	run("share alpha 99999999999999999999");
+	assert_true(starts_with(screen, "quire: share alpha: pages must be a number"));
+	assert_int_equal(fake_rate_set, -1);
+	fake_vms[1].cfg.sharing = SHARE_OFF;
+	screen_clear();
+	run("share beta 10");
+	assert_string_equal(screen, "quire: share beta: cannot, its sharing is off\r\n");
+	screen_clear();
+	run("share");
+	assert_string_equal(screen, "quire: usage: share <vm> [pages]\r\n");
+	screen_clear();
+	run("share alpha 1 2");
+	assert_string_equal(screen, "quire: usage: share <vm> [pages]\r\n");
+	screen_clear();
+	run("share nosuch 5");
+	assert_true(starts_with(screen, "quire: no VM 'nosuch'"));
 }
 
 /* The line parses as key=value pairs. */
@@ -309,7 +352,7 @@ static void typing_echoes_and_cr_runs(void **state)
 	assert_string_equal(screen, "stats 2");
 	type("\r");
 	assert_true(starts_with(screen, "stats 2\r\nquire: stats beta "));
-	assert_true(ends_with(screen, "charged=0\r\nquire> "));
+	assert_true(ends_with(screen, "charged=0 cow=0 merged=0 volatile=0 scans=0 scan_rate=64\r\nquire> "));
 }
 
 /* CR LF is one Enter; LF alone is one too; a second CR is an empty line. */
@@ -455,6 +498,7 @@ int main(void)
 		cmocka_unit_test_setup(list_without_vms, setup_run),
 		cmocka_unit_test_setup(stats_of_all_and_the_pool, setup_run),
 		cmocka_unit_test_setup(stats_parse, setup_run),
+		cmocka_unit_test_setup(share_rate, setup_run),
 		cmocka_unit_test_setup(stats_by_number_and_alias, setup_run),
 		cmocka_unit_test_setup(stats_errors, setup_run),
 		cmocka_unit_test_setup(pause_and_resume, setup_run),

@@ -7,9 +7,4 @@
 unsigned s2_setup(void);
 u64 s2_vtcr(void);
 u64 s2_vttbr(const struct vm *vm);
-/*
- * Replace the valid leaf at ipa with pa/prot (pa == 0 unmaps), with
- * break-before-make: invalidate, DSB, TLBI IPAS2E1IS + VMALLE1IS, DSB, write.
- */
-int s2_replace(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned prot);
 #endif

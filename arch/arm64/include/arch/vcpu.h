@@ -15,8 +15,13 @@ void console_input_init(const struct machine *m);
 void sched_resched(struct trap_frame *f);
 /* The slice timer (EL2 physical timer) fired. */
 void sched_timer_fired(void);
-/* While a vCPU waits in place: arm the timer for the other vCPUs' deadlines. */
-void htimer_arm_deadline(unsigned cpu, struct vcpu *cur);
+/*
+ * The CPU is about to wait (nothing to run, or its lone vCPU cur in WFI):
+ * run the sharing scanner, then arm the timer for the other vCPUs'
+ * deadlines and the scanner's next slice.
+ */
+struct cpu;
+void idle_work(struct cpu *c, struct vcpu *cur);
 /* The vCPU's first FP/SIMD use since it was loaded: give it its registers. */
 void vcpu_fp_trap(struct vcpu *v);
 /* Called from el2_exception for exceptions taken from the guest. */

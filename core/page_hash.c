@@ -1,0 +1,80 @@
+/*
+ * 64-bit hashes of a 4 KiB page, for finding identical pages. Equal pages
+ * are always compared byte by byte before they merge, so a hash only has to
+ * make unequal pages rarely collide and any change change it.
+ *
+ * page_hash_crc: CRC32C in two lanes (even and odd words), which the ARMv8
+ * CRC32CX instruction does at one 8-byte word per instruction; 64 bits from
+ * the two 32-bit lanes. Where the instruction is missing (the host build)
+ * a table does the same arithmetic, so the results are the same.
+ * page_hash_mul: multiply-xorshift in four lanes, for CPUs without CRC32.
+ */
+#include <quire/share.h>
+
+#if defined(__aarch64__)
+static inline u32 crc32c_u64(u32 crc, u64 v)
+{
+	asm(".arch_extension crc\n\tcrc32cx %w0, %w0, %x1" : "+r"(crc) : "r"(v));
+	return crc;
+}
+#else
+static u32 crc_table[8][256];
+
+static void crc_table_init(void)
+{
+	for (u32 b = 0; b < 256; b++) {
+		u32 c = b;
+
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1; /* CRC32C, reflected */
+		crc_table[0][b] = c;
+	}
+	for (u32 b = 0; b < 256; b++)
+		for (int t = 1; t < 8; t++)
+			crc_table[t][b] = (crc_table[t - 1][b] >> 8) ^ crc_table[0][crc_table[t - 1][b] & 0xff];
+}
+
+static inline u32 crc32c_u64(u32 crc, u64 v)
+{
+	u64 x = crc ^ v;
+
+	if (!crc_table[0][1])
+		crc_table_init();
+	return crc_table[7][x & 0xff] ^ crc_table[6][(x >> 8) & 0xff] ^ crc_table[5][(x >> 16) & 0xff] ^
+	       crc_table[4][(x >> 24) & 0xff] ^ crc_table[3][(x >> 32) & 0xff] ^ crc_table[2][(x >> 40) & 0xff] ^
+	       crc_table[1][(x >> 48) & 0xff] ^ crc_table[0][x >> 56];
+}
+#endif
+
+u64 page_hash_crc(const void *page)
+{
+	const u64 *w = page;
+	u32 a = 0xffffffffu, b = 0x5bd1e995u;
+
+	for (unsigned k = 0; k < PAGE_SIZE / 8; k += 4) {
+		a = crc32c_u64(a, w[k]);
+		b = crc32c_u64(b, w[k + 1]);
+		a = crc32c_u64(a, w[k + 2]);
+		b = crc32c_u64(b, w[k + 3]);
+	}
+	return (u64)a << 32 | b;
+}
+
+u64 page_hash_mul(const void *page)
+{
+	const u64 *w = page;
+	const u64 m = 0x9fb21c651e98df25UL;
+	u64 h[4] = { 1, 2, 3, 4 };
+
+	for (unsigned k = 0; k < PAGE_SIZE / 8; k += 4)
+		for (unsigned l = 0; l < 4; l++) {
+			h[l] = (h[l] ^ w[k + l]) * m;
+			h[l] ^= h[l] >> 29;
+		}
+	return (h[0] * 3 + h[1]) * 5 + (h[2] ^ (h[3] >> 17) ^ (h[3] << 47));
+}
+
+const char *share_hash_name(void)
+{
+	return share_hash == page_hash_crc ? "crc32c" : share_hash == page_hash_mul ? "mul" : "other";
+}
