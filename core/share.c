@@ -74,6 +74,7 @@ void share_init(struct pool *p, void *mem, const struct region *images, unsigned
 	sh.rmap = (struct rmap_entry *)at;
 	sh.rmap_cap = rmap_entries(n);
 	memset(sh.meta, 0, (u64)n * sizeof(*sh.meta));
+	memset(domains, 0, sizeof(domains));
 	memset(sh.bucket, 0xff, (u64)(sh.bucket_mask + 1) * sizeof(pidx_t));
 	for (u32 k = 0; k < sh.rmap_cap; k++)
 		sh.rmap[k].next = k + 1 < sh.rmap_cap ? k + 1 : RMAP_NONE;
@@ -112,9 +113,11 @@ void share_vm_init(struct vm *vm)
 	case SHARE_DOMAIN:
 		for (d = 0; d < MAX_VMS && domains[d][0] && strcmp(domains[d], vm->cfg.share_domain); d++)
 			;
-		/* At most MAX_VMS VMs, so at most MAX_VMS domains: d is always in range. */
-		memcpy(domains[d], vm->cfg.share_domain, sizeof(domains[d]));
-		s->group = d + 1;
+		/* Configs name at most MAX_VMS VMs, hence domains; a full table would share zero pages only. */
+		if (d < MAX_VMS) {
+			memcpy(domains[d], vm->cfg.share_domain, sizeof(domains[d]));
+			s->group = d + 1;
+		}
 		break;
 	default:
 		s->group = 0;
@@ -274,11 +277,11 @@ void share_release(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu)
 
 /* --- copy-on-write ------------------------------------------------------ */
 
-/* The writer's own copy of src in a new page; PIDX_NONE with *r set if none can be had. */
+/* The writer's own copy of src (0: a zeroed page) in a new page; PIDX_NONE with *r set if none can be had. */
 static pidx_t copy_of(struct vm *vm, paddr_t src, u64 gpn, unsigned cpu, enum vio_result *r)
 {
 	int why = 0;
-	pidx_t i = vmpool_take_for_copy(&vm->pool, cpu, &why);
+	pidx_t i = src ? vmpool_take_for_copy(&vm->pool, cpu, &why) : vmpool_take(&vm->pool, cpu, &why);
 
 	if (i == PIDX_NONE) {
 		if (why == 1)
@@ -286,8 +289,10 @@ static pidx_t copy_of(struct vm *vm, paddr_t src, u64 gpn, unsigned cpu, enum vi
 		*r = why == 1 ? VIO_SEA_QUOTA : VIO_SEA_NOMEM;
 		return PIDX_NONE;
 	}
-	memcpy(page_va(pool_pa(sh.pool, i)), page_va(src), PAGE_SIZE);
-	page_sync_for_guest(pool_pa(sh.pool, i));
+	if (src) {
+		memcpy(page_va(pool_pa(sh.pool, i)), page_va(src), PAGE_SIZE);
+		page_sync_for_guest(pool_pa(sh.pool, i));
+	}
 	set_private(i, vm, gpn);
 	return i;
 }
@@ -305,14 +310,9 @@ enum vio_result share_cow(struct vm *vm, ipa_t page, unsigned cpu)
 	if (old.prot & (S2_W | S2_DEVICE))
 		goto undo; /* already writable (another vCPU broke it first), or a device */
 	if (old.pa == sh.zero_pa) {
-		int why = 0;
-
-		i = vmpool_take(&vm->pool, cpu, &why);
-		if (i == PIDX_NONE) {
-			r = why == 1 ? VIO_SEA_QUOTA : VIO_SEA_NOMEM;
+		i = copy_of(vm, 0, gpn, cpu, &r);
+		if (i == PIDX_NONE)
 			goto undo;
-		}
-		set_private(i, vm, gpn);
 		atomic_fetch_sub_explicit(&vm->pool.zero, 1, memory_order_relaxed);
 		goto mapped;
 	}

@@ -7,7 +7,8 @@
  * x0 selects the mode: 1 seq, 2 random, 3 sparse, 4 smp, 5 outside, 6 quota,
  * 7 bench, 8 bench-smp, 9 hostile (a badly behaved guest: see mode_hostile;
  * not about memory), 10 dirty, 11 zeroscan (isolation: a VM booted on pages
- * another released sees only zeros), 12 yield (scheduler bench). Each prints `memtest: <mode> ok ...` or
+ * another released sees only zeros), 12 yield (scheduler bench), 13 share (merging
+ * and copy-on-write, see mode_share), 14 noshare (sharing off). Each prints `memtest: <mode> ok ...` or
  * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
  *
  * Nothing new is touched between the MEM_STATS calls that bracket a measured
@@ -903,8 +904,132 @@ static void mode_yield(void)
 	pr("memtest: yield calls=%u ticks=%lu freq=%lu\n", YIELDS, t1 - t0, counter_freq());
 }
 
+/*
+ * ---- 13: share: pages Quire should merge, then copy again on write ----
+ * SHARE_PAGES pages alike (one pattern), SHARE_PAGES written then zeroed, and
+ * SHARE_PAGES each unlike any other. Waits (polling; the scanner runs on
+ * another, idle CPU) until the sharing counters show the first two sets
+ * merged, checks every word, then writes one word of each merged page
+ * (copy-on-write; timed, then the same writes again to the copies as the
+ * baseline) and checks every word again and that the counters came back.
+ */
+#define SHARE_PAGES 512
+
+struct share_counts {
+	u64 zero, shared, cow;
+};
+
+static struct share_counts share_counts(void)
+{
+	struct smccc_res r = hvc(QUIRE_HC_SHARE_STATS, 0, 0, 0);
+
+	return (struct share_counts){ r.x1, r.x2, r.x3 };
+}
+
+static u64 share_want(u64 a, u64 set)
+{
+	u64 off = a & (PAGE_SIZE - 1), page = a / PAGE_SIZE;
+
+	if (set == 0)
+		return pat(off, 0x5a) | 1; /* alike */
+	if (set == 1)
+		return 0;
+	return pat(a, page) | 1; /* unlike */
+}
+
+/* Words that differ from what the three sets should hold; the first word of merged pages may be 'first'. */
+static u64 share_check(u64 base, u64 first, bool written)
+{
+	u64 bad = 0;
+
+	for (u64 set = 0; set < 3; set++)
+		for (u64 a = base + set * SHARE_PAGES * PAGE_SIZE; a < base + (set + 1) * SHARE_PAGES * PAGE_SIZE;
+		     a += 8) {
+			u64 want = written && set < 2 && !(a & (PAGE_SIZE - 1)) ? first : share_want(a, set);
+
+			bad += RD(a) != want;
+		}
+	return bad;
+}
+
+/* ---- 14: noshare: the same pages in a VM whose sharing is off: nothing may merge in 2 s of scanning ---- */
+static void mode_noshare(void)
+{
+	u64 base = (cfg.free + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1), n = SHARE_PAGES, t0, bad;
+	struct share_counts c0, c1;
+
+	if (!need_ram("noshare", base + 3 * n * PAGE_SIZE))
+		return;
+	c0 = share_counts();
+	for (u64 set = 0; set < 3; set++)
+		for (u64 a = base + set * n * PAGE_SIZE; a < base + (set + 1) * n * PAGE_SIZE; a += 8)
+			RD(a) = share_want(a, set);
+	t0 = counter();
+	while (counter() - t0 < 2 * counter_freq())
+		;
+	c1 = share_counts();
+	if ((bad = share_check(base, 0, false)) || c1.zero || c1.shared || c1.cow || c0.zero || c0.shared) {
+		pr("memtest: noshare FAIL bad words %lu; zero %lu -> %lu, shared %lu -> %lu, cow %lu\n", bad, c0.zero,
+		   c1.zero, c0.shared, c1.shared, c1.cow);
+		return;
+	}
+	pr("memtest: noshare ok pages=%lu\n", 3 * n);
+}
+
+static void mode_share(void)
+{
+	u64 base = (cfg.free + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1), n = SHARE_PAGES, t0, t1, t2, t3, t4, bad;
+	struct share_counts c0, c1, c2;
+
+	if (!need_ram("share", base + 3 * n * PAGE_SIZE))
+		return;
+	c0 = share_counts();
+	for (u64 set = 0; set < 3; set++)
+		for (u64 a = base + set * n * PAGE_SIZE; a < base + (set + 1) * n * PAGE_SIZE; a += 8)
+			RD(a) = set == 1 ? 1 : share_want(a, set);
+	for (u64 a = base + n * PAGE_SIZE; a < base + 2 * n * PAGE_SIZE; a += 8)
+		RD(a) = 0;
+	t0 = counter();
+	do
+		c1 = share_counts();
+	while ((c1.zero < c0.zero + n || c1.shared < c0.shared + n) && counter() - t0 < cfg.timeout);
+	t1 = counter();
+	if (c1.zero < c0.zero + n || c1.shared < c0.shared + n) {
+		pr("memtest: share FAIL not merged: zero %lu -> %lu, shared %lu -> %lu (want +%lu each)\n", c0.zero,
+		   c1.zero, c0.shared, c1.shared, n);
+		return;
+	}
+	if ((bad = share_check(base, 0, false))) {
+		pr("memtest: share FAIL %lu words changed by merging\n", bad);
+		return;
+	}
+	t2 = counter();
+	for (u64 a = base; a < base + n * PAGE_SIZE; a += PAGE_SIZE)
+		RD(a) = 7;
+	t3 = counter();
+	for (u64 a = base; a < base + n * PAGE_SIZE; a += PAGE_SIZE)
+		RD(a) = 7;
+	t4 = counter();
+	for (u64 a = base + n * PAGE_SIZE; a < base + 2 * n * PAGE_SIZE; a += PAGE_SIZE)
+		RD(a) = 7;
+	c2 = share_counts();
+	if ((bad = share_check(base, 7, true))) {
+		pr("memtest: share FAIL %lu words wrong after copy-on-write\n", bad);
+		return;
+	}
+	/* (More zero pages of memtest's own may merge meanwhile: zero is not checked.) */
+	if (c2.cow < c1.cow + 2 * n || c2.shared > c1.shared - n) {
+		pr("memtest: share FAIL counters after writes: cow %lu -> %lu, shared %lu -> %lu, zero %lu -> %lu\n",
+		   c1.cow, c2.cow, c1.shared, c2.shared, c1.zero, c2.zero);
+		return;
+	}
+	pr("memtest: share ok pages=%lu merge_ticks=%lu cow_ticks=%lu touch_ticks=%lu freq=%lu\n", n, t1 - t0,
+	   t3 - t2, t4 - t3, counter_freq());
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
-					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield" };
+					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
+					  "noshare" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -942,6 +1067,8 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 10: mode_dirty(); break;
 	case 11: mode_zeroscan(); break;
 	case 12: mode_yield(); break;
+	case 13: mode_share(); break;
+	case 14: mode_noshare(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();
