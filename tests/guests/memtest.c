@@ -937,7 +937,7 @@ static u64 share_want(u64 a, u64 set)
 	return pat(a, page) | 1; /* unlike */
 }
 
-/* Words that differ from what the three sets should hold; the first word of merged pages may be 'first'. */
+/* Words that differ from what the three sets should hold; after the writes, merged pages' first words are a ^ first. */
 static u64 share_check(u64 base, u64 first, bool written)
 {
 	u64 bad = 0;
@@ -945,7 +945,7 @@ static u64 share_check(u64 base, u64 first, bool written)
 	for (u64 set = 0; set < 3; set++)
 		for (u64 a = base + set * SHARE_PAGES * PAGE_SIZE; a < base + (set + 1) * SHARE_PAGES * PAGE_SIZE;
 		     a += 8) {
-			u64 want = written && set < 2 && !(a & (PAGE_SIZE - 1)) ? first : share_want(a, set);
+			u64 want = written && set < 2 && !(a & (PAGE_SIZE - 1)) ? a ^ first : share_want(a, set);
 
 			bad += RD(a) != want;
 		}
@@ -1004,14 +1004,15 @@ static void mode_share(void)
 		return;
 	}
 	t2 = counter();
+	/* Each page's first word becomes its own (a ^ 7): the copies are unlike, nothing merges them again. */
 	for (u64 a = base; a < base + n * PAGE_SIZE; a += PAGE_SIZE)
-		RD(a) = 7;
+		RD(a) = a ^ 7;
 	t3 = counter();
 	for (u64 a = base; a < base + n * PAGE_SIZE; a += PAGE_SIZE)
-		RD(a) = 7;
+		RD(a) = a ^ 7;
 	t4 = counter();
 	for (u64 a = base + n * PAGE_SIZE; a < base + 2 * n * PAGE_SIZE; a += PAGE_SIZE)
-		RD(a) = 7;
+		RD(a) = a ^ 7;
 	c2 = share_counts();
 	if ((bad = share_check(base, 7, true))) {
 		pr("memtest: share FAIL %lu words wrong after copy-on-write\n", bad);
