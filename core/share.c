@@ -307,8 +307,12 @@ enum vio_result share_cow(struct vm *vm, ipa_t page, unsigned cpu)
 
 	if (s2_claim(vm, page, &slot, &old))
 		return VIO_RACED; /* being changed by someone else, or gone */
-	if (old.prot & (S2_W | S2_DEVICE))
-		goto undo; /* already writable (another vCPU broke it first), or a device */
+	if (old.prot & S2_W) {
+		r = VIO_RACED; /* another vCPU broke it first; the fault was a stale TLB entry */
+		goto undo;
+	}
+	if (old.prot & S2_DEVICE)
+		goto undo;
 	if (old.pa == sh.zero_pa) {
 		i = copy_of(vm, 0, gpn, cpu, &r);
 		if (i == PIDX_NONE)
@@ -357,5 +361,5 @@ mapped:
 	return VIO_MAPPED;
 undo:
 	s2_install(vm, &slot, old.pa, old.prot);
-	return r == VIO_UNHANDLED && (old.prot & S2_W) ? VIO_RACED : r;
+	return r;
 }

@@ -56,7 +56,7 @@ static int copy_in(struct vm *vm, u64 at, const u8 *data, u64 len, unsigned cpu)
 		i = whole ? vmpool_take_for_copy(&vm->pool, cpu, &why) : vmpool_take(&vm->pool, cpu, &why);
 		if (i == PIDX_NONE)
 			return why == 1 ? -EDQUOT : -ENOMEM;
-		memcpy((void *)(uintptr_t)pool_pa(p, i), data + off, MIN(PAGE_SIZE, len - off));
+		memcpy(page_va(pool_pa(p, i)), data + off, MIN(PAGE_SIZE, len - off));
 		page_sync_for_guest(pool_pa(p, i));
 		pool_desc(p, i)->gpn = ipa.bits >> PAGE_SHIFT;
 		atomic_store(&pool_desc(p, i)->refcount, 1);
