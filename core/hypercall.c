@@ -145,6 +145,12 @@ bool hypercall(struct vcpu *v, u64 x[4])
 	case QUIRE_HC_SHARE_STATS:
 		share_hypercall(vm, x);
 		return true;
+	case QUIRE_HC_SWAP_STATS:
+		x[0] = 0;
+		x[1] = atomic_load_explicit(&vm->swap.outs, memory_order_relaxed);
+		x[2] = atomic_load_explicit(&vm->swap.ins, memory_order_relaxed);
+		x[3] = atomic_load_explicit(&vm->pool.swapped, memory_order_relaxed);
+		return true;
 	default:
 		vm_log_once(vm, VM_LOG_HVC, "quire: %s vCPU %u: unknown hypercall 0x%x: NOT_SUPPORTED (logged once)\n",
 			    vm->name, v->index, fn);

@@ -12,6 +12,7 @@
 #include <quire/clock.h>
 #include <quire/pool.h>
 #include <quire/share.h>
+#include <quire/swap.h>
 #include <quire/vm.h>
 
 #define CTRL(x) ((x) & 0x1f)
@@ -131,7 +132,8 @@ static void stats_line(struct vm *vm)
 	const struct vm_pool *p = &vm->pool;
 
 	printk("quire: stats %s guest_mib=%lu resident=%u zero=%u shared=%u swapped=%u faults=%lu "
-	       "tables=%u quota=%u charged=%u cow=%lu merged=%lu volatile=%u scans=%lu scan_rate=%u\n",
+	       "tables=%u quota=%u charged=%u cow=%lu merged=%lu volatile=%u scans=%lu scan_rate=%u "
+	       "swap_outs=%lu swap_ins=%lu swap_slots=%u\n",
 	       vm->name, mib(vm->cfg.mem_size),
 	       atomic_load_explicit(&p->active, memory_order_relaxed),
 	       atomic_load_explicit(&p->zero, memory_order_relaxed),
@@ -142,7 +144,20 @@ static void stats_line(struct vm *vm)
 	       atomic_load_explicit(&p->charged, memory_order_relaxed),
 	       (unsigned long)atomic_load(&vm->share.cow), (unsigned long)atomic_load(&vm->share.merged),
 	       atomic_load(&vm->share.volatile_pages), (unsigned long)atomic_load(&vm->share.scans),
-	       atomic_load(&vm->share.scan_pages));
+	       atomic_load(&vm->share.scan_pages), (unsigned long)atomic_load(&vm->swap.outs),
+	       (unsigned long)atomic_load(&vm->swap.ins), atomic_load(&vm->swap.slots));
+}
+
+static void swap_line(void)
+{
+	struct swap_stats st;
+
+	swap_stats(&st);
+	printk("quire: swap slots=%lu used=%lu outs=%lu ins=%lu zero=%lu waits=%lu errors=%lu out_us=%lu in_us=%lu "
+	       "in_cpu_ticks=%lu\n",
+	       (unsigned long)st.slots, (unsigned long)st.used, (unsigned long)st.outs, (unsigned long)st.ins,
+	       (unsigned long)st.zero, (unsigned long)st.waits, (unsigned long)st.errors,
+	       (unsigned long)st.out_us, (unsigned long)st.in_us, (unsigned long)st.in_cpu_ticks);
 }
 
 static void share_line(void)
@@ -208,6 +223,7 @@ static void cmd_stats(const struct command *c, char **arg, unsigned cpu)
 		u32 free = pool_free_pages(vmm);
 
 		share_line();
+		swap_line();
 		printk("quire: pool free=%u free_mib=%lu used=%u t_us=%lu\n", free, pages_mib(free), vmm->ndesc - free,
 		       (unsigned long)clock_us());
 	}

@@ -7,6 +7,7 @@
 #include <quire/config.h>
 #include <quire/sched.h>
 #include <quire/spinlock.h>
+#include <quire/swap.h>
 
 #define RQ_MAX (MAX_VMS * MAX_VCPUS)
 
@@ -78,6 +79,8 @@ bool vcpu_runnable(struct vcpu *v, u64 now)
 	case VCPU_START:
 		return true;
 	case VCPU_RUNNING:
+		if (atomic_load(&v->io_wait))
+			return swap_gen() != v->io_gen; /* a request completed: look at its page again */
 		return !atomic_load(&v->blocked) || vcpu_wake_pending(v, now);
 	default:
 		return false;

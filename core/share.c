@@ -201,6 +201,19 @@ void share_drop_private(struct vm *vm, pidx_t i, unsigned cpu, bool zeroed)
 	vmpool_give_back(&vm->pool, cpu, i, zeroed);
 }
 
+void share_forget(pidx_t i)
+{
+	if (!sh.pool)
+		return;
+	spin_lock(&sh.lock);
+	if (share_flags(i) & MP_UNSTABLE) {
+		share_table_remove(i);
+		share_set_flags(i, share_flags(i) & ~MP_UNSTABLE);
+	}
+	sh.meta[i].key = 0;
+	spin_unlock(&sh.lock);
+}
+
 /* One mapping of shared page s goes; the last one frees it. Lock held. */
 void share_drop_ref(pidx_t s, const struct vm *vm, u64 gpn, unsigned cpu)
 {
@@ -281,11 +294,15 @@ void share_release(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu)
 static pidx_t copy_of(struct vm *vm, paddr_t src, u64 gpn, unsigned cpu, enum vio_result *r)
 {
 	int why = 0;
-	pidx_t i = src ? vmpool_take_for_copy(&vm->pool, cpu, &why) : vmpool_take(&vm->pool, cpu, &why);
+	pidx_t i;
 
+	if (!vmpool_activate(&vm->pool)) {
+		*r = VIO_SEA_QUOTA; /* at its resident limit */
+		return PIDX_NONE;
+	}
+	i = src ? vmpool_take_for_copy(&vm->pool, cpu, &why) : vmpool_take(&vm->pool, cpu, &why);
 	if (i == PIDX_NONE) {
-		if (why == 1)
-			atomic_fetch_add_explicit(&vm->pool.quota_hits, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&vm->pool.active, 1, memory_order_relaxed);
 		*r = why == 1 ? VIO_SEA_QUOTA : VIO_SEA_NOMEM;
 		return PIDX_NONE;
 	}
@@ -342,6 +359,7 @@ enum vio_result share_cow(struct vm *vm, ipa_t page, unsigned cpu)
 		atomic_fetch_sub(&sh.shared_pages, 1);
 		spin_unlock(&sh.lock);
 		vmpool_charge_force(&vm->pool);
+		atomic_fetch_add_explicit(&vm->pool.active, 1, memory_order_relaxed);
 		i = s;
 	} else {
 		spin_unlock(&sh.lock);
@@ -355,7 +373,6 @@ enum vio_result share_cow(struct vm *vm, ipa_t page, unsigned cpu)
 	}
 	atomic_fetch_sub_explicit(&vm->pool.shared, 1, memory_order_relaxed);
 mapped:
-	atomic_fetch_add_explicit(&vm->pool.active, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->share.cow, 1, memory_order_relaxed);
 	s2_install(vm, &slot, pool_pa(sh.pool, i), S2_RWX);
 	return VIO_MAPPED;

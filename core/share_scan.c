@@ -51,11 +51,12 @@ unsigned share_scan(unsigned cpu, u64 now, u64 slice_ticks, bool (*stop)(void))
 	return done;
 }
 
-u64 share_next_wake(void)
+u64 share_next_wake(u64 now, u64 slice_ticks)
 {
 	for (unsigned id = 1; id <= MAX_VMS; id++)
 		if (scanning_vm(vm_get(id)))
-			return next_refill;
+			/* Past only while another CPU scans: look again a slice later, never spin on the timer. */
+			return next_refill > now ? next_refill : now + slice_ticks;
 	return ~0UL;
 }
 

@@ -6,11 +6,22 @@
  * the second finds it mapped and just retries, or, if both got as far as
  * taking a page, one installs it and the other keeps its page (still charged,
  * still zero) in the VM's idle set for the next fault. A write to a page
- * mapped read-only for sharing is a permission fault: share_cow().
+ * mapped read-only for sharing is a permission fault: share_cow(). Past
+ * the resident limit of a VM with swap, and on a page swapped out, the
+ * swap code answers (core/swap.c).
  */
 #include <quire/errno.h>
 #include <quire/share.h>
+#include <quire/swap.h>
 #include <quire/vm.h>
+
+/* Out of pages for this VM: with swap, make room on the disk; without, the guest gets an abort. */
+static enum vio_result no_room(struct vm *vm, enum vio_result r, unsigned cpu)
+{
+	if (r == VIO_SEA_QUOTA)
+		atomic_fetch_add_explicit(&vm->pool.quota_hits, 1, memory_order_relaxed);
+	return vm->swap.on ? swap_make_room(vm, cpu) : r;
+}
 
 enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsigned cpu)
 {
@@ -18,29 +29,39 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 	struct pool *p = vm->pool.vmm;
 	struct s2_slot slot;
 	struct mpage *d;
+	enum vio_result r;
 	pidx_t i;
 	int why = 0, rc;
 
 	if (!vm_in_ram(vm, f->ipa))
 		return VIO_SEA_OUTSIDE;
+	/* The CPU does not set the access flag itself (no FEAT_HAFDBS): the swap clock cleared it. */
+	if (f->cls == FAULT_ACCESS_FLAG) {
+		s2_set_young(vm, page);
+		return VIO_RACED;
+	}
 	/* A write to a read-only page: one shared, the zero page or an image's (copy-on-write). */
-	if (f->cls == FAULT_PERMISSION && f->write)
-		return share_cow(vm, page, cpu);
+	if (f->cls == FAULT_PERMISSION && f->write) {
+		r = share_cow(vm, page, cpu);
+		return r == VIO_SEA_QUOTA || r == VIO_SEA_NOMEM ? no_room(vm, r, cpu) : r;
+	}
 	if (f->cls != FAULT_TRANSLATION)
 		return VIO_UNHANDLED;
 
 	rc = s2_prepare(vm, page, cpu, &slot);
 	if (rc == -EEXIST)
-		return VIO_RACED; /* mapped meanwhile by another vCPU, or a stale TLB entry */
-	if (rc) {
-		why = rc == -EDQUOT ? 1 : 2;
-		goto refused;
-	}
+		/* Swapped out or on its way; else mapped meanwhile by another vCPU, or a stale TLB entry. */
+		return vm->swap.on ? swap_fault(vm, page, &slot, cpu) : VIO_RACED;
+	if (rc)
+		return no_room(vm, rc == -EDQUOT ? VIO_SEA_QUOTA : VIO_SEA_NOMEM, cpu);
+	if (!vmpool_activate(&vm->pool))
+		return no_room(vm, VIO_SEA_QUOTA, cpu);
 	i = vmpool_take(&vm->pool, cpu, &why);
 	if (i == PIDX_NONE) {
+		atomic_fetch_sub_explicit(&vm->pool.active, 1, memory_order_relaxed);
 		if (s2_lookup(vm, page))
 			return VIO_RACED;
-		goto refused;
+		return no_room(vm, why == 1 ? VIO_SEA_QUOTA : VIO_SEA_NOMEM, cpu);
 	}
 	d = pool_desc(p, i);
 	d->gpn = page.bits >> PAGE_SHIFT;
@@ -52,18 +73,12 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 		atomic_store_explicit(&d->refcount, 0, memory_order_relaxed);
 		atomic_store_explicit(&d->flags, MP_IDLE | MP_ZEROED, memory_order_relaxed);
 		lfstack_push(&vm->pool.idle, p->desc, i);
+		atomic_fetch_sub_explicit(&vm->pool.active, 1, memory_order_relaxed);
 		return VIO_RACED;
 	}
-	atomic_fetch_add_explicit(&vm->pool.active, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->pool.fills, 1, memory_order_relaxed);
+	swap_ahead(vm, cpu);
 	return VIO_MAPPED;
-
-refused:
-	if (why == 1) {
-		atomic_fetch_add_explicit(&vm->pool.quota_hits, 1, memory_order_relaxed);
-		return VIO_SEA_QUOTA;
-	}
-	return VIO_SEA_NOMEM;
 }
 
 const char *vio_result_name(enum vio_result r)
@@ -81,6 +96,10 @@ const char *vio_result_name(enum vio_result r)
 		return "machine out of pages";
 	case VIO_UNHANDLED:
 		return "unhandled fault class";
+	case VIO_WAIT:
+		return "waiting for the swap disk";
+	case VIO_STOP:
+		return "VM stopped";
 	}
 	return "?";
 }

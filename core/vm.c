@@ -9,6 +9,7 @@
 #include <quire/console.h>
 #include <quire/sched.h>
 #include <quire/share.h>
+#include <quire/swap.h>
 #include <quire/vdev.h>
 #include <quire/errno.h>
 #include <quire/guest.h>
@@ -165,6 +166,9 @@ void vm_reap(struct vm *vm, unsigned cpu)
 	for (unsigned k = 0; k < vm->nvcpus; k++)
 		if (atomic_load(&vm->vcpu[k]->state) != VCPU_DEAD)
 			return;
+	/* A request still on the disk reads or writes its pages: the last completion reaps it. */
+	if (!swap_vm_idle(vm))
+		return;
 	if (atomic_exchange(&vm->reaped, true))
 		return;
 	for (unsigned k = 0; k < vm->nvcpus; k++)
@@ -172,7 +176,7 @@ void vm_reap(struct vm *vm, unsigned cpu)
 	conmux_vm_reset(vm);
 	held = atomic_load(&vm->pool.charged);
 	share_vm_stop(vm);
-	s2_destroy(vm, share_release, cpu);
+	s2_destroy(vm, share_release, swap_release, cpu);
 	while ((i = lfstack_pop(&vm->pool.idle, vm->pool.vmm->desc)) != PIDX_NONE)
 		vmpool_give_back(&vm->pool, cpu, i, true);
 	printk("quire: %s: %u pages returned to the pool (%u still held)\n", vm->name, held,
@@ -207,6 +211,7 @@ static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu
 		return NULL;
 	}
 	vmpool_init(&vm->pool, vmm_pool, id, vmconfig_quota_pages(c));
+	swap_vm_init(vm);
 	vm->nvcpus = c->vcpus;
 	for (unsigned i = 0; i < c->vcpus; i++) {
 		struct vcpu *v = &vcpus[id - 1][i];
@@ -250,7 +255,7 @@ static void undo(struct vm *vm, unsigned cpu)
 {
 	share_vm_stop(vm);
 	if (vm->s2.root)
-		s2_destroy(vm, share_release, cpu);
+		s2_destroy(vm, share_release, swap_release, cpu);
 	atomic_store(&vm->off, true);
 	atomic_store(&vm->reaped, true);
 }

@@ -1,8 +1,9 @@
 /*
  * Freestanding string functions: what libfdt needs (memchr memcmp memcpy
  * memmove memset strchr strlen strnlen strrchr strtoul) plus a few of ours.
- * Byte-wise, except memcpy and memset on 8-byte aligned memory, which copy
- * guest images (megabytes) and clear page-sized buffers.
+ * Byte-wise, except memcpy, memset and memcmp on 8-byte aligned memory,
+ * which copy guest images (megabytes), clear page-sized buffers and compare
+ * pages before they are merged.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,6 +55,15 @@ int memcmp(const void *a, const void *b, size_t n)
 {
 	const unsigned char *x = a, *y = b;
 
+	/* Whole pages are compared before every merge: 32 bytes a step while they agree. */
+	if (!(((uintptr_t)x | (uintptr_t)y) & 7)) {
+		for (; n >= 32; n -= 32, x += 32, y += 32) {
+			const uint64_t *p = (const uint64_t *)x, *q = (const uint64_t *)y;
+
+			if ((p[0] ^ q[0]) | (p[1] ^ q[1]) | (p[2] ^ q[2]) | (p[3] ^ q[3]))
+				break; /* the bytes below find where */
+		}
+	}
 	for (; n; n--, x++, y++)
 		if (*x != *y)
 			return *x - *y;

@@ -12,6 +12,7 @@ void vmpool_init(struct vm_pool *vp, struct pool *vmm, u8 vm_id, u32 quota)
 	vp->quota = quota;
 	atomic_init(&vp->charged, 0);
 	atomic_init(&vp->active, 0);
+	vp->data_limit = ~0u;
 	atomic_init(&vp->pgtables, 0);
 	atomic_init(&vp->fills, 0);
 	atomic_init(&vp->quota_hits, 0);
@@ -72,6 +73,18 @@ pidx_t vmpool_take(struct vm_pool *vp, unsigned cpu, int *why)
 pidx_t vmpool_take_for_copy(struct vm_pool *vp, unsigned cpu, int *why)
 {
 	return take_new(vp, cpu, why, false);
+}
+
+bool vmpool_activate(struct vm_pool *vp)
+{
+	u32 a = atomic_load_explicit(&vp->active, memory_order_relaxed);
+
+	do {
+		if (a >= vp->data_limit)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&vp->active, &a, a + 1, memory_order_relaxed,
+							  memory_order_relaxed));
+	return true;
 }
 
 void vmpool_uncharge(struct vm_pool *vp)

@@ -6,6 +6,8 @@
 #include <libfdt.h>
 #include <string.h>
 #include <quire/banner.h>
+#include <quire/blk.h>
+#include <quire/swap.h>
 #include <quire/conmux.h>
 #include <quire/guest.h>
 #include <quire/printf.h>
@@ -26,6 +28,7 @@
 extern char _start[], _end[];
 extern _Atomic unsigned cpus_crashed;
 void idle_loop(void);
+void bench_blk(struct pool *p, const char *bootargs);
 
 static struct machine machine;
 static struct pool vmm_pool;
@@ -239,6 +242,11 @@ void __noreturn boot_primary(paddr_t fdt, unsigned entry_el)
 		bench_pool();
 	if (bootargs_has(machine.bootargs, "quire.bench=hash"))
 		bench_hash();
+	blk_use_pool(&vmm_pool);
+	blk_init(&machine, BLK_MIN_BYTES);
+	swap_init(&vmm_pool, 0);
+	if (bootargs_has(machine.bootargs, "quire.bench=blk"))
+		bench_blk(&vmm_pool, machine.bootargs);
 	if (machine.uart.found)
 		console_input_init(&machine);
 	start_vms(ipa_bits);

@@ -43,6 +43,16 @@ u64 clock_ticks_us(u64 ticks)
 	return ticks / f * 1000000 + ticks % f * 1000000 / f;
 }
 
+u64 clock_ticks(void)
+{
+	return counter_read();
+}
+
+u64 clock_freq(void)
+{
+	return counter_freq();
+}
+
 u64 clock_us(void)
 {
 	return clock_ticks_us(counter_read());

@@ -12,6 +12,7 @@
  * TLBs; s2_install() makes the new one.
  */
 #include <quire/errno.h>
+#include <quire/s2_entry.h>
 #include <quire/vm.h>
 #include <arch/stage2.h>
 #include <arch/sysreg.h>
@@ -26,8 +27,8 @@
 #define S2_AF (1UL << 10)
 #define S2_XN (1UL << 54)
 #define S2_ADDR_MASK 0x0000fffffffff000UL
-/* An invalid leaf being changed by whoever claimed it (bit 0 clear: the walker ignores the rest). */
-#define S2_BUSY (1UL << 1)
+/* An invalid leaf being changed by whoever claimed it (quire/s2_entry.h). */
+#define S2_BUSY S2E_BUSY
 
 #define VTCR_EL2_RES1 (1UL << 31)
 #define VTCR_SL0_SHIFT 6
@@ -36,6 +37,7 @@
 #define VTCR_SH0_INNER (3UL << 12)
 #define VTCR_TG0_4K (0UL << 14)
 #define VTCR_PS_SHIFT 16
+#define VTCR_HA (1UL << 21)
 
 #define START_LEVEL 1
 
@@ -51,6 +53,9 @@ unsigned s2_setup(void)
 	vtcr = VTCR_EL2_RES1 | (64 - ipa_bits) | (1UL << VTCR_SL0_SHIFT) /* start at level 1 */ |
 	       VTCR_IRGN0_WBWA | VTCR_ORGN0_WBWA | VTCR_SH0_INNER | VTCR_TG0_4K |
 	       (MIN(parange(), 5UL) << VTCR_PS_SHIFT);
+	/* FEAT_HAFDBS: the walker sets the access flag itself; without it (Cortex-A72) a fault does. */
+	if (read_sysreg(id_aa64mmfr1_el1) & 0xf)
+		vtcr |= VTCR_HA;
 	return ipa_bits;
 }
 
@@ -279,31 +284,39 @@ void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
 	isb();
 }
 
-static void destroy_level(struct vm *vm, paddr_t table, unsigned level, u64 base,
-			  void (*fn)(struct vm *, ipa_t, paddr_t, unsigned), unsigned cpu)
-{
-	for (u64 i = 0; i < 512; i++) {
-		_Atomic u64 *e = (_Atomic u64 *)(uintptr_t)table + i;
-		u64 v = atomic_load_explicit(e, memory_order_relaxed);
-		u64 ipa = base + (i << (PAGE_SHIFT + 9 * (3 - level)));
+struct destroy_fns {
+	void (*page)(struct vm *, ipa_t, paddr_t, unsigned);
+	void (*swapped)(struct vm *, u64, unsigned);
+};
 
-		if (!(v & S2_VALID))
-			continue;
-		atomic_store_explicit(e, 0, memory_order_relaxed);
-		if (level == 3)
-			fn(vm, IPA(ipa), v & S2_ADDR_MASK, cpu);
-		else
-			destroy_level(vm, v & S2_ADDR_MASK, level + 1, ipa, fn, cpu);
-	}
-	table_free(vm, table, cpu);
+bool s2_test_clear_young(struct vm *vm, ipa_t ipa)
+{
+	_Atomic u64 *e = leaf_entry(vm, ipa.bits);
+	u64 v = e ? atomic_load_explicit(e, memory_order_relaxed) : 0;
+
+	/* No break-before-make: only the access flag changes (a failed CAS means it changed: young). */
+	if (!(v & S2_VALID) || !(v & S2_AF))
+		return false;
+	atomic_compare_exchange_strong_explicit(e, &v, v & ~S2_AF, memory_order_relaxed, memory_order_relaxed);
+	return true;
 }
 
-void s2_destroy(struct vm *vm, void (*fn)(struct vm *, ipa_t, paddr_t, unsigned), unsigned cpu)
+bool s2_set_young(struct vm *vm, ipa_t ipa)
+{
+	_Atomic u64 *e = leaf_entry(vm, ipa.bits);
+	u64 v = e ? atomic_load_explicit(e, memory_order_relaxed) : 0;
+
+	while (v & S2_VALID)
+		if (atomic_compare_exchange_weak_explicit(e, &v, v | S2_AF, memory_order_release, memory_order_relaxed))
+			return true;
+	return false;
+}
+
+/* Every TLB entry of the VM's, stage 1 and 2, on every CPU. */
+static void tlbi_vm(struct vm *vm)
 {
 	u64 saved = read_sysreg(vttbr_el2);
 
-	destroy_level(vm, vm->s2.root, START_LEVEL, 0, fn, cpu);
-	vm->s2.root = 0;
 	dsb(ishst);
 	write_sysreg(s2_vttbr(vm), vttbr_el2);
 	isb();
@@ -312,4 +325,40 @@ void s2_destroy(struct vm *vm, void (*fn)(struct vm *, ipa_t, paddr_t, unsigned)
 	isb();
 	write_sysreg(saved, vttbr_el2);
 	isb();
+}
+
+void s2_flush_young(struct vm *vm)
+{
+	tlbi_vm(vm);
+}
+
+static void destroy_level(struct vm *vm, paddr_t table, unsigned level, u64 base,
+			  const struct destroy_fns *fn, unsigned cpu)
+{
+	for (u64 i = 0; i < 512; i++) {
+		_Atomic u64 *e = (_Atomic u64 *)(uintptr_t)table + i;
+		u64 v = atomic_load_explicit(e, memory_order_relaxed);
+		u64 ipa = base + (i << (PAGE_SHIFT + 9 * (3 - level)));
+
+		if (level == 3 && s2e_swapped(v) && fn->swapped)
+			fn->swapped(vm, s2e_slot(v), cpu);
+		if (!(v & S2_VALID))
+			continue;
+		atomic_store_explicit(e, 0, memory_order_relaxed);
+		if (level == 3)
+			fn->page(vm, IPA(ipa), v & S2_ADDR_MASK, cpu);
+		else
+			destroy_level(vm, v & S2_ADDR_MASK, level + 1, ipa, fn, cpu);
+	}
+	table_free(vm, table, cpu);
+}
+
+void s2_destroy(struct vm *vm, void (*fn)(struct vm *, ipa_t, paddr_t, unsigned),
+		void (*swapped)(struct vm *, u64, unsigned), unsigned cpu)
+{
+	struct destroy_fns fns = { fn, swapped };
+
+	destroy_level(vm, vm->s2.root, START_LEVEL, 0, &fns, cpu);
+	vm->s2.root = 0;
+	tlbi_vm(vm);
 }

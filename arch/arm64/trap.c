@@ -5,10 +5,12 @@
  * the guest may not do becomes an exception in the guest, never a crash of
  * Quire.
  */
+#include <quire/blk.h>
 #include <quire/conmux.h>
 #include <quire/console.h>
 #include <quire/sched.h>
 #include <quire/fault.h>
+#include <quire/swap.h>
 #include <quire/pl011.h>
 #include <quire/vdev.h>
 #include <arch/cpu.h>
@@ -55,6 +57,9 @@ void irq_handle(struct vcpu *v)
 		} else if (id == gic_maint_irq() && v) {
 			/* List registers retired (EOI) or drained (underflow): sync them before re-entry. */
 			atomic_store(&v->vgic_active, true);
+		} else if (id >= 32 && id == blk_irq()) {
+			/* The swap disk: InterruptACK, then the used ring, inside blk_complete. */
+			blk_complete(cpu_id());
 		} else if (id == console_irq) {
 			int c;
 
@@ -113,11 +118,17 @@ static void abort_from_guest(struct vcpu *v, struct trap_frame *f)
 	struct s2_fault flt;
 	enum vio_result r;
 
+	u64 gen = swap_gen();
+
 	if (!fault_decode(f->esr, f->far, read_sysreg(hpfar_el2), &flt))
 		return; /* not reached: called for EC 0x20 and 0x24 only */
 	r = violation_handle(v->vm, &flt, cpu_id());
-	if (r == VIO_MAPPED || r == VIO_RACED)
+	if (r == VIO_MAPPED || r == VIO_RACED || r == VIO_STOP)
 		return;
+	if (r == VIO_WAIT) {
+		vcpu_wait_io(v, gen);
+		return;
+	}
 	if (r == VIO_SEA_OUTSIDE && !flt.instr && emulate_mmio(v, f, &flt))
 		return;
 	if (flt.instr && (f->elr & ~0x7ffUL) == read_sysreg(vbar_el1)) {
@@ -258,5 +269,7 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 		vcpu_exit();
 	if (atomic_load(&this_cpu()->resched) || atomic_load(&v->blocked))
 		sched_resched(f);
+	/* Whichever vCPU enters now waits for nothing (a page still in transit faults again). */
+	atomic_store(&this_cpu()->vcpu->io_wait, false);
 	vgic_flush(this_cpu()->vcpu);
 }

@@ -14,6 +14,7 @@
 #include <quire/console.h>
 #include <quire/sched.h>
 #include <quire/share.h>
+#include <quire/swap.h>
 #include <quire/vdev.h>
 #include <arch/cpu.h>
 #include <arch/el1_context.h>
@@ -149,13 +150,35 @@ static bool irq_waiting(void)
 
 void idle_work(struct cpu *c, struct vcpu *cur)
 {
-	u64 t0 = counter_read();
+	u64 t0 = counter_read(), slice = us_to_ticks(SCHED_SLICE_US), t1;
 
 	/* The sharing scanner stops at the first interrupt: the CPU has better things to do. */
-	if (share_scan(c->id, t0, us_to_ticks(SCHED_SLICE_US), irq_waiting))
+	if (share_scan(c->id, t0, slice, irq_waiting))
 		share_add_ticks(counter_read() - t0);
+	t1 = counter_read();
 	/* Wake for the next blocked vCPU's timer here (other than cur) or the scanner's next slice. */
-	htimer_arm(MIN(sched_next_deadline(c->id, cur), share_next_wake()));
+	htimer_arm(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)));
+}
+
+void vcpu_wait_io(struct vcpu *v, u64 gen)
+{
+	struct cpu *c = this_cpu();
+
+	v->io_gen = gen;
+	atomic_store(&v->io_wait, true);
+	/* Whoever completes a request bumps the generation, then kicks vCPUs with io_wait set. */
+	while (swap_gen() == gen && !atomic_load(&v->vm->off)) {
+		if (sched_queued(c->id) > 1 && sched_any_runnable(c->id, v, counter_read())) {
+			atomic_store(&v->blocked, true); /* others run meanwhile; the scheduler looks at io_wait */
+			return;
+		}
+		atomic_store(&c->resched, false);
+		idle_work(c, v);
+		dsb(sy);
+		wfi();
+		irq_handle(v);
+	}
+	atomic_store(&v->io_wait, false);
 }
 
 bool vcpu_wake_pending(struct vcpu *v, u64 now)
@@ -327,6 +350,7 @@ static void __noreturn sched_loop(void)
 		if (v) {
 			vcpu_load(v, f);
 			atomic_store(&v->blocked, false);
+			atomic_store(&v->io_wait, false);
 			arm_next(c, v);
 			vgic_flush(v);
 			vcpu_enter(f);

@@ -1,8 +1,11 @@
 #ifndef QUIRE_ERRNO_H
 #define QUIRE_ERRNO_H
 #define ENOENT 2
+#define EIO 5
 #define ENOMEM 12
+#define EBUSY 16
 #define EEXIST 17
+#define ENODEV 19
 #define EINVAL 22
 #define ENOSPC 28
 #define EDQUOT 122

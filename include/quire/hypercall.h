@@ -45,5 +45,7 @@
  * x0 = 0, or SMCCC_NOT_SUPPORTED for another x1.
  */
 #define QUIRE_HC_SHARE_STATS 0xc6000005
+/* The caller VM's swap: x1 pages written out, x2 pages read back, x3 pages on the disk now. */
+#define QUIRE_HC_SWAP_STATS 0xc6000006
 
 #endif

@@ -100,6 +100,7 @@ struct vm_pool {
 	u32 quota;		/* pages this VM may hold: data, idle and page tables */
 	_Atomic u32 charged;	/* pages held now, against the quota */
 	_Atomic u32 active;	/* data pages mapped */
+	u32 data_limit;		/* most data pages it may map (its resident limit if it swaps) */
 	_Atomic u32 pgtables;	/* stage-2 table pages */
 	struct lfstack idle;	/* reserved for this VM, zeroed, not mapped */
 	_Atomic u64 fills;	/* violations answered with a new page */
@@ -119,6 +120,8 @@ void vmpool_init(struct vm_pool *vp, struct pool *vmm, u8 vm_id, u32 quota);
 pidx_t vmpool_take(struct vm_pool *vp, unsigned cpu, int *why);
 /* Like vmpool_take, but not zeroed: for a page the caller overwrites entirely at once. */
 pidx_t vmpool_take_for_copy(struct vm_pool *vp, unsigned cpu, int *why);
+/* One more data page mapped: false if that would pass data_limit. */
+bool vmpool_activate(struct vm_pool *vp);
 /* A page this VM held is no longer its own (it became shared): uncharge it. */
 void vmpool_uncharge(struct vm_pool *vp);
 /* A shared page becomes this VM's own again: charge it, even past the quota (no new page is used). */

@@ -54,6 +54,8 @@ void share_vm_init(struct vm *vm);
 void share_vm_stop(struct vm *vm);
 /* Give back whatever the page mapped at ipa is (private, shared, zero or image) as the VM goes. */
 void share_release(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu);
+/* A private page leaves its mapping for the swap disk (leaf claimed): the scanner forgets it. */
+void share_forget(pidx_t i);
 /* Is pa in an image VMs may map read-only? */
 bool share_is_image(paddr_t pa);
 /* Map the image page at pa read-only at ipa (copy-on-write): 0 or as s2_map_page. */
@@ -68,7 +70,7 @@ enum vio_result share_cow(struct vm *vm, ipa_t page, unsigned cpu);
  */
 unsigned share_scan(unsigned cpu, u64 now, u64 slice_ticks, bool (*stop)(void));
 /* When the scanner next has pages to scan (~0: never, nobody shares). */
-u64 share_next_wake(void);
+u64 share_next_wake(u64 now, u64 slice_ticks);
 /* Counter ticks the scanner ran, added up by the arch around share_scan. */
 void share_add_ticks(u64 ticks);
 void share_stats(struct share_stats *st);

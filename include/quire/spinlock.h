@@ -35,6 +35,15 @@ static inline bool spin_lock_bounded(spinlock_t *l, unsigned long spins)
 	return false;
 }
 
+static inline bool spin_trylock(spinlock_t *l)
+{
+	u32 cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
+
+	return atomic_load_explicit(&l->next, memory_order_relaxed) == cur &&
+	       atomic_compare_exchange_strong_explicit(&l->next, &cur, cur + 1, memory_order_acquire,
+						       memory_order_relaxed);
+}
+
 static inline void spin_unlock(spinlock_t *l)
 {
 	u32 o = atomic_load_explicit(&l->owner, memory_order_relaxed);

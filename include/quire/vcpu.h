@@ -18,6 +18,8 @@ struct vcpu {
 	_Atomic int state;
 	_Atomic bool blocked; /* in WFI with nothing to take: not runnable until an interrupt */
 	bool yield;	      /* gave up the rest of its slice (WFE) */
+	_Atomic bool io_wait; /* waits for the swap disk: not runnable until swap_gen() != io_gen */
+	u64 io_gen;
 	u64 entry, context;
 	/* Interrupt work pending or in the list registers: checked on every exit, so kept here. */
 	_Atomic bool vgic_active;

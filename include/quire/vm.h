@@ -3,6 +3,7 @@
 #define QUIRE_VM_H
 #include <quire/fault.h>
 #include <quire/pool.h>
+#include <quire/spinlock.h>
 #include <quire/vmconfig.h>
 
 #define MAX_VMS 8
@@ -32,6 +33,19 @@ struct vm_share {
 	_Atomic u64 cow;	/* copy-on-write breaks */
 };
 
+/* Per-VM swap state (struct vm; see quire/swap.h). */
+struct vm_swap {
+	bool on;		/* it has swap space and there is a disk */
+	u32 limit;		/* its resident limit in pages (also pool.data_limit) */
+	u32 quota;		/* swap slots it may hold */
+	_Atomic u32 slots;	/* swap slots it holds */
+	_Atomic u32 inflight;	/* its requests on the disk */
+	_Atomic u32 writing;	/* its pages being written out (still resident) */
+	spinlock_t lock;	/* the clock */
+	u64 hand;		/* the clock's next IPA */
+	_Atomic u64 outs, ins, zero, waits;
+};
+
 struct vm {
 	u8 id; /* 1.. ; 0 is Quire */
 	char name[16];
@@ -40,6 +54,7 @@ struct vm {
 	struct vm_pool pool;
 	struct stage2 s2;
 	struct vm_share share;
+	struct vm_swap swap;
 	unsigned nvcpus;
 	struct vcpu *vcpu[MAX_VCPUS];
 	_Atomic u32 logged;	/* VM_LOG_* bits: what was already logged once */
@@ -50,7 +65,10 @@ struct vm {
 	struct vm_config cfg;	/* what it was made from, for restarts */
 };
 
-enum { VM_LOG_VIO = 0, VM_LOG_UNDEF = 8, VM_LOG_HVC, VM_LOG_SYSREG, VM_LOG_MMIO, VM_LOG_MMIO_NOISV };
+enum {
+	VM_LOG_VIO = 0, VM_LOG_UNDEF = 8, VM_LOG_HVC, VM_LOG_SYSREG, VM_LOG_MMIO, VM_LOG_MMIO_NOISV,
+	VM_LOG_SWAP_IO, VM_LOG_SWAP_FULL,
+};
 /* What the monitor shows; see vm_state(). */
 enum vm_state {
 	VM_EMPTY,	/* no VM in this slot */
@@ -94,7 +112,9 @@ enum vio_result {
 	VIO_SEA_OUTSIDE, /* neither RAM nor a device: inject an external abort */
 	VIO_SEA_QUOTA,	 /* the VM's page quota is used up: inject an external abort */
 	VIO_SEA_NOMEM,	 /* the machine is out of pages: inject an external abort */
-	VIO_UNHANDLED,	 /* a fault class no issue handles yet (access flag, permission) */
+	VIO_UNHANDLED,	 /* a fault class Quire does not handle: inject an external abort */
+	VIO_WAIT,	 /* the page is on its way from or to the swap disk: the vCPU waits (v->io_wait) */
+	VIO_STOP,	 /* the VM was stopped (swap full or a disk error, logged): the vCPU leaves */
 };
 
 /* Where VMs get their pages, their IPA size, and how many CPUs may run vCPUs. */
@@ -126,6 +146,7 @@ struct s2_slot {
  * *slot set if the leaf is empty; -EEXIST if a page is mapped there already;
  * -EDQUOT or -ENOMEM if a table page could not be had. Lock-free: tables are
  * installed by CAS, and a racing vCPU that loses gives its table page back.
+ * *slot is set on -EEXIST too: quire/s2_entry.h says what an invalid leaf holds.
  */
 int s2_prepare(struct vm *vm, ipa_t ipa, unsigned cpu, struct s2_slot *slot);
 /* Map pa in a prepared slot: 0, or -EEXIST if a racing vCPU filled it first. */
@@ -160,7 +181,19 @@ u64 s2_next_leaf(struct vm *vm, u64 from, u64 end);
 int s2_claim(struct vm *vm, ipa_t ipa, struct s2_slot *slot, struct s2_leaf *old);
 /* Make: map pa/prot in a claimed slot (pass *old back to undo a claim). */
 void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot);
-/* Unmap every page (giving it to fn) and free every table; the VM must not run. */
+/*
+ * Unmap every page (giving it to fn, and each swapped page's slot to
+ * swapped) and free every table; the VM must not run nor have disk I/O in flight.
+ */
 void s2_destroy(struct vm *vm, void (*fn)(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu),
-		unsigned cpu);
+		void (*swapped)(struct vm *vm, u64 swap_slot, unsigned cpu), unsigned cpu);
+/*
+ * The access flag, for the swap clock. Was the page at ipa used since the
+ * last call? Clears the flag (the TLBs still hold it until s2_flush_young).
+ */
+bool s2_test_clear_young(struct vm *vm, ipa_t ipa);
+/* An access-flag fault: set the flag. false if nothing valid is mapped there. */
+bool s2_set_young(struct vm *vm, ipa_t ipa);
+/* The TLBs forget the VM's entries, so accesses after cleared access flags fault and show. */
+void s2_flush_young(struct vm *vm);
 #endif

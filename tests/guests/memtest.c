@@ -8,7 +8,8 @@
  * 7 bench, 8 bench-smp, 9 hostile (a badly behaved guest: see mode_hostile;
  * not about memory), 10 dirty, 11 zeroscan (isolation: a VM booted on pages
  * another released sees only zeros), 12 yield (scheduler bench), 13 share (merging
- * and copy-on-write, see mode_share), 14 noshare (sharing off). Each prints `memtest: <mode> ok ...` or
+ * and copy-on-write, see mode_share), 14 noshare (sharing off), 15 swap (a verifying stress past
+ * the resident limit, see mode_swap). Each prints `memtest: <mode> ok ...` or
  * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
  *
  * Nothing new is touched between the MEM_STATS calls that bracket a measured
@@ -1028,9 +1029,114 @@ static void mode_share(void)
 	   t3 - t2, t4 - t3, counter_freq());
 }
 
+/*
+ * ---- 15: swap: a verifying stress over more memory than the VM may hold ----
+ * Run with a resident limit well below the area (docs/memory.md, "Swap").
+ * Every page gets a generation; its words are pat(address, generation), so
+ * a page read back from the wrong slot, or a stale copy, shows. Every 16th
+ * page stays zero (it must cost no disk). Phases: write everything, verify
+ * everything, rewrite random pages after verifying them, verify everything.
+ */
+#define SWAP_AREA_MAX (400 * MiB)
+#define SWAP_RANDOM 20000
+
+struct swap_counts {
+	u64 outs, ins, swapped;
+};
+
+static struct swap_counts swap_counts(void)
+{
+	struct smccc_res r = hvc(QUIRE_HC_SWAP_STATS, 0, 0, 0);
+
+	return (struct swap_counts){ r.x1, r.x2, r.x3 };
+}
+
+static u64 swap_max_resident;
+
+static void swap_fill(u64 a, unsigned char gen)
+{
+	for (u64 w = a; w < a + PAGE_SIZE; w += 8)
+		RD(w) = gen ? pat(w, gen) : 0;
+	if (!(page_of(a) % 64)) {
+		u64 r = mem_stats().resident;
+
+		swap_max_resident = r > swap_max_resident ? r : swap_max_resident;
+	}
+}
+
+static u64 swap_check(u64 a, unsigned char gen)
+{
+	u64 bad = 0;
+
+	for (u64 w = a; w < a + PAGE_SIZE; w += 8)
+		bad += RD(w) != (gen ? pat(w, gen) : 0);
+	return bad;
+}
+
+static u64 swap_verify(u64 base, u64 n, const unsigned char *gen)
+{
+	u64 bad = 0;
+
+	for (u64 p = 0; p < n; p++)
+		bad += swap_check(base + p * PAGE_SIZE, gen[p]);
+	return bad;
+}
+
+static void mode_swap(void)
+{
+	unsigned char *gen = (unsigned char *)((cfg.free + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
+	u64 base = ((u64)gen + SWAP_AREA_MAX / PAGE_SIZE + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	u64 n = (cfg.ram_end - base) / PAGE_SIZE, seed = 0x5eed, t0, t1, t2, t3, t4, bad;
+	struct swap_counts c0, c1, c2, c3;
+
+	n = n > SWAP_AREA_MAX / PAGE_SIZE ? SWAP_AREA_MAX / PAGE_SIZE : n;
+	if (!need_ram("swap", base + 64 * PAGE_SIZE))
+		return;
+	c0 = swap_counts();
+	t0 = counter();
+	for (u64 p = 0; p < n; p++) {
+		gen[p] = p % 16 == 5 ? 0 : 1;
+		swap_fill(base + p * PAGE_SIZE, gen[p]);
+	}
+	t1 = counter();
+	c1 = swap_counts();
+	if ((bad = swap_verify(base, n, gen))) {
+		pr("memtest: swap FAIL %lu words wrong after writing %lu pages\n", bad, n);
+		return;
+	}
+	t2 = counter();
+	c2 = swap_counts();
+	for (u64 k = 0; k < SWAP_RANDOM; k++) {
+		u64 p = xorshift(&seed) % n, a = base + p * PAGE_SIZE;
+
+		if ((bad = swap_check(a, gen[p]))) {
+			pr("memtest: swap FAIL page %lu (generation %u): %lu words wrong\n", p, gen[p], bad);
+			return;
+		}
+		gen[p] = gen[p] == 255 ? 1 : gen[p] + 1;
+		swap_fill(a, gen[p]);
+	}
+	t3 = counter();
+	if ((bad = swap_verify(base, n, gen))) {
+		pr("memtest: swap FAIL %lu words wrong at the end\n", bad);
+		return;
+	}
+	t4 = counter();
+	c3 = swap_counts();
+	if (c1.outs == c0.outs || c3.ins == c1.ins) {
+		pr("memtest: swap FAIL nothing went to the disk and back: outs %lu -> %lu, ins %lu -> %lu\n",
+		   c0.outs, c3.outs, c1.ins, c3.ins);
+		return;
+	}
+	pr("memtest: swap ok pages=%lu max_resident=%lu outs=%lu ins=%lu swapped=%lu write_outs=%lu "
+	   "verify_ins=%lu write_ticks=%lu verify_ticks=%lu random_ticks=%lu final_ticks=%lu freq=%lu\n",
+	   n, swap_max_resident, c3.outs - c0.outs, c3.ins - c0.ins, c3.swapped, c1.outs - c0.outs,
+	   c2.ins - c1.ins, t1 - t0, t2 - t1, t3 - t2, t4 - t3, counter_freq());
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
-					  "noshare" };
+					  "noshare", "swap" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -1070,6 +1176,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 12: mode_yield(); break;
 	case 13: mode_share(); break;
 	case 14: mode_noshare(); break;
+	case 15: mode_swap(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <quire/errno.h>
+#include <quire/s2_entry.h>
 #include <quire/vm.h>
 #include "fake_s2.h"
 #include "hostmem.h"
@@ -10,10 +11,11 @@
 #define REGION_SHIFT 21 /* one table page per 2 MiB */
 #define ENTRIES 512
 #define FALLBACK_SLOTS 64
-#define LEAF_VALID 1ull
-#define LEAF_BUSY 2ull /* claimed: invalid but not empty */
+#define LEAF_VALID S2E_VALID
+#define LEAF_BUSY S2E_BUSY /* claimed: invalid but not empty (quire/s2_entry.h) */
 #define PROT_MASK (S2_RWX | S2_DEVICE)
 #define LEAF_PROT_SHIFT 2
+#define LEAF_AF (1ull << 6)
 #define LEAF_ADDR(e) ((e) & 0x0000fffffffff000ull)
 
 struct fallback_slot {
@@ -180,7 +182,7 @@ int s2_fill(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
 	if (pa & (PAGE_SIZE - 1) || !pa || prot & ~PROT_MASK)
 		return -EINVAL;
 	maybe_yield();
-	if (!atomic_compare_exchange_strong_explicit(slot->e, &old, pa | (u64)prot << LEAF_PROT_SHIFT | LEAF_VALID,
+	if (!atomic_compare_exchange_strong_explicit(slot->e, &old, pa | (u64)prot << LEAF_PROT_SHIFT | LEAF_VALID | LEAF_AF,
 						     memory_order_release, memory_order_acquire)) {
 		atomic_fetch_add_explicit(&s->eexist, 1, memory_order_relaxed);
 		return -EEXIST;
@@ -263,11 +265,64 @@ int s2_claim(struct vm *vm, ipa_t ipa, struct s2_slot *slot, struct s2_leaf *old
 void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
 {
 	(void)vm;
-	if (atomic_load(slot->e) != LEAF_BUSY || !pa || pa & (PAGE_SIZE - 1) || prot & ~PROT_MASK) {
+	u64 e = atomic_load(slot->e);
+
+	if ((e != LEAF_BUSY && !s2e_transit(e)) || !pa || pa & (PAGE_SIZE - 1) || prot & ~PROT_MASK) {
 		fprintf(stderr, "fake_s2: s2_install on a slot that is not claimed, or a bad page\n");
 		abort();
 	}
-	atomic_store_explicit(slot->e, pa | (u64)prot << LEAF_PROT_SHIFT | LEAF_VALID, memory_order_release);
+	atomic_store_explicit(slot->e, pa | (u64)prot << LEAF_PROT_SHIFT | LEAF_VALID | LEAF_AF, memory_order_release);
+}
+
+static _Atomic u64 *leaf_slot(struct vm *vm, ipa_t ipa)
+{
+	_Atomic u64 *table;
+
+	return table_of(vm, ipa, false, 0, &table) ? NULL : &table[(ipa.bits >> PAGE_SHIFT) % ENTRIES];
+}
+
+bool s2_test_clear_young(struct vm *vm, ipa_t ipa)
+{
+	_Atomic u64 *e = leaf_slot(vm, ipa);
+	u64 v = e ? atomic_load(e) : 0;
+
+	if (!(v & LEAF_VALID) || !(v & LEAF_AF))
+		return false;
+	atomic_compare_exchange_strong(e, &v, v & ~LEAF_AF);
+	return true;
+}
+
+bool s2_set_young(struct vm *vm, ipa_t ipa)
+{
+	_Atomic u64 *e = leaf_slot(vm, ipa);
+	u64 v = e ? atomic_load(e) : 0;
+
+	while (v & LEAF_VALID)
+		if (atomic_compare_exchange_weak(e, &v, v | LEAF_AF))
+			return true;
+	return false;
+}
+
+_Atomic unsigned long fake_s2_flushes;
+
+void s2_flush_young(struct vm *vm)
+{
+	(void)vm;
+	atomic_fetch_add(&fake_s2_flushes, 1);
+}
+
+bool fake_s2_young(struct vm *vm, ipa_t ipa)
+{
+	_Atomic u64 *e = leaf_slot(vm, ipa);
+
+	return e && (atomic_load(e) & (LEAF_VALID | LEAF_AF)) == (LEAF_VALID | LEAF_AF);
+}
+
+u64 fake_s2_raw(struct vm *vm, ipa_t ipa)
+{
+	_Atomic u64 *e = leaf_slot(vm, ipa);
+
+	return e ? atomic_load(e) : 0;
 }
 
 /* Visit every table: fn(region, table pidx, slot). */
@@ -317,6 +372,7 @@ void fake_s2_stats(struct vm *vm, struct fake_s2_stats *st)
 struct destroy_arg {
 	struct vm *vm;
 	void (*fn)(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu);
+	void (*swapped)(struct vm *vm, u64 swap_slot, unsigned cpu);
 	unsigned cpu;
 };
 
@@ -329,10 +385,12 @@ static void destroy_table(void *arg, u64 region, _Atomic pidx_t *slot)
 	for (unsigned k = 0; k < ENTRIES; k++) {
 		u64 e = atomic_exchange(&table[k], 0);
 
-		if (e == LEAF_BUSY) {
-			fprintf(stderr, "fake_s2: s2_destroy found a leaf still claimed\n");
+		if (e == LEAF_BUSY || s2e_transit(e)) {
+			fprintf(stderr, "fake_s2: s2_destroy found a leaf still claimed or in transit\n");
 			abort();
 		}
+		if (s2e_swapped(e) && a->swapped)
+			a->swapped(a->vm, s2e_slot(e), a->cpu);
 		if (e & LEAF_VALID)
 			a->fn(a->vm, IPA(region << REGION_SHIFT | (u64)k << PAGE_SHIFT), LEAF_ADDR(e), a->cpu);
 	}
@@ -341,10 +399,11 @@ static void destroy_table(void *arg, u64 region, _Atomic pidx_t *slot)
 	atomic_fetch_sub_explicit(&a->vm->pool.pgtables, 1, memory_order_relaxed);
 }
 
-void s2_destroy(struct vm *vm, void (*fn)(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu), unsigned cpu)
+void s2_destroy(struct vm *vm, void (*fn)(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu),
+		void (*swapped)(struct vm *vm, u64 swap_slot, unsigned cpu), unsigned cpu)
 {
 	struct fake_s2 *s = state(vm);
-	struct destroy_arg a = { vm, fn, cpu };
+	struct destroy_arg a = { vm, fn, swapped, cpu };
 
 	each_table(s, destroy_table, &a);
 	vmpool_give_back(&vm->pool, cpu, s->root, true);

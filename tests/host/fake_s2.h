@@ -30,4 +30,10 @@ void fake_s2_stats(struct vm *vm, struct fake_s2_stats *st);
 extern _Atomic unsigned long fake_s2_claims;
 /* The S2_* permissions of the page mapped at ipa (0 if none). */
 unsigned fake_s2_prot(struct vm *vm, ipa_t ipa);
+/* s2_flush_young calls. */
+extern _Atomic unsigned long fake_s2_flushes;
+/* Is the access flag of the page mapped at ipa set? */
+bool fake_s2_young(struct vm *vm, ipa_t ipa);
+/* The raw leaf at ipa (0 if no table): quire/s2_entry.h for invalid ones. */
+u64 fake_s2_raw(struct vm *vm, ipa_t ipa);
 #endif

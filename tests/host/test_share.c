@@ -29,6 +29,7 @@
 
 #include <quire/console.h>
 #include <quire/share.h>
+#include <quire/swap.h>
 #include <quire/vm.h>
 #include "../../core/share_priv.h"
 #include "fake_s2.h"
@@ -197,7 +198,7 @@ static void vm_unmake_(unsigned s, unsigned cpu, bool quiet)
 	pidx_t i;
 
 	share_vm_stop(v);
-	s2_destroy(v, share_release, cpu);
+	s2_destroy(v, share_release, swap_release, cpu);
 	while ((i = lfstack_pop(&v->pool.idle, pool.desc)) != PIDX_NONE)
 		vmpool_give_back(&v->pool, cpu, i, true);
 	registry[s] = NULL;
@@ -1359,7 +1360,9 @@ static void scanner_budget_and_stop(void **state)
 	write_page(1, 0, 1);
 	t = now_ticks += 10 * SLICE;
 	assert_int_equal(share_scan(0, t, SLICE, never_stop), 4);
-	assert_int_equal(share_next_wake(), t + SLICE);
+	assert_int_equal(share_next_wake(t, SLICE), t + SLICE);
+	/* A refill time already past (another CPU scans): a slice later, never at once. */
+	assert_int_equal(share_next_wake(t + 3 * SLICE, SLICE), t + 4 * SLICE);
 	assert_int_equal(share_scan(0, t + SLICE - 1, SLICE, never_stop), 0); /* budget spent */
 	assert_int_equal(share_scan(0, t + SLICE, SLICE, never_stop), 4);
 	/* Pages 8 and 9, the wrap (a full scan), page 0 again. */
@@ -1374,7 +1377,7 @@ static void scanner_budget_and_stop(void **state)
 	/* Rate 0: not scanned, and nobody to wake for. */
 	assert_int_equal(share_set_rate(V(0), 0), 0);
 	assert_int_equal(share_scan(0, t + 5 * SLICE, SLICE, never_stop), 0);
-	assert_int_equal(share_next_wake(), ~0UL);
+	assert_int_equal(share_next_wake(t + 5 * SLICE, SLICE), ~0UL);
 	now_ticks = t + 6 * SLICE;
 	check_all(true, NULL);
 	vm_unmake(0, 0);

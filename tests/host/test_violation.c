@@ -102,7 +102,7 @@ static void destroy_vm(struct vm *v, unsigned cpu)
 	fake_s2_stats(v, &st);
 	atomic_store(&given_back, 0);
 	atomic_store(&bad_give_back, 0);
-	s2_destroy(v, give_back, cpu);
+	s2_destroy(v, give_back, NULL, cpu);
 	assert_int_equal(atomic_load(&given_back), st.leaves);
 	assert_int_equal(atomic_load(&bad_give_back), 0);
 	while ((i = lfstack_pop(&v->pool.idle, pool.desc)) != PIDX_NONE)
@@ -118,9 +118,9 @@ static int teardown(void **state)
 	(void)state;
 	atomic_store(&fake_s2_yield, false);
 	if (vm.s2.root)
-		s2_destroy(&vm, give_back, 0);
+		s2_destroy(&vm, give_back, NULL, 0);
 	if (vm2.s2.root)
-		s2_destroy(&vm2, give_back, 0);
+		s2_destroy(&vm2, give_back, NULL, 0);
 	memset(&vm, 0, sizeof(vm));
 	memset(&vm2, 0, sizeof(vm2));
 	free(desc);
@@ -282,7 +282,7 @@ static void outside_ram(void **state)
 
 static void other_fault_classes_unhandled(void **state)
 {
-	static const u32 fsc[] = { FSC_PERM_L3, FSC_AF_L3, 0x09, 0x0d, FSC_ADDR_L1, FSC_SEA, FSC_ALIGN, 0x30 };
+	static const u32 fsc[] = { FSC_PERM_L3, 0x0d, FSC_ADDR_L1, FSC_SEA, FSC_ALIGN, 0x30 };
 
 	(void)state;
 	setup(256, MiB(16), 1000);
@@ -296,7 +296,6 @@ static void other_fault_classes_unhandled(void **state)
 	/* On a mapped page too. */
 	assert_int_equal(touch(PG(3)), VIO_MAPPED);
 	u32 charged = atomic_load(&vm.pool.charged);
-	assert_int_equal(fault_on(&vm, PG(3), FSC_AF_L3, false, false, 0), VIO_UNHANDLED);
 	assert_int_equal(fault_on(&vm, PG(3), FSC_PERM_L3, false, false, 0), VIO_UNHANDLED);
 	assert_int_equal(atomic_load(&vm.pool.charged), charged);
 	assert_int_equal(atomic_load(&vm.pool.fills), 1);
@@ -309,6 +308,26 @@ static void other_fault_classes_unhandled(void **state)
  * mapped at all, can only be stale (a TLB entry since replaced): the guest
  * retries, and nothing changes.
  */
+/* An access-flag fault (the swap clock cleared the flag; the CPU does not set it): set it, retry. */
+static void access_flag_fault_sets_the_flag(void **state)
+{
+	(void)state;
+	setup(256, MiB(16), 1000);
+	/* Nothing mapped: retry, and the retry is a translation fault; nothing is filled by it. */
+	assert_int_equal(fault_on(&vm, PG(3), FSC_AF_L3, false, false, 0), VIO_RACED);
+	assert_int_equal(fault_on(&vm, PG(3), 0x09, true, false, 0), VIO_RACED);
+	assert_int_equal(s2_lookup(&vm, IPA(PG(3))), 0);
+	assert_int_equal(touch(PG(3)), VIO_MAPPED);
+	assert_true(fake_s2_young(&vm, IPA(PG(3))));
+	assert_true(s2_test_clear_young(&vm, IPA(PG(3))));
+	assert_false(fake_s2_young(&vm, IPA(PG(3))));
+	assert_false(s2_test_clear_young(&vm, IPA(PG(3))));
+	assert_int_equal(fault_on(&vm, PG(3), FSC_AF_L3, true, false, 0), VIO_RACED);
+	assert_true(fake_s2_young(&vm, IPA(PG(3))));
+	assert_int_equal(atomic_load(&vm.pool.fills), 1);
+	check_books(&vm);
+}
+
 static void stale_write_permission_fault_retries(void **state)
 {
 	(void)state;
@@ -696,6 +715,7 @@ int main(void)
 		cmocka_unit_test_teardown(outside_ram, teardown),
 		cmocka_unit_test_teardown(other_fault_classes_unhandled, teardown),
 		cmocka_unit_test_teardown(stale_write_permission_fault_retries, teardown),
+		cmocka_unit_test_teardown(access_flag_fault_sets_the_flag, teardown),
 		cmocka_unit_test_teardown(quota_exhaustion, teardown),
 		cmocka_unit_test_teardown(quota_exhausted_by_table_page, teardown),
 		cmocka_unit_test_teardown(machine_exhaustion, teardown),

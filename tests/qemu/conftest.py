@@ -40,7 +40,9 @@ class Console:
 
     def read_until_quiet(self, quiet=1.0, limit=30):
         """Everything printed until nothing new arrives for `quiet` seconds."""
-        out = []
+        # What the last expect read past its match first (read_nonblocking reads only the pipe).
+        out = [self.child.buffer]
+        self.child.buffer = self.child.string_type()
         try:
             for _ in range(int(limit / quiet)):
                 out.append(self.child.read_nonblocking(65536, timeout=quiet))
@@ -144,13 +146,13 @@ def boot_vms(boot, tmp_path, vms, smp, mem="1G", timeout=90, extra=()):
                 *extra, timeout=timeout)
 
 
-def run_until_off(boot, tmp_path, vms, smp, mem="1G", timeout=90):
+def run_until_off(boot, tmp_path, vms, smp, mem="1G", timeout=90, extra=()):
     """Boot Quire with these VMs and wait until every VM has powered off.
 
     Returns the console text (without \r) up to the last power-off and a
     little after, so lines Quire prints then are in it too.
     """
-    con = boot_vms(boot, tmp_path, vms, smp, mem, timeout)
+    con = boot_vms(boot, tmp_path, vms, smp, mem, timeout, extra)
     text, off = [], set()
     want = set(range(1, len(vms) + 1))
     while off != want:

@@ -56,6 +56,7 @@
 
 #define isb() asm volatile("isb" : : : "memory")
 #define dsb(opt) asm volatile("dsb " #opt : : : "memory")
+#define dmb(opt) asm volatile("dmb " #opt : : : "memory")
 #define sev() asm volatile("sev" : : : "memory")
 #define wfe() asm volatile("wfe" : : : "memory")
 #define wfi() asm volatile("wfi" : : : "memory")

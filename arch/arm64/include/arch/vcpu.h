@@ -22,6 +22,8 @@ void sched_timer_fired(void);
  */
 struct cpu;
 void idle_work(struct cpu *c, struct vcpu *cur);
+/* After VIO_WAIT: wait (running others here meanwhile) until swap_gen() is no longer gen. */
+void vcpu_wait_io(struct vcpu *v, u64 gen);
 /* The vCPU's first FP/SIMD use since it was loaded: give it its registers. */
 void vcpu_fp_trap(struct vcpu *v);
 /* Called from el2_exception for exceptions taken from the guest. */

@@ -1,0 +1,42 @@
+/* Swap internals shared by core/swap*.c. */
+#ifndef CORE_SWAP_PRIV_H
+#define CORE_SWAP_PRIV_H
+#include <quire/blk.h>
+#include <quire/spinlock.h>
+#include <quire/swap.h>
+
+#define SWAP_MAP_BITS (PAGE_SIZE * 8) /* slots per page of the slot map: 128 MiB of disk */
+#define SWAP_MAP_PAGES 512	      /* 64 GiB of swap at most */
+#define SWAP_IOS 64		      /* requests in flight at most */
+
+/* One request on the disk: pages of one VM, in consecutive slots. */
+struct swap_io {
+	struct blk_req r;
+	struct vm *vm;
+	u64 slot;			/* the first */
+	u64 ipa[BLK_MAX_PAGES];
+	struct s2_slot leaf[BLK_MAX_PAGES];
+	pidx_t page[BLK_MAX_PAGES];
+	u64 t0;				/* clock_us when it went to the disk */
+	struct swap_io *next;
+};
+
+struct swap_ctx {
+	spinlock_t lock; /* the slot map and the free requests */
+	struct pool *pool;
+	u64 nslots, used, hint;
+	u64 *map[SWAP_MAP_PAGES];
+	struct swap_io io[SWAP_IOS], *free;
+	_Atomic u64 gen;
+	_Atomic u64 outs, ins, zero, waits, out_us, in_us, in_cpu_ticks, errors;
+};
+
+extern struct swap_ctx sw;
+
+/* Up to n consecutive free slots within the VM's quota: how many (0: none), the first in *first. */
+u32 swap_slots_take(struct vm *vm, u32 n, u64 *first);
+void swap_slot_free(struct vm *vm, u64 slot);
+/* A free request for vm (counted in its inflight), or NULL if all are on the disk. */
+struct swap_io *swap_io_get(struct vm *vm);
+void swap_io_put(struct swap_io *io);
+#endif

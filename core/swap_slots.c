@@ -1,0 +1,143 @@
+/*
+ * The swap disk's slots (4 KiB each) and the requests in flight to it.
+ * One bit per slot, in pages taken from the pool at boot: 32 KiB per GiB of
+ * disk. A swapped page's slot number lives in its invalid stage-2 leaf, so
+ * nothing else is kept per swapped page.
+ */
+#include <quire/blk.h>
+#include <quire/console.h>
+#include "swap_priv.h"
+
+struct swap_ctx sw;
+
+void swap_init(struct pool *p, unsigned cpu)
+{
+	u64 n = MIN(blk_bytes() / PAGE_SIZE, (u64)SWAP_MAP_PAGES * SWAP_MAP_BITS);
+	unsigned ios = MIN(blk_depth(), (unsigned)SWAP_IOS);
+
+	sw.pool = p;
+	if (!blk_present() || !n || !ios)
+		return;
+	for (u64 k = 0; k < ALIGN_UP(n, SWAP_MAP_BITS) / SWAP_MAP_BITS; k++) {
+		pidx_t i = pool_alloc(p, cpu);
+
+		if (i == PIDX_NONE) {
+			printk("swap: no memory for the slot map; swap off\n");
+			return;
+		}
+		atomic_store(&pool_desc(p, i)->flags, MP_PINNED);
+		page_zero(pool_pa(p, i));
+		sw.map[k] = page_va(pool_pa(p, i));
+	}
+	for (unsigned k = 0; k < ios; k++) {
+		sw.io[k].next = sw.free;
+		sw.free = &sw.io[k];
+	}
+	sw.nslots = n;
+	printk("swap: %lu slots of 4 KiB (%lu MiB); slot map %lu KiB (1 bit per slot); a swapped page's "
+	       "slot is kept in its invalid stage-2 leaf, no other memory; %u requests in flight at most\n",
+	       n, n >> 8, ALIGN_UP(n, SWAP_MAP_BITS) / SWAP_MAP_BITS * 4, ios);
+}
+
+bool swap_enabled(void)
+{
+	return sw.nslots != 0;
+}
+
+static bool slot_used(u64 s)
+{
+	return sw.map[s / SWAP_MAP_BITS][s % SWAP_MAP_BITS / 64] >> (s % 64) & 1;
+}
+
+static void slot_mark(u64 s, bool used)
+{
+	u64 *w = &sw.map[s / SWAP_MAP_BITS][s % SWAP_MAP_BITS / 64];
+
+	*w = used ? *w | 1UL << (s % 64) : *w & ~(1UL << (s % 64));
+}
+
+u32 swap_slots_take(struct vm *vm, u32 n, u64 *first)
+{
+	u32 left = vm->swap.quota - MIN(vm->swap.quota, atomic_load(&vm->swap.slots)), len = 0;
+
+	n = MIN(n, left);
+	if (!n)
+		return 0;
+	spin_lock(&sw.lock);
+	/* Next fit from where the last run ended: runs of consecutive slots make long requests. */
+	for (u64 k = 0; k < sw.nslots && !len; k++) {
+		u64 s = (sw.hint + k) % sw.nslots;
+
+		if (!(s % 64) && sw.map[s / SWAP_MAP_BITS][s % SWAP_MAP_BITS / 64] == ~0UL) {
+			k += 63;
+			continue;
+		}
+		if (slot_used(s))
+			continue;
+		while (len < n && s + len < sw.nslots && !slot_used(s + len))
+			slot_mark(s + len++, true);
+		*first = s;
+		sw.used += len;
+		sw.hint = s + len;
+	}
+	spin_unlock(&sw.lock);
+	atomic_fetch_add(&vm->swap.slots, len);
+	return len;
+}
+
+void swap_slot_free(struct vm *vm, u64 s)
+{
+	spin_lock(&sw.lock);
+	if (s < sw.nslots && slot_used(s)) {
+		slot_mark(s, false);
+		sw.used--;
+	}
+	spin_unlock(&sw.lock);
+	atomic_fetch_sub(&vm->swap.slots, 1);
+}
+
+void swap_release(struct vm *vm, u64 slot, unsigned cpu)
+{
+	(void)cpu;
+	swap_slot_free(vm, slot);
+	atomic_fetch_sub(&vm->pool.swapped, 1);
+}
+
+struct swap_io *swap_io_get(struct vm *vm)
+{
+	struct swap_io *io;
+
+	spin_lock(&sw.lock);
+	io = sw.free;
+	if (io)
+		sw.free = io->next;
+	spin_unlock(&sw.lock);
+	if (io) {
+		io->vm = vm;
+		atomic_fetch_add(&vm->swap.inflight, 1);
+	}
+	return io;
+}
+
+void swap_io_put(struct swap_io *io)
+{
+	spin_lock(&sw.lock);
+	io->next = sw.free;
+	sw.free = io;
+	spin_unlock(&sw.lock);
+}
+
+void swap_stats(struct swap_stats *st)
+{
+	spin_lock(&sw.lock);
+	*st = (struct swap_stats){ .slots = sw.nslots, .used = sw.used };
+	spin_unlock(&sw.lock);
+	st->outs = atomic_load(&sw.outs);
+	st->ins = atomic_load(&sw.ins);
+	st->zero = atomic_load(&sw.zero);
+	st->waits = atomic_load(&sw.waits);
+	st->out_us = atomic_load(&sw.out_us);
+	st->in_us = atomic_load(&sw.in_us);
+	st->in_cpu_ticks = atomic_load(&sw.in_cpu_ticks);
+	st->errors = atomic_load(&sw.errors);
+}

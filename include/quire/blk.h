@@ -1,0 +1,61 @@
+/*
+ * The swap disk as Quire's core sees it: a block device of 512-byte sectors
+ * taking page-sized requests, several in flight, each completed by a
+ * callback from the device's interrupt (drivers/virtio_blk.c on QEMU virt;
+ * a fake in the host tests).
+ */
+#ifndef QUIRE_BLK_H
+#define QUIRE_BLK_H
+#include <quire/errno.h>
+#include <quire/machine.h>
+
+#define BLK_SECTOR_SHIFT 9
+#define BLK_MAX_PAGES 16 /* pages in one request: consecutive on the disk, anywhere in memory */
+#define BLK_MIN_BYTES MiB(1) /* the smallest disk Quire swaps to */
+
+struct pool;
+
+struct blk_req {
+	u64 sector;			/* first sector (512 bytes) on the disk */
+	u32 npages;			/* 1..BLK_MAX_PAGES pages of 4 KiB */
+	bool write;
+	paddr_t pa[BLK_MAX_PAGES];	/* machine address of each page */
+	int status;			/* set before done(): 0 or -EIO */
+	/* Called once, with IRQs masked, on the CPU that took the completion. */
+	void (*done)(struct blk_req *r, unsigned cpu);
+	void *ctx;			/* the submitter's */
+	u16 head;			/* driver's: the descriptor chain */
+};
+
+/* Where the driver takes the pages of its queue (the VMM pool); before blk_init. */
+void blk_use_pool(struct pool *p);
+/*
+ * Find the disk among the host DT's virtio-mmio slots and set it up; logs
+ * one line either way ("swap disk: ..." or why there is none). false if
+ * there is no usable disk of at least min_bytes.
+ */
+bool blk_init(const struct machine *m, u64 min_bytes);
+/*
+ * Also false from the moment a disk that wrote nonsense into its queue is
+ * reset and taken out of use (its requests in flight complete with -EIO).
+ */
+bool blk_present(void);
+u64 blk_bytes(void);
+/*
+ * Requests the device can hold in flight at once, of any size: with fewer
+ * in flight blk_submit never says -EBUSY. (A request of k pages takes k + 2
+ * of the queue's descriptors, so more small ones may fit; -EBUSY says not.)
+ */
+unsigned blk_depth(void);
+/*
+ * Queue r (lock-free for the caller's purposes: a short spinlock inside).
+ * 0; -EBUSY if the queue is full (retry after a completion); -ENODEV
+ * without a disk; -EINVAL for a request outside the disk, with no pages
+ * or too many, or a page address that is not page-aligned.
+ */
+int blk_submit(struct blk_req *r);
+/* Take completed requests (the interrupt handler calls this; callers may poll too). */
+void blk_complete(unsigned cpu);
+/* The disk's interrupt (INTID), 0 without a disk. */
+u32 blk_irq(void);
+#endif

@@ -1,0 +1,129 @@
+/* Host fake of the swap disk: see fake_blk.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fake_blk.h"
+#include "hostmem.h"
+
+#define MAX_PENDING 1024
+
+static u8 *disk;
+static u64 disk_bytes;
+static unsigned disk_depth, npending, fail_n[2];
+static struct blk_req *pending[MAX_PENDING];
+bool fake_blk_instant;
+u64 fake_blk_reads, fake_blk_writes;
+
+void fake_blk_setup(u64 bytes, unsigned depth)
+{
+	fake_blk_teardown();
+	disk = bytes ? malloc(bytes) : NULL;
+	if (disk)
+		memset(disk, 0xa5, bytes); /* whatever an old disk holds */
+	disk_bytes = bytes;
+	disk_depth = depth;
+}
+
+void fake_blk_teardown(void)
+{
+	free(disk);
+	disk = NULL;
+	disk_bytes = 0;
+	npending = 0;
+	fail_n[0] = fail_n[1] = 0;
+	fake_blk_instant = false;
+	fake_blk_reads = fake_blk_writes = 0;
+}
+
+void fake_blk_fail(bool write, unsigned n)
+{
+	fail_n[write] = n;
+}
+
+bool blk_present(void)
+{
+	return disk != NULL;
+}
+
+u64 blk_bytes(void)
+{
+	return disk_bytes;
+}
+
+unsigned blk_depth(void)
+{
+	return disk_depth;
+}
+
+u32 blk_irq(void)
+{
+	return 0;
+}
+
+static void transfer(struct blk_req *r)
+{
+	u64 off = r->sector << BLK_SECTOR_SHIFT;
+
+	if (fail_n[r->write]) {
+		fail_n[r->write]--;
+		r->status = -EIO;
+		return;
+	}
+	for (u32 k = 0; k < r->npages; k++, off += PAGE_SIZE) {
+		if (r->write)
+			memcpy(disk + off, hostmem_ptr(r->pa[k]), PAGE_SIZE);
+		else
+			memcpy(hostmem_ptr(r->pa[k]), disk + off, PAGE_SIZE);
+	}
+	*(r->write ? &fake_blk_writes : &fake_blk_reads) += r->npages;
+	r->status = 0;
+}
+
+int blk_submit(struct blk_req *r)
+{
+	if (!disk)
+		return -ENODEV;
+	if (!r->npages || r->npages > BLK_MAX_PAGES ||
+	    (r->sector << BLK_SECTOR_SHIFT) + (u64)r->npages * PAGE_SIZE > disk_bytes)
+		return -EINVAL;
+	if (npending >= disk_depth || npending == MAX_PENDING)
+		return -EBUSY;
+	if (fake_blk_instant) {
+		transfer(r);
+		r->done(r, 0);
+		return 0;
+	}
+	pending[npending++] = r;
+	return 0;
+}
+
+unsigned fake_blk_pending(void)
+{
+	return npending;
+}
+
+unsigned fake_blk_complete(unsigned n, unsigned cpu)
+{
+	unsigned done = 0;
+
+	while (done < n && npending) {
+		struct blk_req *r = pending[0];
+
+		memmove(pending, pending + 1, --npending * sizeof(*pending));
+		transfer(r);
+		r->done(r, cpu);
+		done++;
+	}
+	return done;
+}
+
+void blk_complete(unsigned cpu)
+{
+	fake_blk_complete(~0u, cpu);
+}
+
+bool blk_init(const struct machine *m, u64 min_bytes)
+{
+	(void)m;
+	return disk && disk_bytes >= min_bytes;
+}

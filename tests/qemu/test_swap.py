@@ -1,0 +1,96 @@
+"""Swap to a virtio-blk disk past a VM's resident limit (docs/memory.md, "Swap").
+
+memtest's swap mode writes, verifies, rewrites at random and verifies 400
+MiB of a 512 MiB VM that may hold 64 MiB; every word says which page and
+which generation it belongs to, so a page read back from the wrong slot or
+a stale copy fails the guest. Two such VMs run at once on one disk. A disk
+error and a full swap space each stop the VM concerned, with a message,
+while a VM beside it finishes its own work.
+"""
+import os
+import re
+
+from conftest import boot_vms, memtest, run_until_off
+from test_memory import result
+
+SWAP, SEQ = 15, 1
+LIMIT_PAGES = 64 * 256
+
+
+def disk(tmp_path, mib, name="swap.img"):
+    path = tmp_path / name
+    path.touch()
+    os.truncate(path, mib << 20)
+    return path
+
+
+def drive(spec):
+    return ("-drive", f"if=none,id=swap,format=raw,{spec}", "-device", "virtio-blk-device,drive=swap")
+
+
+def vm_lines(out, n):
+    return [m.group(1) for m in re.finditer(rf"^\[vm{n}\] (.*)$", out, re.M)]
+
+
+def until_reaped(boot, tmp_path, vms, extra, timeout):
+    """Boot, wait until every VM's memory went back to the pool (powered off or stopped); the text."""
+    con = boot_vms(boot, tmp_path, vms, smp=2, timeout=timeout, extra=extra)
+    text = []
+    for _ in vms:
+        con.expect(r"quire: vm\d+: \d+ pages returned to the pool")
+        text.append(con.child.before + con.child.after)
+    return ("".join(text) + con.read_until_quiet(quiet=0.5, limit=3)).replace("\r", "")
+
+
+def swap_vm(**kw):
+    return memtest(SWAP, 1, 512, 64, swap_mib=kw.pop("swap_mib", 512), **kw)
+
+
+def test_two_vms_swap_400_mib_each(boot, tmp_path):
+    img = disk(tmp_path, 1100)
+    out = run_until_off(boot, tmp_path, [swap_vm(), swap_vm()], smp=2, timeout=400,
+                        extra=drive(f"file={img}"))
+    assert re.search(r"^swap: 281600 slots of 4 KiB \(1100 MiB\)", out, re.M)
+    for n in (1, 2):
+        lines = vm_lines(out, n)
+        assert not [l for l in lines if "FAIL" in l], lines
+        m = result(lines, r"memtest: swap ok pages=(\d+) max_resident=(\d+) outs=(\d+) ins=(\d+) swapped=(\d+)")
+        pages, max_resident, outs, ins, swapped = (int(x) for x in m.groups())
+        assert pages == 102400
+        # Sampled by the guest all along: never above the limit, and the limit is used.
+        assert LIMIT_PAGES - 64 <= max_resident <= LIMIT_PAGES
+        # Most of the 400 MiB went out and came back (every 16th page is zero: no disk for it).
+        assert outs > pages * 3 // 4 and ins > pages // 2
+        assert swapped > pages // 2
+        off = re.search(rf"quire: vm{n} powered off \(faults served \d+, resident (\d+) pages", out)
+        assert int(off.group(1)) <= LIMIT_PAGES
+        assert re.search(rf"quire: vm{n}: \d+ pages returned to the pool \(0 still held\)", out)
+
+
+def test_swap_disk_error_stops_only_that_vm(boot, tmp_path):
+    img = disk(tmp_path, 600)
+    conf = tmp_path / "blkdebug.conf"
+    # Every write fails (EIO): the first page the VM swaps out stops it.
+    conf.write_text('[inject-error]\nevent = "write_aio"\nerrno = "5"\nonce = "off"\n')
+    out = until_reaped(boot, tmp_path, [swap_vm(), memtest(SEQ, 1, 64)], drive(f"file=blkdebug:{conf}:{img}"), 200)
+    assert re.search(r"quire: vm1: swap disk write error at sector \d+ \(\d+ pages\); stopping the VM", out)
+    assert "quire: vm1 stopped" in out
+    assert not [l for l in vm_lines(out, 1) if "swap ok" in l]
+    result(vm_lines(out, 2), r"memtest: seq ok")
+    assert re.search(r"quire: vm1: \d+ pages returned to the pool \(0 still held\)", out)
+
+
+def test_swap_space_full_stops_the_vm(boot, tmp_path):
+    img = disk(tmp_path, 600)
+    out = until_reaped(boot, tmp_path, [swap_vm(swap_mib=32), memtest(SEQ, 1, 64)], drive(f"file={img}"), 200)
+    assert re.search(r"quire: vm1: at its resident limit \(16384 pages\) with no swap space left "
+                     r"\(8192 of 8192 slots of its own", out)
+    assert not [l for l in vm_lines(out, 1) if "swap ok" in l]
+    result(vm_lines(out, 2), r"memtest: seq ok")
+    assert re.search(r"quire: vm1: \d+ pages returned to the pool \(0 still held\)", out)
+
+
+def test_swap_mib_without_a_disk_is_a_hard_limit(boot, tmp_path):
+    con = boot_vms(boot, tmp_path, [swap_vm()], smp=2, timeout=60)
+    con.expect(r"quire: vm1: swap-mib is set but there is no swap disk: its resident limit is a hard limit")
+    con.expect(r"page quota exhausted; injecting a synchronous external abort")
