@@ -142,16 +142,18 @@ static pidx_t evictable(struct vm *vm, const struct s2_leaf *l)
 
 /*
  * The clock: from the hand on, a page used since the last sweep (access
- * flag set) loses its flag and stays; one not used is claimed. At most two
- * sweeps: the second finds every page whose flag the first cleared.
+ * flag set) loses its flag and stays; one not used is claimed. With two
+ * sweeps the second finds every page whose flag the first cleared; one
+ * sweep (writing ahead) takes only pages already cold. Never keep, the
+ * page the caller has just mapped.
  */
-static unsigned clock_pick(struct vm *vm, struct victim *v, unsigned want)
+static unsigned clock_pick(struct vm *vm, struct victim *v, unsigned want, unsigned sweeps, u64 keep)
 {
 	u64 end = vm->ram_base.bits + vm->ram_size;
 	unsigned n = 0, wraps = 0;
 	bool cleared = false;
 
-	while (n < want && wraps < 3) {
+	while (n < want && wraps <= sweeps) {
 		u64 ipa = s2_next_leaf(vm, vm->swap.hand, end);
 		struct s2_leaf l, old;
 
@@ -161,7 +163,7 @@ static unsigned clock_pick(struct vm *vm, struct victim *v, unsigned want)
 			continue;
 		}
 		vm->swap.hand = ipa + PAGE_SIZE;
-		if (!s2_get(vm, IPA(ipa), &l) || (v[n].page = evictable(vm, &l)) == PIDX_NONE)
+		if (ipa == keep || !s2_get(vm, IPA(ipa), &l) || (v[n].page = evictable(vm, &l)) == PIDX_NONE)
 			continue;
 		if (s2_test_clear_young(vm, IPA(ipa))) {
 			cleared = true;
@@ -231,25 +233,30 @@ static void write_out(struct vm *vm, struct victim *v, unsigned n, unsigned cpu)
 		s2_install(vm, &v[k].leaf, pool_pa(sw.pool, v[k].page), S2_RWX);
 }
 
-static void reclaim(struct vm *vm, unsigned want, unsigned cpu)
+static void reclaim(struct vm *vm, unsigned want, unsigned sweeps, u64 keep, unsigned cpu)
 {
 	struct victim v[SWAP_BATCH];
 	unsigned n;
 
 	if (!spin_trylock(&vm->swap.lock))
 		return; /* another vCPU of this VM is at it */
-	n = clock_pick(vm, v, MIN(want, (unsigned)SWAP_BATCH));
+	n = clock_pick(vm, v, MIN(want, (unsigned)SWAP_BATCH), sweeps, keep);
 	spin_unlock(&vm->swap.lock);
 	write_out(vm, v, n, cpu);
 }
 
-void swap_ahead(struct vm *vm, unsigned cpu)
+void swap_ahead(struct vm *vm, ipa_t keep, unsigned cpu)
 {
 	u32 active = atomic_load(&vm->pool.active), writing = atomic_load(&vm->swap.writing);
+	u32 room = MIN((u32)SWAP_BATCH, vm->swap.limit / 4);
 
-	/* Keep a batch on its way out before the limit is reached, so faults rarely wait for the disk. */
-	if (vm->swap.on && active + SWAP_BATCH >= vm->swap.limit && writing < SWAP_BATCH / 2)
-		reclaim(vm, SWAP_BATCH - writing, cpu);
+	/*
+	 * Keep the pages over a low mark (a batch below the limit) on their way
+	 * out before the limit is reached, so faults rarely wait for the disk;
+	 * only pages already cold, never the one just mapped.
+	 */
+	if (vm->swap.on && active + room > vm->swap.limit + writing)
+		reclaim(vm, active + room - vm->swap.limit - writing, 0, keep.bits, cpu);
 }
 
 enum vio_result swap_make_room(struct vm *vm, unsigned cpu)
@@ -257,14 +264,17 @@ enum vio_result swap_make_room(struct vm *vm, unsigned cpu)
 	if (!vm->swap.on)
 		return VIO_SEA_QUOTA;
 	if (atomic_load(&vm->swap.writing) < SWAP_BATCH)
-		reclaim(vm, SWAP_BATCH, cpu);
+		reclaim(vm, SWAP_BATCH, 2, ~0UL, cpu);
 	if (atomic_load(&vm->pool.active) < vm->swap.limit)
 		return VIO_RACED; /* zero pages made room at once */
-	if (atomic_load(&vm->swap.inflight)) {
+	/* Its own pages on their way out, or every request busy with other VMs': a completion comes. */
+	if (atomic_load(&vm->swap.inflight) || (swap_slot_left(vm) && swap_disk_busy())) {
 		atomic_fetch_add(&vm->swap.waits, 1);
 		atomic_fetch_add(&sw.waits, 1);
 		return VIO_WAIT;
 	}
+	if (swap_slot_left(vm))
+		return VIO_RACED; /* the clock found nothing cold this time; it will */
 	vm_log_once(vm, VM_LOG_SWAP_FULL,
 		    "quire: %s: at its resident limit (%u pages) with no swap space left (%u of %u slots "
 		    "of its own; %lu of %lu on the disk in use); stopping the VM\n", vm->name, vm->swap.limit,
@@ -346,6 +356,6 @@ enum vio_result swap_fault(struct vm *vm, ipa_t page, struct s2_slot *slot, unsi
 		read_done(&io->r, cpu);
 	}
 	atomic_fetch_add(&sw.in_cpu_ticks, clock_ticks() - t0);
-	swap_ahead(vm, cpu);
+	swap_ahead(vm, page, cpu);
 	return VIO_WAIT;
 }

@@ -25,6 +25,7 @@ struct swap_ctx {
 	spinlock_t lock; /* the slot map and the free requests */
 	struct pool *pool;
 	u64 nslots, used, hint;
+	unsigned busy;	/* requests on the disk, of all VMs */
 	u64 *map[SWAP_MAP_PAGES];
 	struct swap_io io[SWAP_IOS], *free;
 	_Atomic u64 gen;
@@ -39,4 +40,7 @@ void swap_slot_free(struct vm *vm, u64 slot);
 /* A free request for vm (counted in its inflight), or NULL if all are on the disk. */
 struct swap_io *swap_io_get(struct vm *vm);
 void swap_io_put(struct swap_io *io);
+/* Could the VM get a slot now? Is any request (of any VM) on the disk? */
+bool swap_slot_left(struct vm *vm);
+bool swap_disk_busy(void);
 #endif

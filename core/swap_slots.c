@@ -109,8 +109,10 @@ struct swap_io *swap_io_get(struct vm *vm)
 
 	spin_lock(&sw.lock);
 	io = sw.free;
-	if (io)
+	if (io) {
 		sw.free = io->next;
+		sw.busy++;
+	}
 	spin_unlock(&sw.lock);
 	if (io) {
 		io->vm = vm;
@@ -124,7 +126,18 @@ void swap_io_put(struct swap_io *io)
 	spin_lock(&sw.lock);
 	io->next = sw.free;
 	sw.free = io;
+	sw.busy--;
 	spin_unlock(&sw.lock);
+}
+
+bool swap_slot_left(struct vm *vm)
+{
+	return atomic_load(&vm->swap.slots) < vm->swap.quota && *(volatile u64 *)&sw.used < sw.nslots;
+}
+
+bool swap_disk_busy(void)
+{
+	return *(volatile unsigned *)&sw.busy != 0;
 }
 
 void swap_stats(struct swap_stats *st)

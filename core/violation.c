@@ -77,7 +77,7 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 		return VIO_RACED;
 	}
 	atomic_fetch_add_explicit(&vm->pool.fills, 1, memory_order_relaxed);
-	swap_ahead(vm, cpu);
+	swap_ahead(vm, page, cpu);
 	return VIO_MAPPED;
 }
 

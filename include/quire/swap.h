@@ -45,8 +45,8 @@ enum vio_result swap_fault(struct vm *vm, ipa_t page, struct s2_slot *slot, unsi
  * VIO_SEA_QUOTA if it has no swap.
  */
 enum vio_result swap_make_room(struct vm *vm, unsigned cpu);
-/* Below the limit but near it: write out a batch ahead, without waiting. */
-void swap_ahead(struct vm *vm, unsigned cpu);
+/* Below the limit but near it: write out cold pages ahead, without waiting (never keep). */
+void swap_ahead(struct vm *vm, ipa_t keep, unsigned cpu);
 
 /* A vCPU that got VIO_WAIT waits until this changes (a request completed, a slot came free). */
 u64 swap_gen(void);
