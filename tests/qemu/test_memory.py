@@ -127,7 +127,7 @@ def check_quota(out, quota):
     result(out, r"memtest: quota still running after the refusal$")
 
 
-QUOTA_VM = vm(1, 64, 1, QUOTA)
+QUOTA_VM = dict(vm(1, 64, 1, QUOTA), sharing="off")  # merges would uncharge pages mid-check
 
 
 def test_quota(boot, tmp_path):
