@@ -144,16 +144,17 @@ static pidx_t evictable(struct vm *vm, const struct s2_leaf *l)
  * The clock: from the hand on, a page used since the last sweep (access
  * flag set) loses its flag and stays; one not used is claimed. With two
  * sweeps the second finds every page whose flag the first cleared; one
- * sweep (writing ahead) takes only pages already cold. Never keep, the
- * page the caller has just mapped.
+ * sweep (writing ahead) takes only pages already cold, and looks at no
+ * more than a few pages per page wanted. Never keep, the page the caller
+ * has just mapped.
  */
 static unsigned clock_pick(struct vm *vm, struct victim *v, unsigned want, unsigned sweeps, u64 keep)
 {
-	u64 end = vm->ram_base.bits + vm->ram_size;
+	u64 end = vm->ram_base.bits + vm->ram_size, visits = sweeps ? ~0UL : 8UL * want;
 	unsigned n = 0, wraps = 0;
 	bool cleared = false;
 
-	while (n < want && wraps <= sweeps) {
+	while (n < want && wraps <= sweeps && visits--) {
 		u64 ipa = s2_next_leaf(vm, vm->swap.hand, end);
 		struct s2_leaf l, old;
 
