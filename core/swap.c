@@ -24,12 +24,11 @@ void swap_vm_init(struct vm *vm)
 {
 	struct vm_swap *s = &vm->swap;
 
-	s->limit = vm->cfg.resident_limit / PAGE_SIZE;
 	s->quota = MIN(vm->cfg.swap_limit / PAGE_SIZE, (u64)~0u);
 	s->hand = vm->ram_base.bits;
 	s->on = s->quota && swap_enabled();
 	if (s->on)
-		vm->pool.data_limit = s->limit;
+		vm->pool.data_limit = vm->cfg.resident_limit / PAGE_SIZE;
 	else if (s->quota)
 		printk("quire: %s: swap-mib is set but there is no swap disk: its resident limit is a hard "
 		       "limit\n", vm->name);
@@ -249,15 +248,15 @@ static void reclaim(struct vm *vm, unsigned want, unsigned sweeps, u64 keep, uns
 void swap_ahead(struct vm *vm, ipa_t keep, unsigned cpu)
 {
 	u32 active = atomic_load(&vm->pool.active), writing = atomic_load(&vm->swap.writing);
-	u32 room = MIN((u32)SWAP_BATCH, vm->swap.limit / 4);
+	u32 room = MIN((u32)SWAP_BATCH, vm->pool.data_limit / 4);
 
 	/*
 	 * Keep the pages over a low mark (a batch below the limit) on their way
 	 * out before the limit is reached, so faults rarely wait for the disk;
 	 * only pages already cold, never the one just mapped.
 	 */
-	if (vm->swap.on && active + room > vm->swap.limit + writing)
-		reclaim(vm, active + room - vm->swap.limit - writing, 0, keep.bits, cpu);
+	if (vm->swap.on && active + room > vm->pool.data_limit + writing)
+		reclaim(vm, active + room - vm->pool.data_limit - writing, 0, keep.bits, cpu);
 }
 
 enum vio_result swap_make_room(struct vm *vm, unsigned cpu)
@@ -266,7 +265,7 @@ enum vio_result swap_make_room(struct vm *vm, unsigned cpu)
 		return VIO_SEA_QUOTA;
 	if (atomic_load(&vm->swap.writing) < SWAP_BATCH)
 		reclaim(vm, SWAP_BATCH, 2, ~0UL, cpu);
-	if (atomic_load(&vm->pool.active) < vm->swap.limit)
+	if (atomic_load(&vm->pool.active) < vm->pool.data_limit)
 		return VIO_RACED; /* zero pages made room at once */
 	/* Its own pages on their way out, or every request busy with other VMs': a completion comes. */
 	if (atomic_load(&vm->swap.inflight) || (swap_slot_left(vm) && swap_disk_busy())) {
@@ -278,7 +277,7 @@ enum vio_result swap_make_room(struct vm *vm, unsigned cpu)
 		return VIO_RACED; /* the clock found nothing cold this time; it will */
 	vm_log_once(vm, VM_LOG_SWAP_FULL,
 		    "quire: %s: at its resident limit (%u pages) with no swap space left (%u of %u slots "
-		    "of its own; %lu of %lu on the disk in use); stopping the VM\n", vm->name, vm->swap.limit,
+		    "of its own; %lu of %lu on the disk in use); stopping the VM\n", vm->name, vm->pool.data_limit,
 		    atomic_load(&vm->swap.slots), vm->swap.quota, sw.used, sw.nslots);
 	vm_power_off(vm, "stopped");
 	return VIO_STOP;

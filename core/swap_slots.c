@@ -58,14 +58,13 @@ static void slot_mark(u64 s, bool used)
 
 u32 swap_slots_take(struct vm *vm, u32 n, u64 *first)
 {
-	u32 left = vm->swap.quota - MIN(vm->swap.quota, atomic_load(&vm->swap.slots)), len = 0;
+	u32 len = 0;
 
-	n = MIN(n, left);
-	if (!n)
-		return 0;
 	spin_lock(&sw.lock);
+	/* Under the lock: two vCPUs of one VM cannot both take its last slots. */
+	n = MIN(n, vm->swap.quota - MIN(vm->swap.quota, atomic_load(&vm->swap.slots)));
 	/* Next fit from where the last run ended: runs of consecutive slots make long requests. */
-	for (u64 k = 0; k < sw.nslots && !len; k++) {
+	for (u64 k = 0; n && k < sw.nslots && !len; k++) {
 		u64 s = (sw.hint + k) % sw.nslots;
 
 		if (!(s % 64) && sw.map[s / SWAP_MAP_BITS][s % SWAP_MAP_BITS / 64] == ~0UL) {
@@ -80,8 +79,8 @@ u32 swap_slots_take(struct vm *vm, u32 n, u64 *first)
 		sw.used += len;
 		sw.hint = s + len;
 	}
-	spin_unlock(&sw.lock);
 	atomic_fetch_add(&vm->swap.slots, len);
+	spin_unlock(&sw.lock);
 	return len;
 }
 

@@ -200,6 +200,12 @@ static void sysreg_trap(struct vcpu *v, struct trap_frame *f)
  * if another vCPU here can run, it blocks and gives the CPU away. WFE
  * (trapped only where vCPUs share a CPU: a lock spinning) yields the slice.
  */
+static bool wfi_woken(struct vcpu *v)
+{
+	vgic_flush(v);
+	return vgic_lr_pending(v) || atomic_load(&v->vm->off) || atomic_load(&v->vm->paused);
+}
+
 static void wfi_trap(struct vcpu *v, struct trap_frame *f)
 {
 	struct cpu *c = this_cpu();
@@ -210,20 +216,7 @@ static void wfi_trap(struct vcpu *v, struct trap_frame *f)
 		atomic_store(&c->resched, true);
 		return;
 	}
-	for (;;) {
-		vgic_flush(v);
-		if (vgic_lr_pending(v) || atomic_load(&v->vm->off) || atomic_load(&v->vm->paused))
-			return;
-		if (sched_queued(c->id) > 1 && sched_any_runnable(c->id, v, counter_read())) {
-			atomic_store(&v->blocked, true);
-			return;
-		}
-		atomic_store(&c->resched, false);
-		idle_work(c, v);
-		dsb(sy);
-		wfi();
-		irq_handle(v);
-	}
+	vcpu_idle_until(v, wfi_woken);
 }
 
 void guest_trap(struct trap_frame *f, unsigned vector)
@@ -269,7 +262,5 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 		vcpu_exit();
 	if (atomic_load(&this_cpu()->resched) || atomic_load(&v->blocked))
 		sched_resched(f);
-	/* Whichever vCPU enters now waits for nothing (a page still in transit faults again). */
-	atomic_store(&this_cpu()->vcpu->io_wait, false);
 	vgic_flush(this_cpu()->vcpu);
 }

@@ -160,17 +160,14 @@ void idle_work(struct cpu *c, struct vcpu *cur)
 	htimer_arm(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)));
 }
 
-void vcpu_wait_io(struct vcpu *v, u64 gen)
+bool vcpu_idle_until(struct vcpu *v, bool (*woken)(struct vcpu *v))
 {
 	struct cpu *c = this_cpu();
 
-	v->io_gen = gen;
-	atomic_store(&v->io_wait, true);
-	/* Whoever completes a request bumps the generation, then kicks vCPUs with io_wait set. */
-	while (swap_gen() == gen && !atomic_load(&v->vm->off)) {
+	while (!woken(v)) {
 		if (sched_queued(c->id) > 1 && sched_any_runnable(c->id, v, counter_read())) {
-			atomic_store(&v->blocked, true); /* others run meanwhile; the scheduler looks at io_wait */
-			return;
+			atomic_store(&v->blocked, true);
+			return false;
 		}
 		atomic_store(&c->resched, false);
 		idle_work(c, v);
@@ -178,7 +175,22 @@ void vcpu_wait_io(struct vcpu *v, u64 gen)
 		wfi();
 		irq_handle(v);
 	}
-	atomic_store(&v->io_wait, false);
+	return true;
+}
+
+static bool io_done(struct vcpu *v)
+{
+	return swap_gen() != v->io_gen || atomic_load(&v->vm->off);
+}
+
+void vcpu_wait_io(struct vcpu *v, u64 gen)
+{
+	v->io_gen = gen;
+	/* Whoever completes a request bumps the generation, then kicks vCPUs with io_wait set. */
+	atomic_store(&v->io_wait, true);
+	/* If it gives the CPU away, the scheduler looks at io_wait; whoever resumes it clears it. */
+	if (vcpu_idle_until(v, io_done))
+		atomic_store(&v->io_wait, false);
 }
 
 bool vcpu_wake_pending(struct vcpu *v, u64 now)
@@ -393,6 +405,7 @@ void sched_resched(struct trap_frame *f)
 	if (sched_queued(c->id) == 1 && !paused) {
 		v->yield = false;
 		atomic_store(&v->blocked, false);
+		atomic_store(&v->io_wait, false);
 		return;
 	}
 	reap_stopped(c, v);
@@ -409,8 +422,9 @@ void sched_resched(struct trap_frame *f)
 			vcpu_save(v, f);
 			run_loop_fresh_stack();
 		}
-		/* Alone: keep running (a WFI may return early; the guest just waits again). */
+		/* Alone: keep running (a WFI may return early, a page still in transit faults again). */
 		atomic_store(&v->blocked, false);
+		atomic_store(&v->io_wait, false);
 		c->slice_start = now;
 		arm_next(c, v);
 		return;
@@ -418,5 +432,6 @@ void sched_resched(struct trap_frame *f)
 	vcpu_save(v, f);
 	vcpu_load(next, f);
 	atomic_store(&next->blocked, false);
+	atomic_store(&next->io_wait, false);
 	arm_next(c, next);
 }

@@ -35,8 +35,7 @@ struct vm_share {
 
 /* Per-VM swap state (struct vm; see quire/swap.h). */
 struct vm_swap {
-	bool on;		/* it has swap space and there is a disk */
-	u32 limit;		/* its resident limit in pages (also pool.data_limit) */
+	bool on;		/* it has swap space and there is a disk: pool.data_limit is its resident limit */
 	u32 quota;		/* swap slots it may hold */
 	_Atomic u32 slots;	/* swap slots it holds */
 	_Atomic u32 inflight;	/* its requests on the disk */

@@ -85,3 +85,20 @@ void *page_va(paddr_t pa)
 {
 	return hostmem_ptr(pa);
 }
+
+void hostmem_pool(struct pool *p, paddr_t base, u32 pages, void **desc)
+{
+	struct machine m;
+
+	memset(&m, 0, sizeof(m));
+	m.mem[0].base = base;
+	m.mem[0].size = (u64)pages * PAGE_SIZE;
+	m.nmem = 1;
+	m.mem_total = m.mem[0].size;
+	hostmem_add(base, m.mem[0].size);
+	*desc = malloc(pool_desc_bytes(&m));
+	if (!*desc || pool_init(p, &m, NULL, 0, *desc) != pages) {
+		fprintf(stderr, "hostmem_pool: no pool of %u pages\n", pages);
+		abort();
+	}
+}

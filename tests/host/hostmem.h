@@ -23,6 +23,14 @@ void *hostmem_ptr(paddr_t pa);
 /* Is the 4 KiB page at pa all zeros? */
 bool hostmem_page_is_zero(paddr_t pa);
 
+struct pool;
+/*
+ * A pool over `pages` machine pages from base, backed by host memory, its
+ * descriptors in malloc'd memory (*desc, for the caller to free). Aborts
+ * unless every page is managed.
+ */
+void hostmem_pool(struct pool *p, paddr_t base, u32 pages, void **desc);
+
 /* Calls of page_zero() so far. */
 extern _Atomic unsigned long hostmem_zero_calls;
 #endif

@@ -127,20 +127,11 @@ static u64 const_hash(const void *page)
 /* A pool of `pages` machine pages, the images, and sharing over them with hash h. */
 static void setup_machine(u32 pages, u64 (*h)(const void *))
 {
-	struct machine m;
 	struct region img = { IMG_BASE, IMG_PAGES * PAGE_SIZE };
 	u8 *ip;
 
-	memset(&m, 0, sizeof(m));
-	m.mem[0].base = MACH_BASE;
-	m.mem[0].size = (u64)pages * PAGE_SIZE;
-	m.nmem = 1;
-	m.mem_total = m.mem[0].size;
-	hostmem_add(m.mem[0].base, m.mem[0].size);
-	desc = malloc(pool_desc_bytes(&m));
-	assert_non_null(desc);
-	total = pool_init(&pool, &m, NULL, 0, desc);
-	assert_int_equal(total, pages);
+	hostmem_pool(&pool, MACH_BASE, pages, &desc);
+	total = pages;
 
 	ip = hostmem_add(IMG_BASE, IMG_PAGES * PAGE_SIZE);
 	for (unsigned k = 0; k < IMG_PAGES * PAGE_SIZE; k++)

@@ -108,23 +108,14 @@ static void pattern(unsigned s, u32 g, u32 gen, u8 *page)
 
 static void setup_machine(u32 pages, u64 disk_pages, unsigned depth)
 {
-	struct machine m;
 	struct region img = { IMG_BASE, PAGE_SIZE };
 
 	memset(&sw, 0, sizeof(sw));
 	atomic_store(&registry_power_offs, 0);
 	atomic_store(&registry_reaps, 0);
 	atomic_store(&registry_logs, 0);
-	memset(&m, 0, sizeof(m));
-	m.mem[0].base = MACH_BASE;
-	m.mem[0].size = (u64)pages * PAGE_SIZE;
-	m.nmem = 1;
-	m.mem_total = m.mem[0].size;
-	hostmem_add(m.mem[0].base, m.mem[0].size);
-	desc = malloc(pool_desc_bytes(&m));
-	assert_non_null(desc);
-	total = pool_init(&pool, &m, NULL, 0, desc);
-	assert_int_equal(total, pages);
+	hostmem_pool(&pool, MACH_BASE, pages, &desc);
+	total = pages;
 	hostmem_add(IMG_BASE, PAGE_SIZE);
 	meta = aligned_alloc(PAGE_SIZE, share_meta_bytes(pool.ndesc));
 	assert_non_null(meta);
@@ -156,7 +147,7 @@ static void vm_make(unsigned s, u32 pages, u32 limit, u32 swap_pages)
 	share_vm_init(v);
 	swap_vm_init(v);
 	assert_true(v->swap.on);
-	assert_int_equal(v->swap.limit, limit);
+	assert_int_equal(v->pool.data_limit, limit);
 	registry[s] = v;
 	g->alive = true;
 	g->pages = pages;
@@ -277,7 +268,7 @@ static struct counts check_vm(unsigned s)
 			fail_msg("vm%u page %u: odd leaf %#lx", s + 1, p, e);
 		}
 	}
-	assert_true(atomic_load(&v->pool.active) <= v->swap.limit);
+	assert_true(atomic_load(&v->pool.active) <= v->pool.data_limit);
 	assert_true(writing <= c.transit);
 	/* Pages in transit are still charged as active: on their way out, or taken to be read into. */
 	assert_int_equal(atomic_load(&v->pool.active), c.valid + c.transit);

@@ -43,18 +43,8 @@ static struct vm vm, vm2;
 
 static void setup_machine(u32 pages)
 {
-	struct machine m;
-
-	memset(&m, 0, sizeof(m));
-	m.mem[0].base = MACH_BASE;
-	m.mem[0].size = (u64)pages * PAGE_SIZE;
-	m.nmem = 1;
-	m.mem_total = m.mem[0].size;
-	hostmem_add(m.mem[0].base, m.mem[0].size);
-	desc = malloc(pool_desc_bytes(&m));
-	assert_non_null(desc);
-	total = pool_init(&pool, &m, NULL, 0, desc);
-	assert_int_equal(total, pages);
+	hostmem_pool(&pool, MACH_BASE, pages, &desc);
+	total = pages;
 }
 
 static void setup_vm(struct vm *v, u8 id, u64 ram_size, u32 quota)

@@ -22,6 +22,12 @@ void sched_timer_fired(void);
  */
 struct cpu;
 void idle_work(struct cpu *c, struct vcpu *cur);
+/*
+ * v waits on its CPU until woken(v); the CPU runs the sharing scanner and
+ * sleeps meanwhile. false: another vCPU here can run, so v is left blocked
+ * and the caller gives the CPU away.
+ */
+bool vcpu_idle_until(struct vcpu *v, bool (*woken)(struct vcpu *v));
 /* After VIO_WAIT: wait (running others here meanwhile) until swap_gen() is no longer gen. */
 void vcpu_wait_io(struct vcpu *v, u64 gen);
 /* The vCPU's first FP/SIMD use since it was loaded: give it its registers. */
