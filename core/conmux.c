@@ -251,9 +251,9 @@ void conmux_input(char c, unsigned cpu)
 	spin_unlock(&input_lock);
 }
 
-void conmux_start(void)
+void conmux_start(bool monitor)
 {
 	spin_lock(&input_lock);
-	focus_on(next_target(TO_MONITOR));
+	focus_on(monitor ? TO_MONITOR : next_target(TO_MONITOR));
 	spin_unlock(&input_lock);
 }

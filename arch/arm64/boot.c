@@ -174,7 +174,7 @@ static void start_vms(unsigned ipa_bits)
 		q_snprintf(err, sizeof(err), "this build carries none");
 	if (n < 0 || vmconfig_check(cfg, n, &lim, err, sizeof(err))) {
 		printk("quire: VM configuration (%s) refused: %s\nquire: starting no VM\n", from, err);
-		conmux_start();
+		conmux_start(true);
 		return;
 	}
 	for (int i = 0; i < n; i++) {
@@ -190,7 +190,7 @@ static void start_vms(unsigned ipa_bits)
 	for (int i = 0; i < n; i++)
 		if (!vm_create(&cfg[i], i + 1, 0, err, sizeof(err)))
 			printk("quire: %s not started: %s\n", cfg[i].name, err);
-	conmux_start();
+	conmux_start(bootargs_has(machine.bootargs, "quire.input=monitor"));
 }
 
 void __noreturn boot_primary(paddr_t fdt, unsigned entry_el)

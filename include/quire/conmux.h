@@ -20,6 +20,9 @@ void conmux_vm_reset(struct vm *vm);
 void conmux_input(char c, unsigned cpu);
 /* Move bytes held for the VM with the input into its FIFO while it has room (UART interrupt). */
 void conmux_input_drain(void);
-/* After the VMs are created: input goes to the first VM (or the monitor if none). */
-void conmux_start(void);
+/*
+ * After the VMs are created: input goes to the first VM (or the monitor if
+ * none), or to the monitor if `monitor` (boot argument quire.input=monitor).
+ */
+void conmux_start(bool monitor);
 #endif

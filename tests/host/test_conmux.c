@@ -64,7 +64,7 @@ static int setup(void **state)
 	gamma_ = fake_vm_add(4, "gamma");
 	fake_vm_add(5, "ghost");
 	fake_state[4] = VM_EMPTY;
-	conmux_start();
+	conmux_start(false);
 	conmux_input('\0', 0); /* a Ctrl-A left over from a previous test goes with it */
 	memset(fake_nrx, 0, sizeof(fake_nrx));
 	screen_attach();
@@ -74,7 +74,7 @@ static int setup(void **state)
 static void start_announces_the_escape(void **state)
 {
 	(void)state;
-	conmux_start();
+	conmux_start(false);
 	assert_string_equal(screen, SWITCH_TO("alpha"));
 }
 
@@ -82,12 +82,30 @@ static void start_without_vms_goes_to_the_monitor(void **state)
 {
 	(void)state;
 	fake_vm_reset();
-	conmux_start();
+	conmux_start(false);
 	assert_string_equal(screen, SWITCH_TO_MONITOR "quire> ");
 	/* Around and around: there is nothing else. */
 	screen_clear();
 	escape();
 	assert_string_equal(screen, "\r\n" SWITCH_TO_MONITOR "quire> ");
+}
+
+/* quire.input=monitor: no VM streams, so every VM's lines come out whole. */
+static void start_at_the_monitor_holds_every_line(void **state)
+{
+	const char *a = "alpha line\n", *b = "beta line\n";
+
+	(void)state;
+	conmux_start(true);
+	assert_string_equal(screen, SWITCH_TO_MONITOR "quire> ");
+	screen_clear();
+	while (*a || *b) {
+		if (*a)
+			conmux_vm_output(alpha, *a++);
+		if (*b)
+			conmux_vm_output(beta, *b++);
+	}
+	assert_string_equal(screen, "\r\n[beta] beta line\r\n[alpha] alpha line\r\n");
 }
 
 static void focused_vm_streams(void **state)
@@ -607,6 +625,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(start_announces_the_escape, setup),
 		cmocka_unit_test_setup(start_without_vms_goes_to_the_monitor, setup),
+		cmocka_unit_test_setup(start_at_the_monitor_holds_every_line, setup),
 		cmocka_unit_test_setup(focused_vm_streams, setup),
 		cmocka_unit_test_setup(others_are_line_buffered, setup),
 		cmocka_unit_test_setup(interleaved_bytes_never_shred, setup),

@@ -139,9 +139,16 @@ def monitor(con, command, until=r"quire> ", timeout=30):
     return con.child.before.replace("\r", "")
 
 
-def boot_vms(boot, tmp_path, vms, smp, mem="1G", timeout=90, extra=()):
-    """Boot the default image with these VMs as the boot-module config."""
+def boot_vms(boot, tmp_path, vms, smp, mem="1G", timeout=90, extra=(), whole_lines=False):
+    """Boot the default image with these VMs as the boot-module config.
+
+    whole_lines: the console input starts at the monitor, so no VM streams
+    and every VM line is printed whole (a streaming VM's line is cut when
+    another VM prints, docs/console.md).
+    """
     cfg = vm_config(vms, tmp_path / "vms.dtb")
+    if whole_lines:
+        extra = ("-append", "quire.input=monitor", *extra)
     return boot("--image", image(), "--smp", str(smp), "--mem", mem, "--", "-initrd", cfg,
                 *extra, timeout=timeout)
 
@@ -152,7 +159,7 @@ def run_until_off(boot, tmp_path, vms, smp, mem="1G", timeout=90, extra=()):
     Returns the console text (without \r) up to the last power-off and a
     little after, so lines Quire prints then are in it too.
     """
-    con = boot_vms(boot, tmp_path, vms, smp, mem, timeout, extra)
+    con = boot_vms(boot, tmp_path, vms, smp, mem, timeout, extra, whole_lines=True)
     text, off = [], set()
     want = set(range(1, len(vms) + 1))
     while off != want:

@@ -34,7 +34,7 @@ def vm_lines(out, n):
 
 def until_reaped(boot, tmp_path, vms, extra, timeout):
     """Boot, wait until every VM's memory went back to the pool (powered off or stopped); the text."""
-    con = boot_vms(boot, tmp_path, vms, smp=2, timeout=timeout, extra=extra)
+    con = boot_vms(boot, tmp_path, vms, smp=2, timeout=timeout, extra=extra, whole_lines=True)
     text = []
     for _ in vms:
         con.expect(r"quire: vm\d+: \d+ pages returned to the pool")
