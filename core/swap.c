@@ -6,6 +6,12 @@
  * A vCPU touching a page in transit, or whose page is being read back,
  * waits (VIO_WAIT) while other vCPUs run. Completions come from the disk's
  * interrupt, on whichever CPU takes it.
+ *
+ * A page read back stays clean (read-only, its copy kept on the disk,
+ * swap_priv.h) until written, so evicting it again costs no write. A fault
+ * that follows another (sequential) reads the next pages too if their slots
+ * follow its own; they are mapped with the access flag clear and marked, so
+ * their first use is an access-flag fault that reads further ahead.
  */
 #include <quire/clock.h>
 #include <quire/console.h>
@@ -18,7 +24,49 @@ struct victim {
 	u64 ipa;
 	struct s2_slot leaf;
 	pidx_t page;
+	unsigned prot;
 };
+
+static struct mpage *desc(pidx_t i)
+{
+	return pool_desc(sw.pool, i);
+}
+
+/* A clean page read back from swap: its copy is still in the slot in its descriptor. */
+static bool has_copy(pidx_t i)
+{
+	return atomic_load_explicit(&desc(i)->flags, memory_order_relaxed) & MP_SWAPCACHE;
+}
+
+static u64 copy_slot(pidx_t i)
+{
+	return atomic_load_explicit(&desc(i)->next, memory_order_relaxed) & SWAPC_SLOT;
+}
+
+/* The page will differ from its copy, or goes: the slot is free again. The caller owns the page. */
+static void drop_copy(struct vm *vm, pidx_t i)
+{
+	atomic_fetch_and(&desc(i)->flags, (u8)~MP_SWAPCACHE);
+	swap_slot_free(vm, copy_slot(i));
+}
+
+/*
+ * The read-ahead window: a fault where the last run ended doubles it, each
+ * page read ahead and used adds one, a fault elsewhere or a page read for
+ * nothing halves it.
+ */
+static void ra_grow(struct vm *vm)
+{
+	u32 r = atomic_load_explicit(&vm->swap.ra, memory_order_relaxed);
+
+	atomic_store_explicit(&vm->swap.ra, MIN(MAX(2 * r, 4u), (u32)SWAP_RA_MAX), memory_order_relaxed);
+}
+
+static void ra_shrink(struct vm *vm)
+{
+	atomic_store_explicit(&vm->swap.ra, atomic_load_explicit(&vm->swap.ra, memory_order_relaxed) / 2,
+			      memory_order_relaxed);
+}
 
 void swap_vm_init(struct vm *vm)
 {
@@ -88,6 +136,7 @@ static int submit(struct swap_io *io, u32 n, bool write, void (*done)(struct blk
 	for (u32 k = 0; k < n; k++)
 		io->r.pa[k] = pool_pa(sw.pool, io->page[k]);
 	io->t0 = clock_us();
+	atomic_fetch_add(write ? &sw.out_reqs : &sw.in_reqs, 1);
 	return blk_submit(&io->r);
 }
 
@@ -128,15 +177,20 @@ static bool page_is_zero(paddr_t pa)
 	return true;
 }
 
-/* The page behind a leaf if the VM may write it out: its own private RAM (not shared, zero or an image's). */
+/*
+ * The page behind a leaf if the VM may evict it: its own private RAM,
+ * writable or clean with its copy on the disk (not shared, zero or an image's).
+ */
 static pidx_t evictable(struct vm *vm, const struct s2_leaf *l)
 {
 	pidx_t i;
 
-	if (!(l->prot & S2_W) || (l->prot & S2_DEVICE))
+	if (l->prot & S2_DEVICE)
 		return PIDX_NONE;
 	i = pool_pidx_of(sw.pool, l->pa);
-	return i != PIDX_NONE && pool_desc(sw.pool, i)->owner == vm->id ? i : PIDX_NONE;
+	if (i == PIDX_NONE || desc(i)->owner != vm->id)
+		return PIDX_NONE;
+	return (l->prot & S2_W) || has_copy(i) ? i : PIDX_NONE;
 }
 
 /*
@@ -171,10 +225,11 @@ static unsigned clock_pick(struct vm *vm, struct victim *v, unsigned want, unsig
 		}
 		if (s2_claim(vm, IPA(ipa), &v[n].leaf, &old))
 			continue;
-		if (old.pa != l.pa || !(old.prot & S2_W)) {
+		if (old.pa != l.pa || evictable(vm, &old) != v[n].page) {
 			s2_install(vm, &v[n].leaf, old.pa, old.prot); /* changed meanwhile */
 			continue;
 		}
+		v[n].prot = old.prot;
 		v[n++].ipa = ipa;
 	}
 	/* Accesses through TLB entries made before the flags were cleared must fault and show. */
@@ -183,12 +238,40 @@ static unsigned clock_pick(struct vm *vm, struct victim *v, unsigned want, unsig
 	return n;
 }
 
-/* Claimed victims: zero ones just go; the rest to the disk in runs of consecutive slots. */
+/* A claimed victim leaves without the disk: its leaf becomes e (empty, or its clean copy's slot). */
+static void let_go(struct vm *vm, struct victim *v, u64 e, unsigned cpu)
+{
+	atomic_store_explicit(v->leaf.e, e, memory_order_release);
+	atomic_fetch_and(&desc(v->page)->flags, (u8)~MP_SWAPCACHE);
+	atomic_fetch_sub(&vm->pool.active, 1);
+	vmpool_give_back(&vm->pool, cpu, v->page, false);
+}
+
+/* The slot after the one holding the page before v's in the VM, if it is swapped (else none). */
+static u64 slot_after_previous(const struct victim *v)
+{
+	u64 e;
+
+	if (!(v->ipa % (PAGE_SIZE << 9)))
+		return ~0UL; /* the first leaf of its table */
+	e = atomic_load_explicit(v->leaf.e - 1, memory_order_relaxed);
+	return s2e_swapped(e) || s2e_transit(e) ? s2e_slot(e) + 1 : ~0UL;
+}
+
+/* Claimed victims: clean and zero ones just go; the rest to the disk in runs of consecutive slots. */
 static void write_out(struct vm *vm, struct victim *v, unsigned n, unsigned cpu)
 {
 	unsigned k = 0, m = 0;
 
 	for (unsigned j = 0; j < n; j++) {
+		if (v[j].prot & S2_AHEAD)
+			ra_shrink(vm); /* read ahead, and never used */
+		if (has_copy(v[j].page)) {
+			let_go(vm, &v[j], s2e_make(copy_slot(v[j].page), false), cpu);
+			atomic_fetch_add(&vm->pool.swapped, 1);
+			atomic_fetch_add(&sw.clean, 1);
+			continue;
+		}
 		share_forget(v[j].page);
 		page_sync_for_quire(pool_pa(sw.pool, v[j].page));
 		if (!page_is_zero(pool_pa(sw.pool, v[j].page))) {
@@ -196,16 +279,20 @@ static void write_out(struct vm *vm, struct victim *v, unsigned n, unsigned cpu)
 			continue;
 		}
 		/* The next access fills a zeroed page: the same contents, no disk. */
-		atomic_store_explicit(v[j].leaf.e, 0, memory_order_release);
-		atomic_fetch_sub(&vm->pool.active, 1);
-		vmpool_give_back(&vm->pool, cpu, v[j].page, false);
+		let_go(vm, &v[j], 0, cpu);
 		atomic_fetch_add(&vm->swap.zero, 1);
 		atomic_fetch_add(&sw.zero, 1);
 	}
 	while (k < m) {
 		struct swap_io *io = swap_io_get(vm);
+		u32 run = 1, len = 0;
 		u64 first = 0;
-		u32 len = io ? swap_slots_take(vm, MIN(m - k, (unsigned)BLK_MAX_PAGES), &first) : 0;
+
+		/* Pages next to each other in the VM go to slots next to each other: read back in one request. */
+		while (k + run < m && run < BLK_MAX_PAGES && v[k + run].ipa == v[k + run - 1].ipa + PAGE_SIZE)
+			run++;
+		if (io)
+			len = swap_slots_take(vm, run, slot_after_previous(&v[k]), &first);
 
 		if (!len) {
 			if (io) {
@@ -230,7 +317,7 @@ static void write_out(struct vm *vm, struct victim *v, unsigned n, unsigned cpu)
 	}
 	/* No slot or request for the rest: they stay. */
 	for (; k < m; k++)
-		s2_install(vm, &v[k].leaf, pool_pa(sw.pool, v[k].page), S2_RWX);
+		s2_install(vm, &v[k].leaf, pool_pa(sw.pool, v[k].page), v[k].prot);
 }
 
 static void reclaim(struct vm *vm, unsigned want, unsigned sweeps, u64 keep, unsigned cpu)
@@ -248,14 +335,16 @@ static void reclaim(struct vm *vm, unsigned want, unsigned sweeps, u64 keep, uns
 void swap_ahead(struct vm *vm, ipa_t keep, unsigned cpu)
 {
 	u32 active = atomic_load(&vm->pool.active), writing = atomic_load(&vm->swap.writing);
-	u32 room = MIN((u32)SWAP_BATCH, vm->pool.data_limit / 4);
+	u32 room = MIN((u32)(SWAP_BATCH + SWAP_RA_MAX), vm->pool.data_limit / 4);
 
 	/*
-	 * Keep the pages over a low mark (a batch below the limit) on their way
-	 * out before the limit is reached, so faults rarely wait for the disk;
-	 * only pages already cold, never the one just mapped.
+	 * Keep the pages over a low mark (a batch and a read-ahead window below
+	 * the limit) on their way out before the limit is reached, so faults
+	 * rarely wait for the disk and there is room to read ahead; only pages
+	 * already cold, never the one just mapped. A request's worth at a time,
+	 * so the disk gets long requests.
 	 */
-	if (vm->swap.on && active + room > vm->pool.data_limit + writing)
+	if (vm->swap.on && active + room >= vm->pool.data_limit + writing + BLK_MAX_PAGES)
 		reclaim(vm, active + room - vm->pool.data_limit - writing, 0, keep.bits, cpu);
 }
 
@@ -285,42 +374,116 @@ enum vio_result swap_make_room(struct vm *vm, unsigned cpu)
 
 /* --- in ----------------------------------------------------------------- */
 
+/*
+ * Read back: each page is mapped clean (read-only, its copy kept in its
+ * slot), the one a vCPU faulted on young (writable at once after a write
+ * fault), the rest old and marked as read ahead.
+ */
 static void read_done(struct blk_req *r, unsigned cpu)
 {
 	u64 t0 = clock_ticks();
 	struct swap_io *io = r->ctx;
 	struct vm *vm = io->vm;
-	pidx_t i = io->page[0];
-	struct mpage *d = pool_desc(sw.pool, i);
 
-	if (r->status) {
-		atomic_store_explicit(io->leaf[0].e, s2e_make(io->slot, false), memory_order_release);
-		atomic_fetch_sub(&vm->pool.active, 1);
-		vmpool_give_back(&vm->pool, cpu, i, false);
-		disk_failed(vm, io);
-	} else {
-		d->gpn = io->ipa[0] >> PAGE_SHIFT;
+	for (u32 k = 0; k < r->npages; k++) {
+		pidx_t i = io->page[k];
+		struct mpage *d = desc(i);
+		bool wanted = io->fault_read && k == 0;
+		unsigned prot = S2_R | S2_X;
+
+		if (r->status) {
+			atomic_store_explicit(io->leaf[k].e, s2e_make(io->slot + k, false), memory_order_release);
+			atomic_fetch_sub(&vm->pool.active, 1);
+			vmpool_give_back(&vm->pool, cpu, i, false);
+			continue;
+		}
+		d->gpn = io->ipa[k] >> PAGE_SHIFT;
 		atomic_store_explicit(&d->refcount, 1, memory_order_relaxed);
-		atomic_store_explicit(&d->flags, MP_ACTIVE, memory_order_relaxed);
+		if (wanted && io->fault_write) {
+			atomic_store_explicit(&d->flags, MP_ACTIVE, memory_order_relaxed);
+			swap_slot_free(vm, io->slot + k);
+			prot |= S2_W;
+		} else {
+			atomic_store_explicit(&d->next, (u32)(io->slot + k) | (wanted ? 0 : SWAPC_AHEAD),
+					      memory_order_relaxed);
+			atomic_store_explicit(&d->flags, MP_ACTIVE | MP_SWAPCACHE, memory_order_relaxed);
+		}
+		if (!wanted)
+			prot |= S2_OLD | S2_AHEAD;
 		/* It may be code, and the guest may run with its caches off. */
 		page_sync_for_guest(pool_pa(sw.pool, i));
-		s2_install(vm, &io->leaf[0], pool_pa(sw.pool, i), S2_RWX);
-		swap_slot_free(vm, io->slot);
+		s2_install(vm, &io->leaf[k], pool_pa(sw.pool, i), prot);
 		atomic_fetch_sub(&vm->pool.swapped, 1);
 		atomic_fetch_add(&vm->swap.ins, 1);
 		atomic_fetch_add(&sw.ins, 1);
 	}
+	if (r->status)
+		disk_failed(vm, io);
+	else if (r->npages > (io->fault_read ? 1u : 0u))
+		atomic_fetch_add(&sw.ahead, r->npages - (io->fault_read ? 1u : 0u));
 	io_finished(io, cpu);
 	atomic_fetch_add(&sw.in_cpu_ticks, clock_ticks() - t0);
 }
 
-enum vio_result swap_fault(struct vm *vm, ipa_t page, struct s2_slot *slot, unsigned cpu)
+/*
+ * Take the swapped leaf e (slot first + k of a run) into io as page k: a
+ * page within the resident limit, the leaf in transit. false if it cannot
+ * (limit, no page, or the leaf changed); *why as vmpool_take's.
+ */
+static bool take_leaf(struct vm *vm, struct swap_io *io, u32 k, _Atomic u64 *e, u64 expect, ipa_t ipa,
+		      unsigned cpu, int *why)
+{
+	pidx_t i;
+
+	if (!vmpool_activate(&vm->pool))
+		return false;
+	i = vmpool_take_for_copy(&vm->pool, cpu, why);
+	if (i == PIDX_NONE || !atomic_compare_exchange_strong(e, &expect, s2e_make(s2e_slot(expect), true))) {
+		if (i != PIDX_NONE)
+			vmpool_give_back(&vm->pool, cpu, i, false);
+		atomic_fetch_sub(&vm->pool.active, 1);
+		return false;
+	}
+	io->ipa[k] = ipa.bits;
+	io->leaf[k].e = e;
+	io->page[k] = i;
+	return true;
+}
+
+/*
+ * Pages after io's k pages in the same leaf table (e is the k-th leaf) that
+ * are swapped in the slots right after, up to want pages in all: a run the
+ * disk reads in one request.
+ */
+static u32 extend_run(struct vm *vm, struct swap_io *io, u32 k, _Atomic u64 *e, u32 want, unsigned cpu)
+{
+	u64 ipa = io->ipa[0] + (u64)k * PAGE_SIZE;
+	int why;
+
+	for (; k < want && ipa % (PAGE_SIZE << 9); k++, e++, ipa += PAGE_SIZE) {
+		u64 v = atomic_load_explicit(e, memory_order_acquire);
+
+		if (!s2e_swapped(v) || s2e_slot(v) != io->slot + k || !take_leaf(vm, io, k, e, v, IPA(ipa), cpu, &why))
+			break;
+	}
+	return k;
+}
+
+static void read_run(struct swap_io *io, u32 n, unsigned cpu)
+{
+	if (submit(io, n, false, read_done)) {
+		io->r.status = -EIO;
+		read_done(&io->r, cpu);
+	}
+}
+
+enum vio_result swap_fault(struct vm *vm, ipa_t page, struct s2_slot *slot, bool write, unsigned cpu)
 {
 	u64 e = atomic_load_explicit(slot->e, memory_order_acquire);
 	struct swap_io *io;
 	u64 t0 = clock_ticks();
 	int why = 0;
-	pidx_t i;
+	u32 n;
 
 	if (s2e_transit(e)) {
 		atomic_fetch_add(&vm->swap.waits, 1);
@@ -329,33 +492,98 @@ enum vio_result swap_fault(struct vm *vm, ipa_t page, struct s2_slot *slot, unsi
 	}
 	if (!s2e_swapped(e))
 		return VIO_RACED; /* mapped, or claimed for a moment */
-	if (!vmpool_activate(&vm->pool))
+	io = swap_io_get(vm);
+	if (!io)
+		return VIO_WAIT; /* every request is on the disk */
+	if (!take_leaf(vm, io, 0, slot->e, e, page, cpu, &why)) {
+		swap_io_put(io);
+		atomic_fetch_sub(&vm->swap.inflight, 1);
+		if (atomic_load(slot->e) != e)
+			return VIO_RACED; /* another vCPU took it */
 		return swap_make_room(vm, cpu);
-	i = vmpool_take_for_copy(&vm->pool, cpu, &why);
-	io = i == PIDX_NONE ? NULL : swap_io_get(vm);
-	if (!io || !atomic_compare_exchange_strong(slot->e, &e, s2e_make(s2e_slot(e), true))) {
-		if (io) {
-			swap_io_put(io);
-			atomic_fetch_sub(&vm->swap.inflight, 1);
-		}
-		if (i != PIDX_NONE)
-			vmpool_give_back(&vm->pool, cpu, i, false);
-		atomic_fetch_sub(&vm->pool.active, 1);
-		if (i == PIDX_NONE)
-			return swap_make_room(vm, cpu);
-		return io ? VIO_RACED : VIO_WAIT; /* another vCPU took it; or every request is on the disk */
 	}
+	/* Sequential: the last run read for a fault ended at this page. */
+	if (atomic_load_explicit(&vm->swap.ra_next, memory_order_relaxed) == page.bits)
+		ra_grow(vm);
+	else
+		ra_shrink(vm);
 	io->slot = s2e_slot(e);
-	io->ipa[0] = page.bits;
-	io->leaf[0] = *slot;
-	io->page[0] = i;
+	io->fault_read = true;
+	io->fault_write = write;
+	n = extend_run(vm, io, 1, slot->e + 1,
+		       MIN(1 + atomic_load_explicit(&vm->swap.ra, memory_order_relaxed), (u32)BLK_MAX_PAGES), cpu);
+	atomic_store_explicit(&vm->swap.ra_next, page.bits + (u64)n * PAGE_SIZE, memory_order_relaxed);
 	atomic_fetch_add(&vm->swap.waits, 1);
 	atomic_fetch_add(&sw.waits, 1);
-	if (submit(io, 1, false, read_done)) {
-		io->r.status = -EIO;
-		read_done(&io->r, cpu);
-	}
+	read_run(io, n, cpu);
 	atomic_fetch_add(&sw.in_cpu_ticks, clock_ticks() - t0);
 	swap_ahead(vm, page, cpu);
 	return VIO_WAIT;
+}
+
+/*
+ * The first use of a page read ahead (an access-flag fault): the reader is
+ * where it was expected, so read on, the first swapped run within the
+ * window after it. No vCPU waits for that read.
+ */
+void swap_ahead_used(struct vm *vm, ipa_t page, unsigned cpu)
+{
+	u32 ra = MIN(atomic_load_explicit(&vm->swap.ra, memory_order_relaxed), (u32)SWAP_RA_MAX);
+	u64 ipa = page.bits + PAGE_SIZE;
+	struct s2_slot slot;
+	struct swap_io *io;
+	_Atomic u64 *e;
+	int why;
+
+	atomic_fetch_add(&sw.ahead_used, 1);
+	atomic_store_explicit(&vm->swap.ra, MIN(ra + 1, (u32)SWAP_RA_MAX), memory_order_relaxed);
+	if (!vm->swap.on || s2_prepare(vm, page, cpu, &slot) != -EEXIST)
+		return;
+	for (e = slot.e + 1; ra-- && ipa % (PAGE_SIZE << 9); e++, ipa += PAGE_SIZE) {
+		u64 v = atomic_load_explicit(e, memory_order_acquire);
+
+		if (!s2e_swapped(v))
+			continue;
+		io = swap_io_get(vm);
+		if (!io)
+			return;
+		if (!take_leaf(vm, io, 0, e, v, IPA(ipa), cpu, &why)) {
+			swap_io_put(io);
+			atomic_fetch_sub(&vm->swap.inflight, 1);
+			return;
+		}
+		io->slot = s2e_slot(v);
+		io->fault_read = io->fault_write = false;
+		read_run(io, extend_run(vm, io, 1, e + 1, BLK_MAX_PAGES, cpu), cpu);
+		swap_ahead(vm, page, cpu);
+		return;
+	}
+}
+
+enum vio_result swap_write_fault(struct vm *vm, ipa_t page)
+{
+	struct s2_slot slot;
+	struct s2_leaf l, old;
+	pidx_t i;
+
+	if (!s2_get(vm, page, &l) || (l.prot & (S2_W | S2_DEVICE)) || (i = evictable(vm, &l)) == PIDX_NONE)
+		return VIO_UNHANDLED; /* not a clean page of its own: copy-on-write, if anything */
+	if (s2_claim(vm, page, &slot, &old))
+		return VIO_RACED;
+	if (old.pa != l.pa || (old.prot & S2_W) || !has_copy(i)) {
+		s2_install(vm, &slot, old.pa, old.prot); /* changed meanwhile */
+		return VIO_RACED;
+	}
+	drop_copy(vm, i);
+	s2_install(vm, &slot, old.pa, S2_RWX);
+	return VIO_MAPPED;
+}
+
+void swap_page_release(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu)
+{
+	pidx_t i = sw.pool ? pool_pidx_of(sw.pool, pa) : PIDX_NONE;
+
+	if (i != PIDX_NONE && has_copy(i))
+		drop_copy(vm, i);
+	share_release(vm, ipa, pa, cpu);
 }

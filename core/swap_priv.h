@@ -8,6 +8,19 @@
 #define SWAP_MAP_BITS (PAGE_SIZE * 8) /* slots per page of the slot map: 128 MiB of disk */
 #define SWAP_MAP_PAGES 512	      /* 64 GiB of swap at most */
 #define SWAP_IOS 64		      /* requests in flight at most */
+#define SWAP_RA_MAX 64		      /* pages read ahead of a sequential reader at most */
+
+/*
+ * A page read back from swap stays clean, mapped read-only, with its copy
+ * kept in its slot (MP_SWAPCACHE, the slot in the descriptor's `next`,
+ * unused while the page is mapped): evicted unwritten, it needs no disk
+ * write; the first write frees the slot. Pages read ahead carry a mark
+ * until first used; one the clock passed twice unused was read for nothing.
+ */
+#define SWAPC_AHEAD (1u << 31) /* read ahead, not used yet */
+#define SWAPC_SEEN (1u << 30)  /* ... and the clock passed it once */
+#define SWAPC_SLOT (SWAPC_SEEN - 1)
+_Static_assert((u64)SWAP_MAP_PAGES * SWAP_MAP_BITS <= SWAPC_SLOT, "a slot number fits beside the marks");
 
 /* One request on the disk: pages of one VM, in consecutive slots. */
 struct swap_io {
@@ -17,6 +30,8 @@ struct swap_io {
 	u64 ipa[BLK_MAX_PAGES];
 	struct s2_slot leaf[BLK_MAX_PAGES];
 	pidx_t page[BLK_MAX_PAGES];
+	bool fault_read;		/* a read for a fault: page[0] is wanted now, the rest read ahead */
+	bool fault_write;		/* ... by a write: page[0] is dirty at once */
 	u64 t0;				/* clock_us when it went to the disk */
 	struct swap_io *next;
 };
@@ -30,12 +45,16 @@ struct swap_ctx {
 	struct swap_io io[SWAP_IOS], *free;
 	_Atomic u64 gen;
 	_Atomic u64 outs, ins, zero, waits, out_us, in_us, in_cpu_ticks, errors;
+	_Atomic u64 clean, ahead, ahead_used, out_reqs, in_reqs;
 };
 
 extern struct swap_ctx sw;
 
-/* Up to n consecutive free slots within the VM's quota: how many (0: none), the first in *first. */
-u32 swap_slots_take(struct vm *vm, u32 n, u64 *first);
+/*
+ * Up to n consecutive free slots within the VM's quota: how many (0: none),
+ * the first in *first; starting at prefer if that one is free.
+ */
+u32 swap_slots_take(struct vm *vm, u32 n, u64 prefer, u64 *first);
 void swap_slot_free(struct vm *vm, u64 slot);
 /* A free request for vm (counted in its inflight), or NULL if all are on the disk. */
 struct swap_io *swap_io_get(struct vm *vm);

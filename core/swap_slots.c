@@ -56,16 +56,19 @@ static void slot_mark(u64 s, bool used)
 	*w = used ? *w | 1UL << (s % 64) : *w & ~(1UL << (s % 64));
 }
 
-u32 swap_slots_take(struct vm *vm, u32 n, u64 *first)
+u32 swap_slots_take(struct vm *vm, u32 n, u64 prefer, u64 *first)
 {
 	u32 len = 0;
 
 	spin_lock(&sw.lock);
 	/* Under the lock: two vCPUs of one VM cannot both take its last slots. */
 	n = MIN(n, vm->swap.quota - MIN(vm->swap.quota, atomic_load(&vm->swap.slots)));
-	/* Next fit from where the last run ended: runs of consecutive slots make long requests. */
+	/*
+	 * Next fit from where the last run ended, or from the preferred slot:
+	 * runs of consecutive slots make long requests.
+	 */
 	for (u64 k = 0; n && k < sw.nslots && !len; k++) {
-		u64 s = (sw.hint + k) % sw.nslots;
+		u64 s = (k == 0 && prefer < sw.nslots ? prefer : sw.hint + k) % sw.nslots;
 
 		if (!(s % 64) && sw.map[s / SWAP_MAP_BITS][s % SWAP_MAP_BITS / 64] == ~0UL) {
 			k += 63;
@@ -152,4 +155,9 @@ void swap_stats(struct swap_stats *st)
 	st->in_us = atomic_load(&sw.in_us);
 	st->in_cpu_ticks = atomic_load(&sw.in_cpu_ticks);
 	st->errors = atomic_load(&sw.errors);
+	st->clean = atomic_load(&sw.clean);
+	st->out_reqs = atomic_load(&sw.out_reqs);
+	st->in_reqs = atomic_load(&sw.in_reqs);
+	st->ahead = atomic_load(&sw.ahead);
+	st->ahead_used = atomic_load(&sw.ahead_used);
 }

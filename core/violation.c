@@ -37,11 +37,14 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 		return VIO_SEA_OUTSIDE;
 	/* The CPU does not set the access flag itself (no FEAT_HAFDBS): the swap clock cleared it. */
 	if (f->cls == FAULT_ACCESS_FLAG) {
-		s2_set_young(vm, page);
+		if (s2_set_young(vm, page) == 2)
+			swap_ahead_used(vm, page, cpu);
 		return VIO_RACED;
 	}
-	/* A write to a read-only page: one shared, the zero page or an image's (copy-on-write). */
+	/* A write to a read-only page: one read back from swap, shared, the zero page or an image's. */
 	if (f->cls == FAULT_PERMISSION && f->write) {
+		if (vm->swap.on && (r = swap_write_fault(vm, page)) != VIO_UNHANDLED)
+			return r;
 		r = share_cow(vm, page, cpu);
 		return r == VIO_SEA_QUOTA || r == VIO_SEA_NOMEM ? no_room(vm, r, cpu) : r;
 	}
@@ -51,7 +54,7 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 	rc = s2_prepare(vm, page, cpu, &slot);
 	if (rc == -EEXIST)
 		/* Swapped out or on its way; else mapped meanwhile by another vCPU, or a stale TLB entry. */
-		return vm->swap.on ? swap_fault(vm, page, &slot, cpu) : VIO_RACED;
+		return vm->swap.on ? swap_fault(vm, page, &slot, f->write, cpu) : VIO_RACED;
 	if (rc)
 		return no_room(vm, rc == -EDQUOT ? VIO_SEA_QUOTA : VIO_SEA_NOMEM, cpu);
 	if (!vmpool_activate(&vm->pool))

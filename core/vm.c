@@ -176,7 +176,7 @@ void vm_reap(struct vm *vm, unsigned cpu)
 	conmux_vm_reset(vm);
 	held = atomic_load(&vm->pool.charged);
 	share_vm_stop(vm);
-	s2_destroy(vm, share_release, swap_release, cpu);
+	s2_destroy(vm, swap_page_release, swap_release, cpu);
 	while ((i = lfstack_pop(&vm->pool.idle, vm->pool.vmm->desc)) != PIDX_NONE)
 		vmpool_give_back(&vm->pool, cpu, i, true);
 	printk("quire: %s: %u pages returned to the pool (%u still held)\n", vm->name, held,
@@ -255,7 +255,7 @@ static void undo(struct vm *vm, unsigned cpu)
 {
 	share_vm_stop(vm);
 	if (vm->s2.root)
-		s2_destroy(vm, share_release, swap_release, cpu);
+		s2_destroy(vm, swap_page_release, swap_release, cpu);
 	atomic_store(&vm->off, true);
 	atomic_store(&vm->reaped, true);
 }

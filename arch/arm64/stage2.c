@@ -26,6 +26,9 @@
 #define S2_SH_INNER (3UL << 8)
 #define S2_AF (1UL << 10)
 #define S2_XN (1UL << 54)
+/* Bits [58:55] of a stage-2 leaf are for software: Quire's read-ahead marks. */
+#define S2_SW_AHEAD (1UL << 55) /* read ahead of use, not used yet */
+#define S2_SW_SEEN (1UL << 56)	/* ... and the swap clock passed it once */
 #define S2_ADDR_MASK 0x0000fffffffff000UL
 /* An invalid leaf being changed by whoever claimed it (quire/s2_entry.h). */
 #define S2_BUSY S2E_BUSY
@@ -136,7 +139,7 @@ static int walk_create(struct vm *vm, u64 ipa, unsigned cpu, paddr_t *l3)
 
 static u64 leaf(paddr_t pa, unsigned prot)
 {
-	u64 v = pa | S2_VALID | S2_TABLE | S2_AF |
+	u64 v = pa | S2_VALID | S2_TABLE | (prot & S2_OLD ? 0 : S2_AF) | (prot & S2_AHEAD ? S2_SW_AHEAD : 0) |
 		(prot & S2_DEVICE ? S2_MEMATTR_DEVICE : S2_MEMATTR_NORMAL | S2_SH_INNER);
 
 	if (prot & S2_R)
@@ -192,7 +195,7 @@ static _Atomic u64 *leaf_entry(struct vm *vm, u64 ipa)
 static unsigned prot_of(u64 v)
 {
 	return (v & S2AP_R ? S2_R : 0) | (v & S2AP_W ? S2_W : 0) | (v & S2_XN ? 0 : S2_X) |
-	       ((v & (0xfUL << 2)) == S2_MEMATTR_DEVICE ? S2_DEVICE : 0);
+	       ((v & (0xfUL << 2)) == S2_MEMATTR_DEVICE ? S2_DEVICE : 0) | (v & S2_SW_AHEAD ? S2_AHEAD : 0);
 }
 
 paddr_t s2_lookup(struct vm *vm, ipa_t ipa)
@@ -294,22 +297,33 @@ bool s2_test_clear_young(struct vm *vm, ipa_t ipa)
 	_Atomic u64 *e = leaf_entry(vm, ipa.bits);
 	u64 v = e ? atomic_load_explicit(e, memory_order_relaxed) : 0;
 
-	/* No break-before-make: only the access flag changes (a failed CAS means it changed: young). */
-	if (!(v & S2_VALID) || !(v & S2_AF))
+	/*
+	 * No break-before-make: only the access flag and software bits change
+	 * (a failed CAS means it changed: young). A page read ahead is spared once.
+	 */
+	if (!(v & S2_VALID))
 		return false;
-	atomic_compare_exchange_strong_explicit(e, &v, v & ~S2_AF, memory_order_relaxed, memory_order_relaxed);
+	if (v & S2_AF) {
+		atomic_compare_exchange_strong_explicit(e, &v, v & ~(S2_AF | S2_SW_AHEAD | S2_SW_SEEN),
+							memory_order_relaxed, memory_order_relaxed);
+		return true;
+	}
+	if ((v & (S2_SW_AHEAD | S2_SW_SEEN)) != S2_SW_AHEAD)
+		return false;
+	atomic_compare_exchange_strong_explicit(e, &v, v | S2_SW_SEEN, memory_order_relaxed, memory_order_relaxed);
 	return true;
 }
 
-bool s2_set_young(struct vm *vm, ipa_t ipa)
+int s2_set_young(struct vm *vm, ipa_t ipa)
 {
 	_Atomic u64 *e = leaf_entry(vm, ipa.bits);
 	u64 v = e ? atomic_load_explicit(e, memory_order_relaxed) : 0;
 
 	while (v & S2_VALID)
-		if (atomic_compare_exchange_weak_explicit(e, &v, v | S2_AF, memory_order_release, memory_order_relaxed))
-			return true;
-	return false;
+		if (atomic_compare_exchange_weak_explicit(e, &v, (v | S2_AF) & ~(S2_SW_AHEAD | S2_SW_SEEN),
+							  memory_order_release, memory_order_relaxed))
+			return v & S2_SW_AHEAD ? 2 : 1;
+	return 0;
 }
 
 /* Every TLB entry of the VM's, stage 1 and 2, on every CPU. */

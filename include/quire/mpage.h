@@ -26,7 +26,7 @@ enum mpage_flag {
 	MP_ACTIVE = 1 << 1,  /* mapped into a VM */
 	MP_ZEROED = 1 << 2,  /* known to hold only zeros */
 	MP_SHARED = 1 << 3,  /* mapped read-only by several (VM, page) pairs */
-	MP_SWAPPING = 1 << 4, /* being written to or read from swap */
+	MP_SWAPCACHE = 1 << 4, /* mapped read-only, clean: a copy is in the swap slot kept in `next` */
 	MP_PINNED = 1 << 5,  /* never shared, swapped or moved */
 	MP_PGTABLE = 1 << 6, /* a stage-2 translation table */
 	MP_UNSTABLE = 1 << 7, /* private, in the sharing table as a candidate */
@@ -35,7 +35,7 @@ enum mpage_flag {
 struct mpage {
 	mpn_t mpn;
 	u32 gpn;		/* owner's guest page number (IPA >> 12) */
-	_Atomic pidx_t next;	/* link in a lock-free stack while free or idle */
+	_Atomic pidx_t next;	/* link in a lock-free stack while free or idle; MP_SWAPCACHE: its slot (core/swap_priv.h) */
 	_Atomic u16 refcount;	/* mappings of this page */
 	_Atomic u8 flags;	/* enum mpage_flag */
 	u8 owner;		/* VM id; 0 = Quire; a shared page: its sharing group */

@@ -16,11 +16,14 @@
 struct swap_stats {
 	u64 slots, used;	/* the disk's slots, and those holding pages */
 	u64 outs, ins;		/* pages written out, read back */
+	u64 out_reqs, in_reqs;	/* ... in so many disk requests */
 	u64 zero;		/* cold pages found all zero: dropped, no disk */
 	u64 waits;		/* faults that waited for the disk */
 	u64 out_us, in_us;	/* time requests were on the disk, summed */
 	u64 in_cpu_ticks;	/* counter ticks Quire spent on swap-ins (fault and completion), summed */
 	u64 errors;		/* requests the disk failed */
+	u64 clean;		/* pages evicted with their copy still on the disk: no write */
+	u64 ahead, ahead_used;	/* pages read ahead of a fault, and those then used */
 };
 
 /* After blk_init: the slot map over the disk, if there is one (its pages from p). */
@@ -32,13 +35,15 @@ void swap_vm_init(struct vm *vm);
 bool swap_vm_idle(struct vm *vm);
 /* A swapped page's slot goes back as its VM goes (s2_destroy's callback). */
 void swap_release(struct vm *vm, u64 slot, unsigned cpu);
+/* s2_destroy's page callback: share_release, and a clean page's slot goes back too. */
+void swap_page_release(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu);
 
 /*
  * The violation handler's part. swap_fault: the leaf in slot (found
  * non-empty by s2_prepare) may hold a swapped page: read it back (VIO_WAIT),
  * wait for one in transit (VIO_WAIT), or VIO_RACED if it is something else.
  */
-enum vio_result swap_fault(struct vm *vm, ipa_t page, struct s2_slot *slot, unsigned cpu);
+enum vio_result swap_fault(struct vm *vm, ipa_t page, struct s2_slot *slot, bool write, unsigned cpu);
 /*
  * The VM is at its resident limit: start writing out its coldest pages and
  * answer VIO_WAIT, or VIO_STOP (stopped: the swap space is full, logged) or
@@ -47,6 +52,14 @@ enum vio_result swap_fault(struct vm *vm, ipa_t page, struct s2_slot *slot, unsi
 enum vio_result swap_make_room(struct vm *vm, unsigned cpu);
 /* Below the limit but near it: write out cold pages ahead, without waiting (never keep). */
 void swap_ahead(struct vm *vm, ipa_t keep, unsigned cpu);
+/* An access-flag fault found the page read ahead and now used: read further ahead. */
+void swap_ahead_used(struct vm *vm, ipa_t page, unsigned cpu);
+/*
+ * A write to a read-only page: if it is one read back from swap and still
+ * clean, it becomes writable and its slot free (VIO_MAPPED or VIO_RACED);
+ * else VIO_UNHANDLED (copy-on-write's business).
+ */
+enum vio_result swap_write_fault(struct vm *vm, ipa_t page);
 
 /* A vCPU that got VIO_WAIT waits until this changes (a request completed, a slot came free). */
 u64 swap_gen(void);

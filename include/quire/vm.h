@@ -42,6 +42,8 @@ struct vm_swap {
 	_Atomic u32 writing;	/* its pages being written out (still resident) */
 	spinlock_t lock;	/* the clock */
 	u64 hand;		/* the clock's next IPA */
+	_Atomic u32 ra;		/* read-ahead window in pages: grows while faults are sequential */
+	_Atomic u64 ra_next;	/* the IPA after the last run read for a fault */
 	_Atomic u64 outs, ins, zero, waits;
 };
 
@@ -134,6 +136,8 @@ const char *vio_result_name(enum vio_result r);
 #define S2_X 4u
 #define S2_RWX (S2_R | S2_W | S2_X)
 #define S2_DEVICE 8u /* Device-nGnRE instead of Normal memory */
+#define S2_OLD 16u    /* s2_install only: access flag clear, so the first access shows */
+#define S2_AHEAD 32u  /* a software mark in the leaf: read ahead of use and not used yet */
 int s2_init(struct vm *vm, unsigned cpu);
 
 /* A stage-2 leaf entry, found (its tables made) before a page is taken for it. */
@@ -189,10 +193,14 @@ void s2_destroy(struct vm *vm, void (*fn)(struct vm *vm, ipa_t ipa, paddr_t pa, 
 /*
  * The access flag, for the swap clock. Was the page at ipa used since the
  * last call? Clears the flag (the TLBs still hold it until s2_flush_young).
+ * A page installed S2_AHEAD and not used yet counts as used once.
  */
 bool s2_test_clear_young(struct vm *vm, ipa_t ipa);
-/* An access-flag fault: set the flag. false if nothing valid is mapped there. */
-bool s2_set_young(struct vm *vm, ipa_t ipa);
+/*
+ * An access-flag fault: set the flag. 0 if nothing valid is mapped there;
+ * 2 if the page was S2_AHEAD (the mark is cleared: it has been used), else 1.
+ */
+int s2_set_young(struct vm *vm, ipa_t ipa);
 /* The TLBs forget the VM's entries, so accesses after cleared access flags fault and show. */
 void s2_flush_young(struct vm *vm);
 #endif

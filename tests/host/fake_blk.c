@@ -12,7 +12,12 @@ static u64 disk_bytes;
 static unsigned disk_depth, npending, fail_n[2];
 static struct blk_req *pending[MAX_PENDING];
 bool fake_blk_instant;
-u64 fake_blk_reads, fake_blk_writes;
+u64 fake_blk_reads, fake_blk_writes, fake_blk_read_reqs;
+
+const u8 *fake_blk_page(u64 n)
+{
+	return disk + n * PAGE_SIZE;
+}
 
 void fake_blk_setup(u64 bytes, unsigned depth)
 {
@@ -22,6 +27,7 @@ void fake_blk_setup(u64 bytes, unsigned depth)
 		memset(disk, 0xa5, bytes); /* whatever an old disk holds */
 	disk_bytes = bytes;
 	disk_depth = depth;
+	fake_blk_reads = fake_blk_writes = fake_blk_read_reqs = 0;
 }
 
 void fake_blk_teardown(void)
@@ -76,6 +82,7 @@ static void transfer(struct blk_req *r)
 			memcpy(hostmem_ptr(r->pa[k]), disk + off, PAGE_SIZE);
 	}
 	*(r->write ? &fake_blk_writes : &fake_blk_reads) += r->npages;
+	fake_blk_read_reqs += !r->write;
 	r->status = 0;
 }
 

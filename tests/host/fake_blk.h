@@ -19,4 +19,8 @@ extern bool fake_blk_instant;
 void fake_blk_fail(bool write, unsigned n);
 /* Pages the disk read and wrote. */
 extern u64 fake_blk_reads, fake_blk_writes;
+/* Read requests done. */
+extern u64 fake_blk_read_reqs;
+/* The disk's 4 KiB page n (a swap slot). */
+const u8 *fake_blk_page(u64 n);
 #endif

@@ -16,6 +16,8 @@
 #define PROT_MASK (S2_RWX | S2_DEVICE)
 #define LEAF_PROT_SHIFT 2
 #define LEAF_AF (1ull << 6)
+#define LEAF_AHEAD (1ull << 55)
+#define LEAF_SEEN (1ull << 56)
 #define LEAF_ADDR(e) ((e) & 0x0000fffffffff000ull)
 
 struct fallback_slot {
@@ -191,6 +193,11 @@ int s2_fill(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
 	return 0;
 }
 
+static unsigned leaf_prot(u64 e)
+{
+	return ((e >> LEAF_PROT_SHIFT) & PROT_MASK) | (e & LEAF_AHEAD ? S2_AHEAD : 0);
+}
+
 static u64 leaf(struct vm *vm, ipa_t ipa)
 {
 	_Atomic u64 *table;
@@ -221,7 +228,7 @@ bool s2_get(struct vm *vm, ipa_t ipa, struct s2_leaf *out)
 	if (!(e & LEAF_VALID))
 		return false;
 	out->pa = LEAF_ADDR(e);
-	out->prot = (e >> LEAF_PROT_SHIFT) & PROT_MASK;
+	out->prot = leaf_prot(e);
 	return true;
 }
 
@@ -258,7 +265,7 @@ int s2_claim(struct vm *vm, ipa_t ipa, struct s2_slot *slot, struct s2_leaf *old
 		return -ENOENT;
 	atomic_fetch_add(&fake_s2_claims, 1);
 	old->pa = LEAF_ADDR(e);
-	old->prot = (e >> LEAF_PROT_SHIFT) & PROT_MASK;
+	old->prot = leaf_prot(e);
 	return 0;
 }
 
@@ -267,11 +274,12 @@ void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
 	(void)vm;
 	u64 e = atomic_load(slot->e);
 
-	if ((e != LEAF_BUSY && !s2e_transit(e)) || !pa || pa & (PAGE_SIZE - 1) || prot & ~PROT_MASK) {
+	if ((e != LEAF_BUSY && !s2e_transit(e)) || !pa || pa & (PAGE_SIZE - 1) || prot & ~(PROT_MASK | S2_OLD | S2_AHEAD)) {
 		fprintf(stderr, "fake_s2: s2_install on a slot that is not claimed, or a bad page\n");
 		abort();
 	}
-	atomic_store_explicit(slot->e, pa | (u64)prot << LEAF_PROT_SHIFT | LEAF_VALID | LEAF_AF, memory_order_release);
+	atomic_store_explicit(slot->e, pa | (u64)(prot & PROT_MASK) << LEAF_PROT_SHIFT | LEAF_VALID |
+			      (prot & S2_OLD ? 0 : LEAF_AF) | (prot & S2_AHEAD ? LEAF_AHEAD : 0), memory_order_release);
 }
 
 static _Atomic u64 *leaf_slot(struct vm *vm, ipa_t ipa)
@@ -286,21 +294,27 @@ bool s2_test_clear_young(struct vm *vm, ipa_t ipa)
 	_Atomic u64 *e = leaf_slot(vm, ipa);
 	u64 v = e ? atomic_load(e) : 0;
 
-	if (!(v & LEAF_VALID) || !(v & LEAF_AF))
+	if (!(v & LEAF_VALID))
 		return false;
-	atomic_compare_exchange_strong(e, &v, v & ~LEAF_AF);
+	if (v & LEAF_AF) {
+		atomic_compare_exchange_strong(e, &v, v & ~(LEAF_AF | LEAF_AHEAD | LEAF_SEEN));
+		return true;
+	}
+	if ((v & (LEAF_AHEAD | LEAF_SEEN)) != LEAF_AHEAD)
+		return false;
+	atomic_compare_exchange_strong(e, &v, v | LEAF_SEEN);
 	return true;
 }
 
-bool s2_set_young(struct vm *vm, ipa_t ipa)
+int s2_set_young(struct vm *vm, ipa_t ipa)
 {
 	_Atomic u64 *e = leaf_slot(vm, ipa);
 	u64 v = e ? atomic_load(e) : 0;
 
 	while (v & LEAF_VALID)
-		if (atomic_compare_exchange_weak(e, &v, v | LEAF_AF))
-			return true;
-	return false;
+		if (atomic_compare_exchange_weak(e, &v, (v | LEAF_AF) & ~(LEAF_AHEAD | LEAF_SEEN)))
+			return v & LEAF_AHEAD ? 2 : 1;
+	return 0;
 }
 
 _Atomic unsigned long fake_s2_flushes;

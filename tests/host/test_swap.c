@@ -40,6 +40,7 @@
 
 #define FSC_TRANS_L3 0x07
 #define FSC_AF_L3 0x0b
+#define FSC_PERM_L3 0x0f
 
 #define NVMS 2
 #define MAXPAGES 512
@@ -166,7 +167,7 @@ static void vm_unmake_(unsigned s, bool quiet)
 	share_vm_stop(v);
 	if (!quiet)
 		assert_true(swap_vm_idle(v));
-	s2_destroy(v, share_release, swap_release, 0);
+	s2_destroy(v, swap_page_release, swap_release, 0);
 	while ((i = lfstack_pop(&v->pool.idle, pool.desc)) != PIDX_NONE)
 		vmpool_give_back(&v->pool, 0, i, true);
 	registry[s] = NULL;
@@ -219,12 +220,23 @@ static int teardown(void **state)
 /* ---- the books ----------------------------------------------------------- */
 
 struct counts {
-	u32 valid, swapped, transit, empty;
+	u32 valid, clean, swapped, transit, empty;
 };
 
 static bool map_used(u64 s)
 {
 	return sw.map[s / SWAP_MAP_BITS][s % SWAP_MAP_BITS / 64] >> (s % 64) & 1;
+}
+
+/* A slot a leaf or a clean page holds: held once, and in use in the map. */
+static void slot_held(unsigned s, u32 p, u64 sl)
+{
+	assert_true(sl < sw.nslots);
+	if (slot_seen[sl])
+		fail_msg("vm%u page %u: slot %lu is held twice", s + 1, p, sl);
+	slot_seen[sl] = 1;
+	if (!map_used(sl))
+		fail_msg("vm%u page %u: slot %lu it holds is free in the slot map", s + 1, p, sl);
 }
 
 static struct counts check_vm(unsigned s)
@@ -239,12 +251,24 @@ static struct counts check_vm(unsigned s)
 
 		if (e & S2E_VALID) {
 			paddr_t pa = s2_lookup(v, IPA(PG(p)));
+			pidx_t i = pool_pidx_of(&pool, pa);
 
 			c.valid++;
 			assert_true(pa != 0);
 			if (memcmp(hostmem_ptr(pa), model_page(s, p), PAGE_SIZE))
 				fail_msg("vm%u page %u: mapped contents differ from the model (gen %u)", s + 1, p,
 					 g->gen[p]);
+			if (i != PIDX_NONE && atomic_load(&pool.desc[i].flags) & MP_SWAPCACHE) {
+				u64 sl = atomic_load(&pool.desc[i].next) & SWAPC_SLOT;
+
+				/* Clean: read-only, and the disk still holds what it holds. */
+				c.clean++;
+				slot_held(s, p, sl);
+				if (fake_s2_prot(v, IPA(PG(p))) & S2_W)
+					fail_msg("vm%u page %u: writable but kept as clean", s + 1, p);
+				if (memcmp(fake_blk_page(sl), model_page(s, p), PAGE_SIZE))
+					fail_msg("vm%u page %u: kept as clean but its slot %lu differs", s + 1, p, sl);
+			}
 		} else if (!e) {
 			c.empty++;
 			if (!is_zero(model_page(s, p)))
@@ -256,12 +280,7 @@ static struct counts check_vm(unsigned s)
 				c.swapped++;
 			else
 				c.transit++;
-			assert_true(sl < sw.nslots);
-			if (slot_seen[sl])
-				fail_msg("vm%u page %u: slot %lu is held by two leaves", s + 1, p, sl);
-			slot_seen[sl] = 1;
-			if (!map_used(sl))
-				fail_msg("vm%u page %u: slot %lu in its leaf is free in the slot map", s + 1, p, sl);
+			slot_held(s, p, sl);
 			if (is_zero(model_page(s, p)))
 				fail_msg("vm%u page %u: a zero page went to the swap disk", s + 1, p);
 		} else {
@@ -274,7 +293,7 @@ static struct counts check_vm(unsigned s)
 	assert_int_equal(atomic_load(&v->pool.active), c.valid + c.transit);
 	/* Reads in transit are still counted as swapped. */
 	assert_int_equal(atomic_load(&v->pool.swapped), c.swapped + c.transit - writing);
-	assert_int_equal(atomic_load(&v->swap.slots), c.swapped + c.transit);
+	assert_int_equal(atomic_load(&v->swap.slots), c.swapped + c.transit + c.clean);
 	assert_true(atomic_load(&v->swap.slots) <= v->swap.quota);
 	return c;
 }
@@ -335,6 +354,13 @@ static enum vio_result touch(unsigned s, u32 g, bool write, u8 **out)
 				r = fault_on(v, PG(g), FSC_AF_L3, write);
 				assert_int_equal(r, VIO_RACED);
 				assert_true(fake_s2_young(v, IPA(PG(g))));
+				continue;
+			}
+			/* Read back from swap and clean: a write is a permission fault. */
+			if (write && !(fake_s2_prot(v, IPA(PG(g))) & S2_W)) {
+				r = fault_on(v, PG(g), FSC_PERM_L3, true);
+				if (r != VIO_MAPPED && r != VIO_RACED)
+					return r;
 				continue;
 			}
 			*out = hostmem_ptr(s2_lookup(v, IPA(PG(g))));
@@ -474,6 +500,76 @@ static void zero_pages_dropped(void **state)
 	}
 	assert_int_equal(fake_blk_writes, 0);
 	assert_int_equal(fake_blk_reads, 0);
+	vm_unmake_(0, false);
+	check_all_back();
+}
+
+/*
+ * Reading swapped pages in order: faults in a row read runs of slots, and
+ * pages read ahead read further ahead when first used, so far fewer
+ * requests than pages; pages read back stay clean, so evicting them again
+ * writes nothing; the first write to one makes it dirty again.
+ */
+static void sequential_read_ahead_and_clean(void **state)
+{
+	struct swap_stats st;
+	u64 writes, reqs;
+
+	(void)state;
+	setup_machine(1024, 512, 8);
+	vm_make(0, 512, 128, 512);
+	for (u32 g = 0; g < 512; g++)
+		must_access(0, g, 1);
+	fake_blk_complete(~0u, 0);
+	check_machine();
+	writes = fake_blk_writes;
+	reqs = fake_blk_read_reqs;
+
+	for (unsigned pass = 0; pass < 2; pass++)
+		for (u32 g = 0; g < 512; g++) {
+			must_access(0, g, 0);
+			check_machine();
+		}
+	swap_stats(&st);
+	print_message("two read passes: %lu pages read in %lu requests, %lu read ahead, %lu used; %lu written, "
+		      "%lu clean dropped\n", fake_blk_reads, fake_blk_read_reqs - reqs, st.ahead, st.ahead_used,
+		      fake_blk_writes - writes, st.clean);
+	/* Only the pages resident (dirty) when reading began were written again. */
+	assert_true(fake_blk_writes - writes <= 128);
+	assert_true(st.clean >= 2 * 512 - 3 * 128);
+	assert_true((fake_blk_read_reqs - reqs) * 2 < fake_blk_reads);
+	assert_true(st.ahead_used * 10 >= st.ahead * 9);
+	/* Written after being read back: dirty again, its slot free, and the data goes out again. */
+	for (u32 g = 0; g < 512; g++) {
+		must_access(0, g, 3);
+		check_machine();
+	}
+	fake_blk_complete(~0u, 0);
+	check_machine();
+	assert_true(fake_blk_writes - writes >= 512 - 128);
+	vm_unmake_(0, false);
+	check_all_back();
+}
+
+/* Reading in random order: the window stays shut, so little is read for nothing. */
+static void random_reads_read_little_ahead(void **state)
+{
+	struct swap_stats st;
+
+	(void)state;
+	setup_machine(1024, 512, 8);
+	vm_make(0, 512, 64, 512);
+	for (u32 g = 0; g < 512; g++)
+		must_access(0, g, 1);
+	for (unsigned k = 0; k < 2000; k++) {
+		must_access(0, rnd_below(512), 0);
+		check_machine();
+	}
+	swap_stats(&st);
+	print_message("random reads: %lu pages read, %lu read ahead, %lu used\n", fake_blk_reads, st.ahead,
+		      st.ahead_used);
+	assert_true(st.ahead * 10 < fake_blk_reads);
+	fake_blk_complete(~0u, 0);
 	vm_unmake_(0, false);
 	check_all_back();
 }
@@ -669,6 +765,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(reference_model, teardown),
 		cmocka_unit_test_teardown(zero_pages_dropped, teardown),
+		cmocka_unit_test_teardown(sequential_read_ahead_and_clean, teardown),
+		cmocka_unit_test_teardown(random_reads_read_little_ahead, teardown),
 		cmocka_unit_test_teardown(write_error, teardown),
 		cmocka_unit_test_teardown(read_error, teardown),
 		cmocka_unit_test_teardown(teardown_in_flight, teardown),
