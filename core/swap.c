@@ -117,6 +117,13 @@ static void io_finished(struct swap_io *io, unsigned cpu)
 	wake_waiters();
 }
 
+/* A request taken but never sent. */
+static void io_unused(struct swap_io *io)
+{
+	atomic_fetch_sub(&io->vm->swap.inflight, 1);
+	swap_io_put(io);
+}
+
 static void disk_failed(struct vm *vm, const struct swap_io *io)
 {
 	atomic_fetch_add(&sw.errors, 1);
@@ -296,8 +303,7 @@ static void write_out(struct vm *vm, struct victim *v, unsigned n, unsigned cpu)
 
 		if (!len) {
 			if (io) {
-				swap_io_put(io);
-				atomic_fetch_sub(&vm->swap.inflight, 1);
+				io_unused(io);
 			}
 			break;
 		}
@@ -496,8 +502,7 @@ enum vio_result swap_fault(struct vm *vm, ipa_t page, struct s2_slot *slot, bool
 	if (!io)
 		return VIO_WAIT; /* every request is on the disk */
 	if (!take_leaf(vm, io, 0, slot->e, e, page, cpu, &why)) {
-		swap_io_put(io);
-		atomic_fetch_sub(&vm->swap.inflight, 1);
+		io_unused(io);
 		if (atomic_load(slot->e) != e)
 			return VIO_RACED; /* another vCPU took it */
 		return swap_make_room(vm, cpu);
@@ -526,7 +531,7 @@ enum vio_result swap_fault(struct vm *vm, ipa_t page, struct s2_slot *slot, bool
  * where it was expected, so read on, the first swapped run within the
  * window after it. No vCPU waits for that read.
  */
-void swap_ahead_used(struct vm *vm, ipa_t page, unsigned cpu)
+static void read_further(struct vm *vm, ipa_t page, unsigned cpu)
 {
 	u32 ra = MIN(atomic_load_explicit(&vm->swap.ra, memory_order_relaxed), (u32)SWAP_RA_MAX);
 	u64 ipa = page.bits + PAGE_SIZE;
@@ -548,8 +553,7 @@ void swap_ahead_used(struct vm *vm, ipa_t page, unsigned cpu)
 		if (!io)
 			return;
 		if (!take_leaf(vm, io, 0, e, v, IPA(ipa), cpu, &why)) {
-			swap_io_put(io);
-			atomic_fetch_sub(&vm->swap.inflight, 1);
+			io_unused(io);
 			return;
 		}
 		io->slot = s2e_slot(v);
@@ -558,6 +562,14 @@ void swap_ahead_used(struct vm *vm, ipa_t page, unsigned cpu)
 		swap_ahead(vm, page, cpu);
 		return;
 	}
+}
+
+void swap_ahead_used(struct vm *vm, ipa_t page, unsigned cpu)
+{
+	u64 t0 = clock_ticks();
+
+	read_further(vm, page, cpu);
+	atomic_fetch_add(&sw.in_cpu_ticks, clock_ticks() - t0);
 }
 
 enum vio_result swap_write_fault(struct vm *vm, ipa_t page)
