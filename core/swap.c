@@ -92,8 +92,7 @@ u64 swap_gen(void)
 	return atomic_load(&sw.gen);
 }
 
-/* Something a waiting vCPU may be waiting for happened: they all look again. */
-static void wake_waiters(void)
+void swap_wake(void)
 {
 	atomic_fetch_add(&sw.gen, 1);
 	for (unsigned id = 1; id <= MAX_VMS; id++) {
@@ -114,7 +113,7 @@ static void io_finished(struct swap_io *io, unsigned cpu)
 	swap_io_put(io);
 	if (atomic_fetch_sub(&vm->swap.inflight, 1) == 1 && atomic_load(&vm->off))
 		vm_reap(vm, cpu);
-	wake_waiters();
+	swap_wake();
 }
 
 /* A request taken but never sent. */
@@ -370,6 +369,20 @@ enum vio_result swap_make_room(struct vm *vm, unsigned cpu)
 	}
 	if (swap_slot_left(vm))
 		return VIO_RACED; /* the clock found nothing cold this time; it will */
+	if (vm->cfg.swap_full == SWAP_FULL_WAIT) {
+		/* Until a slot comes free: its own pages read back and written, or another VM's going. */
+		atomic_store(&sw.space_wanted, true);
+		if (swap_slot_left(vm))
+			return VIO_RACED; /* one came free just now */
+		vm_log_once(vm, VM_LOG_SWAP_FULL,
+			    "quire: %s: at its resident limit (%u pages) with no swap space left (%u of %u slots "
+			    "of its own; %lu of %lu on the disk in use); waiting for space (swap-full = \"wait\")\n",
+			    vm->name, vm->pool.data_limit, atomic_load(&vm->swap.slots), vm->swap.quota, sw.used,
+			    sw.nslots);
+		atomic_fetch_add(&vm->swap.waits, 1);
+		atomic_fetch_add(&sw.waits, 1);
+		return VIO_WAIT;
+	}
 	vm_log_once(vm, VM_LOG_SWAP_FULL,
 		    "quire: %s: at its resident limit (%u pages) with no swap space left (%u of %u slots "
 		    "of its own; %lu of %lu on the disk in use); stopping the VM\n", vm->name, vm->pool.data_limit,

@@ -44,6 +44,7 @@ struct swap_ctx {
 	u64 *map[SWAP_MAP_PAGES];
 	struct swap_io io[SWAP_IOS], *free;
 	_Atomic u64 gen;
+	_Atomic bool space_wanted; /* a VM waits for a slot to come free */
 	_Atomic u64 outs, ins, zero, waits, out_us, in_us, in_cpu_ticks, errors;
 	_Atomic u64 clean, ahead, ahead_used, out_reqs, in_reqs;
 };
@@ -62,4 +63,6 @@ void swap_io_put(struct swap_io *io);
 /* Could the VM get a slot now? Is any request (of any VM) on the disk? */
 bool swap_slot_left(struct vm *vm);
 bool swap_disk_busy(void);
+/* Something a waiting vCPU may be waiting for happened: they all look again. */
+void swap_wake(void);
 #endif

@@ -96,6 +96,8 @@ void swap_slot_free(struct vm *vm, u64 s)
 	}
 	spin_unlock(&sw.lock);
 	atomic_fetch_sub(&vm->swap.slots, 1);
+	if (atomic_exchange(&sw.space_wanted, false))
+		swap_wake(); /* a VM waits for swap space (swap-full = "wait") */
 }
 
 void swap_release(struct vm *vm, u64 slot, unsigned cpu)

@@ -23,9 +23,10 @@ static const char *const no_props[] = { NULL };
 static const char *const root_props[] = { "compatible", "machine-memory-mib", NULL };
 static const char *const vm_props[] = {
 	"vcpus", "memory-mib", "memory-base", "resident-limit-mib", "kernel", "initramfs",
-	"bootargs", "cpus", "arg", "sharing", "share-domain", "share-scan-pages", "swap-mib", NULL,
+	"bootargs", "cpus", "arg", "sharing", "share-domain", "share-scan-pages", "swap-mib", "swap-full", NULL,
 };
 static const char *const sharing_modes[] = { "off", "zero", "self", "domain" };
+static const char *const swap_full_policies[] = { "stop", "wait" };
 
 /* Where we are in the tree, so every error can name the node. */
 struct ctx {
@@ -186,21 +187,33 @@ static int get_cpus(const struct ctx *x, u32 *mask)
 	return 0;
 }
 
-static int get_sharing(const struct ctx *x, struct vm_config *c)
+/* An optional string property that must be one of names (n of them, quoted in "want"); its index in *out. */
+static int get_choice(const struct ctx *x, const char *prop, const char *const *names, unsigned n,
+		      const char *want, unsigned *out)
 {
-	char mode[VMCFG_NAME_MAX] = "";
+	char v[VMCFG_NAME_MAX] = "";
 	unsigned i;
 
-	if (get_str(x, "sharing", false, mode, sizeof(mode)) < 0)
+	if (get_str(x, prop, false, v, sizeof(v)) < 0)
 		return -1;
-	if (mode[0]) { /* present: get_str refuses empty strings */
-		for (i = 0; i < ARRAY_SIZE(sharing_modes) && strcmp(mode, sharing_modes[i]); i++)
-			;
-		if (i == ARRAY_SIZE(sharing_modes))
-			return fail(x, "property 'sharing' must be \"off\", \"zero\", \"self\" or "
-				       "\"domain\", not \"%s\"", mode);
-		c->sharing = i;
-	}
+	if (!v[0])
+		return 0; /* absent: get_str refuses empty strings */
+	for (i = 0; i < n && strcmp(v, names[i]); i++)
+		;
+	if (i == n)
+		return fail(x, "property '%s' must be %s, not \"%s\"", prop, want, v);
+	*out = i;
+	return 0;
+}
+
+static int get_sharing(const struct ctx *x, struct vm_config *c)
+{
+	unsigned mode = c->sharing;
+
+	if (get_choice(x, "sharing", sharing_modes, ARRAY_SIZE(sharing_modes),
+		       "\"off\", \"zero\", \"self\" or \"domain\"", &mode))
+		return -1;
+	c->sharing = mode;
 	if (get_str(x, "share-domain", false, c->share_domain, sizeof(c->share_domain)) < 0)
 		return -1;
 	if (c->share_domain[0] && !good_name(c->share_domain, strlen(c->share_domain)))
@@ -237,6 +250,7 @@ static int check_ram(const struct ctx *x, const struct vm_config *c)
 static int parse_vm(const struct ctx *x, struct vm_config *c)
 {
 	u32 mem_mib = 0, limit_mib, swap_mib = 0;
+	unsigned full = SWAP_FULL_STOP;
 
 	*c = (struct vm_config){ .mem_base = VMCFG_RAM_BASE, .cpus = VMCFG_CPUS_ALL,
 				 .sharing = SHARE_SELF, .scan_pages = VMCFG_SCAN_PAGES };
@@ -249,6 +263,8 @@ static int parse_vm(const struct ctx *x, struct vm_config *c)
 	limit_mib = mem_mib;
 	if (check_ram(x, c) || get_u32(x, "resident-limit-mib", false, 1, mem_mib, &limit_mib) ||
 	    get_u32(x, "swap-mib", false, 0, ~0u, &swap_mib) ||
+	    get_choice(x, "swap-full", swap_full_policies, ARRAY_SIZE(swap_full_policies), "\"stop\" or \"wait\"",
+		       &full) ||
 	    get_str(x, "kernel", true, c->kernel, sizeof(c->kernel)) ||
 	    get_str(x, "initramfs", false, c->initramfs, sizeof(c->initramfs)) ||
 	    get_str(x, "bootargs", false, c->bootargs, sizeof(c->bootargs)) ||
@@ -256,6 +272,7 @@ static int parse_vm(const struct ctx *x, struct vm_config *c)
 		return -1;
 	c->resident_limit = MiB(limit_mib);
 	c->swap_limit = MiB(swap_mib);
+	c->swap_full = full;
 	return 0;
 }
 

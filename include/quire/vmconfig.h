@@ -19,6 +19,8 @@
 #define VMCFG_DT_MAX (64UL << 10) /* a Linux guest's DT slot at the RAM base */
 
 enum vm_sharing { SHARE_OFF, SHARE_ZERO, SHARE_SELF, SHARE_DOMAIN };
+/* What a VM at its resident limit does when its swap space is full. */
+enum vm_swap_full { SWAP_FULL_STOP, SWAP_FULL_WAIT };
 
 struct vm_config {
 	char name[VMCFG_NAME_MAX];	/* the node name under /vms */
@@ -35,6 +37,7 @@ struct vm_config {
 	char share_domain[VMCFG_NAME_MAX];
 	u32 scan_pages;			/* sharing scanner: pages per slice */
 	u64 swap_limit;			/* bytes of swap space */
+	enum vm_swap_full swap_full;
 };
 
 /* An image the build carries, as the checker needs it (name, bytes). */

@@ -339,6 +339,9 @@ static enum vio_result fault_on(struct vm *v, u64 ipa, u32 fsc, bool write)
  * VIO_MAPPED its host address in *out. Anything but mapped/raced/wait is
  * returned as it came.
  */
+/* A VM with swap-full = "wait" may wait with nothing on the disk: touch() returns VIO_WAIT then. */
+static bool may_wait_for_space;
+
 static enum vio_result touch(unsigned s, u32 g, bool write, u8 **out)
 {
 	struct vm *v = V(s);
@@ -372,6 +375,8 @@ static enum vio_result touch(unsigned s, u32 g, bool write, u8 **out)
 		if (r != VIO_WAIT)
 			return r;
 		/* The vCPU waits for the disk: something must be on it, or it waits forever. */
+		if (!fake_blk_pending() && may_wait_for_space)
+			return r;
 		if (!fake_blk_pending())
 			fail_msg("vm%u page %u: VIO_WAIT with nothing on the disk (a vCPU waiting forever)", s + 1,
 				 g);
@@ -691,6 +696,50 @@ static void swap_full_disk(void **state)
 	check_all_back();
 }
 
+/*
+ * swap-full = "wait": a VM finding the disk full waits (not stopped, logged
+ * once); when another VM goes and its slots come free, it is woken and
+ * goes on, its data intact.
+ */
+static void swap_full_wait(void **state)
+{
+	enum vio_result r = VIO_MAPPED;
+	u64 gen;
+	u32 g;
+
+	(void)state;
+	setup_machine(1024, 128, 8);
+	vm_make(1, 200, 64, 200);
+	for (g = 0; g < 180; g++)
+		must_access(1, g, 1);
+	fake_blk_complete(~0u, 0);
+	check_machine();
+	vm_make(0, 112, 64, 112);
+	V(0)->cfg.swap_full = SWAP_FULL_WAIT;
+	may_wait_for_space = true;
+	for (g = 0; g < 112 && (r = access_page(0, g, 1)) == VIO_MAPPED; g++)
+		check_machine();
+	may_wait_for_space = false;
+	assert_int_equal(r, VIO_WAIT);
+	assert_false(atomic_load(&V(0)->off));
+	assert_int_equal(atomic_load(&registry_power_offs), 0);
+	assert_int_equal(atomic_load(&registry_logs), 1);
+	gen = swap_gen();
+	vm_unmake_(1, false);
+	assert_true(swap_gen() != gen);
+	for (; g < 112; g++) {
+		must_access(0, g, 1);
+		check_machine();
+	}
+	for (g = 0; g < 112; g++)
+		must_access(0, g, 0);
+	fake_blk_complete(~0u, 0);
+	check_machine();
+	assert_int_equal(atomic_load(&registry_power_offs), 0);
+	vm_unmake_(0, false);
+	check_all_back();
+}
+
 /* Teardown with requests on the disk: not idle until they completed; then everything goes back. */
 static void teardown_in_flight(void **state)
 {
@@ -774,6 +823,7 @@ int main(void)
 		cmocka_unit_test_teardown(regression_ahead_evicts_fresh_page, teardown),
 		cmocka_unit_test_teardown(swap_full_quota, teardown),
 		cmocka_unit_test_teardown(swap_full_disk, teardown),
+		cmocka_unit_test_teardown(swap_full_wait, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

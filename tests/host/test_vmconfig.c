@@ -205,6 +205,7 @@ static const struct bad bad[] = {
 	{ "bad-scan-zero", false, { "/vms/web: ", "'share-scan-pages'", "1 to 65536, not 0" } },
 	{ "bad-scan-big", false, { "/vms/web: ", "'share-scan-pages'", "not 65537" } },
 	{ "bad-swap-size", false, { "/vms/web: ", "'swap-mib'", "32-bit", "not 8 bytes" } },
+	{ "bad-swap-full", false, { "/vms/web: ", "'swap-full'", "\"stop\" or \"wait\"", "not \"pause\"" } },
 	{ "bad-arg-size", false, { "/vms/web: ", "'arg'", "64-bit", "not 4 bytes" } },
 	{ "check-kernel-unknown", true,
 	  { "/vms/web: ", "'kernel'", "'nope'", "this build carries: linux, linux_initrd, memtest, big" } },
@@ -367,6 +368,7 @@ static void full_config(void **state)
 	assert_string_equal(c->share_domain, "front_end");
 	assert_int_equal(c->scan_pages, 65536);
 	assert_int_equal(c->swap_limit, MiB(2048));
+	assert_int_equal(c->swap_full, SWAP_FULL_WAIT);
 
 	c = &vms[1];
 	assert_string_equal(c->name, "Db_2");
@@ -413,6 +415,7 @@ static void minimal_config_defaults(void **state)
 	assert_string_equal(c->share_domain, "");
 	assert_int_equal(c->scan_pages, VMCFG_SCAN_PAGES);
 	assert_int_equal(c->swap_limit, 0);
+	assert_int_equal(c->swap_full, SWAP_FULL_STOP);
 	check_ok(1);
 }
 

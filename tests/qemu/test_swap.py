@@ -5,12 +5,13 @@ MiB of a 512 MiB VM that may hold 64 MiB; every word says which page and
 which generation it belongs to, so a page read back from the wrong slot or
 a stale copy fails the guest. Two such VMs run at once on one disk. A disk
 error and a full swap space each stop the VM concerned, with a message,
-while a VM beside it finishes its own work.
+while a VM beside it finishes its own work; with swap-full = "wait" the VM
+waits instead, until the monitor kills it.
 """
 import os
 import re
 
-from conftest import boot_vms, memtest, run_until_off
+from conftest import boot_vms, memtest, monitor, run_until_off
 from test_memory import result
 
 SWAP, SEQ = 15, 1
@@ -88,6 +89,25 @@ def test_swap_space_full_stops_the_vm(boot, tmp_path):
     assert not [l for l in vm_lines(out, 1) if "swap ok" in l]
     result(vm_lines(out, 2), r"memtest: seq ok")
     assert re.search(r"quire: vm1: \d+ pages returned to the pool \(0 still held\)", out)
+
+
+def test_swap_space_full_waits_by_policy(boot, tmp_path):
+    img = disk(tmp_path, 600)
+    vms = [swap_vm(swap_mib=32, swap_full="wait"), memtest(SEQ, 1, 64)]
+    con = boot_vms(boot, tmp_path, vms, smp=2, timeout=200, extra=drive(f"file={img}"), whole_lines=True)
+    seen = set()
+    while len(seen) < 2:
+        seen.add(con.expect(r"quire: vm1: at its resident limit \(16384 pages\) with no swap space left \(8192 of "
+                            r"8192 slots of its own; \d+ of \d+ on the disk in use\); waiting for space "
+                            r"\(swap-full = \"wait\"\)|\[vm2\] memtest: seq ok").group(0)[:6])
+    # Waiting, not stopped, holding its slots; the VM beside it finished.
+    assert re.search(r"vm1\s+running", monitor(con, "list"))
+    st = monitor(con, "stats vm1")
+    assert re.search(r"swap_slots=8192\b", st), st
+    con.child.sendline("kill vm1")
+    con.expect(r"quire: vm1: \d+ pages returned to the pool \(0 still held\)")
+    assert re.search(r"quire: swap slots=\d+ used=0 ", monitor(con, "stats"))
+    assert "QUIRE CRASH" not in con.read_until_quiet(quiet=0.5, limit=2)
 
 
 def test_swap_mib_without_a_disk_is_a_hard_limit(boot, tmp_path):
