@@ -303,7 +303,7 @@ static pidx_t copy_of(struct vm *vm, paddr_t src, u64 gpn, unsigned cpu, enum vi
 	i = src ? vmpool_take_for_copy(&vm->pool, cpu, &why) : vmpool_take(&vm->pool, cpu, &why);
 	if (i == PIDX_NONE) {
 		atomic_fetch_sub_explicit(&vm->pool.active, 1, memory_order_relaxed);
-		*r = why == 1 ? VIO_SEA_QUOTA : VIO_SEA_NOMEM;
+		*r = why == 2 ? VIO_SEA_NOMEM : VIO_SEA_QUOTA;
 		return PIDX_NONE;
 	}
 	if (src) {

@@ -75,9 +75,11 @@ void swap_vm_init(struct vm *vm)
 	s->quota = MIN(vm->cfg.swap_limit / PAGE_SIZE, (u64)~0u);
 	s->hand = vm->ram_base.bits;
 	s->on = s->quota && swap_enabled();
-	if (s->on)
+	if (s->on) {
 		vm->pool.data_limit = vm->cfg.resident_limit / PAGE_SIZE;
-	else if (s->quota)
+		/* Past resident-min the machine may run short: then it evicts below its limit. */
+		vmpool_overcommit(&vm->pool, vm->pool.quota - vmconfig_overcommit_pages(&vm->cfg));
+	} else if (s->quota)
 		printk("quire: %s: swap-mib is set but there is no swap disk: its resident limit is a hard "
 		       "limit\n", vm->name);
 }
@@ -341,6 +343,7 @@ void swap_ahead(struct vm *vm, ipa_t keep, unsigned cpu)
 {
 	u32 active = atomic_load(&vm->pool.active), writing = atomic_load(&vm->swap.writing);
 	u32 room = MIN((u32)(SWAP_BATCH + SWAP_RA_MAX), vm->pool.data_limit / 4);
+	const struct pool *p = vm->pool.vmm;
 
 	/*
 	 * Keep the pages over a low mark (a batch and a read-ahead window below
@@ -349,8 +352,17 @@ void swap_ahead(struct vm *vm, ipa_t keep, unsigned cpu)
 	 * already cold, never the one just mapped. A request's worth at a time,
 	 * so the disk gets long requests.
 	 */
-	if (vm->swap.on && active + room >= vm->pool.data_limit + writing + BLK_MAX_PAGES)
+	if (!vm->swap.on)
+		return;
+	if (active + room >= vm->pool.data_limit + writing + BLK_MAX_PAGES)
 		reclaim(vm, active + room - vm->pool.data_limit - writing, 0, keep.bits, cpu);
+	/*
+	 * The machine's low watermark: past its resident-min, with free pages
+	 * near what is promised to VMs, it writes out below its limit too.
+	 */
+	else if (writing < room && atomic_load(&vm->pool.charged) >= vm->pool.guaranteed &&
+		 pool_free_pages(p) < (u64)atomic_load(&p->promised) + p->low_water + room)
+		reclaim(vm, BLK_MAX_PAGES, 0, keep.bits, cpu);
 }
 
 enum vio_result swap_make_room(struct vm *vm, unsigned cpu)
@@ -359,8 +371,8 @@ enum vio_result swap_make_room(struct vm *vm, unsigned cpu)
 		return VIO_SEA_QUOTA;
 	if (atomic_load(&vm->swap.writing) < SWAP_BATCH)
 		reclaim(vm, SWAP_BATCH, 2, ~0UL, cpu);
-	if (atomic_load(&vm->pool.active) < vm->pool.data_limit)
-		return VIO_RACED; /* zero pages made room at once */
+	if (atomic_load(&vm->pool.active) < vm->pool.data_limit && !vmpool_short(&vm->pool))
+		return VIO_RACED; /* zero or clean pages made room at once */
 	/* Its own pages on their way out, or every request busy with other VMs': a completion comes. */
 	if (atomic_load(&vm->swap.inflight) || (swap_slot_left(vm) && swap_disk_busy())) {
 		atomic_fetch_add(&vm->swap.waits, 1);

@@ -34,6 +34,8 @@ void swap_init(struct pool *p, unsigned cpu)
 		sw.free = &sw.io[k];
 	}
 	sw.nslots = n;
+	/* VMs past their resident-min start writing out when free pages come this near the promises. */
+	p->low_water = pool_free_pages(p) / 128 + 16 * MAX_CPUS;
 	printk("swap: %lu slots of 4 KiB (%lu MiB); slot map %lu KiB (1 bit per slot); a swapped page's "
 	       "slot is kept in its invalid stage-2 leaf, no other memory; %u requests in flight at most\n",
 	       n, n >> 8, ALIGN_UP(n, SWAP_MAP_BITS) / SWAP_MAP_BITS * 4, ios);

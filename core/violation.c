@@ -64,7 +64,7 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 		atomic_fetch_sub_explicit(&vm->pool.active, 1, memory_order_relaxed);
 		if (s2_lookup(vm, page))
 			return VIO_RACED;
-		return no_room(vm, why == 1 ? VIO_SEA_QUOTA : VIO_SEA_NOMEM, cpu);
+		return no_room(vm, why == 2 ? VIO_SEA_NOMEM : VIO_SEA_QUOTA, cpu);
 	}
 	d = pool_desc(p, i);
 	d->gpn = page.bits >> PAGE_SHIFT;

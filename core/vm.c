@@ -179,6 +179,7 @@ void vm_reap(struct vm *vm, unsigned cpu)
 	s2_destroy(vm, swap_page_release, swap_release, cpu);
 	while ((i = lfstack_pop(&vm->pool.idle, vm->pool.vmm->desc)) != PIDX_NONE)
 		vmpool_give_back(&vm->pool, cpu, i, true);
+	vmpool_fini(&vm->pool);
 	printk("quire: %s: %u pages returned to the pool (%u still held)\n", vm->name, held,
 	       atomic_load(&vm->pool.charged));
 	if (!atomic_load(&vm->restart))
@@ -256,6 +257,7 @@ static void undo(struct vm *vm, unsigned cpu)
 	share_vm_stop(vm);
 	if (vm->s2.root)
 		s2_destroy(vm, swap_page_release, swap_release, cpu);
+	vmpool_fini(&vm->pool);
 	atomic_store(&vm->off, true);
 	atomic_store(&vm->reaped, true);
 }

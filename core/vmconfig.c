@@ -23,7 +23,7 @@ static const char *const no_props[] = { NULL };
 static const char *const root_props[] = { "compatible", "machine-memory-mib", NULL };
 static const char *const vm_props[] = {
 	"vcpus", "memory-mib", "memory-base", "resident-limit-mib", "kernel", "initramfs",
-	"bootargs", "cpus", "arg", "sharing", "share-domain", "share-scan-pages", "swap-mib", "swap-full", NULL,
+	"bootargs", "cpus", "arg", "sharing", "share-domain", "share-scan-pages", "swap-mib", "swap-full", "resident-min-mib", NULL,
 };
 static const char *const sharing_modes[] = { "off", "zero", "self", "domain" };
 static const char *const swap_full_policies[] = { "stop", "wait" };
@@ -249,7 +249,7 @@ static int check_ram(const struct ctx *x, const struct vm_config *c)
 
 static int parse_vm(const struct ctx *x, struct vm_config *c)
 {
-	u32 mem_mib = 0, limit_mib, swap_mib = 0;
+	u32 mem_mib = 0, limit_mib, min_mib, swap_mib = 0;
 	unsigned full = SWAP_FULL_STOP;
 
 	*c = (struct vm_config){ .mem_base = VMCFG_RAM_BASE, .cpus = VMCFG_CPUS_ALL,
@@ -270,7 +270,14 @@ static int parse_vm(const struct ctx *x, struct vm_config *c)
 	    get_str(x, "bootargs", false, c->bootargs, sizeof(c->bootargs)) ||
 	    get_cpus(x, &c->cpus) || get_u64(x, "arg", &c->arg) || get_sharing(x, c))
 		return -1;
+	min_mib = limit_mib;
+	if (get_u32(x, "resident-min-mib", false, 1, limit_mib, &min_mib))
+		return -1;
+	if (min_mib < limit_mib && !swap_mib)
+		return fail(x, "property 'resident-min-mib' below 'resident-limit-mib' needs 'swap-mib': only a VM "
+			       "that swaps can give pages back when the machine runs short");
 	c->resident_limit = MiB(limit_mib);
+	c->resident_min = MiB(min_mib);
 	c->swap_limit = MiB(swap_mib);
 	c->swap_full = full;
 	return 0;
@@ -361,6 +368,11 @@ u32 vmconfig_quota_pages(const struct vm_config *c)
 	return c->resident_limit / SZ_4K + 1 + l2 + l3 + 2;
 }
 
+u32 vmconfig_guaranteed_pages(const struct vm_config *c, bool swap)
+{
+	return vmconfig_quota_pages(c) - (swap ? vmconfig_overcommit_pages(c) : 0);
+}
+
 static const struct vmcfg_image *find_image(const struct vmcfg_limits *lim, const char *name)
 {
 	for (const struct vmcfg_image *i = lim->images; i->name; i++)
@@ -440,12 +452,12 @@ int vmconfig_check(const struct vm_config *c, unsigned n, const struct vmcfg_lim
 		q_snprintf(path, sizeof(path), "/vms/%s", c[i].name);
 		if (check_vm(&x, &c[i], lim))
 			return -1;
-		need += vmconfig_quota_pages(&c[i]);
+		need += vmconfig_guaranteed_pages(&c[i], lim->swap);
 	}
 	if (need > lim->machine_pages) {
-		q_snprintf(err, errlen, "/vms: the VMs' 'resident-limit-mib' cannot all be met at "
-			   "once: they need %lu MiB with stage-2 tables, the machine has %lu MiB for "
-			   "guests", (unsigned long)ALIGN_UP(need, 256) / 256,
+		q_snprintf(err, errlen, "/vms: the VMs' 'resident-limit-mib' (or 'resident-min-mib' for VMs that "
+			   "swap) cannot all be met at once: they need %lu MiB with stage-2 tables, the machine "
+			   "has %lu MiB for guests", (unsigned long)ALIGN_UP(need, 256) / 256,
 			   (unsigned long)lim->machine_pages / 256);
 		return -1;
 	}

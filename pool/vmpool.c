@@ -10,6 +10,8 @@ void vmpool_init(struct vm_pool *vp, struct pool *vmm, u8 vm_id, u32 quota)
 	vp->vmm = vmm;
 	vp->vm_id = vm_id;
 	vp->quota = quota;
+	vp->guaranteed = quota;
+	atomic_fetch_add_explicit(&vmm->promised, quota, memory_order_relaxed);
 	atomic_init(&vp->charged, 0);
 	atomic_init(&vp->active, 0);
 	vp->data_limit = ~0u;
@@ -22,17 +24,60 @@ void vmpool_init(struct vm_pool *vp, struct pool *vmm, u8 vm_id, u32 quota)
 	lfstack_init(&vp->idle);
 }
 
-/* Charge one page against the quota; false if it is used up. */
-static bool charge(struct vm_pool *vp)
+void vmpool_fini(struct vm_pool *vp)
+{
+	u32 c = atomic_load_explicit(&vp->charged, memory_order_relaxed);
+
+	if (c < vp->guaranteed)
+		atomic_fetch_sub_explicit(&vp->vmm->promised, vp->guaranteed - c, memory_order_relaxed);
+	vp->guaranteed = 0;
+}
+
+void vmpool_overcommit(struct vm_pool *vp, u32 g)
+{
+	u32 c = atomic_load_explicit(&vp->charged, memory_order_relaxed);
+
+	g = MIN(g, vp->guaranteed);
+	/* Of the pages it no longer is guaranteed, those not taken yet were promised. */
+	if (c < vp->guaranteed)
+		atomic_fetch_sub_explicit(&vp->vmm->promised, vp->guaranteed - MAX(c, g), memory_order_relaxed);
+	vp->guaranteed = g;
+}
+
+static bool machine_short(const struct pool *p)
+{
+	return pool_free_pages(p) <= (u64)atomic_load_explicit(&p->promised, memory_order_relaxed) + p->low_water;
+}
+
+bool vmpool_short(const struct vm_pool *vp)
+{
+	return atomic_load_explicit(&vp->charged, memory_order_relaxed) >= vp->guaranteed && machine_short(vp->vmm);
+}
+
+/* Charge one page against the quota: 0, or why not (vmpool_take's *why). */
+static int charge(struct vm_pool *vp)
 {
 	u32 c = atomic_load_explicit(&vp->charged, memory_order_relaxed);
 
 	do {
 		if (c >= vp->quota)
-			return false;
+			return 1;
+		if (c >= vp->guaranteed && machine_short(vp->vmm))
+			return 3;
 	} while (!atomic_compare_exchange_weak_explicit(&vp->charged, &c, c + 1, memory_order_relaxed,
 							  memory_order_relaxed));
-	return true;
+	/* A page it was promised: the promise is kept. */
+	if (c < vp->guaranteed)
+		atomic_fetch_sub_explicit(&vp->vmm->promised, 1, memory_order_relaxed);
+	return 0;
+}
+
+static void uncharge(struct vm_pool *vp)
+{
+	u32 c = atomic_fetch_sub_explicit(&vp->charged, 1, memory_order_relaxed);
+
+	if (c - 1 < vp->guaranteed)
+		atomic_fetch_add_explicit(&vp->vmm->promised, 1, memory_order_relaxed);
 }
 
 /* A charged page from the VMM pool, owned by this VM, zeroed unless the caller will overwrite it all. */
@@ -41,13 +86,15 @@ static pidx_t take_new(struct vm_pool *vp, unsigned cpu, int *why, bool zero)
 	struct pool *p = vp->vmm;
 	pidx_t i;
 
-	if (!charge(vp)) {
-		*why = 1;
+	int rc = charge(vp);
+
+	if (rc) {
+		*why = rc;
 		return PIDX_NONE;
 	}
 	i = pool_alloc(p, cpu);
 	if (i == PIDX_NONE) {
-		atomic_fetch_sub_explicit(&vp->charged, 1, memory_order_relaxed);
+		uncharge(vp);
 		*why = 2;
 		return PIDX_NONE;
 	}
@@ -89,18 +136,19 @@ bool vmpool_activate(struct vm_pool *vp)
 
 void vmpool_uncharge(struct vm_pool *vp)
 {
-	atomic_fetch_sub_explicit(&vp->charged, 1, memory_order_relaxed);
+	uncharge(vp);
 }
 
 void vmpool_charge_force(struct vm_pool *vp)
 {
-	atomic_fetch_add_explicit(&vp->charged, 1, memory_order_relaxed);
+	if (atomic_fetch_add_explicit(&vp->charged, 1, memory_order_relaxed) < vp->guaranteed)
+		atomic_fetch_sub_explicit(&vp->vmm->promised, 1, memory_order_relaxed);
 }
 
 void vmpool_give_back(struct vm_pool *vp, unsigned cpu, pidx_t i, bool zeroed)
 {
 	pool_free(vp->vmm, cpu, i, zeroed);
-	atomic_fetch_sub_explicit(&vp->charged, 1, memory_order_relaxed);
+	uncharge(vp);
 }
 
 u32 vmpool_reserve_idle(struct vm_pool *vp, unsigned cpu, u32 n)

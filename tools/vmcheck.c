@@ -85,7 +85,8 @@ int main(int argc, char **argv)
 {
 	static struct vmcfg_image images[MAX_IMAGES + 1];
 	struct vm_config vms[VMCFG_MAX_VMS];
-	struct vmcfg_limits lim = { VMCFG_MAX_CPUS, 0, images };
+	/* With a swap disk (Quire checks again at boot, where there may be none). */
+	struct vmcfg_limits lim = { VMCFG_MAX_CPUS, 0, images, true };
 	unsigned nimages = 0;
 	u64 size, carried = 0, machine, overhead, guest = 0;
 	const char *config_path;

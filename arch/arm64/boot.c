@@ -157,10 +157,10 @@ static void start_vms(unsigned ipa_bits)
 {
 	static struct vm_config cfg[MAX_VMS];
 	struct vmcfg_image images[8];
-	struct vmcfg_limits lim = { cpus_online(), pool_free_pages(&vmm_pool), images };
+	struct vmcfg_limits lim = { cpus_online(), pool_free_pages(&vmm_pool), images, swap_enabled() };
 	const char *from;
 	const void *blob = vm_config_blob(&from);
-	u64 guest = 0, limits = 0;
+	u64 guest = 0, limits = 0, kept = 0;
 	char err[200];
 	u32 mib;
 	int n;
@@ -180,13 +180,15 @@ static void start_vms(unsigned ipa_bits)
 	for (int i = 0; i < n; i++) {
 		guest += cfg[i].mem_size;
 		limits += (u64)vmconfig_quota_pages(&cfg[i]) << PAGE_SHIFT;
+		kept += (u64)vmconfig_guaranteed_pages(&cfg[i], lim.swap) << PAGE_SHIFT;
 	}
 	printk("quire: VM configuration %s: %d VM%s, %lu MiB of guest memory on %lu MiB of machine memory "
-	       "(%s %lu.%02lux); resident limits with stage-2 tables %lu MiB\n",
+	       "(%s %lu.%02lux); resident limits with stage-2 tables %lu MiB, guaranteed %lu MiB\n",
 	       from, n, n > 1 ? "s" : "", (unsigned long)(guest >> 20), (unsigned long)(lim.machine_pages >> 8),
 	       guest > lim.machine_pages << PAGE_SHIFT ? "overcommitted" : "not overcommitted",
 	       (unsigned long)(guest / (lim.machine_pages << PAGE_SHIFT)),
-	       (unsigned long)(guest * 100 / (lim.machine_pages << PAGE_SHIFT) % 100), (unsigned long)(limits >> 20));
+	       (unsigned long)(guest * 100 / (lim.machine_pages << PAGE_SHIFT) % 100), (unsigned long)(limits >> 20),
+	       (unsigned long)(kept >> 20));
 	for (int i = 0; i < n; i++)
 		if (!vm_create(&cfg[i], i + 1, 0, err, sizeof(err)))
 			printk("quire: %s not started: %s\n", cfg[i].name, err);

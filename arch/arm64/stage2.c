@@ -86,7 +86,7 @@ static int table_alloc(struct vm *vm, unsigned cpu, paddr_t *pa)
 	pidx_t i = vmpool_take(&vm->pool, cpu, &why);
 
 	if (i == PIDX_NONE)
-		return why == 1 ? -EDQUOT : -ENOMEM;
+		return why == 2 ? -ENOMEM : -EDQUOT;
 	atomic_store_explicit(&pool_desc(vm->pool.vmm, i)->flags, MP_PGTABLE | MP_PINNED,
 			      memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->pool.pgtables, 1, memory_order_relaxed);

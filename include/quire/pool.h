@@ -45,6 +45,14 @@ struct pool {
 	unsigned nranges;
 	struct lfstack free;
 	struct pcpu_cache cache[MAX_CPUS];
+	/*
+	 * Pages promised to VMs and not taken yet: the sum over VMs of what
+	 * they are guaranteed (vm_pool.guaranteed) less what they hold, when
+	 * positive. A VM beyond its guarantee takes a page only while more
+	 * than promised + low_water pages are free.
+	 */
+	_Atomic u32 promised;
+	u32 low_water;
 };
 
 /*
@@ -98,6 +106,7 @@ struct vm_pool {
 	struct pool *vmm;
 	u8 vm_id;
 	u32 quota;		/* pages this VM may hold: data, idle and page tables */
+	u32 guaranteed;		/* ... of which the machine keeps this many for it (the rest only while it has them) */
 	_Atomic u32 charged;	/* pages held now, against the quota */
 	_Atomic u32 active;	/* data pages mapped */
 	u32 data_limit;		/* most data pages it may map (its resident limit if it swaps) */
@@ -112,10 +121,17 @@ struct vm_pool {
 };
 
 void vmpool_init(struct vm_pool *vp, struct pool *vmm, u8 vm_id, u32 quota);
+/* The VM's guarantee is its whole quota, promised by the VMM pool until the VM goes (vmpool_fini). */
+void vmpool_fini(struct vm_pool *vp);
+/* Guarantee only g of its quota (a VM that can swap): the machine may run short of the rest. */
+void vmpool_overcommit(struct vm_pool *vp, u32 g);
+/* The VM holds its guarantee or more and the machine is down to its promises and low water. */
+bool vmpool_short(const struct vm_pool *vp);
 /*
  * A page for this VM, zeroed, charged to its quota: from the idle set if it
  * has one, else from the VMM pool. PIDX_NONE when the quota or the machine
- * is exhausted (*why says which: 1 quota, 2 machine).
+ * is exhausted (*why says which: 1 quota, 2 machine, 3 the VM is past its
+ * guarantee and the machine short: vmpool_short).
  */
 pidx_t vmpool_take(struct vm_pool *vp, unsigned cpu, int *why);
 /* Like vmpool_take, but not zeroed: for a page the caller overwrites entirely at once. */

@@ -27,6 +27,7 @@ struct vm_config {
 	unsigned vcpus;
 	u64 mem_base, mem_size;		/* guest RAM, bytes */
 	u64 resident_limit;		/* bytes of guest RAM it may hold in machine pages */
+	u64 resident_min;		/* ... of which the machine keeps this much for it (less only with swap) */
 	char kernel[VMCFG_NAME_MAX];	/* image names carried in quire.bin */
 	char initramfs[VMCFG_NAME_MAX]; /* "" if none */
 	char bootargs[VMCFG_BOOTARGS_MAX]; /* "" = the default for Linux guests */
@@ -52,6 +53,7 @@ struct vmcfg_limits {
 	unsigned cpus;		/* physical CPUs that can run vCPUs */
 	u64 machine_pages;	/* pages the VMM pool can hand to VMs */
 	const struct vmcfg_image *images; /* ends with a NULL name */
+	bool swap;		/* there is a swap disk: VMs with swap are guaranteed only their resident-min */
 };
 
 /* Device windows of the guest platform (docs/guest-platform.md): RAM may not overlap them. */
@@ -79,6 +81,13 @@ int vmconfig_check(const struct vm_config *c, unsigned n, const struct vmcfg_lim
  * level-3 table per 2 MiB) and the tables of its device mappings.
  */
 u32 vmconfig_quota_pages(const struct vm_config *c);
+/* Pages of its limit the machine need not keep for a VM that swaps: limit less resident-min. */
+static inline u32 vmconfig_overcommit_pages(const struct vm_config *c)
+{
+	return c->swap_limit && c->resident_min < c->resident_limit ? (c->resident_limit - c->resident_min) >> 12 : 0;
+}
+/* The pages the machine keeps for it: its quota, less the above if there is a swap disk. */
+u32 vmconfig_guaranteed_pages(const struct vm_config *c, bool swap);
 
 /* Where a Linux guest's pieces go (arm64 boot protocol); shared by the checker and the loader. */
 struct linux_layout {

@@ -61,7 +61,7 @@ static int take_table(struct vm *vm, unsigned cpu, pidx_t *out)
 	pidx_t t = vmpool_take(&vm->pool, cpu, &why);
 
 	if (t == PIDX_NONE)
-		return why == 1 ? -EDQUOT : -ENOMEM;
+		return why == 2 ? -ENOMEM : -EDQUOT;
 	if (!hostmem_page_is_zero(pool_pa(p, t))) {
 		fprintf(stderr, "fake_s2: vmpool_take gave a page that is not zero\n");
 		abort();

@@ -691,6 +691,62 @@ static void vmpool_why_machine_empty(void **state)
 	assert_int_equal(pool_free_pages(&pool), 8);
 }
 
+/*
+ * Promises: each VM is kept its guarantee; one guaranteed less than its
+ * quota (it can swap) takes pages past its guarantee only while more than
+ * the promises and the low water are free (why 3 after that).
+ */
+static void vmpool_promises(void **state)
+{
+	struct vm_pool kept;
+	pidx_t held[64], kheld[20];
+	unsigned n = 0;
+	pidx_t i;
+	int why = 0;
+
+	(void)state;
+	setup_small(64);
+	pool.low_water = 4;
+	vmpool_init(&kept, &pool, 2, 20);
+	vmpool_init(&vp, &pool, 1, 60);
+	assert_int_equal(atomic_load(&pool.promised), 80);
+	vmpool_overcommit(&vp, 10);
+	assert_int_equal(atomic_load(&pool.promised), 30);
+	while ((i = vmpool_take(&vp, 0, &why)) != PIDX_NONE)
+		held[n++] = i;
+	assert_int_equal(why, 3);
+	/* 64 pages: it stops where 20 promised to the other and 4 of low water are left. */
+	assert_int_equal(n, 40);
+	assert_int_equal(pool_free_pages(&pool), 24);
+	assert_true(vmpool_short(&vp));
+	assert_false(vmpool_short(&kept));
+	assert_int_equal(atomic_load(&pool.promised), 20);
+	/* The other VM gets all it was promised, then meets its quota. */
+	for (unsigned k = 0; k < 20; k++) {
+		kheld[k] = vmpool_take(&kept, 0, &why);
+		assert_int_not_equal(kheld[k], PIDX_NONE);
+	}
+	assert_int_equal(vmpool_take(&kept, 0, &why), PIDX_NONE);
+	assert_int_equal(why, 1);
+	assert_int_equal(atomic_load(&pool.promised), 0);
+	/* Pages given back past a guarantee are nobody's promise; below it, its owner's again. */
+	for (unsigned k = 0; k < 30; k++)
+		vmpool_give_back(&vp, 0, held[--n], false);
+	assert_int_equal(atomic_load(&pool.promised), 0);
+	vmpool_give_back(&vp, 0, held[--n], false);
+	assert_int_equal(atomic_load(&pool.promised), 1);
+	for (unsigned k = 0; k < 20; k++)
+		vmpool_give_back(&kept, 0, kheld[k], false);
+	assert_int_equal(atomic_load(&pool.promised), 21);
+	vmpool_fini(&kept);
+	assert_int_equal(atomic_load(&pool.promised), 1);
+	while (n)
+		vmpool_give_back(&vp, 0, held[--n], false);
+	vmpool_fini(&vp);
+	assert_int_equal(atomic_load(&pool.promised), 0);
+	assert_int_equal(pool_free_pages(&pool), 64);
+}
+
 /* ---- regressions -------------------------------------------------------- */
 
 /*
@@ -773,6 +829,7 @@ int main(void)
 		cmocka_unit_test_teardown(vmpool_pages_come_zeroed, teardown),
 		cmocka_unit_test_teardown(vmpool_idle_reserve_and_take, teardown),
 		cmocka_unit_test_teardown(vmpool_idle_set_flags, teardown),
+		cmocka_unit_test_teardown(vmpool_promises, teardown),
 		cmocka_unit_test_teardown(vmpool_why_machine_empty, teardown),
 		cmocka_unit_test_teardown(regression_alloc_fails_while_other_cpu_caches_pages, teardown),
 		cmocka_unit_test_teardown(regression_pidx_of_high_address_aliases, teardown),

@@ -130,6 +130,9 @@ static void setup_machine(u32 pages, u64 disk_pages, unsigned depth)
 	assert_non_null(slot_seen);
 }
 
+/* The next vm_make's resident-min in pages (0: its limit). */
+static u32 next_min;
+
 static void vm_make(unsigned s, u32 pages, u32 limit, u32 swap_pages)
 {
 	struct gvm *g = &gv[s];
@@ -142,8 +145,10 @@ static void vm_make(unsigned s, u32 pages, u32 limit, u32 swap_pages)
 	v->ram_base = IPA(RAM);
 	v->ram_size = (u64)pages * PAGE_SIZE;
 	v->cfg.resident_limit = (u64)limit * PAGE_SIZE;
+	v->cfg.resident_min = (u64)(next_min ? next_min : limit) * PAGE_SIZE;
+	next_min = 0;
 	v->cfg.swap_limit = (u64)swap_pages * PAGE_SIZE;
-	vmpool_init(&v->pool, &pool, v->id, pages + 64);
+	vmpool_init(&v->pool, &pool, v->id, limit + 64); /* the tables fit in 64 */
 	assert_int_equal(s2_init(v, 0), 0);
 	share_vm_init(v);
 	swap_vm_init(v);
@@ -170,6 +175,7 @@ static void vm_unmake_(unsigned s, bool quiet)
 	s2_destroy(v, swap_page_release, swap_release, 0);
 	while ((i = lfstack_pop(&v->pool.idle, pool.desc)) != PIDX_NONE)
 		vmpool_give_back(&v->pool, 0, i, true);
+	vmpool_fini(&v->pool);
 	registry[s] = NULL;
 	g->alive = false;
 	if (quiet)
@@ -740,6 +746,50 @@ static void swap_full_wait(void **state)
 	check_all_back();
 }
 
+/*
+ * resident-min: a VM guaranteed less than its limit takes pages past its
+ * guarantee while the machine has more free than it promised the others;
+ * then it evicts below its limit, and the other VM still gets every page it
+ * was promised.
+ */
+static void machine_short_evicts_below_limit(void **state)
+{
+	u32 top = 0, top1 = 0;
+
+	(void)state;
+	setup_machine(300, 1024, 8);
+	pool.low_water = 8;
+	next_min = 40;
+	vm_make(0, 400, 200, 400);
+	assert_int_equal(V(0)->pool.guaranteed, 40 + 64);
+	vm_make(1, 128, 64, 128);
+	assert_int_equal(V(1)->pool.guaranteed, 64 + 64);
+	for (u32 g = 0; g < 400; g++) {
+		must_access(0, g, 1);
+		top = MAX(top, atomic_load(&V(0)->pool.active));
+		check_machine();
+	}
+	print_message("a VM kept 40 of a 200-page limit held at most %u pages\n", top);
+	assert_true(top > 40 + 32 && top < 200);
+	/* The other VM: all of its promise, while the first goes on working. */
+	for (u32 g = 0; g < 128; g++) {
+		must_access(1, g, 1);
+		top1 = MAX(top1, atomic_load(&V(1)->pool.active));
+		must_access(0, rnd_below(400), rnd_below(2));
+		check_machine();
+	}
+	/* Up to its limit, less what writing ahead keeps free (a quarter of it here). */
+	assert_true(top1 >= 64 - 16);
+	for (u32 g = 0; g < 400; g++)
+		must_access(0, g, 0);
+	fake_blk_complete(~0u, 0);
+	check_machine();
+	vm_unmake_(0, false);
+	vm_unmake_(1, false);
+	check_all_back();
+	assert_int_equal(atomic_load(&pool.promised), 0);
+}
+
 /* Teardown with requests on the disk: not idle until they completed; then everything goes back. */
 static void teardown_in_flight(void **state)
 {
@@ -824,6 +874,7 @@ int main(void)
 		cmocka_unit_test_teardown(swap_full_quota, teardown),
 		cmocka_unit_test_teardown(swap_full_disk, teardown),
 		cmocka_unit_test_teardown(swap_full_wait, teardown),
+		cmocka_unit_test_teardown(machine_short_evicts_below_limit, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -72,7 +72,7 @@ static int setup_build(void **state)
 	images[2] = (struct vmcfg_image){ "memtest", calloc(1, MEMTEST_SIZE), MEMTEST_SIZE };
 	images[3] = (struct vmcfg_image){ "big", calloc(1, BIG_SIZE), BIG_SIZE };
 	images[4] = (struct vmcfg_image){ NULL, NULL, 0 };
-	lim = (struct vmcfg_limits){ 4, MACHINE_PAGES, images };
+	lim = (struct vmcfg_limits){ 4, MACHINE_PAGES, images, true };
 	return images[1].data && images[2].data && images[3].data ? 0 : -1;
 }
 
@@ -205,6 +205,8 @@ static const struct bad bad[] = {
 	{ "bad-scan-zero", false, { "/vms/web: ", "'share-scan-pages'", "1 to 65536, not 0" } },
 	{ "bad-scan-big", false, { "/vms/web: ", "'share-scan-pages'", "not 65537" } },
 	{ "bad-swap-size", false, { "/vms/web: ", "'swap-mib'", "32-bit", "not 8 bytes" } },
+	{ "bad-min-noswap", false, { "/vms/web: ", "'resident-min-mib'", "needs 'swap-mib'" } },
+	{ "bad-min-over", false, { "/vms/web: ", "'resident-min-mib'", "1 to 128", "not 129" } },
 	{ "bad-swap-full", false, { "/vms/web: ", "'swap-full'", "\"stop\" or \"wait\"", "not \"pause\"" } },
 	{ "bad-arg-size", false, { "/vms/web: ", "'arg'", "64-bit", "not 4 bytes" } },
 	{ "check-kernel-unknown", true,
@@ -359,6 +361,7 @@ static void full_config(void **state)
 	assert_int_equal(c->mem_base, 0x80000000);
 	assert_int_equal(c->mem_size, MiB(1024));
 	assert_int_equal(c->resident_limit, MiB(300));
+	assert_int_equal(c->resident_min, MiB(100));
 	assert_string_equal(c->kernel, "linux");
 	assert_string_equal(c->initramfs, "linux_initrd");
 	assert_string_equal(c->bootargs, "console=ttyAMA0 quiet");
@@ -406,6 +409,7 @@ static void minimal_config_defaults(void **state)
 	assert_int_equal(c->mem_base, VMCFG_RAM_BASE);
 	assert_int_equal(c->mem_size, MiB(64));
 	assert_int_equal(c->resident_limit, MiB(64));
+	assert_int_equal(c->resident_min, MiB(64));
 	assert_string_equal(c->kernel, "memtest");
 	assert_string_equal(c->initramfs, "");
 	assert_string_equal(c->bootargs, "");
@@ -480,6 +484,39 @@ static void machine_pages_boundary(void **state)
 	assert_int_equal(vmconfig_check(vms, 4, &lim, err, sizeof(err)), -1);
 	lim.machine_pages = MACHINE_PAGES;
 	assert_mentions(what);
+}
+
+/*
+ * A VM that swaps is kept only its resident-min: with a swap disk, two
+ * such VMs whose limits add up past the machine are admitted; without one,
+ * their limits are hard and they are refused.
+ */
+static void overcommit_with_swap(void **state)
+{
+	const char *what[] = { "/vms: ", "cannot all be met", "'resident-min-mib'", NULL };
+	u32 quota, over;
+
+	(void)state;
+	assert_int_equal(parse_ok(load("vms/four-linux")), 4);
+	for (unsigned i = 0; i < 4; i++) {
+		vms[i].swap_limit = MiB(512);
+		vms[i].resident_min = MiB(16);
+	}
+	quota = vmconfig_quota_pages(&vms[0]);
+	over = vmconfig_overcommit_pages(&vms[0]);
+	assert_int_equal(over, (vms[0].resident_limit - MiB(16)) / SZ_4K);
+	assert_int_equal(vmconfig_guaranteed_pages(&vms[0], true), quota - over);
+	assert_int_equal(vmconfig_guaranteed_pages(&vms[0], false), quota);
+	lim.machine_pages = 4 * (u64)(quota - over);
+	check_ok(4);
+	lim.swap = false;
+	assert_int_equal(vmconfig_check(vms, 4, &lim, err, sizeof(err)), -1);
+	lim.swap = true;
+	lim.machine_pages = MACHINE_PAGES;
+	assert_mentions(what);
+	/* No swap space: nothing to give back, the whole limit is kept. */
+	vms[0].swap_limit = 0;
+	assert_int_equal(vmconfig_overcommit_pages(&vms[0]), 0);
 }
 
 /* ---- vmconfig_quota_pages ---------------------------------------------- */
@@ -651,6 +688,7 @@ int main(void)
 		cmocka_unit_test_teardown(edges_config, free_blob),
 		cmocka_unit_test_teardown(example_configs, free_blob),
 		cmocka_unit_test_teardown(machine_pages_boundary, free_blob),
+		cmocka_unit_test_teardown(overcommit_with_swap, free_blob),
 		cmocka_unit_test(quota_pages),
 		cmocka_unit_test(layout_standard),
 		cmocka_unit_test(layout_small_ram),
