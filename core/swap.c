@@ -361,14 +361,18 @@ void swap_ahead(struct vm *vm, ipa_t keep, unsigned cpu)
 	 * near what is promised to VMs, it writes out below its limit too.
 	 */
 	else if (writing < room && atomic_load(&vm->pool.charged) >= vm->pool.guaranteed &&
-		 pool_free_pages(p) < (u64)atomic_load(&p->promised) + p->low_water + room)
+		 pool_free_pages(p) < (u64)atomic_load(&p->promised) + p->low_water + room) {
+		atomic_fetch_add(&vm->swap.squeezed, 1);
 		reclaim(vm, BLK_MAX_PAGES, 0, keep.bits, cpu);
+	}
 }
 
 enum vio_result swap_make_room(struct vm *vm, unsigned cpu)
 {
 	if (!vm->swap.on)
 		return VIO_SEA_QUOTA;
+	if (atomic_load(&vm->pool.active) < vm->pool.data_limit)
+		atomic_fetch_add(&vm->swap.squeezed, 1); /* below its limit: the machine is short */
 	if (atomic_load(&vm->swap.writing) < SWAP_BATCH)
 		reclaim(vm, SWAP_BATCH, 2, ~0UL, cpu);
 	if (atomic_load(&vm->pool.active) < vm->pool.data_limit && !vmpool_short(&vm->pool))

@@ -45,6 +45,7 @@ struct vm_swap {
 	_Atomic u32 ra;		/* read-ahead window in pages: grows while faults are sequential */
 	_Atomic u64 ra_next;	/* the IPA after the last run read for a fault */
 	_Atomic u64 outs, ins, zero, waits;
+	_Atomic u64 squeezed;	/* times it wrote out below its limit because the machine ran short */
 };
 
 struct vm {
