@@ -303,9 +303,8 @@ static void write_out(struct vm *vm, struct victim *v, unsigned n, unsigned cpu)
 			len = swap_slots_take(vm, run, slot_after_previous(&v[k]), &first);
 
 		if (!len) {
-			if (io) {
+			if (io)
 				io_unused(io);
-			}
 			break;
 		}
 		io->slot = first;
@@ -463,16 +462,17 @@ static void read_done(struct blk_req *r, unsigned cpu)
 /*
  * Take the swapped leaf e (slot first + k of a run) into io as page k: a
  * page within the resident limit, the leaf in transit. false if it cannot
- * (limit, no page, or the leaf changed); *why as vmpool_take's.
+ * (limit, no page, or the leaf changed).
  */
 static bool take_leaf(struct vm *vm, struct swap_io *io, u32 k, _Atomic u64 *e, u64 expect, ipa_t ipa,
-		      unsigned cpu, int *why)
+		      unsigned cpu)
 {
+	int why;
 	pidx_t i;
 
 	if (!vmpool_activate(&vm->pool))
 		return false;
-	i = vmpool_take_for_copy(&vm->pool, cpu, why);
+	i = vmpool_take_for_copy(&vm->pool, cpu, &why);
 	if (i == PIDX_NONE || !atomic_compare_exchange_strong(e, &expect, s2e_make(s2e_slot(expect), true))) {
 		if (i != PIDX_NONE)
 			vmpool_give_back(&vm->pool, cpu, i, false);
@@ -493,12 +493,11 @@ static bool take_leaf(struct vm *vm, struct swap_io *io, u32 k, _Atomic u64 *e, 
 static u32 extend_run(struct vm *vm, struct swap_io *io, u32 k, _Atomic u64 *e, u32 want, unsigned cpu)
 {
 	u64 ipa = io->ipa[0] + (u64)k * PAGE_SIZE;
-	int why;
 
 	for (; k < want && ipa % (PAGE_SIZE << 9); k++, e++, ipa += PAGE_SIZE) {
 		u64 v = atomic_load_explicit(e, memory_order_acquire);
 
-		if (!s2e_swapped(v) || s2e_slot(v) != io->slot + k || !take_leaf(vm, io, k, e, v, IPA(ipa), cpu, &why))
+		if (!s2e_swapped(v) || s2e_slot(v) != io->slot + k || !take_leaf(vm, io, k, e, v, IPA(ipa), cpu))
 			break;
 	}
 	return k;
@@ -517,7 +516,6 @@ enum vio_result swap_fault(struct vm *vm, ipa_t page, struct s2_slot *slot, bool
 	u64 e = atomic_load_explicit(slot->e, memory_order_acquire);
 	struct swap_io *io;
 	u64 t0 = clock_ticks();
-	int why = 0;
 	u32 n;
 
 	if (s2e_transit(e)) {
@@ -530,7 +528,7 @@ enum vio_result swap_fault(struct vm *vm, ipa_t page, struct s2_slot *slot, bool
 	io = swap_io_get(vm);
 	if (!io)
 		return VIO_WAIT; /* every request is on the disk */
-	if (!take_leaf(vm, io, 0, slot->e, e, page, cpu, &why)) {
+	if (!take_leaf(vm, io, 0, slot->e, e, page, cpu)) {
 		io_unused(io);
 		if (atomic_load(slot->e) != e)
 			return VIO_RACED; /* another vCPU took it */
@@ -567,7 +565,6 @@ static void read_further(struct vm *vm, ipa_t page, unsigned cpu)
 	struct s2_slot slot;
 	struct swap_io *io;
 	_Atomic u64 *e;
-	int why;
 
 	atomic_fetch_add(&sw.ahead_used, 1);
 	atomic_store_explicit(&vm->swap.ra, MIN(ra + 1, (u32)SWAP_RA_MAX), memory_order_relaxed);
@@ -581,7 +578,7 @@ static void read_further(struct vm *vm, ipa_t page, unsigned cpu)
 		io = swap_io_get(vm);
 		if (!io)
 			return;
-		if (!take_leaf(vm, io, 0, e, v, IPA(ipa), cpu, &why)) {
+		if (!take_leaf(vm, io, 0, e, v, IPA(ipa), cpu)) {
 			io_unused(io);
 			return;
 		}
