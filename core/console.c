@@ -89,7 +89,7 @@ void console_write_crash(const char *s)
 
 void printk(const char *fmt, ...)
 {
-	char buf[256];
+	char buf[512]; /* the longest lines: a refused VM config with its reason */
 	va_list ap;
 
 	va_start(ap, fmt);

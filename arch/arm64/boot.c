@@ -161,7 +161,7 @@ static void start_vms(unsigned ipa_bits)
 	const char *from;
 	const void *blob = vm_config_blob(&from);
 	u64 guest = 0, limits = 0, kept = 0;
-	char err[200];
+	char err[256];
 	u32 mib;
 	int n;
 
@@ -173,7 +173,8 @@ static void start_vms(unsigned ipa_bits)
 	if (!blob)
 		q_snprintf(err, sizeof(err), "this build carries none");
 	if (n < 0 || vmconfig_check(cfg, n, &lim, err, sizeof(err))) {
-		printk("quire: VM configuration (%s) refused: %s\nquire: starting no VM\n", from, err);
+		printk("quire: VM configuration (%s) refused: %s\n", from, err);
+		printk("quire: starting no VM\n");
 		conmux_start(true);
 		return;
 	}

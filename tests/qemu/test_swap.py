@@ -113,6 +113,20 @@ def test_swap_disk_error_stops_only_that_vm(boot, tmp_path):
     assert re.search(r"quire: vm1: \d+ pages returned to the pool \(0 still held\)", out)
 
 
+def test_swap_read_error_stops_only_that_vm(boot, tmp_path):
+    img = disk(tmp_path, 600)
+    conf = tmp_path / "blkdebug.conf"
+    # Writes go through; every read fails (EIO): the first page read back stops the VM.
+    conf.write_text('[inject-error]\nevent = "read_aio"\niotype = "read"\nerrno = "5"\nonce = "off"\n')
+    out = until_reaped(boot, tmp_path, [swap_vm(), memtest(SEQ, 1, 64)], drive(f"file=blkdebug:{conf}:{img}"), 200)
+    assert re.search(r"quire: vm1: swap disk read error at sector \d+ \(\d+ pages\); stopping the VM", out)
+    assert "quire: vm1 stopped" in out
+    assert not [l for l in vm_lines(out, 1) if "swap ok" in l or "FAIL" in l]
+    result(vm_lines(out, 2), r"memtest: seq ok")
+    assert re.search(r"quire: vm1: \d+ pages returned to the pool \(0 still held\)", out)
+    assert re.search(r"quire: swap slots=\d+ used=0 ", out)
+
+
 def test_swap_space_full_stops_the_vm(boot, tmp_path):
     img = disk(tmp_path, 600)
     out = until_reaped(boot, tmp_path, [swap_vm(swap_mib=32), memtest(SEQ, 1, 64)], drive(f"file={img}"), 200)
