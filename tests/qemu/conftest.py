@@ -139,27 +139,29 @@ def monitor(con, command, until=r"quire> ", timeout=30):
     return con.child.before.replace("\r", "")
 
 
-def boot_vms(boot, tmp_path, vms, smp, mem="1G", timeout=90, extra=(), whole_lines=False):
+def boot_vms(boot, tmp_path, vms, smp, mem="1G", timeout=90, extra=(), whole_lines=False, platform="qemu-virt"):
     """Boot the default image with these VMs as the boot-module config.
 
     whole_lines: the console input starts at the monitor, so no VM streams
     and every VM line is printed whole (a streaming VM's line is cut when
-    another VM prints, docs/console.md).
+    another VM prints, docs/console.md). platform "rpi4": the rpi4 build on
+    raspi4b, whose CPUs and memory are the board's (smp and mem unused).
     """
     cfg = vm_config(vms, tmp_path / "vms.dtb")
     if whole_lines:
         extra = ("-append", "quire.input=monitor", *extra)
-    return boot("--image", image(), "--smp", str(smp), "--mem", mem, "--", "-initrd", cfg,
-                *extra, timeout=timeout)
+    machine = (("--platform", "rpi4", "--image", image("rpi4")) if platform == "rpi4" else
+               ("--image", image(), "--smp", str(smp), "--mem", mem))
+    return boot(*machine, "--", "-initrd", cfg, *extra, timeout=timeout)
 
 
-def run_until_off(boot, tmp_path, vms, smp, mem="1G", timeout=90, extra=()):
+def run_until_off(boot, tmp_path, vms, smp, mem="1G", timeout=90, extra=(), platform="qemu-virt"):
     """Boot Quire with these VMs and wait until every VM has powered off.
 
     Returns the console text (without \r) up to the last power-off and a
     little after, so lines Quire prints then are in it too.
     """
-    con = boot_vms(boot, tmp_path, vms, smp, mem, timeout, extra, whole_lines=True)
+    con = boot_vms(boot, tmp_path, vms, smp, mem, timeout, extra, whole_lines=True, platform=platform)
     text, off = [], set()
     want = set(range(1, len(vms) + 1))
     while off != want:

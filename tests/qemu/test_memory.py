@@ -21,13 +21,13 @@ def vm(vcpus, mem_mib, limit_mib, mode):
     return memtest(mode, vcpus, mem_mib, limit_mib)
 
 
-def run_vms(boot, tmp_path, vms, smp, mem="1G", timeout=90):
+def run_vms(boot, tmp_path, vms, smp, mem="1G", timeout=90, platform="qemu-virt"):
     """Boot Quire with these VMs, wait until every VM has powered off.
 
     Returns {vm number: [its console lines without the `[vmN] ` prefix]}, and
     fails on any `FAIL` line from a guest.
     """
-    out = run_until_off(boot, tmp_path, vms, smp, mem, timeout)
+    out = run_until_off(boot, tmp_path, vms, smp, mem, timeout, platform=platform)
     lines = {i: [] for i in range(1, len(vms) + 1)}
     for m in re.finditer(r"^\[vm(\d+)\] (.*)$", out, re.M):
         lines.setdefault(int(m.group(1)), []).append(m.group(2))

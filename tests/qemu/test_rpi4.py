@@ -1,0 +1,43 @@
+"""The rpi4 build on QEMU raspi4b (BCM2711: GIC-400, PL011 UART0, four
+Cortex-A72): the same guests as on virt, with the same guest platform.
+
+The VM config comes as the boot module (-initrd), as on virt. raspi4b has
+no virtio-mmio, so there is no swap disk: Quire says so at boot.
+"""
+import re
+
+from conftest import Guest, boot_vms, linux, memtest
+from test_memory import SEQ, SMP, result, run_vms
+from test_share import SHARE
+
+
+def test_rpi4_linux_shell_two_vcpus(boot, tmp_path):
+    con = boot_vms(boot, tmp_path, [linux(2, 512)], smp=None, timeout=90, platform="rpi4")
+    con.expect(r"platform:\s+rpi4 \(Raspberry Pi 4 Model B\)")
+    con.expect(r"swap disk: none \(no virtio-blk device in the 0 virtio-mmio slots of the device tree\); "
+               r"swap is off")
+    g = Guest(con, "vm1")
+    g.wait_shell()
+    assert g.sh("echo $((6*7))").split() == ["42"]
+    assert int(g.sh("grep -c ^processor /proc/cpuinfo")) == 2
+    assert g.sh("cat /sys/devices/system/cpu/online").strip() == "0-1"
+    # The guest sees the virt-like platform Quire emulates, not the Pi's.
+    assert "Quire virt guest" in g.sh("cat /proc/device-tree/model; echo")
+
+
+def test_rpi4_on_demand_memory(boot, tmp_path):
+    """Filling on first touch, and two vCPUs racing on first touches, on the Pi's CPUs."""
+    lines = run_vms(boot, tmp_path, [memtest(SEQ, 1, 64), memtest(SMP, 2, 64)], smp=None, timeout=120,
+                    platform="rpi4")
+    m = result(lines[1], r"memtest: seq ok pages=(\d+) fills=(\d+)$")
+    assert int(m.group(1)) == int(m.group(2)) == 4096
+    m = result(lines[2], r"memtest: smp ok vcpus=(\d+) fills=(\d+) expected=(\d+)$")
+    assert int(m.group(1)) == 2 and int(m.group(2)) == int(m.group(3)) == 2 * 2048 + 256
+
+
+def test_rpi4_sharing(boot, tmp_path):
+    """Merging identical and zero pages, then copy-on-write on every one, checked word by word."""
+    out = run_vms(boot, tmp_path, [memtest(SHARE, 1, 64)], smp=None, timeout=150, platform="rpi4")[1]
+    m = result(out, r"memtest: share ok pages=(\d+) merge_ticks=(\d+) cow_ticks=(\d+) touch_ticks=(\d+)")
+    assert int(m.group(1)) == 512
+    assert int(m.group(3)) > 10 * int(m.group(4))
