@@ -42,7 +42,7 @@ OBJS := $(patsubst %,$(B)/obj/%.o,$(SRCS))
 # The guest images and the VM configuration differ per configuration; the rest is shared.
 IMG_OBJ := $(O)/obj/arch/arm64/guest_images.S.o
 
-.PHONY: all setup run test test-host test-qemu bench clean images FORCE
+.PHONY: all setup run test test-host test-qemu bench clean images sdcard FORCE
 all: $(O)/quire.bin
 
 setup:
@@ -120,7 +120,7 @@ images:
 run: setup all
 	scripts/qemu --platform $(PLATFORM) --image $(O)/quire.bin $(if $(BOOT),--boot $(BOOT)) $(if $(SMP),--smp $(SMP)) \
 		$(if $(MEM),--mem $(MEM)) $(if $(MACHINE),--machine $(MACHINE)) $(if $(DISK),--disk $(DISK)) \
-		$(if $(APPEND),-- -append "$(APPEND)")
+		$(if $(SD),--sd $(SD)) $(if $(APPEND),-- -append "$(APPEND)")
 
 test: setup
 	$(MAKE) test-host
@@ -132,6 +132,12 @@ test-host: setup
 
 test-qemu:
 	/usr/bin/python3 -m pytest -v tests/qemu $(PYTEST_ARGS)
+
+# An SD card image for a Raspberry Pi 4 (docs/rpi4.md): SDCARD_BOOT=uboot (default) or direct;
+# RPI_FIRMWARE=dir adds the Pi's start4.elf and fixup4.dat.
+sdcard: setup all
+	@[ "$(PLATFORM)" = rpi4 ] || { echo "make sdcard: PLATFORM=rpi4 only"; exit 2; }
+	scripts/mksdcard $(O)/sdcard.img $(O)/quire.bin $(or $(SDCARD_BOOT),uboot)
 
 bench: setup
 	$(MAKE) images

@@ -4,9 +4,9 @@ Cortex-A72): the same guests as on virt, with the same guest platform.
 The VM config comes as the boot module (-initrd), as on virt. raspi4b has
 no virtio-mmio, so there is no swap disk: Quire says so at boot.
 """
-import re
+import subprocess
 
-from conftest import Guest, boot_vms, linux, memtest
+from conftest import ROOT, Guest, boot_vms, image, linux, memtest
 from test_memory import SEQ, SMP, result, run_vms
 from test_share import SHARE
 
@@ -41,3 +41,28 @@ def test_rpi4_sharing(boot, tmp_path):
     m = result(out, r"memtest: share ok pages=(\d+) merge_ticks=(\d+) cow_ticks=(\d+) touch_ticks=(\d+)")
     assert int(m.group(1)) == 512
     assert int(m.group(3)) > 10 * int(m.group(4))
+
+
+def test_sdcard_boots_through_uboot(boot, tmp_path):
+    """make sdcard's image: U-Boot (u-boot-rpi's rpi_4) finds boot.scr on the card, which loads
+    and booti's quire.bin; Quire starts its built-in Linux VM, whose shell answers. Hands-free."""
+    card = tmp_path / "sdcard.img"
+    r = subprocess.run([str(ROOT / "scripts" / "mksdcard"), str(card), image("rpi4")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # Without RPI_FIRMWARE the image says plainly what a real Pi still needs.
+    assert "no Raspberry Pi firmware (start4.elf, fixup4.dat)" in r.stderr
+    listing = subprocess.run(["mdir", "-i", f"{card}@@1M", "-b", "::"], capture_output=True, text=True,
+                             check=True).stdout
+    names = {l.rsplit("/", 1)[-1] for l in listing.split()}
+    assert {"config.txt", "boot.scr", "quire.bin", "u-boot.bin", "bl31.bin", "bcm2711-rpi-4-b.dtb"} <= names
+    config = subprocess.run(["mtype", "-i", f"{card}@@1M", "::config.txt"], capture_output=True, text=True,
+                            check=True).stdout
+    assert "arm_64bit=1" in config and "kernel=u-boot.bin" in config and "enable_uart=1" in config
+
+    con = boot("--platform", "rpi4", "--boot", "uboot", "--sd", str(card), timeout=120)
+    con.expect(r"U-Boot 20\d\d")
+    con.expect(r"platform:\s+rpi4 \(Raspberry Pi 4 Model B\)")
+    g = Guest(con, "linux")
+    g.wait_shell()
+    assert g.sh("echo $((6*7))").split() == ["42"]
