@@ -2,7 +2,7 @@
 #   make [PLATFORM=qemu-virt|rpi4] [VMS=dts/vms/<name>.dts]
 #                                      build build/<platform>/quire.{elf,bin} (other VMS: in
 #                                      build/<platform>/vms-<name>/), the VM config checked first
-#   make run [SMP=4 MEM=2G BOOT=direct|uboot PLATFORM=... DISK=swap.img]
+#   make run [SMP=4 MEM=2G BOOT=direct|uboot|tfa PLATFORM=... DISK=swap.img]
 #   make test                          host unit tests + QEMU integration tests
 #   make bench                         figures -> build/bench/results.json
 

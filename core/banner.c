@@ -2,6 +2,23 @@
 #include <quire/banner.h>
 #include <quire/printf.h>
 
+/* How the other CPUs were started: the enable method their DT nodes name. */
+static const char *secondaries(const struct machine *m)
+{
+	unsigned psci = 0, spin = 0;
+
+	for (unsigned i = 1; i < m->ncpus; i++) {
+		psci += m->cpu[i].method == CPU_ENABLE_PSCI;
+		spin += m->cpu[i].method == CPU_ENABLE_SPIN_TABLE;
+	}
+	if (psci && spin)
+		return ", the others by PSCI and spin tables";
+	if (psci)
+		return m->psci.conduit == PSCI_CONDUIT_HVC ? ", the others by PSCI CPU_ON over HVC" :
+							    ", the others by PSCI CPU_ON over SMC";
+	return spin ? ", the others by spin tables" : "";
+}
+
 #ifndef QUIRE_VERSION
 #define QUIRE_VERSION "dev"
 #endif
@@ -29,7 +46,8 @@ int banner_format(char *buf, size_t size, const struct machine *m, const struct 
 		APPEND("  running at EL%u (entered at EL%u)\n", b->el, b->entry_el);
 	else
 		APPEND("  running at EL%u\n", b->el);
-	APPEND("  CPUs:      %u online of %u in the DT\n", b->cpus_online, m->ncpus + m->ncpus_ignored);
+	APPEND("  CPUs:      %u online of %u in the DT%s\n", b->cpus_online, m->ncpus + m->ncpus_ignored,
+	       secondaries(m));
 	fmt_size(s, sizeof(s), m->mem_total);
 	APPEND("  memory:    %s in %u region%s\n", s, m->nmem, m->nmem == 1 ? "" : "s");
 	for (unsigned i = 0; i < m->nmem; i++) {

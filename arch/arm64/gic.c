@@ -12,6 +12,8 @@
 
 #define GICD_CTLR 0x000
 #define GICD_TYPER 0x004
+#define GICD_TYPER_SECURITYEXTN (1u << 10)
+#define GICD_IGROUPR(n) (0x080 + 4 * (n))
 #define GICD_ISENABLER(n) (0x100 + 4 * (n))
 #define GICD_ICENABLER(n) (0x180 + 4 * (n))
 #define GICD_ISPENDR(n) (0x200 + 4 * (n))
@@ -47,6 +49,21 @@ static inline void wr(volatile u8 *b, unsigned off, u32 v)
 	*(volatile u32 *)(b + off) = v;
 }
 
+/*
+ * Bit 0 of GICD_CTLR and GICC_CTLR, all Quire sets, enables Group 1 in the
+ * Non-secure view of a GIC with the Security Extensions and Group 0 in a GIC
+ * without them. There, firmware (TF-A's BL31 on QEMU's raspi4b) may have put
+ * interrupts in Group 1, which would never be signalled: take them back. With
+ * the extensions, IGROUPR is RAZ/WI to Non-secure EL2 and firmware's choice holds.
+ */
+static void gic_group0(unsigned first, unsigned last)
+{
+	if (rd(gicd, GICD_TYPER) & GICD_TYPER_SECURITYEXTN)
+		return;
+	for (unsigned i = first; i < last; i++)
+		wr(gicd, GICD_IGROUPR(i), 0);
+}
+
 void gic_init(const struct machine *m)
 {
 	unsigned lines;
@@ -63,6 +80,7 @@ void gic_init(const struct machine *m)
 		wr(gicd, GICD_ICENABLER(i), ~0u);
 		wr(gicd, GICD_ICPENDR(i), ~0u);
 	}
+	gic_group0(1, lines);
 	wr(gicd, GICD_CTLR, 1);
 	nr_lrs = MIN((rd(gich, GICH_VTR) & 0x3f) + 1, (u32)VGIC_MAX_LRS);
 }
@@ -77,6 +95,7 @@ void gic_init_cpu(void)
 {
 	/* SGIs and PPIs are banked: set them up on each CPU. */
 	wr(gicd, GICD_ICENABLER(0), ~0u);
+	gic_group0(0, 1);
 	for (unsigned i = 0; i < 32; i += 4)
 		wr(gicd, GICD_IPRIORITYR(i), 0xa0a0a0a0);
 	/*

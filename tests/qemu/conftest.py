@@ -156,22 +156,27 @@ def boot_vms(boot, tmp_path, vms, smp, mem="1G", timeout=90, extra=(), whole_lin
 
 
 def run_until_off(boot, tmp_path, vms, smp, mem="1G", timeout=90, extra=(), platform="qemu-virt"):
-    """Boot Quire with these VMs and wait until every VM has powered off.
+    """Boot Quire with these VMs and wait until every VM has powered off and
+    its pages went back to the pool.
 
-    Returns the console text (without \r) up to the last power-off and a
-    little after, so lines Quire prints then are in it too.
+    Returns the console text (without \r) up to the last of those lines and
+    whatever follows without a pause. Waiting for the lines themselves, not
+    for a quiet console: a slow host can pause QEMU longer than any gap.
     """
     con = boot_vms(boot, tmp_path, vms, smp, mem, timeout, extra, whole_lines=True, platform=platform)
-    text, off = [], set()
+    text, off, back = [], set(), set()
     want = set(range(1, len(vms) + 1))
-    while off != want:
+    while off != want or back != want:
         try:
-            m = con.expect(r"quire: vm(\d+) powered off")
+            m = con.expect(r"quire: vm(\d+) powered off|quire: vm(\d+): \d+ pages returned to the pool")
         except (pexpect.TIMEOUT, pexpect.EOF):
-            pytest.fail(f"VMs {sorted(want - off)} did not power off; console:\n"
-                        + "".join(text) + str(con.child.before))
+            pytest.fail(f"VMs {sorted(want - off)} did not power off, {sorted(want - back)} kept pages; "
+                        "console:\n" + "".join(text) + str(con.child.before))
         text.append(con.child.before + con.child.after)
-        off.add(int(m.group(1)))
+        if m.group(1):
+            off.add(int(m.group(1)))
+        else:
+            back.add(int(m.group(2)))
     text.append(con.read_until_quiet(quiet=0.5, limit=3))
     return "".join(text).replace("\r", "")
 

@@ -14,6 +14,8 @@ from test_share import SHARE
 def test_rpi4_linux_shell_two_vcpus(boot, tmp_path):
     con = boot_vms(boot, tmp_path, [linux(2, 512)], smp=None, timeout=90, platform="rpi4")
     con.expect(r"platform:\s+rpi4 \(Raspberry Pi 4 Model B\)")
+    # QEMU's stand-in for the firmware's own armstub: the other CPUs wait on spin tables.
+    con.expect(r"CPUs:\s+4 online of 4 in the DT, the others by spin tables")
     con.expect(r"swap disk: none \(no virtio-blk device in the 0 virtio-mmio slots of the device tree\); "
                r"swap is off")
     g = Guest(con, "vm1")
@@ -66,3 +68,16 @@ def test_sdcard_boots_through_uboot(boot, tmp_path):
     g = Guest(con, "linux")
     g.wait_shell()
     assert g.sh("echo $((6*7))").split() == ["42"]
+
+
+def test_rpi4_cpus_by_psci_from_tfa(boot):
+    """TF-A's BL31 as the armstub (--boot tfa): it runs at EL3, adds /psci to the DT and reserves
+    itself; Quire starts the other CPUs with PSCI CPU_ON over SMC and runs its Linux VM."""
+    con = boot("--platform", "rpi4", "--boot", "tfa", timeout=120)
+    con.expect(r"NOTICE:  BL31: v\d")
+    con.expect(r"running at EL2")
+    con.expect(r"CPUs:\s+4 online of 4 in the DT, the others by PSCI CPU_ON over SMC")
+    con.expect(r"reserved 0x0000000000-0x000007ffff\s+512 KiB \(atf@0\)")
+    g = Guest(con, "linux")
+    g.wait_shell()
+    assert int(g.sh("grep -c ^processor /proc/cpuinfo")) == 2
