@@ -67,6 +67,7 @@ def boot(request):
         started.append(con)
         return con
 
+    _boot.started = started  # for a test that needs the console a helper booted
     yield _boot
     for con in started:
         con.close()

@@ -6,7 +6,9 @@ Quire's fill counter (MEM_STATS); the tests check its verdicts and figures.
 Each test boots the default image with a VM configuration of its own,
 passed as the boot module (QEMU -initrd), see conftest.vm_config.
 """
+import os
 import re
+import subprocess
 
 import pytest
 
@@ -159,3 +161,47 @@ def test_bench_smp(boot, tmp_path):
     vcpus, fill, pages, freq = map(int, m.groups())
     assert vcpus == 4 and pages == 4096 and fill > 0 and freq > 0
     print(f"{vcpus * pages / (fill / freq):.0f} fills/s over {vcpus} vCPUs")
+
+
+def test_reserved_memory_is_never_touched(boot, tmp_path, virt_dtb):
+    """RAM the DT withholds, by /reserved-memory and by /memreserve/, stays as the firmware left it.
+
+    Both regions hold random bytes when QEMU starts; a VM then takes nearly
+    every page of the pool (each first touch zeroes a page and the guest
+    writes into it). Afterwards QEMU's monitor reads the two regions back.
+    """
+    guards = {0x60000000: tmp_path / "guard-rsv.bin", 0x70000000: tmp_path / "guard-memreserve.bin"}
+    for path in guards.values():
+        path.write_bytes(os.urandom(1 << 20))
+    dts = subprocess.run(["dtc", "-q", "-I", "dtb", "-O", "dts", str(virt_dtb)], check=True,
+                         capture_output=True, text=True).stdout
+    dts = dts.replace("/dts-v1/;", "/dts-v1/;\n/memreserve/ 0x70000000 0x100000;", 1)
+    dts = dts[:dts.rindex("};")] + """
+    reserved-memory {
+        #address-cells = <2>; #size-cells = <2>; ranges;
+        guard@60000000 { reg = <0 0x60000000 0 0x100000>; no-map; };
+    };
+};
+"""
+    dtb = tmp_path / "guarded.dtb"
+    subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", str(dtb)], input=dts, check=True, text=True)
+    loads = [a for addr, path in guards.items()
+             for a in ("-device", f"loader,file={path},addr={addr:#x},force-raw=on")]
+    # 976 of the pool's ~981 MiB: every page near the guards is handed out.
+    hog = dict(vm(1, 1024, 976, QUOTA), sharing="off")
+    out = run_until_off(boot, tmp_path, [hog], 1, extra=("-dtb", str(dtb), *loads), timeout=180)
+    assert re.search(r"reserved 0x0060000000-0x00600fffff\s+1 MiB \(guard@60000000\)", out), out
+    assert re.search(r"reserved 0x0070000000-0x00700fffff\s+1 MiB \(memreserve\)", out), out
+    lines = [m.group(1) for m in re.finditer(r"^\[vm1\] (.*)$", out, re.M)]
+    m = result(lines, r"memtest: quota ok touched=(\d+) quota=(\d+) charged=(\d+) refused=\d+$")
+    touched, quota, charged = map(int, m.groups())
+    assert quota == charged == quota_pages(hog) and touched > quota - 1024, m.group(0)
+    con = boot.started[-1]
+    for addr, path in guards.items():
+        dump = tmp_path / f"after-{addr:x}.bin"
+        con.child.send("\x1dc")
+        con.expect(r"\(qemu\) ")
+        con.child.sendline(f'pmemsave {addr:#x} 0x100000 "{dump}"')
+        con.expect(r"\(qemu\) ")
+        con.child.send("\x1dc")
+        assert dump.read_bytes() == path.read_bytes(), f"reserved RAM at {addr:#x} was written"
