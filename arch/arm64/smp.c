@@ -110,6 +110,35 @@ static const char *start_cpu(const struct machine *m, const struct cpu_desc *c)
 	}
 }
 
+/* CNTHCTL_EL2 (E2H=0): the counter's event stream, while the boot CPU waits in WFE. */
+#define CNTHCTL_EL2_EVNTEN (1UL << 2)
+#define CNTHCTL_EL2_EVNTI_SHIFT 4
+#define EVNTI 10 /* an event each 2^11 ticks: about 40 us at 54 MHz */
+
+/*
+ * Wait for the CPUs started, all at once: each sends SEV when it is up, and
+ * the event stream wakes WFE for the deadline if one never comes. (Spinning
+ * on the counter instead costs a CPU's whole time under QEMU's -icount, and
+ * the CPUs that are starting wait their turn behind it.)
+ */
+static void wait_cpus_up(unsigned first, unsigned end)
+{
+	u64 cnthctl = read_sysreg(cnthctl_el2);
+	u64 deadline = counter_read() + CPU_UP_TIMEOUT_US * counter_freq() / 1000000;
+	unsigned id = first;
+
+	write_sysreg(cnthctl | CNTHCTL_EL2_EVNTEN | (u64)EVNTI << CNTHCTL_EL2_EVNTI_SHIFT, cnthctl_el2);
+	isb();
+	while (id < end && counter_read() < deadline) {
+		if (atomic_load_explicit(&cpu_up[id], memory_order_acquire) || cpu_mpidr[id] == ~0UL)
+			id++;
+		else
+			wfe();
+	}
+	write_sysreg(cnthctl, cnthctl_el2);
+	isb();
+}
+
 void smp_boot(const struct machine *m)
 {
 	u64 self = read_sysreg(mpidr_el1) & MPIDR_AFF_MASK;
@@ -126,21 +155,19 @@ void smp_boot(const struct machine *m)
 	for (unsigned id = 1; id < next; id++) {
 		const struct cpu_desc *c = &m->cpu[machine_cpu_index(m, cpu_mpidr[id])];
 		const char *err = start_cpu(m, c);
-		u64 waited = 0;
 
 		if (err) {
 			printk("quire: CPU with MPIDR 0x%lx not started: %s\n", c->mpidr, err);
-			continue;
+			/* Nothing runs as this id: the scheduler never sees it online. */
+			cpu_mpidr[id] = ~0UL;
+			dcache_clean_poc(&cpu_mpidr[id], sizeof(cpu_mpidr[id]));
 		}
-		while (!atomic_load_explicit(&cpu_up[id], memory_order_acquire) &&
-		       waited < CPU_UP_TIMEOUT_US) {
-			udelay(100);
-			waited += 100;
-		}
-		if (!atomic_load_explicit(&cpu_up[id], memory_order_acquire))
-			printk("quire: CPU %u (MPIDR 0x%lx) did not come up within %u ms\n", id, c->mpidr,
-			       CPU_UP_TIMEOUT_US / 1000);
 	}
+	wait_cpus_up(1, next);
+	for (unsigned id = 1; id < next; id++)
+		if (cpu_mpidr[id] != ~0UL && !atomic_load_explicit(&cpu_up[id], memory_order_acquire))
+			printk("quire: CPU %u (MPIDR 0x%lx) did not come up within %u ms\n", id, cpu_mpidr[id],
+			       CPU_UP_TIMEOUT_US / 1000);
 }
 
 void secondary_main(unsigned id)
@@ -149,5 +176,7 @@ void secondary_main(unsigned id)
 	gic_init_cpu_if_present();
 	atomic_fetch_add_explicit(&ncpus_up, 1, memory_order_release);
 	atomic_store_explicit(&cpu_up[id], true, memory_order_release);
+	dsb(ish);
+	sev();
 	idle_loop();
 }

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, image
+from conftest import BUILD, image, memtest, run_until_off
 
 SHIM = str(BUILD / "shim" / "jump.bin")
 SHIM_ARGS = 0x47FFF000  # where build/shim/jump.bin reads x0 and the entry point
@@ -137,3 +137,30 @@ def test_dt_bad_magic(boot, virt_dtb, tmp_path):
 def test_no_dt_at_all(boot):
     con = shim_boot(boot, image(), 0)
     con.expect(r"Quire: FATAL: no device tree")
+
+
+def test_cpus_that_never_start_are_left_behind(boot, tmp_path, virt_dtb):
+    """A DT naming CPUs that are not there: one PSCI refuses, one spin table nobody reads.
+
+    Quire starts all at once, says which did not come up and why, and runs
+    its VM on the CPU it has.
+    """
+    dts = subprocess.run(["dtc", "-q", "-I", "dtb", "-O", "dts", str(virt_dtb)], check=True,
+                         capture_output=True, text=True).stdout
+    dts = dts.replace("/dts-v1/;", "/dts-v1/;\n/memreserve/ 0x7fff0000 0x1000;", 1)
+    dts += """
+/ {
+    cpus {
+        cpu@1 { device_type = "cpu"; compatible = "arm,cortex-a72"; reg = <1>; enable-method = "psci"; };
+        cpu@2 { device_type = "cpu"; compatible = "arm,cortex-a72"; reg = <2>;
+                enable-method = "spin-table"; cpu-release-addr = <0 0x7fff0000>; };
+    };
+};
+"""
+    dtb = tmp_path / "ghost-cpus.dtb"
+    subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", str(dtb)], input=dts, check=True, text=True)
+    out = run_until_off(boot, tmp_path, [memtest(1)], 1, extra=("-dtb", str(dtb)))
+    assert "quire: CPU with MPIDR 0x1 not started: PSCI CPU_ON failed" in out, out
+    assert "quire: CPU 2 (MPIDR 0x2) did not come up within 500 ms" in out, out
+    assert re.search(r"CPUs:\s+1 online of 3 in the DT, the others by PSCI and spin tables", out), out
+    assert re.search(r"^\[vm1\] memtest: seq ok", out, re.M), out
