@@ -34,9 +34,16 @@ static struct machine machine;
 static struct pool vmm_pool;
 static _Atomic bool boot_done;
 
+static void early_console(void)
+{
+	if (platform.uart_pins)
+		platform.uart_pins();
+	pl011_console_init(platform.early_uart, platform.uart_clock_hz);
+}
+
 void __noreturn boot_refuse_el(unsigned el)
 {
-	pl011_console_init(platform.early_uart, platform.uart_clock_hz);
+	early_console();
 	printk("\nQuire: entered at EL%u; it must be entered at EL2 (or EL3, which it leaves for EL2).\n"
 	       "Quire: refusing to run. Start it with the virtualization extensions enabled,\n"
 	       "Quire: e.g. QEMU -M virt,virtualization=on, or from firmware that leaves EL2 to the kernel.\n",
@@ -201,7 +208,7 @@ void __noreturn boot_primary(paddr_t fdt, unsigned entry_el)
 	char buf[2048];
 	struct boot_info b;
 
-	pl011_console_init(platform.early_uart, platform.uart_clock_hz);
+	early_console();
 	cpus[0].id = 0;
 	cpus[0].mpidr = read_sysreg(mpidr_el1) & MPIDR_AFF_MASK;
 	write_sysreg(&cpus[0], tpidr_el2);

@@ -9,6 +9,8 @@ struct platform {
 	paddr_t early_uart;
 	/* UART reference clock, for programming the baud rate if firmware left it off. */
 	u32 uart_clock_hz;
+	/* Routes the early UART to the board's console pins, or NULL; runs before the MMU is on. */
+	void (*uart_pins)(void);
 };
 
 extern const struct platform platform;

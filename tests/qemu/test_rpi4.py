@@ -4,6 +4,7 @@ Cortex-A72): the same guests as on virt, with the same guest platform.
 The VM config comes as the boot module (-initrd), as on virt. raspi4b has
 no virtio-mmio, so there is no swap disk: Quire says so at boot.
 """
+import os
 import subprocess
 
 from conftest import ROOT, Guest, boot_vms, image, linux, memtest
@@ -48,16 +49,27 @@ def test_rpi4_sharing(boot, tmp_path):
 def test_sdcard_boots_through_uboot(boot, tmp_path):
     """make sdcard's image: U-Boot (u-boot-rpi's rpi_4) finds boot.scr on the card, which loads
     and booti's quire.bin; Quire starts its built-in Linux VM, whose shell answers. Hands-free."""
-    card = tmp_path / "sdcard.img"
-    r = subprocess.run([str(ROOT / "scripts" / "mksdcard"), str(card), image("rpi4")],
-                       capture_output=True, text=True)
+    mksdcard = [str(ROOT / "scripts" / "mksdcard"), str(tmp_path / "bare.img"), image("rpi4")]
+    # Firmware asked for where there is none: said plainly, and the card is still made.
+    (tmp_path / "empty").mkdir()
+    r = subprocess.run(mksdcard, capture_output=True, text=True,
+                       env={**os.environ, "RPI_FIRMWARE": str(tmp_path / "empty")})
     assert r.returncode == 0, r.stdout + r.stderr
-    # Without RPI_FIRMWARE the image says plainly what a real Pi still needs.
-    assert "no Raspberry Pi firmware (start4.elf, fixup4.dat)" in r.stderr
+    assert "has no start4.elf and fixup4.dat" in r.stderr and "a real Pi 4 needs them" in r.stderr, r.stderr
+    # With it (stand-ins here: QEMU starts U-Boot itself), the files go on the card.
+    fw = tmp_path / "fw"
+    fw.mkdir()
+    for name in ("start4.elf", "fixup4.dat"):
+        (fw / name).write_bytes(name.encode())
+    card = tmp_path / "sdcard.img"
+    mksdcard[1] = str(card)
+    r = subprocess.run(mksdcard, capture_output=True, text=True, env={**os.environ, "RPI_FIRMWARE": str(fw)})
+    assert r.returncode == 0, r.stdout + r.stderr
     listing = subprocess.run(["mdir", "-i", f"{card}@@1M", "-b", "::"], capture_output=True, text=True,
                              check=True).stdout
     names = {l.rsplit("/", 1)[-1] for l in listing.split()}
-    assert {"config.txt", "boot.scr", "quire.bin", "u-boot.bin", "bl31.bin", "bcm2711-rpi-4-b.dtb"} <= names
+    assert {"config.txt", "boot.scr", "quire.bin", "u-boot.bin", "bl31.bin", "bcm2711-rpi-4-b.dtb",
+            "start4.elf", "fixup4.dat"} <= names
     config = subprocess.run(["mtype", "-i", f"{card}@@1M", "::config.txt"], capture_output=True, text=True,
                             check=True).stdout
     assert "arm_64bit=1" in config and "kernel=u-boot.bin" in config and "enable_uart=1" in config
