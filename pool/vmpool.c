@@ -72,7 +72,7 @@ static int charge(struct vm_pool *vp)
 	return 0;
 }
 
-static void uncharge(struct vm_pool *vp)
+void vmpool_uncharge(struct vm_pool *vp)
 {
 	u32 c = atomic_fetch_sub_explicit(&vp->charged, 1, memory_order_relaxed);
 
@@ -94,7 +94,7 @@ static pidx_t take_new(struct vm_pool *vp, unsigned cpu, int *why, bool zero)
 	}
 	i = pool_alloc(p, cpu);
 	if (i == PIDX_NONE) {
-		uncharge(vp);
+		vmpool_uncharge(vp);
 		*why = 2;
 		return PIDX_NONE;
 	}
@@ -134,11 +134,6 @@ bool vmpool_activate(struct vm_pool *vp)
 	return true;
 }
 
-void vmpool_uncharge(struct vm_pool *vp)
-{
-	uncharge(vp);
-}
-
 void vmpool_charge_force(struct vm_pool *vp)
 {
 	if (atomic_fetch_add_explicit(&vp->charged, 1, memory_order_relaxed) < vp->guaranteed)
@@ -148,7 +143,7 @@ void vmpool_charge_force(struct vm_pool *vp)
 void vmpool_give_back(struct vm_pool *vp, unsigned cpu, pidx_t i, bool zeroed)
 {
 	pool_free(vp->vmm, cpu, i, zeroed);
-	uncharge(vp);
+	vmpool_uncharge(vp);
 }
 
 u32 vmpool_reserve_idle(struct vm_pool *vp, unsigned cpu, u32 n)

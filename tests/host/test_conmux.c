@@ -37,6 +37,17 @@ static void out(struct vm *vm, const char *s)
 		conmux_vm_output(vm, *s);
 }
 
+/* Two VMs writing byte by byte in turns. */
+static void out_interleaved(struct vm *va, const char *a, struct vm *vb, const char *b)
+{
+	while (*a || *b) {
+		if (*a)
+			conmux_vm_output(va, *a++);
+		if (*b)
+			conmux_vm_output(vb, *b++);
+	}
+}
+
 static void type(const char *s)
 {
 	for (; *s; s++)
@@ -93,18 +104,11 @@ static void start_without_vms_goes_to_the_monitor(void **state)
 /* quire.input=monitor: no VM streams, so every VM's lines come out whole. */
 static void start_at_the_monitor_holds_every_line(void **state)
 {
-	const char *a = "alpha line\n", *b = "beta line\n";
-
 	(void)state;
 	conmux_start(true);
 	assert_string_equal(screen, SWITCH_TO_MONITOR "quire> ");
 	screen_clear();
-	while (*a || *b) {
-		if (*a)
-			conmux_vm_output(alpha, *a++);
-		if (*b)
-			conmux_vm_output(beta, *b++);
-	}
+	out_interleaved(alpha, "alpha line\n", beta, "beta line\n");
 	assert_string_equal(screen, "\r\n[beta] beta line\r\n[alpha] alpha line\r\n");
 }
 
@@ -134,15 +138,8 @@ static void others_are_line_buffered(void **state)
 /* Held lines from VMs writing byte by byte in turns come out whole. */
 static void interleaved_bytes_never_shred(void **state)
 {
-	const char *b = "beta line one\r\n", *g = "gamma line one, longer\r\n";
-
 	(void)state;
-	while (*b || *g) {
-		if (*b)
-			conmux_vm_output(beta, *b++);
-		if (*g)
-			conmux_vm_output(gamma_, *g++);
-	}
+	out_interleaved(beta, "beta line one\r\n", gamma_, "gamma line one, longer\r\n");
 	assert_string_equal(screen, "[beta] beta line one\r\n[gamma] gamma line one, longer\r\n");
 }
 
