@@ -112,7 +112,7 @@ bool hypercall(struct vcpu *v, u64 x[4])
 		x[0] = (u64)psci_cpu_on(v, x[1] & MPIDR_AFF, x[2], x[3]);
 		return true;
 	case PSCI_CPU_OFF:
-		atomic_store(&v->state, VCPU_OFF);
+		vm_vcpu_off(v);
 		return false;
 	case PSCI_SYSTEM_OFF:
 		vm_power_off(vm, "powered off");

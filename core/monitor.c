@@ -61,8 +61,8 @@ static const struct command commands[] = {
 	{ "resume", NULL, "<vm>", "run a paused VM again", cmd_lifecycle, op_resume, "a paused VM" },
 	{ "kill", NULL, "<vm>", "power it off; its memory goes back to the pool", cmd_lifecycle,
 	  op_kill, "a running or paused VM" },
-	{ "restart", NULL, "<vm>", "boot it again with fresh memory", cmd_lifecycle, vm_restart,
-	  "a running, paused or stopped VM" },
+	{ "restart", NULL, "<vm>", "boot it again with fresh memory (once its teardown is done)", cmd_lifecycle,
+	  vm_restart, "a VM that is not starting" },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -240,7 +240,10 @@ static void cmd_lifecycle(const struct command *c, char **arg, unsigned cpu)
 	if (!vm)
 		return;
 	rc = c->op(vm, cpu);
-	if (!rc)
+	if (!rc && c->op == vm_restart && (vm_state(vm) == VM_STOPPING || vm_state(vm) == VM_REAPING))
+		printk("quire: %s %s: ok, it is %s and restarts when its teardown is done\n", c->name, vm->name,
+		       vm_state_name(vm_state(vm)));
+	else if (!rc)
 		printk("quire: %s %s: ok, it is %s now\n", c->name, vm->name, vm_state_name(vm_state(vm)));
 	else if (rc == -EINVAL)
 		printk("quire: %s %s: cannot, it is %s (%s needs %s)\n", c->name, vm->name,

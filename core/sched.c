@@ -128,7 +128,9 @@ u64 sched_next_deadline(unsigned cpu, struct vcpu *cur)
 	for (unsigned i = 0; i < q->n; i++) {
 		struct vcpu *v = q->v[i];
 
-		if (v != cur && atomic_load(&v->blocked) && atomic_load(&v->state) == VCPU_RUNNING) {
+		/* Not a paused or stopped VM's: its deadline stays in the past and would fire at once, for ever. */
+		if (v != cur && atomic_load(&v->blocked) && atomic_load(&v->state) == VCPU_RUNNING &&
+		    !atomic_load(&v->vm->paused) && !atomic_load(&v->vm->off)) {
 			u64 d = vcpu_timer_deadline(v);
 
 			t = d < t ? d : t;

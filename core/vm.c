@@ -3,8 +3,10 @@
  * pages mapped before the first instruction, and the vCPUs.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 #include <libfdt.h>
+#include <quire/clock.h>
 #include <quire/conmux.h>
 #include <quire/console.h>
 #include <quire/sched.h>
@@ -137,13 +139,31 @@ void vm_log_once(struct vm *vm, unsigned kind, const char *fmt, ...)
 
 void vm_power_off(struct vm *vm, const char *how)
 {
-	if (atomic_exchange(&vm->off, true))
+	int s = VM_RUNNING;
+
+	/* Only a running VM stops, once: the CAS picks the one caller that does. */
+	if (!atomic_compare_exchange_strong(&vm->life, &s, VM_STOPPING))
 		return;
+	vm->stop_us = clock_us();
+	/* vCPUs leave on seeing off; the reap that follows needs life == STOPPING, set above. */
+	atomic_store(&vm->off, true);
 	printk("quire: %s %s (faults served %lu, resident %u pages, stage-2 tables %u pages, quota %u)\n",
 	       vm->name, how, (unsigned long)atomic_load(&vm->pool.fills), atomic_load(&vm->pool.active),
 	       atomic_load(&vm->pool.pgtables), vm->pool.quota);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_kick(vm->vcpu[i]);
+}
+
+void vm_vcpu_off(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	atomic_store(&v->state, VCPU_OFF);
+	/* A VM with no vCPU left to run, nor one being started, would hold its memory for ever. */
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (atomic_load(&vm->vcpu[i]->state) != VCPU_OFF)
+			return;
+	vm_power_off(vm, "stopped: every vCPU called CPU_OFF");
 }
 
 static struct pool *vmm_pool;
@@ -157,9 +177,32 @@ void vm_system_init(struct pool *pool, unsigned ipa_bits, unsigned ncpus)
 }
 
 
+/* Build it again from its own config (it is STOPPED, its restart asked for and taken). */
+static void restart_now(struct vm *vm, unsigned cpu)
+{
+	struct vm_config cfg = vm->cfg;
+	char err[160];
+
+	if (vm_create(&cfg, vm->id, cpu, err, sizeof(err)))
+		printk("quire: %s restarted with fresh memory\n", cfg.name);
+	else
+		printk("quire: %s cannot restart: %s\n", cfg.name, err);
+}
+
+/*
+ * The restart flag and the STOPPED state are each stored before the other
+ * is read (seq_cst), by the reaper and by a monitor asking for a restart:
+ * at least one of them sees both, and the exchange lets only one act.
+ */
+static void restart_if_asked(struct vm *vm, unsigned cpu)
+{
+	if (atomic_load(&vm->life) == VM_STOPPED && atomic_exchange(&vm->restart, false))
+		restart_now(vm, cpu);
+}
+
 void vm_reap(struct vm *vm, unsigned cpu)
 {
-	char err[160];
+	int s = VM_STOPPING;
 	u32 held;
 	pidx_t i;
 
@@ -169,7 +212,8 @@ void vm_reap(struct vm *vm, unsigned cpu)
 	/* A request still on the disk reads or writes its pages: the last completion reaps it. */
 	if (!swap_vm_idle(vm))
 		return;
-	if (atomic_exchange(&vm->reaped, true))
+	/* The last vCPU's CPU and a swap completion may both get here: one wins. */
+	if (!atomic_compare_exchange_strong(&vm->life, &s, VM_REAPING))
 		return;
 	for (unsigned k = 0; k < vm->nvcpus; k++)
 		sched_remove(vm->vcpu[k]);
@@ -180,15 +224,11 @@ void vm_reap(struct vm *vm, unsigned cpu)
 	while ((i = lfstack_pop(&vm->pool.idle, vm->pool.vmm->desc)) != PIDX_NONE)
 		vmpool_give_back(&vm->pool, cpu, i, true);
 	vmpool_fini(&vm->pool);
+	vm->reaped_us = clock_us();
 	printk("quire: %s: %u pages returned to the pool (%u still held)\n", vm->name, held,
 	       atomic_load(&vm->pool.charged));
-	if (!atomic_load(&vm->restart))
-		return;
-	struct vm_config cfg = vm->cfg;
-	if (vm_create(&cfg, vm->id, cpu, err, sizeof(err)))
-		printk("quire: %s restarted with fresh memory\n", cfg.name);
-	else
-		printk("quire: %s cannot restart: %s\n", cfg.name, err);
+	atomic_store(&vm->life, VM_STOPPED);
+	restart_if_asked(vm, cpu);
 }
 
 static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu, char *err, size_t errlen)
@@ -201,7 +241,8 @@ static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu
 		q_snprintf(err, errlen, "no image named '%s' in this build", c->kernel);
 		return NULL;
 	}
-	memset(vm, 0, sizeof(*vm));
+	/* Not life and what follows it: this CPU holds the slot as VM_STARTING. */
+	memset(vm, 0, offsetof(struct vm, life));
 	vm->id = id;
 	vm->cfg = *c;
 	memcpy(vm->name, c->name, sizeof(vm->name));
@@ -259,19 +300,28 @@ static void undo(struct vm *vm, unsigned cpu)
 		s2_destroy(vm, swap_page_release, swap_release, cpu);
 	vmpool_fini(&vm->pool);
 	atomic_store(&vm->off, true);
-	atomic_store(&vm->reaped, true);
+	atomic_store(&vm->life, VM_STOPPED);
 }
 
 struct vm *vm_create(const struct vm_config *c, unsigned id, unsigned cpu, char *err, size_t errlen)
 {
-	struct vm *vm = create_vm(c, id, cpu, err, errlen);
+	struct vm *slot = &vms[id - 1], *vm;
+	int s = atomic_load(&slot->life);
+	bool again = s == VM_STOPPED;
 	char where[48];
 	unsigned len = 0;
 
-	if (!vm) {
-		undo(&vms[id - 1], cpu);
+	/* Only an empty slot or a VM whose teardown is over can be built: this CPU claims it. */
+	if ((s != VM_EMPTY && s != VM_STOPPED) || !atomic_compare_exchange_strong(&slot->life, &s, VM_STARTING)) {
+		q_snprintf(err, errlen, "it is %s", vm_state_name(s));
 		return NULL;
 	}
+	vm = create_vm(c, id, cpu, err, errlen);
+	if (!vm) {
+		undo(slot, cpu);
+		return NULL;
+	}
+	vm->report_start = again;
 	/* Each vCPU on the least-loaded CPU its affinity allows: a VM's vCPUs spread out. */
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
 		unsigned p = sched_place(c->cpus, vm_ncpus);
@@ -283,7 +333,13 @@ struct vm *vm_create(const struct vm_config *c, unsigned id, unsigned cpu, char 
 	       vm->name, c->kernel, vm->nvcpus, vm->nvcpus > 1 ? "s" : "", where,
 	       (unsigned long)(c->mem_size >> 20), (unsigned long)c->mem_base,
 	       (unsigned long)(c->resident_limit >> 20));
-	atomic_store(&vm->vcpu[0]->state, VCPU_START);
+	/*
+	 * RUNNING before its first vCPU may run, so that vCPU's power-off finds
+	 * it RUNNING; a kill in between leaves vCPU 0 OFF, and the CAS sees that.
+	 */
+	atomic_store(&vm->life, VM_RUNNING);
+	s = VCPU_OFF;
+	atomic_compare_exchange_strong(&vm->vcpu[0]->state, &s, VCPU_START);
 	vcpu_kick(vm->vcpu[0]);
 	return vm;
 }
@@ -292,25 +348,22 @@ struct vm *vm_create(const struct vm_config *c, unsigned id, unsigned cpu, char 
 
 enum vm_state vm_state(const struct vm *vm)
 {
-	if (!vm || !vm->id)
-		return VM_EMPTY;
-	if (atomic_load(&vm->reaped))
-		return VM_STOPPED;
-	if (atomic_load(&vm->off))
-		return VM_STOPPING;
-	return atomic_load(&vm->paused) ? VM_PAUSED : VM_RUNNING;
+	int s = vm ? atomic_load(&vm->life) : VM_EMPTY;
+
+	return s == VM_RUNNING && atomic_load(&vm->paused) ? VM_PAUSED : s;
 }
 
 const char *vm_state_name(enum vm_state s)
 {
-	static const char *const names[] = { "empty", "running", "paused", "stopping", "stopped" };
+	static const char *const names[] = { "empty", "starting", "running", "paused", "stopping", "reaping",
+					     "stopped" };
 
 	return s <= VM_STOPPED ? names[s] : "?";
 }
 
 struct vm *vm_get(unsigned id)
 {
-	return id >= 1 && id <= MAX_VMS && vms[id - 1].id ? &vms[id - 1] : NULL;
+	return id >= 1 && id <= MAX_VMS && atomic_load(&vms[id - 1].life) != VM_EMPTY ? &vms[id - 1] : NULL;
 }
 
 struct vm *vm_find(const char *name)
@@ -323,7 +376,7 @@ struct vm *vm_find(const char *name)
 	if (p != name && !*p)
 		return vm_get(id);
 	for (unsigned i = 0; i < MAX_VMS; i++)
-		if (vms[i].id && !strcmp(vms[i].name, name))
+		if (atomic_load(&vms[i].life) != VM_EMPTY && !strcmp(vms[i].name, name))
 			return &vms[i];
 	return NULL;
 }
@@ -366,21 +419,18 @@ int vm_kill(struct vm *vm)
 
 int vm_restart(struct vm *vm, unsigned cpu)
 {
-	char err[160];
-	struct vm_config cfg;
-
 	switch (vm_state(vm)) {
 	case VM_RUNNING:
 	case VM_PAUSED:
 		atomic_store(&vm->restart, true); /* before anyone can see it off and reap it */
 		vm_power_off(vm, "stopped for a restart");
 		return 0;
+	case VM_STOPPING:
+	case VM_REAPING:
 	case VM_STOPPED:
-		cfg = vm->cfg;
-		if (!vm_create(&cfg, vm->id, cpu, err, sizeof(err))) {
-			printk("quire: %s cannot restart: %s\n", cfg.name, err);
-			return -ENOMEM;
-		}
+		/* Done at once if it is stopped, else by whoever ends its teardown. */
+		atomic_store(&vm->restart, true);
+		restart_if_asked(vm, cpu);
 		return 0;
 	default:
 		return -EINVAL;

@@ -11,6 +11,7 @@
  * vCPU never arms its slice timer and never switches: it costs nothing.
  */
 #include <string.h>
+#include <quire/clock.h>
 #include <quire/console.h>
 #include <quire/sched.h>
 #include <quire/share.h>
@@ -160,14 +161,20 @@ void idle_work(struct cpu *c, struct vcpu *cur)
 	htimer_arm(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)));
 }
 
+static void reap_stopped(struct cpu *c, struct vcpu *cur);
+
 bool vcpu_idle_until(struct vcpu *v, bool (*woken)(struct vcpu *v))
 {
 	struct cpu *c = this_cpu();
 
 	while (!woken(v)) {
-		if (sched_queued(c->id) > 1 && sched_any_runnable(c->id, v, counter_read())) {
-			atomic_store(&v->blocked, true);
-			return false;
+		if (sched_queued(c->id) > 1) {
+			/* A stopped neighbour's vCPUs here are this CPU's to retire, idle or not. */
+			reap_stopped(c, v);
+			if (sched_any_runnable(c->id, v, counter_read())) {
+				atomic_store(&v->blocked, true);
+				return false;
+			}
 		}
 		atomic_store(&c->resched, false);
 		idle_work(c, v);
@@ -235,8 +242,15 @@ static void vcpu_load(struct vcpu *v, struct trap_frame *f)
 	struct vm *vm = v->vm;
 	bool fresh = atomic_load(&v->state) == VCPU_START;
 
-	if (fresh)
+	if (fresh) {
 		vcpu_reset(v, x);
+		if (atomic_exchange(&vm->report_start, false)) {
+			u64 now = clock_us();
+
+			printk("quire: %s: first instruction %lu us after it stopped (teardown %lu us)\n", vm->name,
+			       (unsigned long)(now - vm->stop_us), (unsigned long)(vm->reaped_us - vm->stop_us));
+		}
+	}
 	/* Where vCPUs share the CPU, WFE (a spinning lock) gives the CPU to another. */
 	write_sysreg(HCR_GUEST | (sched_queued(c->id) > 1 ? HCR_TWE : 0), hcr_el2);
 	write_sysreg(s2_vttbr(vm), vttbr_el2);

@@ -60,23 +60,38 @@ struct vm {
 	unsigned nvcpus;
 	struct vcpu *vcpu[MAX_VCPUS];
 	_Atomic u32 logged;	/* VM_LOG_* bits: what was already logged once */
-	_Atomic bool off;	/* powered off, reset, or stopped: its vCPUs leave */
-	_Atomic bool restart;	/* ... and it boots again with fresh memory */
-	_Atomic bool reaped;	/* its memory went back to the pool */
+	_Atomic bool off;	/* set once life left VM_RUNNING: its vCPUs leave */
 	_Atomic bool paused;	/* its vCPUs are not scheduled */
+	_Atomic bool report_start; /* restarted: say when its first instruction runs */
 	struct vm_config cfg;	/* what it was made from, for restarts */
+	/*
+	 * Kept across a rebuild: vm_create clears the struct only up to here, so
+	 * a rebuild can never wipe the claim of a teardown still in progress.
+	 */
+	_Atomic int life;	/* enum vm_state, never VM_PAUSED (that is 'paused') */
+	_Atomic bool restart;	/* boot it again once its teardown is done */
+	u64 stop_us, reaped_us;	/* clock_us() at its last power-off and at the end of that teardown */
 };
 
 enum {
 	VM_LOG_VIO = 0, VM_LOG_UNDEF = 8, VM_LOG_HVC, VM_LOG_SYSREG, VM_LOG_MMIO, VM_LOG_MMIO_NOISV,
 	VM_LOG_SWAP_IO, VM_LOG_SWAP_FULL,
 };
-/* What the monitor shows; see vm_state(). */
+/*
+ * A VM's lifecycle (vm->life). Every change is a CAS from the state it
+ * needs, so one CPU wins each step:
+ *   EMPTY/STOPPED -> STARTING (vm_create) -> RUNNING, or -> STOPPED if it cannot be made
+ *   RUNNING -> STOPPING (vm_power_off) -> REAPING (vm_reap, once every vCPU is out
+ *   and no swap I/O is in flight) -> STOPPED (its memory is back in the pool).
+ * A restart asked for while it stops is kept in vm->restart and done at STOPPED.
+ */
 enum vm_state {
 	VM_EMPTY,	/* no VM in this slot */
+	VM_STARTING,	/* being built: tables, images, vCPUs */
 	VM_RUNNING,
-	VM_PAUSED,	/* its vCPUs are not scheduled */
-	VM_STOPPING,	/* off: waiting for its vCPUs to leave */
+	VM_PAUSED,	/* running, but its vCPUs are not scheduled (shown, never stored) */
+	VM_STOPPING,	/* off: waiting for its vCPUs to leave and its disk I/O to end */
+	VM_REAPING,	/* its memory is going back to the pool */
 	VM_STOPPED,	/* powered off, crashed or killed: its memory is back in the pool */
 };
 enum vm_state vm_state(const struct vm *vm);
@@ -88,7 +103,8 @@ struct vm *vm_find(const char *name);
 /*
  * Lifecycle, for the monitor: 0, or -EINVAL when the VM is not in a state
  * the operation applies to (pause: running; resume: paused; kill: running
- * or paused; restart: any but VM_EMPTY, a running VM is stopped first).
+ * or paused; restart: any but VM_EMPTY and VM_STARTING: a running VM is
+ * stopped first, one that is stopping restarts when its teardown is done).
  */
 int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
@@ -99,7 +115,11 @@ int vm_restart(struct vm *vm, unsigned cpu);
 void vm_log_once(struct vm *vm, unsigned kind, const char *fmt, ...) __printf(3, 4);
 /* Stop the VM: every vCPU leaves the guest at its next exit (they are kicked). */
 void vm_power_off(struct vm *vm, const char *how);
-/* On a CPU of a stopped VM: once all its vCPUs are out, return its memory, and restart it if asked. */
+/*
+ * On a CPU of a stopped VM: once all its vCPUs are out and its disk I/O is
+ * done, return its memory, and restart it if asked. Any CPU may call it any
+ * number of times; one does the teardown.
+ */
 void vm_reap(struct vm *vm, unsigned cpu);
 
 static inline bool vm_in_ram(const struct vm *vm, ipa_t ipa)

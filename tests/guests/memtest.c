@@ -9,7 +9,8 @@
  * not about memory), 10 dirty, 11 zeroscan (isolation: a VM booted on pages
  * another released sees only zeros), 12 yield (scheduler bench), 13 share (merging
  * and copy-on-write, see mode_share), 14 noshare (sharing off), 15 swap (a verifying stress past
- * the resident limit, see mode_swap). Each prints `memtest: <mode> ok ...` or
+ * the resident limit, see mode_swap), 16 fill and 17 fill-reset (every page, then off or
+ * reset: lifecycle tests). Each prints `memtest: <mode> ok ...` or
  * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
  *
  * Nothing new is touched between the MEM_STATS calls that bracket a measured
@@ -1134,9 +1135,30 @@ static void mode_swap(void)
 	   c2.ins - c1.ins, t1 - t0, t2 - t1, t3 - t2, t4 - t3, counter_freq());
 }
 
+/*
+ * ---- 16: fill, 17: fill-reset: one word in every page of RAM above the
+ * image, then power off (16) or PSCI SYSTEM_RESET (17, which boots it again:
+ * a VM that restarts for ever, each time with all its RAM to give back) ----
+ */
+static void mode_fill(void)
+{
+	u64 a0 = (cfg.free + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1), t0 = counter();
+
+	for (u64 a = a0; a < cfg.ram_end; a += PAGE_SIZE)
+		RD(a) = pat(a, 16);
+	for (u64 a = a0; a < cfg.ram_end; a += PAGE_SIZE)
+		if (RD(a) != pat(a, 16)) {
+			pr("memtest: fill FAIL at 0x%lx\n", a);
+			return;
+		}
+	pr("memtest: fill ok pages=%lu ticks=%lu\n", (cfg.ram_end - a0) / PAGE_SIZE, counter() - t0);
+	if (cfg.mode == 17)
+		hvc(PSCI_SYSTEM_RESET, 0, 0, 0);
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
-					  "noshare", "swap" };
+					  "noshare", "swap", "fill", "fill-reset" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -1177,6 +1199,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 13: mode_share(); break;
 	case 14: mode_noshare(); break;
 	case 15: mode_swap(); break;
+	case 16: case 17: mode_fill(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();

@@ -70,7 +70,8 @@ enum vm_state vm_state(const struct vm *vm)
 
 const char *vm_state_name(enum vm_state s)
 {
-	static const char *const names[] = { "empty", "running", "paused", "stopping", "stopped" };
+	static const char *const names[] = { "empty", "starting", "running", "paused", "stopping", "reaping",
+					     "stopped" };
 
 	return s <= VM_STOPPED ? names[s] : "?";
 }
@@ -135,6 +136,9 @@ int vm_kill(struct vm *vm)
 int vm_restart(struct vm *vm, unsigned cpu)
 {
 	log_call("restart", vm, (int)cpu);
+	/* One that is stopping restarts later (vm.c): it stays as it is for now. */
+	if (vm_state(vm) == VM_STOPPING || vm_state(vm) == VM_REAPING)
+		return transition(vm, 1u << vm_state(vm), vm_state(vm));
 	return transition(vm, 1u << VM_RUNNING | 1u << VM_PAUSED | 1u << VM_STOPPED, VM_RUNNING);
 }
 

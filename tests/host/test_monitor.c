@@ -261,13 +261,18 @@ static void kill_and_restart(void **state)
 			    "quire: kill beta: cannot, it is stopping (kill needs a running or paused VM)\r\n");
 	screen_clear();
 	run("restart beta");
-	assert_string_equal(screen, "quire: restart beta: cannot, it is stopping "
-				    "(restart needs a running, paused or stopped VM)\r\n");
+	assert_string_equal(screen, "quire: restart beta: ok, it is stopping and restarts when its teardown "
+				    "is done\r\n");
+	screen_clear();
+	fake_state[1] = VM_STARTING;
+	run("restart beta");
+	assert_string_equal(screen, "quire: restart beta: cannot, it is starting "
+				    "(restart needs a VM that is not starting)\r\n");
 	screen_clear();
 	run("restart gamma");
 	assert_string_equal(screen, "quire: restart gamma: ok, it is running now\r\n");
 	/* The CPU the monitor runs on is passed on. */
-	assert_string_equal(fake_calls, "kill:beta kill:beta restart:beta/cpu3 restart:gamma/cpu3 ");
+	assert_string_equal(fake_calls, "kill:beta kill:beta restart:beta/cpu3 restart:beta/cpu3 restart:gamma/cpu3 ");
 }
 
 static void lifecycle_failure_is_reported(void **state)
