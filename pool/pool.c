@@ -150,7 +150,7 @@ static pidx_t cache_take(struct pool *p, struct pcpu_cache *c)
 	if (!n) {
 		pidx_t i;
 
-		n = lfstack_pop_chain(&p->free, p->desc, PCPU_CACHE_BATCH, &i);
+		n = lfstack_pop_chain(&p->free, p->desc, p->ndesc, PCPU_CACHE_BATCH, &i);
 		for (u32 k = 0; k < n; k++) {
 			c->slot[k] = i;
 			i = atomic_load_explicit(&p->desc[i].next, memory_order_relaxed);

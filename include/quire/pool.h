@@ -99,7 +99,7 @@ void lfstack_push(struct lfstack *s, struct mpage *desc, pidx_t i);
 void lfstack_push_chain(struct lfstack *s, struct mpage *desc, pidx_t first, pidx_t last, u32 n);
 pidx_t lfstack_pop(struct lfstack *s, struct mpage *desc);
 /* Pop up to max pages with one CAS; returns how many, the first in *first, linked by next. */
-u32 lfstack_pop_chain(struct lfstack *s, struct mpage *desc, u32 max, pidx_t *first);
+u32 lfstack_pop_chain(struct lfstack *s, struct mpage *desc, u32 ndesc, u32 max, pidx_t *first);
 
 /* Per-VM pool: quota, the idle set and counters. */
 struct vm_pool {
