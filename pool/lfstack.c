@@ -79,12 +79,16 @@ u32 lfstack_pop_chain(struct lfstack *s, struct mpage *desc, u32 ndesc, u32 max,
 	for (;;) {
 		pidx_t i = HEAD_IDX(old);
 
+		bool stale = false;
+
 		for (n = 0; i != PIDX_NONE && n < max; n++) {
 			i = atomic_load_explicit(&desc[i].next, memory_order_relaxed);
-			if (i != PIDX_NONE && i >= ndesc)
+			if (i != PIDX_NONE && i >= ndesc) {
+				stale = true;
 				break;
+			}
 		}
-		if (i != PIDX_NONE && i >= ndesc) {
+		if (stale) {
 			/* Acquire, as at the start: the walk again reads links that pushes published. */
 			old = atomic_load_explicit(&s->head, memory_order_acquire);
 			continue;
