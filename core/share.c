@@ -290,20 +290,20 @@ void share_release(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu)
 
 /* --- copy-on-write ------------------------------------------------------ */
 
+/* A page refused for a reason of vmpool_take_mapped's or vmpool_adopt's: as a fill would be. */
+static enum vio_result refused(int why)
+{
+	return why == VMPOOL_NOMEM ? VIO_SEA_NOMEM : VIO_SEA_QUOTA;
+}
+
 /* The writer's own copy of src (0: a zeroed page) in a new page; PIDX_NONE with *r set if none can be had. */
 static pidx_t copy_of(struct vm *vm, paddr_t src, u64 gpn, unsigned cpu, enum vio_result *r)
 {
 	int why = 0;
-	pidx_t i;
+	pidx_t i = vmpool_take_mapped(&vm->pool, cpu, !src, &why);
 
-	if (!vmpool_activate(&vm->pool)) {
-		*r = VIO_SEA_QUOTA; /* at its resident limit */
-		return PIDX_NONE;
-	}
-	i = src ? vmpool_take_for_copy(&vm->pool, cpu, &why) : vmpool_take(&vm->pool, cpu, &why);
 	if (i == PIDX_NONE) {
-		atomic_fetch_sub_explicit(&vm->pool.active, 1, memory_order_relaxed);
-		*r = why == 2 ? VIO_SEA_NOMEM : VIO_SEA_QUOTA;
+		*r = refused(why);
 		return PIDX_NONE;
 	}
 	if (src) {
@@ -351,15 +351,25 @@ enum vio_result share_cow(struct vm *vm, ipa_t page, unsigned cpu)
 		goto undo;
 	spin_lock(&sh.lock);
 	if (atomic_load_explicit(&pool_desc(sh.pool, s)->refcount, memory_order_relaxed) == 1) {
-		/* The last user: the page is its own again, no copy. */
+		/*
+		 * The last user: the page is its own again, no copy. But it is one
+		 * more page charged and resident, admitted as a fill's page is: at
+		 * its quota or resident limit it is refused like one (swap makes
+		 * room, or the guest gets an abort) and stays shared meanwhile.
+		 */
+		int why = vmpool_adopt(&vm->pool);
+
+		if (why) {
+			spin_unlock(&sh.lock);
+			r = refused(why);
+			goto undo;
+		}
 		rmap_del(s, vm, gpn);
 		share_table_remove(s);
 		sh.meta[s].rmap = RMAP_NONE;
 		set_private(s, vm, gpn);
 		atomic_fetch_sub(&sh.shared_pages, 1);
 		spin_unlock(&sh.lock);
-		vmpool_charge_force(&vm->pool);
-		atomic_fetch_add_explicit(&vm->pool.active, 1, memory_order_relaxed);
 		i = s;
 	} else {
 		spin_unlock(&sh.lock);

@@ -438,8 +438,7 @@ static void read_done(struct blk_req *r, unsigned cpu)
 			swap_slot_free(vm, io->slot + k);
 			prot |= S2_W;
 		} else {
-			atomic_store_explicit(&d->next, (u32)(io->slot + k) | (wanted ? 0 : SWAPC_AHEAD),
-					      memory_order_relaxed);
+			atomic_store_explicit(&d->next, (u32)(io->slot + k), memory_order_relaxed);
 			atomic_store_explicit(&d->flags, MP_ACTIVE | MP_SWAPCACHE, memory_order_relaxed);
 		}
 		if (!wanted)

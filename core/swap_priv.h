@@ -14,13 +14,12 @@
  * A page read back from swap stays clean, mapped read-only, with its copy
  * kept in its slot (MP_SWAPCACHE, the slot in the descriptor's `next`,
  * unused while the page is mapped): evicted unwritten, it needs no disk
- * write; the first write frees the slot. Pages read ahead carry a mark
- * until first used; one the clock passed twice unused was read for nothing.
+ * write; the first write frees the slot. A stale chain pop may still read
+ * it as a link; lfstack_pop_chain bounds-checks every link it follows. The
+ * read-ahead mark is in the leaf (S2_AHEAD), not here.
  */
-#define SWAPC_AHEAD (1u << 31) /* read ahead, not used yet */
-#define SWAPC_SEEN (1u << 30)  /* ... and the clock passed it once */
-#define SWAPC_SLOT (SWAPC_SEEN - 1)
-_Static_assert((u64)SWAP_MAP_PAGES * SWAP_MAP_BITS <= SWAPC_SLOT, "a slot number fits beside the marks");
+#define SWAPC_SLOT 0xffffffffu /* all of `next` is the slot: no marks beside it */
+_Static_assert((u64)SWAP_MAP_PAGES * SWAP_MAP_BITS <= SWAPC_SLOT, "a slot number fits in `next`");
 
 /* One request on the disk: pages of one VM, in consecutive slots. */
 struct swap_io {

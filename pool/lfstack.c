@@ -61,7 +61,7 @@ pidx_t lfstack_pop(struct lfstack *s, struct mpage *desc)
 	return HEAD_IDX(old);
 }
 
-u32 lfstack_pop_chain(struct lfstack *s, struct mpage *desc, u32 max, pidx_t *first)
+u32 lfstack_pop_chain(struct lfstack *s, struct mpage *desc, u32 ndesc, u32 max, pidx_t *first)
 {
 	u64 old = atomic_load_explicit(&s->head, memory_order_acquire), new;
 	u32 n;
@@ -71,17 +71,35 @@ u32 lfstack_pop_chain(struct lfstack *s, struct mpage *desc, u32 max, pidx_t *fi
 	 * one CAS. If any push or pop completed meanwhile, the tag moved and the
 	 * CAS fails; pushes in flight write only links of nodes not yet on the
 	 * stack. So a successful CAS means the links read were the stack's.
+	 * Until then the walk is speculative: a node in it may have been popped
+	 * and its `next` reused for anything, so every link is checked against
+	 * the array before it is followed. One that is no index means the head
+	 * moved: start again from the new one.
 	 */
-	do {
+	for (;;) {
 		pidx_t i = HEAD_IDX(old);
 
-		for (n = 0; i != PIDX_NONE && n < max; n++)
+		bool stale = false;
+
+		for (n = 0; i != PIDX_NONE && n < max; n++) {
 			i = atomic_load_explicit(&desc[i].next, memory_order_relaxed);
+			if (i != PIDX_NONE && i >= ndesc) {
+				stale = true;
+				break;
+			}
+		}
+		if (stale) {
+			/* Acquire, as at the start: the walk again reads links that pushes published. */
+			old = atomic_load_explicit(&s->head, memory_order_acquire);
+			continue;
+		}
 		if (!n)
 			return 0;
 		new = HEAD(HEAD_TAG(old) + 1, i);
-	} while (!atomic_compare_exchange_weak_explicit(&s->head, &old, new, memory_order_acquire,
-							  memory_order_acquire));
+		if (atomic_compare_exchange_weak_explicit(&s->head, &old, new, memory_order_acquire,
+							  memory_order_acquire))
+			break;
+	}
 	atomic_fetch_sub_explicit(&s->count, n, memory_order_relaxed);
 	*first = HEAD_IDX(old);
 	return n;

@@ -5,6 +5,7 @@
  * batches, one CAS per spilled batch.
  */
 #include <string.h>
+#include <quire/console.h>
 #include <quire/pool.h>
 
 static bool overlaps(u64 a, u64 asz, u64 b, u64 bsz)
@@ -150,7 +151,7 @@ static pidx_t cache_take(struct pool *p, struct pcpu_cache *c)
 	if (!n) {
 		pidx_t i;
 
-		n = lfstack_pop_chain(&p->free, p->desc, PCPU_CACHE_BATCH, &i);
+		n = lfstack_pop_chain(&p->free, p->desc, p->ndesc, PCPU_CACHE_BATCH, &i);
 		for (u32 k = 0; k < n; k++) {
 			c->slot[k] = i;
 			i = atomic_load_explicit(&p->desc[i].next, memory_order_relaxed);
@@ -206,24 +207,83 @@ pidx_t pool_alloc(struct pool *p, unsigned cpu)
 	return i;
 }
 
-void pool_free(struct pool *p, unsigned cpu, pidx_t i, bool zeroed)
+bool pool_index_ok(const struct pool *p, pidx_t i, const char *what)
+{
+	if (i < p->ndesc)
+		return true;
+	printk("quire: pool: page index 0x%x %s is not the pool's (%u pages); ignored\n", i, what, p->ndesc);
+	return false;
+}
+
+void pool_refuse(const struct pool *p, pidx_t i, const char *what, const char *why)
+{
+	const struct mpage *d = &p->desc[i];
+
+	printk("quire: pool: page 0x%lx (index %u, flags 0x%x, owner %u) %s: %s; kept out of the pool\n",
+	       (unsigned long)pool_pa(p, i), i, atomic_load_explicit(&d->flags, memory_order_relaxed), d->owner,
+	       what, why);
+}
+
+/* Why a page with flags f may not be freed (as a table if 'table'), or NULL. */
+static const char *bad_free(const struct mpage *d, u8 f, bool table)
+{
+	/* In the VMM pool a page is idle and Quire's; a VM's idle-set page (owner set) may go back. */
+	if (f & MP_IDLE && !d->owner)
+		return "already free";
+	if (table && !(f & MP_PGTABLE))
+		return "not a stage-2 table";
+	if (!table && f & MP_PGTABLE)
+		return "a stage-2 table";
+	if (!table && f & MP_PINNED)
+		return "pinned";
+	return NULL;
+}
+
+static bool release(struct pool *p, unsigned cpu, pidx_t i, bool zeroed, bool table)
 {
 	struct pcpu_cache *c = &p->cache[cpu];
-	struct mpage *d = &p->desc[i];
+	struct mpage *d;
+	const char *why;
+	u8 f;
 
-	d->owner = 0;
-	d->gpn = 0;
-	atomic_store_explicit(&d->refcount, 0, memory_order_relaxed);
-	atomic_store_explicit(&d->flags, MP_IDLE | (zeroed ? MP_ZEROED : 0), memory_order_relaxed);
+	if (!pool_index_ok(p, i, "freed"))
+		return false;
+	d = &p->desc[i];
+	f = atomic_load_explicit(&d->flags, memory_order_relaxed);
+	why = bad_free(d, f, table);
+	if (!why) {
+		d->owner = 0;
+		d->gpn = 0;
+		atomic_store_explicit(&d->refcount, 0, memory_order_relaxed);
+		/* A CAS, not a store: a second free racing this one finds the flags changed. */
+		if (!atomic_compare_exchange_strong_explicit(&d->flags, &f, MP_IDLE | (zeroed ? MP_ZEROED : 0),
+							     memory_order_relaxed, memory_order_relaxed))
+			why = "changed while being freed";
+	}
+	if (why) {
+		pool_refuse(p, i, table ? "freed as a table" : "freed", why);
+		return false;
+	}
 	if (!cache_get(c)) {
 		lfstack_push(&p->free, p->desc, i);
-		return;
+		return true;
 	}
 	if (cache_n(c) == PCPU_CACHE_MAX)
 		spill(p, c, PCPU_CACHE_BATCH);
 	c->slot[cache_n(c)] = i;
 	set_n(c, cache_n(c) + 1);
 	cache_put(c);
+	return true;
+}
+
+bool pool_free(struct pool *p, unsigned cpu, pidx_t i, bool zeroed)
+{
+	return release(p, cpu, i, zeroed, false);
+}
+
+bool pool_free_table(struct pool *p, unsigned cpu, pidx_t i)
+{
+	return release(p, cpu, i, false, true);
 }
 
 void pool_drain_cache(struct pool *p, unsigned cpu)

@@ -61,9 +61,9 @@ static int charge(struct vm_pool *vp)
 
 	do {
 		if (c >= vp->quota)
-			return 1;
+			return VMPOOL_QUOTA;
 		if (c >= vp->guaranteed && machine_short(vp->vmm))
-			return 3;
+			return VMPOOL_SHORT;
 	} while (!atomic_compare_exchange_weak_explicit(&vp->charged, &c, c + 1, memory_order_relaxed,
 							  memory_order_relaxed));
 	/* A page it was promised: the promise is kept. */
@@ -84,9 +84,9 @@ void vmpool_uncharge(struct vm_pool *vp)
 static pidx_t take_new(struct vm_pool *vp, unsigned cpu, int *why, bool zero)
 {
 	struct pool *p = vp->vmm;
-	pidx_t i;
-
 	int rc = charge(vp);
+	bool zeroed;
+	pidx_t i;
 
 	if (rc) {
 		*why = rc;
@@ -95,13 +95,15 @@ static pidx_t take_new(struct vm_pool *vp, unsigned cpu, int *why, bool zero)
 	i = pool_alloc(p, cpu);
 	if (i == PIDX_NONE) {
 		vmpool_uncharge(vp);
-		*why = 2;
+		*why = VMPOOL_NOMEM;
 		return PIDX_NONE;
 	}
-	if (zero && !(atomic_load_explicit(&p->desc[i].flags, memory_order_relaxed) & MP_ZEROED))
+	zeroed = atomic_load_explicit(&p->desc[i].flags, memory_order_relaxed) & MP_ZEROED;
+	if (zero && !zeroed)
 		page_zero(pool_pa(p, i));
 	p->desc[i].owner = vp->vm_id;
-	atomic_store_explicit(&p->desc[i].flags, MP_ZEROED, memory_order_relaxed);
+	/* Zeroed only if it is: a page for a copy may hold anyone's old data until overwritten. */
+	atomic_store_explicit(&p->desc[i].flags, zero || zeroed ? MP_ZEROED : 0, memory_order_relaxed);
 	return i;
 }
 
@@ -134,16 +136,58 @@ bool vmpool_activate(struct vm_pool *vp)
 	return true;
 }
 
-void vmpool_charge_force(struct vm_pool *vp)
+pidx_t vmpool_take_mapped(struct vm_pool *vp, unsigned cpu, bool zero, int *why)
 {
-	if (atomic_fetch_add_explicit(&vp->charged, 1, memory_order_relaxed) < vp->guaranteed)
-		atomic_fetch_sub_explicit(&vp->vmm->promised, 1, memory_order_relaxed);
+	pidx_t i;
+
+	if (!vmpool_activate(vp)) {
+		*why = VMPOOL_LIMIT;
+		return PIDX_NONE;
+	}
+	i = zero ? vmpool_take(vp, cpu, why) : take_new(vp, cpu, why, false);
+	if (i == PIDX_NONE)
+		atomic_fetch_sub_explicit(&vp->active, 1, memory_order_relaxed);
+	return i;
 }
 
+int vmpool_adopt(struct vm_pool *vp)
+{
+	int rc = charge(vp);
+
+	if (rc)
+		return rc;
+	if (!vmpool_activate(vp)) {
+		vmpool_uncharge(vp);
+		return VMPOOL_LIMIT;
+	}
+	return 0;
+}
+
+/* Is page i this VM's to give back? Logs the refusal if not. */
+static bool owned(const struct vm_pool *vp, pidx_t i, const char *what)
+{
+	const struct mpage *d;
+
+	if (!pool_index_ok(vp->vmm, i, what))
+		return false;
+	d = pool_desc(vp->vmm, i);
+	if (d->owner == vp->vm_id)
+		return true;
+	pool_refuse(vp->vmm, i, what, "not this VM's");
+	return false;
+}
+
+/* A refused page stays charged: uncharging a page given back twice would break the quota. */
 void vmpool_give_back(struct vm_pool *vp, unsigned cpu, pidx_t i, bool zeroed)
 {
-	pool_free(vp->vmm, cpu, i, zeroed);
-	vmpool_uncharge(vp);
+	if (owned(vp, i, "given back") && pool_free(vp->vmm, cpu, i, zeroed))
+		vmpool_uncharge(vp);
+}
+
+void vmpool_give_back_table(struct vm_pool *vp, unsigned cpu, pidx_t i)
+{
+	if (owned(vp, i, "given back as a table") && pool_free_table(vp->vmm, cpu, i))
+		vmpool_uncharge(vp);
 }
 
 u32 vmpool_reserve_idle(struct vm_pool *vp, unsigned cpu, u32 n)

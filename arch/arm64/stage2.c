@@ -96,7 +96,7 @@ static int table_alloc(struct vm *vm, unsigned cpu, paddr_t *pa)
 
 static void table_free(struct vm *vm, paddr_t pa, unsigned cpu)
 {
-	vmpool_give_back(&vm->pool, cpu, pool_pidx_of(vm->pool.vmm, pa), false);
+	vmpool_give_back_table(&vm->pool, cpu, pool_pidx_of(vm->pool.vmm, pa));
 	atomic_fetch_sub_explicit(&vm->pool.pgtables, 1, memory_order_relaxed);
 }
 

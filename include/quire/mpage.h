@@ -35,7 +35,12 @@ enum mpage_flag {
 struct mpage {
 	mpn_t mpn;
 	u32 gpn;		/* owner's guest page number (IPA >> 12) */
-	_Atomic pidx_t next;	/* link in a lock-free stack while free or idle; MP_SWAPCACHE: its slot (core/swap_priv.h) */
+	/*
+	 * Link in a lock-free stack while free or idle; MP_SWAPCACHE: its slot
+	 * (core/swap_priv.h). A stale chain pop may read any value here as a
+	 * link: lfstack_pop_chain checks each against the array.
+	 */
+	_Atomic pidx_t next;
 	_Atomic u16 refcount;	/* mappings of this page */
 	_Atomic u8 flags;	/* enum mpage_flag */
 	u8 owner;		/* VM id; 0 = Quire; a shared page: its sharing group */

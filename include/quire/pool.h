@@ -72,8 +72,18 @@ u32 pool_init(struct pool *p, const struct machine *m, const struct region *excl
 
 /* Take a free page (lock-free); PIDX_NONE when the machine is out of memory. */
 pidx_t pool_alloc(struct pool *p, unsigned cpu);
-/* Give a page back (lock-free). Its flags become MP_IDLE (| MP_ZEROED if 'zeroed'). */
-void pool_free(struct pool *p, unsigned cpu, pidx_t i, bool zeroed);
+/*
+ * Give a page back (lock-free). Its flags become MP_IDLE (| MP_ZEROED if
+ * 'zeroed'). A page already free, pinned or a stage-2 table is refused: a
+ * logged error naming it, and the page stays out of the pool (false).
+ */
+bool pool_free(struct pool *p, unsigned cpu, pidx_t i, bool zeroed);
+/* The same for a stage-2 table page (MP_PGTABLE, pinned): refused if it is no table. */
+bool pool_free_table(struct pool *p, unsigned cpu, pidx_t i);
+/* Is i a descriptor of p? If not, logs that (i, 'what': "freed"...) and says no. */
+bool pool_index_ok(const struct pool *p, pidx_t i, const char *what);
+/* Log that page i was refused: what was done to it ("freed"), why not. */
+void pool_refuse(const struct pool *p, pidx_t i, const char *what, const char *why);
 /* Move this CPU's cached pages back to the shared stack. */
 void pool_drain_cache(struct pool *p, unsigned cpu);
 /* Free pages, cached ones included (exact only when nothing runs concurrently). */
@@ -99,7 +109,7 @@ void lfstack_push(struct lfstack *s, struct mpage *desc, pidx_t i);
 void lfstack_push_chain(struct lfstack *s, struct mpage *desc, pidx_t first, pidx_t last, u32 n);
 pidx_t lfstack_pop(struct lfstack *s, struct mpage *desc);
 /* Pop up to max pages with one CAS; returns how many, the first in *first, linked by next. */
-u32 lfstack_pop_chain(struct lfstack *s, struct mpage *desc, u32 max, pidx_t *first);
+u32 lfstack_pop_chain(struct lfstack *s, struct mpage *desc, u32 ndesc, u32 max, pidx_t *first);
 
 /* Per-VM pool: quota, the idle set and counters. */
 struct vm_pool {
@@ -127,23 +137,46 @@ void vmpool_fini(struct vm_pool *vp);
 void vmpool_overcommit(struct vm_pool *vp, u32 g);
 /* The VM holds its guarantee or more and the machine is down to its promises and low water. */
 bool vmpool_short(const struct vm_pool *vp);
+/* Why a VM gets no page (vmpool_take's *why, vmpool_adopt's answer). */
+enum {
+	VMPOOL_QUOTA = 1,	/* its quota is used up */
+	VMPOOL_NOMEM = 2,	/* the machine has no free page */
+	VMPOOL_SHORT = 3,	/* past its guarantee, and the machine short: vmpool_short */
+	VMPOOL_LIMIT = 4,	/* its data pages are at data_limit (vmpool_take_mapped, vmpool_adopt) */
+};
 /*
  * A page for this VM, zeroed, charged to its quota: from the idle set if it
  * has one, else from the VMM pool. PIDX_NONE when the quota or the machine
- * is exhausted (*why says which: 1 quota, 2 machine, 3 the VM is past its
- * guarantee and the machine short: vmpool_short).
+ * is exhausted (*why: VMPOOL_QUOTA, _NOMEM or _SHORT).
  */
 pidx_t vmpool_take(struct vm_pool *vp, unsigned cpu, int *why);
 /* Like vmpool_take, but not zeroed: for a page the caller overwrites entirely at once. */
 pidx_t vmpool_take_for_copy(struct vm_pool *vp, unsigned cpu, int *why);
 /* One more data page mapped: false if that would pass data_limit. */
 bool vmpool_activate(struct vm_pool *vp);
+/*
+ * A data page the caller maps at once: vmpool_activate, then vmpool_take
+ * (zero) or vmpool_take_for_copy (!zero); PIDX_NONE, nothing counted, with
+ * *why (VMPOOL_LIMIT too) if either refuses. The fault path's order, for
+ * pages Quire fills before the guest runs (an image) and copy-on-write.
+ */
+pidx_t vmpool_take_mapped(struct vm_pool *vp, unsigned cpu, bool zero, int *why);
 /* A page this VM held is no longer its own (it became shared): uncharge it. */
 void vmpool_uncharge(struct vm_pool *vp);
-/* A shared page becomes this VM's own again: charge it, even past the quota (no new page is used). */
-void vmpool_charge_force(struct vm_pool *vp);
-/* Return a page this VM held to the VMM pool and uncharge it. */
+/*
+ * A page already mapped becomes this VM's own data page (a shared page's
+ * last user): charged against the quota and counted active within
+ * data_limit, by CAS as a fault's page is. 0, or why not (nothing counted).
+ */
+int vmpool_adopt(struct vm_pool *vp);
+/*
+ * Return a page this VM held to the VMM pool and uncharge it. A page that
+ * is not the VM's, already free, pinned or a table is refused (logged) and
+ * stays charged.
+ */
 void vmpool_give_back(struct vm_pool *vp, unsigned cpu, pidx_t i, bool zeroed);
+/* The same for one of its stage-2 table pages (pool_free_table). */
+void vmpool_give_back_table(struct vm_pool *vp, unsigned cpu, pidx_t i);
 /* Reserve up to n zeroed pages in the idle set (within the quota); returns how many. */
 u32 vmpool_reserve_idle(struct vm_pool *vp, unsigned cpu, u32 n);
 

@@ -119,7 +119,7 @@ static int table_of(struct vm *vm, ipa_t ipa, bool create, unsigned cpu, _Atomic
 			t = mine;
 		} else {
 			/* Another vCPU installed one first: ours was never written, so it is still zero. */
-			vmpool_give_back(&vm->pool, cpu, mine, true);
+			vmpool_give_back_table(&vm->pool, cpu, mine);
 			atomic_fetch_add_explicit(&s->table_races, 1, memory_order_relaxed);
 		}
 	}
@@ -409,7 +409,7 @@ static void destroy_table(void *arg, u64 region, _Atomic pidx_t *slot)
 			a->fn(a->vm, IPA(region << REGION_SHIFT | (u64)k << PAGE_SHIFT), LEAF_ADDR(e), a->cpu);
 	}
 	/* Every entry was just cleared: the page is zero again. */
-	vmpool_give_back(&a->vm->pool, a->cpu, t, true);
+	vmpool_give_back_table(&a->vm->pool, a->cpu, t);
 	atomic_fetch_sub_explicit(&a->vm->pool.pgtables, 1, memory_order_relaxed);
 }
 
@@ -420,7 +420,7 @@ void s2_destroy(struct vm *vm, void (*fn)(struct vm *vm, ipa_t ipa, paddr_t pa, 
 	struct destroy_arg a = { vm, fn, swapped, cpu };
 
 	each_table(s, destroy_table, &a);
-	vmpool_give_back(&vm->pool, cpu, s->root, true);
+	vmpool_give_back_table(&vm->pool, cpu, s->root);
 	atomic_fetch_sub_explicit(&vm->pool.pgtables, 1, memory_order_relaxed);
 	free(s->ram_dir);
 	free(s);

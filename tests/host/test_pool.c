@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
+#include <quire/console.h>
 #include <quire/pool.h>
 #include "hostmem.h"
 
@@ -811,6 +814,253 @@ static void regression_init_ram_beyond_mpn_reach(void **state)
 	}
 }
 
+/* ---- what the pool refuses ------------------------------------------------ */
+
+static char logbuf[2048];
+static unsigned loglen;
+
+static void log_putc(char c)
+{
+	if (loglen + 1 < sizeof(logbuf))
+		logbuf[loglen++] = c;
+	logbuf[loglen] = 0;
+}
+
+static void log_start(void)
+{
+	loglen = 0;
+	logbuf[0] = 0;
+	console_set_output(log_putc);
+}
+
+/* One line was logged since log_start, naming the page at pa (if any) and saying why. */
+static void assert_logged(paddr_t pa, const char *why)
+{
+	char name[32];
+
+	console_set_output(NULL);
+	if (pa) {
+		snprintf(name, sizeof(name), "page 0x%lx ", (unsigned long)pa);
+		if (!strstr(logbuf, name))
+			fail_msg("no \"%s\" in: %s", name, logbuf);
+	}
+	if (!strstr(logbuf, why))
+		fail_msg("no \"%s\" in: %s", why, logbuf);
+	assert_non_null(strstr(logbuf, "kept out of the pool") ? logbuf : strstr(logbuf, "ignored"));
+	assert_int_equal(strchr(logbuf, '\n') - logbuf + 1, (long)loglen);
+}
+
+static int teardown_log(void **state)
+{
+	console_set_output(NULL);
+	return teardown(state);
+}
+
+/* Every page once, and page i not among them. */
+static void assert_pool_holds_all_but(pidx_t i, u32 want)
+{
+	pidx_t *all = malloc(pool.ndesc * sizeof(*all));
+
+	assert_non_null(all);
+	assert_int_equal(pool_free_pages(&pool), want);
+	assert_int_equal(alloc_all(0, all, pool.ndesc), want);
+	for (u32 k = 0; k < want; k++) {
+		assert_int_not_equal(all[k], i);
+		assert_true(pool_free(&pool, 0, all[k], false));
+	}
+	free(all);
+}
+
+/* A page freed twice: refused and logged, and the pool holds it once (it once went on the stack twice). */
+static void free_twice_refused(void **state)
+{
+	pidx_t i;
+
+	(void)state;
+	setup_small(16);
+	i = pool_alloc(&pool, 0);
+	assert_true(pool_free(&pool, 0, i, true));
+	log_start();
+	assert_false(pool_free(&pool, 0, i, false));
+	assert_logged(pool_pa(&pool, i), "already free");
+	/* Still the first free's page: zeroed, in the pool once. */
+	assert_int_equal(atomic_load(&pool_desc(&pool, i)->flags), MP_IDLE | MP_ZEROED);
+	assert_pool_holds_all_but(PIDX_NONE, 16);
+	/* Freed twice from another CPU's cache, and after a drain to the shared stack: the same. */
+	i = pool_alloc(&pool, 1);
+	assert_true(pool_free(&pool, 1, i, false));
+	pool_drain_cache(&pool, 1);
+	log_start();
+	assert_false(pool_free(&pool, 2, i, false));
+	assert_logged(pool_pa(&pool, i), "already free");
+	assert_pool_holds_all_but(PIDX_NONE, 16);
+}
+
+/* A pinned page (the zero page, the swap slot map) or a stage-2 table is never freed as data. */
+static void free_pinned_or_table_refused(void **state)
+{
+	pidx_t i, t;
+
+	(void)state;
+	setup_small(16);
+	i = pool_alloc(&pool, 0);
+	atomic_store(&pool_desc(&pool, i)->flags, MP_SHARED | MP_PINNED | MP_ZEROED);
+	log_start();
+	assert_false(pool_free(&pool, 0, i, false));
+	assert_logged(pool_pa(&pool, i), "pinned");
+	assert_int_equal(atomic_load(&pool_desc(&pool, i)->flags), MP_SHARED | MP_PINNED | MP_ZEROED);
+	log_start();
+	assert_false(pool_free_table(&pool, 0, i));
+	assert_logged(pool_pa(&pool, i), "not a stage-2 table");
+
+	t = pool_alloc(&pool, 0);
+	atomic_store(&pool_desc(&pool, t)->flags, MP_PGTABLE | MP_PINNED);
+	log_start();
+	assert_false(pool_free(&pool, 0, t, true));
+	assert_logged(pool_pa(&pool, t), "a stage-2 table");
+	assert_pool_holds_all_but(i, 14);
+	/* Through its own path the table goes back, not marked zeroed. */
+	assert_true(pool_free_table(&pool, 0, t));
+	assert_int_equal(atomic_load(&pool_desc(&pool, t)->flags), MP_IDLE);
+	assert_pool_holds_all_but(i, 15);
+
+	/* No descriptor at all. */
+	log_start();
+	assert_false(pool_free(&pool, 0, PIDX_NONE, false));
+	assert_logged(0, "page index 0xffffffff freed is not the pool's");
+	log_start();
+	assert_false(pool_free(&pool, 0, pool.ndesc, false));
+	assert_logged(0, "is not the pool's");
+	assert_pool_holds_all_but(i, 15);
+}
+
+/* Give-back: only the VM's own pages, once; a refused page stays charged (no uncharge twice). */
+static void give_back_refused(void **state)
+{
+	struct vm_pool other;
+	pidx_t i, t, j;
+	int why = 0;
+
+	(void)state;
+	setup_small(16);
+	vmpool_init(&vp, &pool, 1, 8);
+	vmpool_init(&other, &pool, 2, 8);
+	i = vmpool_take(&vp, 0, &why);
+	j = vmpool_take(&other, 0, &why);
+	assert_int_equal(atomic_load(&vp.charged), 1);
+
+	/* Another VM's page. */
+	log_start();
+	vmpool_give_back(&other, 0, i, false);
+	assert_logged(pool_pa(&pool, i), "not this VM's");
+	assert_int_equal(atomic_load(&other.charged), 1);
+	assert_int_equal(pool_free_pages(&pool), 14);
+
+	/* Twice. */
+	vmpool_give_back(&vp, 0, i, false);
+	assert_int_equal(atomic_load(&vp.charged), 0);
+	log_start();
+	vmpool_give_back(&vp, 0, i, false);
+	assert_logged(pool_pa(&pool, i), "not this VM's");
+	assert_int_equal(atomic_load(&vp.charged), 0);
+	assert_int_equal(pool_free_pages(&pool), 15);
+
+	/* A table as data, and data as a table: refused, still charged; each through its own path. */
+	t = vmpool_take(&vp, 0, &why);
+	atomic_store(&pool_desc(&pool, t)->flags, MP_PGTABLE | MP_PINNED);
+	log_start();
+	vmpool_give_back(&vp, 0, t, true);
+	assert_logged(pool_pa(&pool, t), "a stage-2 table");
+	assert_int_equal(atomic_load(&vp.charged), 1);
+	log_start();
+	vmpool_give_back_table(&other, 0, j);
+	assert_logged(pool_pa(&pool, j), "not a stage-2 table");
+	assert_int_equal(atomic_load(&other.charged), 1);
+	vmpool_give_back_table(&vp, 0, t);
+	vmpool_give_back(&other, 0, j, false);
+	assert_int_equal(atomic_load(&vp.charged), 0);
+	assert_int_equal(atomic_load(&other.charged), 0);
+
+	/* A page of the VM's idle set (flagged idle, but the VM's) goes back. */
+	assert_int_equal(vmpool_reserve_idle(&vp, 0, 1), 1);
+	i = lfstack_pop(&vp.idle, pool.desc);
+	vmpool_give_back(&vp, 0, i, true);
+	assert_int_equal(atomic_load(&vp.charged), 0);
+	log_start();
+	vmpool_give_back(&vp, 0, PIDX_NONE, false);
+	assert_logged(0, "is not the pool's");
+	assert_int_equal(atomic_load(&vp.charged), 0);
+	assert_pool_holds_all_but(PIDX_NONE, 16);
+}
+
+/*
+ * take_new marked every page it handed out MP_ZEROED, also a page for a
+ * copy (vmpool_take_for_copy) that was never zeroed and still held its last
+ * owner's data. A page that is zero keeps the mark.
+ */
+static void regression_take_for_copy_marked_zeroed(void **state)
+{
+	pidx_t i;
+	int why = 0;
+
+	(void)state;
+	setup_small(4);
+	dirty_all();
+	vmpool_init(&vp, &pool, 1, 8);
+	i = vmpool_take_for_copy(&vp, 0, &why);
+	assert_int_not_equal(i, PIDX_NONE);
+	assert_false(hostmem_page_is_zero(pool_pa(&pool, i)));
+	assert_int_equal(atomic_load(&pool_desc(&pool, i)->flags), 0);
+	assert_int_equal(pool_desc(&pool, i)->owner, 1);
+	memset(hostmem_ptr(pool_pa(&pool, i)), 0, PAGE_SIZE);
+	vmpool_give_back(&vp, 0, i, true);
+	i = vmpool_take_for_copy(&vp, 0, &why);
+	assert_true(hostmem_page_is_zero(pool_pa(&pool, i)));
+	assert_int_equal(atomic_load(&pool_desc(&pool, i)->flags), MP_ZEROED);
+	vmpool_give_back(&vp, 0, i, false);
+}
+
+/* take_mapped and adopt: the resident limit first, nothing counted when refused. */
+static void vmpool_take_mapped_and_adopt(void **state)
+{
+	pidx_t i, j;
+	int why = 0;
+
+	(void)state;
+	setup_small(8);
+	dirty_all();
+	vmpool_init(&vp, &pool, 1, 3);
+	vp.data_limit = 2;
+	i = vmpool_take_mapped(&vp, 0, true, &why);
+	assert_int_not_equal(i, PIDX_NONE);
+	assert_true(hostmem_page_is_zero(pool_pa(&pool, i)));
+	j = vmpool_take_mapped(&vp, 0, false, &why);
+	assert_int_not_equal(j, PIDX_NONE);
+	assert_int_equal(atomic_load(&pool_desc(&pool, j)->flags), 0);
+	assert_int_equal(atomic_load(&vp.active), 2);
+	assert_int_equal(atomic_load(&vp.charged), 2);
+	why = 0;
+	assert_int_equal(vmpool_take_mapped(&vp, 0, true, &why), PIDX_NONE);
+	assert_int_equal(why, VMPOOL_LIMIT);
+	assert_int_equal(vmpool_adopt(&vp), VMPOOL_LIMIT);
+	assert_int_equal(atomic_load(&vp.active), 2);
+	assert_int_equal(atomic_load(&vp.charged), 2);
+	/* Below the limit, at the quota. */
+	vp.data_limit = 10;
+	assert_int_equal(vmpool_adopt(&vp), 0);
+	assert_int_equal(atomic_load(&vp.charged), 3);
+	assert_int_equal(vmpool_adopt(&vp), VMPOOL_QUOTA);
+	why = 0;
+	assert_int_equal(vmpool_take_mapped(&vp, 0, true, &why), PIDX_NONE);
+	assert_int_equal(why, VMPOOL_QUOTA);
+	assert_int_equal(atomic_load(&vp.active), 3);
+	assert_int_equal(atomic_load(&vp.charged), 3);
+	vmpool_give_back(&vp, 0, i, false);
+	vmpool_give_back(&vp, 0, j, false);
+	vmpool_uncharge(&vp);
+	assert_int_equal(atomic_load(&vp.charged), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -834,6 +1084,11 @@ int main(void)
 		cmocka_unit_test_teardown(regression_alloc_fails_while_other_cpu_caches_pages, teardown),
 		cmocka_unit_test_teardown(regression_pidx_of_high_address_aliases, teardown),
 		cmocka_unit_test_teardown(regression_init_ram_beyond_mpn_reach, teardown),
+		cmocka_unit_test_teardown(free_twice_refused, teardown_log),
+		cmocka_unit_test_teardown(free_pinned_or_table_refused, teardown_log),
+		cmocka_unit_test_teardown(give_back_refused, teardown_log),
+		cmocka_unit_test_teardown(regression_take_for_copy_marked_zeroed, teardown),
+		cmocka_unit_test_teardown(vmpool_take_mapped_and_adopt, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -100,9 +100,21 @@ static void unclaim(struct worker *w, pidx_t i)
 		FAIL("cpu %u: page %u claimed by thread %u under us\n", w->cpu, i, me - 1);
 }
 
+/*
+ * While a page is held (mapped, in Quire), its `next` is not a link: swap
+ * once kept a slot number there with a mark at bit 31. A popper that read
+ * the page's link before we took it may still follow what is there now.
+ */
+static u32 wild_link(u64 tag)
+{
+	return tag & 1 ? 0x80000000u | (u32)(tag >> 8 & 0xffff) : pool.ndesc + (u32)(tag >> 8 & 7);
+}
+
 static void stamp(struct held *h)
 {
 	u64 *page = hostmem_ptr(pool_pa(&pool, h->i));
+
+	atomic_store_explicit(&pool_desc(&pool, h->i)->next, wild_link(h->tag), memory_order_relaxed);
 
 	for (unsigned k = 0; k < ARRAY_SIZE(tag_words); k++)
 		page[tag_words[k]] = h->tag + k;
@@ -158,7 +170,7 @@ static void acquire(struct worker *w)
 	claim(w, i);
 	h->i = i;
 	h->kind = kind;
-	h->tag = (u64)(w->cpu + 1) << 56 | (w->acquired << 8);
+	h->tag = (u64)(w->cpu + 1) << 56 | (w->acquired << 8) | (w->acquired & 1);
 	stamp(h);
 	w->acquired++;
 	w->nheld++;
@@ -254,6 +266,95 @@ static void *stack_worker(void *arg)
 				lfstack_push(&stack, stack_desc, mine[k]);
 		}
 		w->acquired += got;
+	}
+	return NULL;
+}
+
+/*
+ * ---- chains over wild links ----------------------------------------------
+ * Half the threads pop chains of up to PCPU_CACHE_BATCH (a cache refill),
+ * the others pop single pages and, while they hold one, write a value into
+ * its `next` that is no index at all, as swap did with a slot number and a
+ * mark at bit 31. A chain popper that read a link to such a page just
+ * before it was taken follows the wild value before its CAS fails: it must
+ * never load a descriptor outside the array (ASan: the array is malloc'd
+ * to its exact size, so even the next descriptor up is out of bounds).
+ */
+#define CHAIN_N 48
+static struct mpage *chain_desc;
+static _Atomic u8 chain_holder[CHAIN_N];
+
+static bool chain_claim(struct worker *w, pidx_t i)
+{
+	u8 free_ = 0;
+
+	if (i >= CHAIN_N) {
+		FAIL("chains: popped index %#x\n", i);
+		return false;
+	}
+	if (!atomic_compare_exchange_strong_explicit(&chain_holder[i], &free_, (u8)(w->cpu + 1), memory_order_relaxed,
+						     memory_order_relaxed)) {
+		FAIL("chains: %u popped while thread %u holds it\n", i, free_ - 1);
+		return false;
+	}
+	return true;
+}
+
+static void chain_unclaim(pidx_t i)
+{
+	atomic_store_explicit(&chain_holder[i], 0, memory_order_relaxed);
+}
+
+#define CHAIN_HOLD 8
+
+static void *chain_worker(void *arg)
+{
+	struct worker *w = arg;
+	u64 rng = w->rng;
+	pidx_t held[CHAIN_HOLD];
+	unsigned nheld = 0;
+
+	pthread_barrier_wait(&barrier);
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		pidx_t first, i, mine[PCPU_CACHE_BATCH];
+		u32 n;
+
+		if (w->cpu & 1) {
+			/* Hold a few pages, each with a wild `next`, and give back the oldest. */
+			if (nheld == CHAIN_HOLD || (nheld && xorshift(&rng) % 4 == 0)) {
+				i = held[0];
+				memmove(held, held + 1, --nheld * sizeof(*held));
+				chain_unclaim(i);
+				lfstack_push(&stack, chain_desc, i);
+				continue;
+			}
+			i = lfstack_pop(&stack, chain_desc);
+			if (i == PIDX_NONE || !chain_claim(w, i))
+				continue;
+			atomic_store_explicit(&chain_desc[i].next,
+					      xorshift(&rng) & 1 ? 0x80000000u | (u32)(rng >> 40) : CHAIN_N + (u32)(rng & 3),
+					      memory_order_relaxed);
+			held[nheld++] = i;
+			w->acquired++;
+			continue;
+		}
+		n = lfstack_pop_chain(&stack, chain_desc, CHAIN_N, 1 + xorshift(&rng) % PCPU_CACHE_BATCH, &first);
+		i = first;
+		for (u32 k = 0; k < n; k++) {
+			if (!chain_claim(w, i))
+				return NULL;
+			mine[k] = i;
+			i = atomic_load_explicit(&chain_desc[i].next, memory_order_relaxed);
+		}
+		for (u32 k = 0; k < n; k++)
+			chain_unclaim(mine[k]);
+		if (n)
+			lfstack_push_chain(&stack, chain_desc, mine[0], mine[n - 1], n);
+		w->acquired += n;
+	}
+	while (nheld) {
+		chain_unclaim(held[--nheld]);
+		lfstack_push(&stack, chain_desc, held[nheld]);
 	}
 	return NULL;
 }
@@ -375,6 +476,22 @@ int main(void)
 	check_stack_complete(&stack, stack_desc, STACK_N, "bare stack");
 	printf("stack: %llu pops and pushes over %u descriptors\n", (unsigned long long)acquired, STACK_N);
 
+	/* Phase 3: chains popped while other threads scribble on `next` of the pages they hold. */
+	chain_desc = calloc(CHAIN_N, sizeof(*chain_desc));
+	lfstack_init(&stack);
+	for (pidx_t k = CHAIN_N; k-- > 0;)
+		lfstack_push(&stack, chain_desc, k);
+	for (unsigned k = 0; k < NTHREADS; k++)
+		w[k].acquired = 0;
+	run(chain_worker, w, ms / 3 + 1);
+	acquired = 0;
+	for (unsigned k = 0; k < NTHREADS; k++)
+		acquired += w[k].acquired;
+	check_stack_complete(&stack, chain_desc, CHAIN_N, "chains");
+	printf("chains: %llu pages popped in chains or alone over %u descriptors\n", (unsigned long long)acquired,
+	       CHAIN_N);
+
+	free(chain_desc);
 	free(holder);
 	free(desc);
 	free(w);

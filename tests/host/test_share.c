@@ -1332,6 +1332,72 @@ static void cow_at_quota_keeps_the_mapping(void **state)
 	check_empty();
 }
 
+/*
+ * The last user of a shared page takes it back with no copy, but it is one
+ * more page charged and resident: at its quota or its resident limit the
+ * write is refused as a fill would be (VIO_SEA_QUOTA, counted), the page
+ * stays shared and mapped read-only. It was once charged with no check
+ * (vmpool_charge_force and a bare active++), so a VM could hold more than
+ * its quota and map more than its limit.
+ */
+static void last_user_cow_within_quota_and_limit(void **state)
+{
+	paddr_t s;
+	u8 one = 1;
+
+	(void)state;
+	setup_machine(512, page_hash_mul);
+	vm_make(0, SHARE_DOMAIN, "dA", 64, 100);
+	vm_make(1, SHARE_DOMAIN, "dA", 64, 2 + 3); /* root, table, three data pages */
+	write_page(0, 0, 1);
+	write_page(1, 0, 1);
+	scan_rounds(2);
+	s = pa_of(1, 0);
+	assert_int_equal(pa_of(0, 0), s);
+	write_byte(0, 0, 9, 0x99); /* vm1 becomes the last user */
+	assert_int_equal(refs(s), 1);
+	write_page(1, 1, 2);
+	write_page(1, 2, 3);
+	write_page(1, 3, 4);
+	assert_int_equal(atomic_load(&V(1)->pool.charged), V(1)->pool.quota);
+	check_all(true, NULL);
+
+	/* At its quota. */
+	assert_int_equal(guest_write(1, 0, 7, &one, 1, 0), VIO_SEA_QUOTA);
+	assert_int_equal(atomic_load(&V(1)->pool.charged), V(1)->pool.quota);
+	assert_int_equal(atomic_load(&V(1)->pool.active), 3);
+	assert_int_equal(pa_of(1, 0), s);
+	assert_true(is_ro(1, 0));
+	assert_int_equal(refs(s), 1);
+	assert_int_equal(share_flags(pool_pidx_of(&pool, s)), MP_ACTIVE | MP_SHARED);
+	assert_int_equal(atomic_load(&V(1)->pool.quota_hits), 1);
+	assert_reads(1, 0, 1);
+	check_all(true, NULL);
+
+	/* Room in the quota, but at its resident limit. */
+	V(1)->pool.quota = 100;
+	V(1)->pool.data_limit = 3;
+	assert_int_equal(guest_write(1, 0, 7, &one, 1, 0), VIO_SEA_QUOTA);
+	assert_int_equal(atomic_load(&V(1)->pool.active), 3);
+	assert_int_equal(atomic_load(&V(1)->pool.charged), 2 + 3);
+	assert_true(is_ro(1, 0));
+	assert_int_equal(atomic_load(&V(1)->pool.quota_hits), 2);
+	check_all(true, NULL);
+
+	/* Below both: the page is its own again, charged and counted once. */
+	V(1)->pool.data_limit = 4;
+	assert_int_equal(guest_write(1, 0, 7, &one, 1, 0), VIO_MAPPED);
+	assert_int_equal(pa_of(1, 0), s);
+	assert_false(is_ro(1, 0));
+	assert_int_equal(atomic_load(&V(1)->pool.active), 4);
+	assert_int_equal(atomic_load(&V(1)->pool.charged), 2 + 4);
+	assert_int_equal(share_flags(pool_pidx_of(&pool, s)), MP_ACTIVE);
+	check_all(true, NULL);
+	vm_unmake(0, 0);
+	vm_unmake(1, 0);
+	check_empty();
+}
+
 /* ---- focused: the scanner ------------------------------------------------- */
 
 /* share_scan: each VM's budget per slice, refilled at the next slice; stop() ends it; rates; next wake. */
@@ -1585,6 +1651,7 @@ int main(void)
 		cmocka_unit_test_teardown(shared_page_freed_when_the_last_user_goes, teardown),
 		cmocka_unit_test_teardown(image_pages_read_and_cow, teardown),
 		cmocka_unit_test_teardown(cow_at_quota_keeps_the_mapping, teardown),
+		cmocka_unit_test_teardown(last_user_cow_within_quota_and_limit, teardown),
 		cmocka_unit_test_teardown(scanner_budget_and_stop, teardown),
 		cmocka_unit_test_teardown(stats_add_up, teardown),
 		cmocka_unit_test(crc_hash_is_crc32c),
