@@ -850,6 +850,53 @@ static void regression_ahead_evicts_fresh_page(void **state)
 	assert_true(fake_s2_raw(V(0), IPA(PG(0))) & S2E_VALID);
 }
 
+/* Every slot of the disk used but those given (a ~0UL-ended list). */
+static void slots_all_used_but(const u64 *free_slots)
+{
+	for (u64 k = 0; k < sw.nslots; k++)
+		sw.map[k / SWAP_MAP_BITS][k % SWAP_MAP_BITS / 64] |= 1UL << (k % 64);
+	sw.used = sw.nslots;
+	for (; *free_slots != ~0UL; free_slots++) {
+		sw.map[*free_slots / SWAP_MAP_BITS][*free_slots % SWAP_MAP_BITS / 64] &= ~(1UL << (*free_slots % 64));
+		sw.used--;
+	}
+}
+
+/*
+ * The only free slot is the hint, and the caller prefers another (used)
+ * slot: it is found. (It was never looked at, so eviction answered
+ * VIO_RACED forever.) Likewise a free slot just after the hint when the
+ * preferred slot starts a full word of the map.
+ */
+static void slot_at_hint_found(void **state)
+{
+	u64 first = ~0UL;
+
+	(void)state;
+	setup_machine(512, 256, 8);
+	vm_make(0, 128, 64, 128);
+	slots_all_used_but((const u64[]){ 100, ~0UL });
+	sw.hint = 100;
+	assert_int_equal(swap_slots_take(V(0), 1, 7, &first), 1);
+	assert_int_equal(first, 100);
+
+	slots_all_used_but((const u64[]){ 101, ~0UL });
+	sw.hint = 100;
+	assert_int_equal(swap_slots_take(V(0), 1, 128, &first), 1);
+	assert_int_equal(first, 101);
+
+	/* The preferred slot, when free, still comes first. */
+	slots_all_used_but((const u64[]){ 7, 100, ~0UL });
+	sw.hint = 100;
+	assert_int_equal(swap_slots_take(V(0), 1, 7, &first), 1);
+	assert_int_equal(first, 7);
+	/* Nothing free: none, and no endless walk. */
+	assert_int_equal(swap_slots_take(V(0), 1, 7, &first), 1);
+	assert_int_equal(first, 100);
+	assert_int_equal(swap_slots_take(V(0), 1, 7, &first), 0);
+	atomic_store(&V(0)->swap.slots, 0); /* taken by hand: no leaf holds them */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -866,6 +913,7 @@ int main(void)
 		cmocka_unit_test_teardown(swap_full_disk, teardown),
 		cmocka_unit_test_teardown(swap_full_wait, teardown),
 		cmocka_unit_test_teardown(machine_short_evicts_below_limit, teardown),
+		cmocka_unit_test_teardown(slot_at_hint_found, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
