@@ -43,7 +43,7 @@ void swap_init(struct pool *p, unsigned cpu)
 
 bool swap_enabled(void)
 {
-	return sw.nslots != 0;
+	return sw.nslots != 0 && blk_present();
 }
 
 static bool slot_used(u64 s)
@@ -161,6 +161,7 @@ void swap_stats(struct swap_stats *st)
 	st->in_us = atomic_load(&sw.in_us);
 	st->in_cpu_ticks = atomic_load(&sw.in_cpu_ticks);
 	st->errors = atomic_load(&sw.errors);
+	st->lost = atomic_load(&sw.lost);
 	st->clean = atomic_load(&sw.clean);
 	st->out_reqs = atomic_load(&sw.out_reqs);
 	st->in_reqs = atomic_load(&sw.in_reqs);

@@ -325,7 +325,8 @@ static void check_machine(void)
 		if (map_used(k) && !slot_seen[k])
 			fail_msg("slot %lu used in the map but no leaf holds it (leak)", k);
 	assert_int_equal(fake_blk_pending(), inflight);
-	assert_int_equal(pool_free_pages(&pool) + charged, free_start);
+	/* Pages a disk that would not reset may still write into are charged to none and never free. */
+	assert_int_equal(pool_free_pages(&pool) + charged + atomic_load(&sw.lost), free_start);
 }
 
 /* ---- the guest ----------------------------------------------------------- */
@@ -850,6 +851,102 @@ static void regression_ahead_evicts_fresh_page(void **state)
 	assert_true(fake_s2_raw(V(0), IPA(PG(0))) & S2E_VALID);
 }
 
+/*
+ * The disk breaks and would not reset, with writes and a read of one VM's
+ * on it: the pages of those requests never go back to the pool (the device
+ * may still write into them), counted; that VM stops; the disk is used no
+ * more: another VM at its resident limit gets what a VM without swap gets
+ * (an abort) instead of sending pages to the disk, and is not stopped.
+ */
+static void disk_never_resets(void **state)
+{
+	paddr_t lost[64];
+	unsigned nlost, taken = 0;
+	u64 submits;
+	pidx_t *all;
+	enum vio_result r = VIO_MAPPED;
+	u32 g;
+
+	(void)state;
+	setup_machine(1024, 512, 8);
+	vm_make(0, 128, 32, 128);
+	vm_make(1, 128, 32, 128);
+	for (g = 0; g < 128; g++)
+		must_access(0, g, 1);
+	fake_blk_complete(~0u, 0);
+	/* Writes on the disk (its resident pages, all dirty, written out) and a read. */
+	swap_make_room(V(0), 0);
+	assert_true(fake_blk_pending() > 0);
+	for (g = 0; g < 128; g++)
+		if (s2e_swapped(fake_s2_raw(V(0), IPA(PG(g))))) {
+			assert_int_equal(fault_on(V(0), PG(g), FSC_TRANS_L3, false), VIO_WAIT);
+			break;
+		}
+	check_machine();
+	nlost = fake_blk_pending_pages(lost, 64);
+	print_message("%u pages in %u requests on the disk as it breaks\n", nlost, fake_blk_pending());
+	assert_true(nlost > 1 && nlost < 64);
+
+	fake_blk_break(false);
+	assert_true(atomic_load(&V(0)->off));
+	assert_int_equal(atomic_load(&registry_power_offs), 1);
+	assert_int_equal(atomic_load(&sw.lost), nlost);
+	assert_true(swap_vm_idle(V(0)));
+	check_machine();
+	/* Not one of them comes out of the pool, whoever asks. */
+	all = calloc(total, sizeof(*all));
+	assert_non_null(all);
+	while ((all[taken] = pool_alloc(&pool, 0)) != PIDX_NONE) {
+		for (unsigned k = 0; k < nlost; k++)
+			if (pool_pa(&pool, all[taken]) == lost[k])
+				fail_msg("page %#lx of a request the disk failed without stopping is back in the pool",
+					 lost[k]);
+		taken++;
+	}
+	while (taken)
+		pool_free(&pool, 0, all[--taken], false);
+	free(all);
+
+	/* The other VM: up to its limit, then an abort, and nothing to the disk. */
+	submits = fake_blk_submits;
+	for (g = 0; g < 128 && (r = access_page(1, g, 1)) == VIO_MAPPED; g++)
+		check_machine();
+	assert_int_equal(r, VIO_SEA_QUOTA);
+	assert_int_equal(g, 32);
+	assert_int_equal(fake_blk_submits, submits);
+	assert_false(atomic_load(&V(1)->off));
+	assert_int_equal(atomic_load(&registry_power_offs), 1);
+	/* Its pages read and written again: still no disk. */
+	for (g = 0; g < 32; g++)
+		must_access(1, g, 3);
+	assert_int_equal(fake_blk_submits, submits);
+	check_machine();
+
+	vm_unmake_(0, false);
+	vm_unmake_(1, false);
+	assert_int_equal(pool_free_pages(&pool), free_start - nlost);
+}
+
+/* The same with a disk that does reset: the pages of the failed requests are back in the pool. */
+static void disk_broken_resets(void **state)
+{
+	(void)state;
+	setup_machine(1024, 512, 8);
+	vm_make(0, 128, 32, 128);
+	for (u32 g = 0; g < 128; g++)
+		must_access(0, g, 1);
+	fake_blk_complete(~0u, 0);
+	swap_make_room(V(0), 0);
+	assert_true(fake_blk_pending() > 0);
+	assert_true(fake_blk_pending() > 0);
+	fake_blk_break(true);
+	assert_true(atomic_load(&V(0)->off));
+	assert_int_equal(atomic_load(&sw.lost), 0);
+	check_machine();
+	vm_unmake_(0, false);
+	assert_int_equal(pool_free_pages(&pool), free_start);
+}
+
 /* Every slot of the disk used but those given (a ~0UL-ended list). */
 static void slots_all_used_but(const u64 *free_slots)
 {
@@ -914,6 +1011,8 @@ int main(void)
 		cmocka_unit_test_teardown(swap_full_wait, teardown),
 		cmocka_unit_test_teardown(machine_short_evicts_below_limit, teardown),
 		cmocka_unit_test_teardown(slot_at_hint_found, teardown),
+		cmocka_unit_test_teardown(disk_never_resets, teardown),
+		cmocka_unit_test_teardown(disk_broken_resets, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
