@@ -5,7 +5,6 @@
 #include <quire/conmux.h>
 #include <quire/console.h>
 #include <quire/hypercall.h>
-#include <quire/share.h>
 #include <quire/vcpu.h>
 
 #define MPIDR_AFF 0xff00ffffffUL
@@ -57,10 +56,15 @@ static s64 psci_features(u32 fn)
 	}
 }
 
+/*
+ * The calling VM's own sharing figures only. Machine-wide ones (selector 2
+ * once) stay in the monitor: polled by a guest they showed other VMs'
+ * merges as they happened, a covert channel between VMs and a quick dedup
+ * side channel. Selector 2 is retired, not reused, so an old reader gets an
+ * error rather than figures that mean something else.
+ */
 static void share_hypercall(struct vm *vm, u64 x[4])
 {
-	struct share_stats st;
-
 	x[0] = 0;
 	switch (x[1]) {
 	case 0:
@@ -73,14 +77,14 @@ static void share_hypercall(struct vm *vm, u64 x[4])
 		x[2] = atomic_load(&vm->share.volatile_pages);
 		x[3] = atomic_load(&vm->share.scan_pages);
 		break;
-	case 2:
-		share_stats(&st);
-		x[1] = st.shared;
-		x[2] = st.saved;
-		x[3] = st.merged;
+	case 3:
+		x[1] = atomic_load(&vm->share.merged);
+		x[2] = atomic_load(&vm->share.scanned);
+		x[3] = 0;
 		break;
 	default:
 		x[0] = (u64)(s64)SMCCC_NOT_SUPPORTED;
+		x[1] = x[2] = x[3] = 0;
 	}
 }
 

@@ -125,9 +125,25 @@ static void io_unused(struct swap_io *io)
 	swap_io_put(io);
 }
 
+/*
+ * A page of a request the disk failed without stopping (BLK_LOST): the
+ * device may still write into it, so it never goes back to the pool. The
+ * VM is no longer charged for it; pinned, nothing takes it for anything.
+ */
+static void page_lost(struct vm *vm, pidx_t i)
+{
+	atomic_store_explicit(&desc(i)->flags, MP_PINNED, memory_order_relaxed);
+	vmpool_uncharge(&vm->pool);
+	atomic_fetch_add(&sw.lost, 1);
+}
+
 static void disk_failed(struct vm *vm, const struct swap_io *io)
 {
 	atomic_fetch_add(&sw.errors, 1);
+	if (io->r.status == BLK_LOST)
+		printk("quire: %s: the swap disk would not stop: the %u pages of its %s request at sector %lu "
+		       "stay out of the pool for good (%lu pages so far)\n", vm->name, io->r.npages,
+		       io->r.write ? "write" : "read", io->r.sector, atomic_load(&sw.lost));
 	vm_log_once(vm, VM_LOG_SWAP_IO,
 		    "quire: %s: swap disk %s error at sector %lu (%u pages); stopping the VM, other VMs "
 		    "keep running\n", vm->name, io->r.write ? "write" : "read", io->r.sector, io->r.npages);
@@ -156,6 +172,14 @@ static void write_done(struct blk_req *r, unsigned cpu)
 	struct vm *vm = io->vm;
 
 	for (u32 k = 0; k < r->npages; k++) {
+		if (r->status == BLK_LOST) {
+			/* The VM stops; the leaf keeps the slot, which goes back with it, and the page is lost. */
+			atomic_store_explicit(io->leaf[k].e, s2e_make(io->slot + k, false), memory_order_release);
+			atomic_fetch_sub(&vm->pool.active, 1);
+			page_lost(vm, io->page[k]);
+			atomic_fetch_add(&vm->pool.swapped, 1);
+			continue;
+		}
 		if (r->status) {
 			/* The page is still here: map it again; its slot holds nothing. */
 			s2_install(vm, &io->leaf[k], pool_pa(sw.pool, io->page[k]), S2_RWX);
@@ -351,7 +375,7 @@ void swap_ahead(struct vm *vm, ipa_t keep, unsigned cpu)
 	 * already cold, never the one just mapped. A request's worth at a time,
 	 * so the disk gets long requests.
 	 */
-	if (!vm->swap.on)
+	if (!vm->swap.on || !swap_enabled())
 		return;
 	if (active + room >= vm->pool.data_limit + writing + BLK_MAX_PAGES)
 		reclaim(vm, active + room - vm->pool.data_limit - writing, 0, keep.bits, cpu);
@@ -370,6 +394,12 @@ enum vio_result swap_make_room(struct vm *vm, unsigned cpu)
 {
 	if (!vm->swap.on)
 		return VIO_SEA_QUOTA;
+	if (!swap_enabled()) {
+		/* The disk broke and is out of use: as without one, the resident limit is a hard limit. */
+		vm_log_once(vm, VM_LOG_SWAP_FULL, "quire: %s: the swap disk is out of use: its resident limit "
+			    "(%u pages) is a hard limit now\n", vm->name, vm->pool.data_limit);
+		return VIO_SEA_QUOTA;
+	}
 	if (atomic_load(&vm->pool.active) < vm->pool.data_limit)
 		atomic_fetch_add(&vm->swap.squeezed, 1); /* below its limit: the machine is short */
 	if (atomic_load(&vm->swap.writing) < SWAP_BATCH)
@@ -428,7 +458,10 @@ static void read_done(struct blk_req *r, unsigned cpu)
 		if (r->status) {
 			atomic_store_explicit(io->leaf[k].e, s2e_make(io->slot + k, false), memory_order_release);
 			atomic_fetch_sub(&vm->pool.active, 1);
-			vmpool_give_back(&vm->pool, cpu, i, false);
+			if (r->status == BLK_LOST)
+				page_lost(vm, i);
+			else
+				vmpool_give_back(&vm->pool, cpu, i, false);
 			continue;
 		}
 		d->gpn = io->ipa[k] >> PAGE_SHIFT;
@@ -567,7 +600,7 @@ static void read_further(struct vm *vm, ipa_t page, unsigned cpu)
 
 	atomic_fetch_add(&sw.ahead_used, 1);
 	atomic_store_explicit(&vm->swap.ra, MIN(ra + 1, (u32)SWAP_RA_MAX), memory_order_relaxed);
-	if (!vm->swap.on || s2_prepare(vm, page, cpu, &slot) != -EEXIST)
+	if (!vm->swap.on || !swap_enabled() || s2_prepare(vm, page, cpu, &slot) != -EEXIST)
 		return;
 	for (e = slot.e + 1; ra-- && ipa % (PAGE_SIZE << 9); e++, ipa += PAGE_SIZE) {
 		u64 v = atomic_load_explicit(e, memory_order_acquire);

@@ -44,7 +44,7 @@ struct swap_ctx {
 	struct swap_io io[SWAP_IOS], *free;
 	_Atomic u64 gen;
 	_Atomic bool space_wanted; /* a VM waits for a slot to come free */
-	_Atomic u64 outs, ins, zero, waits, out_us, in_us, in_cpu_ticks, errors;
+	_Atomic u64 outs, ins, zero, waits, out_us, in_us, in_cpu_ticks, errors, lost;
 	_Atomic u64 clean, ahead, ahead_used, out_reqs, in_reqs;
 };
 

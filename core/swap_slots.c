@@ -43,7 +43,7 @@ void swap_init(struct pool *p, unsigned cpu)
 
 bool swap_enabled(void)
 {
-	return sw.nslots != 0;
+	return sw.nslots != 0 && blk_present();
 }
 
 static bool slot_used(u64 s)
@@ -66,13 +66,15 @@ u32 swap_slots_take(struct vm *vm, u32 n, u64 prefer, u64 *first)
 	/* Under the lock: two vCPUs of one VM cannot both take its last slots. */
 	n = MIN(n, vm->swap.quota - MIN(vm->swap.quota, atomic_load(&vm->swap.slots)));
 	/*
-	 * Next fit from where the last run ended, or from the preferred slot:
-	 * runs of consecutive slots make long requests.
+	 * The preferred slot first (k = 0), then next fit over every slot from
+	 * where the last run ended (k = 1 is the hint itself): runs of
+	 * consecutive slots make long requests.
 	 */
-	for (u64 k = 0; n && k < sw.nslots && !len; k++) {
-		u64 s = (k == 0 && prefer < sw.nslots ? prefer : sw.hint + k) % sw.nslots;
+	for (u64 k = prefer < sw.nslots ? 0 : 1; n && k <= sw.nslots && !len; k++) {
+		u64 s = k ? (sw.hint + k - 1) % sw.nslots : prefer;
 
-		if (!(s % 64) && sw.map[s / SWAP_MAP_BITS][s % SWAP_MAP_BITS / 64] == ~0UL) {
+		/* A full word of the map skipped whole; never from the preferred slot, which is off the walk. */
+		if (k && !(s % 64) && sw.map[s / SWAP_MAP_BITS][s % SWAP_MAP_BITS / 64] == ~0UL) {
 			k += 63;
 			continue;
 		}
@@ -159,6 +161,7 @@ void swap_stats(struct swap_stats *st)
 	st->in_us = atomic_load(&sw.in_us);
 	st->in_cpu_ticks = atomic_load(&sw.in_cpu_ticks);
 	st->errors = atomic_load(&sw.errors);
+	st->lost = atomic_load(&sw.lost);
 	st->clean = atomic_load(&sw.clean);
 	st->out_reqs = atomic_load(&sw.out_reqs);
 	st->in_reqs = atomic_load(&sw.in_reqs);

@@ -331,11 +331,12 @@ bool blk_init(const struct machine *m, u64 min_bytes)
 		return false;
 	}
 	if (why) {
-		if (vb.npages) {
-			/* The queue was live: stop the device before its pages go back. */
-			device_reset();
+		/* The queue was live: its pages go back only if the device stopped (it may write into them). */
+		if (vb.npages && device_reset())
 			pages_give_back();
-		}
+		else if (vb.npages)
+			printk("swap disk: virtio-blk at 0x%08lx does not come out of reset: the %u pages of its "
+			       "queue stay out of use for good\n", vb.base, vb.npages);
 		status_set(VIRTIO_CONFIG_S_FAILED);
 		printk("swap disk: virtio-blk at 0x%08lx (INTID %u) is not usable: %s; swap is off\n",
 		       vb.base, vb.irq, why);
@@ -420,25 +421,35 @@ static void chain_free(u16 head)
 
 /*
  * Lock held: the device wrote something impossible. Reset it, so it touches
- * none of the requests' pages again, and fail every request in flight.
+ * none of the requests' pages again, and fail every request in flight. A
+ * device that does not come out of reset may still write into them: its
+ * requests fail with BLK_LOST, and their owners never use those pages again
+ * (nor are the queue's pages ever given back).
  */
 static unsigned device_broken(const char *what, u32 val, struct blk_req **done, unsigned n)
 {
 	unsigned failed = vb.ninflight;
+	bool stopped;
 
 	atomic_store_explicit(&present, false, memory_order_release);
-	device_reset();
+	stopped = device_reset();
 	status_set(VIRTIO_CONFIG_S_FAILED);
 	for (unsigned h = 0; h < vb.qsize; h++) {
 		if (!vb.inflight[h])
 			continue;
-		vb.inflight[h]->status = -EIO;
+		vb.inflight[h]->status = stopped ? -EIO : BLK_LOST;
 		done[n++] = vb.inflight[h];
 		vb.inflight[h] = NULL;
 	}
 	vb.ninflight = 0;
-	printk("swap disk: the device wrote %s %u; it is reset and out of use, %u request%s failed; "
-	       "swap is off\n", what, val, failed, failed == 1 ? "" : "s");
+	if (stopped)
+		printk("swap disk: the device wrote %s %u; it is reset and out of use, %u request%s failed; "
+		       "swap is off\n", what, val, failed, failed == 1 ? "" : "s");
+	else
+		printk("swap disk: the device wrote %s %u and does not come out of reset; it is out of use, "
+		       "%u request%s failed, and their pages and the queue's stay out of use for good (the "
+		       "device may still write into them); swap is off\n", what, val, failed,
+		       failed == 1 ? "" : "s");
 	return n;
 }
 

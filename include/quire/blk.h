@@ -15,12 +15,20 @@
 
 struct pool;
 
+/*
+ * A request's status when the disk broke and would not reset (Status never
+ * read back 0): the device may still read or write the request's pages at
+ * any time, so they must never be used again. -EIO means the device no
+ * longer touches them.
+ */
+#define BLK_LOST (-ENODEV)
+
 struct blk_req {
 	u64 sector;			/* first sector (512 bytes) on the disk */
 	u32 npages;			/* 1..BLK_MAX_PAGES pages of 4 KiB */
 	bool write;
 	paddr_t pa[BLK_MAX_PAGES];	/* machine address of each page */
-	int status;			/* set before done(): 0 or -EIO */
+	int status;			/* set before done(): 0, -EIO or BLK_LOST */
 	/* Called once, with IRQs masked, on the CPU that took the completion. */
 	void (*done)(struct blk_req *r, unsigned cpu);
 	void *ctx;			/* the submitter's */
@@ -37,7 +45,8 @@ void blk_use_pool(struct pool *p);
 bool blk_init(const struct machine *m, u64 min_bytes);
 /*
  * Also false from the moment a disk that wrote nonsense into its queue is
- * reset and taken out of use (its requests in flight complete with -EIO).
+ * reset and taken out of use (its requests in flight complete with -EIO,
+ * or BLK_LOST if it would not reset).
  */
 bool blk_present(void);
 u64 blk_bytes(void);

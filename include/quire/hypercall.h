@@ -37,12 +37,14 @@
 /* Give up the rest of the time slice to another vCPU on this CPU, if one can run; x0 = 0. */
 #define QUIRE_HC_YIELD 0xc6000004
 /*
- * Sharing counters. x1 selects: 0 = of the calling VM: x1 = guest pages
+ * Sharing counters, all of the calling VM. x1 selects: 0 = x1 guest pages
  * mapped to the zero page, x2 = mapped to a shared or image page, x3 = COW
- * breaks; 1 = of the calling VM: x1 = full scans, x2 = volatile pages in
- * the last one, x3 = scan rate (pages per slice); 2 = of all VMs: x1 =
- * shared machine pages, x2 = machine pages saved, x3 = pages merged so far.
- * x0 = 0, or SMCCC_NOT_SUPPORTED for another x1.
+ * breaks; 1 = x1 full scans, x2 = volatile pages in the last one, x3 = scan
+ * rate (pages per slice); 3 = x1 pages merged so far, x2 = pages hashed,
+ * x3 = 0. x0 = 0, or SMCCC_NOT_SUPPORTED (x1..x3 = 0) for another x1. 2
+ * gave machine-wide figures and is retired: those are the monitor's
+ * (`stats`), never a guest's (docs/guest-platform.md, "What hypercalls
+ * reveal").
  */
 #define QUIRE_HC_SHARE_STATS 0xc6000005
 /* The caller VM's swap: x1 pages written out, x2 pages read back, x3 pages on the disk now. */

@@ -22,12 +22,14 @@ struct swap_stats {
 	u64 out_us, in_us;	/* time requests were on the disk, summed */
 	u64 in_cpu_ticks;	/* counter ticks Quire spent on swap-ins (fault and completion), summed */
 	u64 errors;		/* requests the disk failed */
+	u64 lost;		/* pages of requests the disk failed and would not reset for: never used again */
 	u64 clean;		/* pages evicted with their copy still on the disk: no write */
 	u64 ahead, ahead_used;	/* pages read ahead of a fault, and those then used */
 };
 
 /* After blk_init: the slot map over the disk, if there is one (its pages from p). */
 void swap_init(struct pool *p, unsigned cpu);
+/* There is a disk in use (false for good once the driver takes a broken disk out of use). */
 bool swap_enabled(void);
 /* A VM is made: whether and how much it may swap, from its config. */
 void swap_vm_init(struct vm *vm);

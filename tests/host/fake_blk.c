@@ -11,8 +11,9 @@ static u8 *disk;
 static u64 disk_bytes;
 static unsigned disk_depth, npending, fail_n[2];
 static struct blk_req *pending[MAX_PENDING];
+static bool broken;
 bool fake_blk_instant;
-u64 fake_blk_reads, fake_blk_writes, fake_blk_read_reqs;
+u64 fake_blk_reads, fake_blk_writes, fake_blk_read_reqs, fake_blk_submits;
 
 const u8 *fake_blk_page(u64 n)
 {
@@ -27,7 +28,7 @@ void fake_blk_setup(u64 bytes, unsigned depth)
 		memset(disk, 0xa5, bytes); /* whatever an old disk holds */
 	disk_bytes = bytes;
 	disk_depth = depth;
-	fake_blk_reads = fake_blk_writes = fake_blk_read_reqs = 0;
+	fake_blk_reads = fake_blk_writes = fake_blk_read_reqs = fake_blk_submits = 0;
 }
 
 void fake_blk_teardown(void)
@@ -38,6 +39,7 @@ void fake_blk_teardown(void)
 	npending = 0;
 	fail_n[0] = fail_n[1] = 0;
 	fake_blk_instant = false;
+	broken = false;
 	fake_blk_reads = fake_blk_writes = 0;
 }
 
@@ -48,7 +50,29 @@ void fake_blk_fail(bool write, unsigned n)
 
 bool blk_present(void)
 {
-	return disk != NULL;
+	return disk != NULL && !broken;
+}
+
+void fake_blk_break(bool resets)
+{
+	broken = true;
+	while (npending) {
+		struct blk_req *r = pending[0];
+
+		memmove(pending, pending + 1, --npending * sizeof(*pending));
+		r->status = resets ? -EIO : BLK_LOST;
+		r->done(r, 0);
+	}
+}
+
+unsigned fake_blk_pending_pages(paddr_t *pa, unsigned max)
+{
+	unsigned n = 0;
+
+	for (unsigned k = 0; k < npending; k++)
+		for (u32 j = 0; j < pending[k]->npages && n < max; j++)
+			pa[n++] = pending[k]->pa[j];
+	return n;
 }
 
 u64 blk_bytes(void)
@@ -88,7 +112,8 @@ static void transfer(struct blk_req *r)
 
 int blk_submit(struct blk_req *r)
 {
-	if (!disk)
+	fake_blk_submits++;
+	if (!blk_present())
 		return -ENODEV;
 	if (!r->npages || r->npages > BLK_MAX_PAGES ||
 	    (r->sector << BLK_SECTOR_SHIFT) + (u64)r->npages * PAGE_SIZE > disk_bytes)
@@ -132,5 +157,5 @@ void blk_complete(unsigned cpu)
 bool blk_init(const struct machine *m, u64 min_bytes)
 {
 	(void)m;
-	return disk && disk_bytes >= min_bytes;
+	return blk_present() && disk_bytes >= min_bytes;
 }

@@ -21,6 +21,16 @@ void fake_blk_fail(bool write, unsigned n);
 extern u64 fake_blk_reads, fake_blk_writes;
 /* Read requests done. */
 extern u64 fake_blk_read_reqs;
+/*
+ * The device breaks, as the driver sees it: it is taken out of use
+ * (blk_present false, blk_submit -ENODEV) and every waiting request
+ * completes with -EIO, or with BLK_LOST if it would not reset.
+ */
+void fake_blk_break(bool resets);
+/* Every blk_submit call, refused ones too. */
+extern u64 fake_blk_submits;
+/* The page addresses of the waiting requests (up to max); how many. */
+unsigned fake_blk_pending_pages(paddr_t *pa, unsigned max);
 /* The disk's 4 KiB page n (a swap slot). */
 const u8 *fake_blk_page(u64 n);
 #endif

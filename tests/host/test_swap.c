@@ -325,7 +325,8 @@ static void check_machine(void)
 		if (map_used(k) && !slot_seen[k])
 			fail_msg("slot %lu used in the map but no leaf holds it (leak)", k);
 	assert_int_equal(fake_blk_pending(), inflight);
-	assert_int_equal(pool_free_pages(&pool) + charged, free_start);
+	/* Pages a disk that would not reset may still write into are charged to none and never free. */
+	assert_int_equal(pool_free_pages(&pool) + charged + atomic_load(&sw.lost), free_start);
 }
 
 /* ---- the guest ----------------------------------------------------------- */
@@ -850,6 +851,149 @@ static void regression_ahead_evicts_fresh_page(void **state)
 	assert_true(fake_s2_raw(V(0), IPA(PG(0))) & S2E_VALID);
 }
 
+/*
+ * The disk breaks and would not reset, with writes and a read of one VM's
+ * on it: the pages of those requests never go back to the pool (the device
+ * may still write into them), counted; that VM stops; the disk is used no
+ * more: another VM at its resident limit gets what a VM without swap gets
+ * (an abort) instead of sending pages to the disk, and is not stopped.
+ */
+static void disk_never_resets(void **state)
+{
+	paddr_t lost[64];
+	unsigned nlost, taken = 0;
+	u64 submits;
+	pidx_t *all;
+	enum vio_result r = VIO_MAPPED;
+	u32 g;
+
+	(void)state;
+	setup_machine(1024, 512, 8);
+	vm_make(0, 128, 32, 128);
+	vm_make(1, 128, 32, 128);
+	for (g = 0; g < 128; g++)
+		must_access(0, g, 1);
+	fake_blk_complete(~0u, 0);
+	/* Writes on the disk (its resident pages, all dirty, written out) and a read. */
+	swap_make_room(V(0), 0);
+	assert_true(fake_blk_pending() > 0);
+	for (g = 0; g < 128; g++)
+		if (s2e_swapped(fake_s2_raw(V(0), IPA(PG(g))))) {
+			assert_int_equal(fault_on(V(0), PG(g), FSC_TRANS_L3, false), VIO_WAIT);
+			break;
+		}
+	check_machine();
+	nlost = fake_blk_pending_pages(lost, 64);
+	print_message("%u pages in %u requests on the disk as it breaks\n", nlost, fake_blk_pending());
+	assert_true(nlost > 1 && nlost < 64);
+
+	fake_blk_break(false);
+	assert_true(atomic_load(&V(0)->off));
+	assert_int_equal(atomic_load(&registry_power_offs), 1);
+	assert_int_equal(atomic_load(&sw.lost), nlost);
+	assert_true(swap_vm_idle(V(0)));
+	check_machine();
+	/* Not one of them comes out of the pool, whoever asks. */
+	all = calloc(total, sizeof(*all));
+	assert_non_null(all);
+	while ((all[taken] = pool_alloc(&pool, 0)) != PIDX_NONE) {
+		for (unsigned k = 0; k < nlost; k++)
+			if (pool_pa(&pool, all[taken]) == lost[k])
+				fail_msg("page %#lx of a request the disk failed without stopping is back in the pool",
+					 lost[k]);
+		taken++;
+	}
+	while (taken)
+		pool_free(&pool, 0, all[--taken], false);
+	free(all);
+
+	/* The other VM: up to its limit, then an abort, and nothing to the disk. */
+	submits = fake_blk_submits;
+	for (g = 0; g < 128 && (r = access_page(1, g, 1)) == VIO_MAPPED; g++)
+		check_machine();
+	assert_int_equal(r, VIO_SEA_QUOTA);
+	assert_int_equal(g, 32);
+	assert_int_equal(fake_blk_submits, submits);
+	assert_false(atomic_load(&V(1)->off));
+	assert_int_equal(atomic_load(&registry_power_offs), 1);
+	/* Its pages read and written again: still no disk. */
+	for (g = 0; g < 32; g++)
+		must_access(1, g, 3);
+	assert_int_equal(fake_blk_submits, submits);
+	check_machine();
+
+	vm_unmake_(0, false);
+	vm_unmake_(1, false);
+	assert_int_equal(pool_free_pages(&pool), free_start - nlost);
+}
+
+/* The same with a disk that does reset: the pages of the failed requests are back in the pool. */
+static void disk_broken_resets(void **state)
+{
+	(void)state;
+	setup_machine(1024, 512, 8);
+	vm_make(0, 128, 32, 128);
+	for (u32 g = 0; g < 128; g++)
+		must_access(0, g, 1);
+	fake_blk_complete(~0u, 0);
+	swap_make_room(V(0), 0);
+	assert_true(fake_blk_pending() > 0);
+	assert_true(fake_blk_pending() > 0);
+	fake_blk_break(true);
+	assert_true(atomic_load(&V(0)->off));
+	assert_int_equal(atomic_load(&sw.lost), 0);
+	check_machine();
+	vm_unmake_(0, false);
+	assert_int_equal(pool_free_pages(&pool), free_start);
+}
+
+/* Every slot of the disk used but those given (a ~0UL-ended list). */
+static void slots_all_used_but(const u64 *free_slots)
+{
+	for (u64 k = 0; k < sw.nslots; k++)
+		sw.map[k / SWAP_MAP_BITS][k % SWAP_MAP_BITS / 64] |= 1UL << (k % 64);
+	sw.used = sw.nslots;
+	for (; *free_slots != ~0UL; free_slots++) {
+		sw.map[*free_slots / SWAP_MAP_BITS][*free_slots % SWAP_MAP_BITS / 64] &= ~(1UL << (*free_slots % 64));
+		sw.used--;
+	}
+}
+
+/*
+ * The only free slot is the hint, and the caller prefers another (used)
+ * slot: it is found. (It was never looked at, so eviction answered
+ * VIO_RACED forever.) Likewise a free slot just after the hint when the
+ * preferred slot starts a full word of the map.
+ */
+static void slot_at_hint_found(void **state)
+{
+	u64 first = ~0UL;
+
+	(void)state;
+	setup_machine(512, 256, 8);
+	vm_make(0, 128, 64, 128);
+	slots_all_used_but((const u64[]){ 100, ~0UL });
+	sw.hint = 100;
+	assert_int_equal(swap_slots_take(V(0), 1, 7, &first), 1);
+	assert_int_equal(first, 100);
+
+	slots_all_used_but((const u64[]){ 101, ~0UL });
+	sw.hint = 100;
+	assert_int_equal(swap_slots_take(V(0), 1, 128, &first), 1);
+	assert_int_equal(first, 101);
+
+	/* The preferred slot, when free, still comes first. */
+	slots_all_used_but((const u64[]){ 7, 100, ~0UL });
+	sw.hint = 100;
+	assert_int_equal(swap_slots_take(V(0), 1, 7, &first), 1);
+	assert_int_equal(first, 7);
+	/* Nothing free: none, and no endless walk. */
+	assert_int_equal(swap_slots_take(V(0), 1, 7, &first), 1);
+	assert_int_equal(first, 100);
+	assert_int_equal(swap_slots_take(V(0), 1, 7, &first), 0);
+	atomic_store(&V(0)->swap.slots, 0); /* taken by hand: no leaf holds them */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -866,6 +1010,9 @@ int main(void)
 		cmocka_unit_test_teardown(swap_full_disk, teardown),
 		cmocka_unit_test_teardown(swap_full_wait, teardown),
 		cmocka_unit_test_teardown(machine_short_evicts_below_limit, teardown),
+		cmocka_unit_test_teardown(slot_at_hint_found, teardown),
+		cmocka_unit_test_teardown(disk_never_resets, teardown),
+		cmocka_unit_test_teardown(disk_broken_resets, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
