@@ -54,12 +54,23 @@ bool fault_decode(u64 esr, u64 far, u64 hpfar, struct s2_fault *f)
 	f->instr = ec == EC_IABT_LOW;
 	f->fsc = iss & 0x3f;
 	f->cls = classify(f->fsc, &f->level);
-	f->s1ptw = iss & ISS_S1PTW;
 	f->ea = iss & ISS_EA;
 	f->far_valid = !(iss & ISS_FNV);
 	f->il = esr & ESR_IL;
-	/* WnR, CM and the instruction syndrome exist only for data aborts. */
-	f->write = !f->instr && (iss & ISS_WNR);
+	/*
+	 * WnR, CM and the instruction syndrome exist only for data aborts. A fault
+	 * on the stage-2 walk of a stage-1 table (S1PTW, from a data or an
+	 * instruction abort) writes exactly when it is a permission fault: with
+	 * FEAT_HAFDBS the walker writes the access and dirty flags into the
+	 * table, and a read-only table page (shared, swapped in, an image's)
+	 * faults like a store would. So KVM decides it too (kvm_is_write_fault);
+	 * WnR says nothing reliable there.
+	 */
+	f->s1ptw = iss & ISS_S1PTW;
+	if (f->s1ptw)
+		f->write = f->cls == FAULT_PERMISSION;
+	else
+		f->write = !f->instr && (iss & ISS_WNR);
 	f->cm = !f->instr && (iss & ISS_CM);
 	f->isv = !f->instr && (iss & ISS_ISV);
 	f->sas = f->isv ? (iss >> ISS_SAS_SHIFT) & 3 : 0;

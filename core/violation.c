@@ -9,6 +9,12 @@
  * mapped read-only for sharing is a permission fault: share_cow(). Past
  * the resident limit of a VM with swap, and on a page swapped out, the
  * swap code answers (core/swap.c).
+ *
+ * A page filled for a data access is mapped execute-never; the first
+ * instruction fetch from it is a permission fault that invalidates the
+ * page's instruction-cache lines and then lets the guest execute it (KVM
+ * does the same). So the fill path pays nothing for the instruction caches,
+ * and no guest can fetch instructions a page's previous owner left there.
  */
 #include <quire/errno.h>
 #include <quire/share.h>
@@ -23,6 +29,19 @@ static enum vio_result no_room(struct vm *vm, enum vio_result r, unsigned cpu)
 	return vm->swap.on ? swap_make_room(vm, cpu) : r;
 }
 
+/* An instruction fetch from a page mapped execute-never: forget stale instructions, then allow it. */
+static enum vio_result exec_fault(struct vm *vm, ipa_t page)
+{
+	struct s2_leaf l;
+
+	if (!s2_get(vm, page, &l))
+		return VIO_RACED; /* unmapped or being changed meanwhile: the retry faults again */
+	/* Executable already: only this CPU's TLB entry is stale; s2_grant_exec drops it. */
+	if (!(l.prot & S2_X))
+		page_sync_icache(l.pa);
+	return s2_grant_exec(vm, page, l.pa) == 1 ? VIO_MAPPED : VIO_RACED;
+}
+
 enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsigned cpu)
 {
 	ipa_t page = IPA(ALIGN_DOWN(f->ipa.bits, PAGE_SIZE));
@@ -32,7 +51,17 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 	enum vio_result r;
 	pidx_t i;
 	int why = 0, rc;
+	/* A fetch of an instruction, not a walk of a stage-1 table for one (S1PTW: a data access). */
+	bool exec = f->instr && !f->s1ptw;
 
+	/*
+	 * A TLB conflict abort: this CPU's TLB holds overlapping entries of the
+	 * VM's (HPFAR_EL2 is not valid for it). Forget them here and retry.
+	 */
+	if (f->cls == FAULT_TLB_CONFLICT) {
+		s2_flush_tlb_local(vm);
+		return VIO_RACED;
+	}
 	if (!vm_in_ram(vm, f->ipa))
 		return VIO_SEA_OUTSIDE;
 	/* The CPU does not set the access flag itself (no FEAT_HAFDBS): the swap clock cleared it. */
@@ -48,6 +77,8 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 		r = share_cow(vm, page, cpu);
 		return r == VIO_SEA_QUOTA || r == VIO_SEA_NOMEM ? no_room(vm, r, cpu) : r;
 	}
+	if (f->cls == FAULT_PERMISSION && exec)
+		return exec_fault(vm, page);
 	if (f->cls != FAULT_TRANSLATION)
 		return VIO_UNHANDLED;
 
@@ -70,7 +101,10 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 	d->gpn = page.bits >> PAGE_SHIFT;
 	atomic_store_explicit(&d->refcount, 1, memory_order_relaxed);
 	atomic_store_explicit(&d->flags, MP_ACTIVE | MP_ZEROED, memory_order_relaxed);
-	rc = s2_fill(vm, &slot, pool_pa(p, i), S2_RWX);
+	/* A fetch needs the page executable now: its instruction-cache lines go first. */
+	if (exec)
+		page_sync_icache(pool_pa(p, i));
+	rc = s2_fill(vm, &slot, pool_pa(p, i), exec ? S2_RWX : S2_R | S2_W);
 	if (rc == -EEXIST) {
 		d->gpn = 0;
 		atomic_store_explicit(&d->refcount, 0, memory_order_relaxed);

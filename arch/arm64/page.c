@@ -3,20 +3,39 @@
  * off (every guest at boot) reads memory as Device, bypassing the caches, so
  * what Quire wrote through its cacheable mapping must be cleaned to the point
  * of coherency first (Cortex-A72 has no FEAT_S2FWB to make that unneeded).
+ * And invalidated too: a guest that writes with its caches off and then turns
+ * them on must not hit lines Quire left behind (clean, but older than what
+ * the guest wrote to memory).
  */
+#include <quire/fault.h>
 #include <quire/pool.h>
 #include <arch/mmu.h>
 #include <arch/sysreg.h>
 
-static u64 zva_block, dline;
+#define CTR_DIC (1UL << 29)
+#define CTR_L1IP_PIPT 3UL
+
+static u64 zva_block, dline, iline;
+static bool icache_coherent, icache_pipt;
 
 static void learn_sizes(void)
 {
-	u64 dczid = read_sysreg(dczid_el0);
+	u64 dczid = read_sysreg(dczid_el0), ctr = read_sysreg(ctr_el0);
 
 	/* DZP set means DC ZVA is prohibited: zero with stores instead. */
 	zva_block = (dczid & (1 << 4)) ? 0 : 4UL << (dczid & 0xf);
-	dline = 4UL << ((read_sysreg(ctr_el0) >> 16) & 0xf);
+	iline = 4UL << (ctr & 0xf);
+	icache_coherent = ctr & CTR_DIC;
+	icache_pipt = ((ctr >> 14) & 3) == CTR_L1IP_PIPT;
+	dline = 4UL << ((ctr >> 16) & 0xf);
+}
+
+static void dcache_clean_inval_page(paddr_t pa)
+{
+	for (u64 a = pa; a < pa + PAGE_SIZE; a += dline)
+		asm volatile("dc civac, %0" : : "r"(a) : "memory");
+	/* Complete before anyone maps the page or reads it from memory. */
+	dsb(ish);
 }
 
 void page_zero(paddr_t pa)
@@ -24,14 +43,15 @@ void page_zero(paddr_t pa)
 	if (!dline)
 		learn_sizes();
 	if (zva_block == 64 && dline == 64) {
-		/* The common case (Cortex-A72): zero and clean each 64-byte line, no loop. */
+		/* The common case (Cortex-A72): zero, clean and invalidate each 64-byte line, no loop. */
 		asm volatile("mov x16, %0\n"
 			     ".rept 64\n"
 			     "dc zva, x16\n"
-			     "dc cvac, x16\n"
+			     "dc civac, x16\n"
 			     "add x16, x16, #64\n"
 			     ".endr"
 			     : : "r"(pa) : "x16", "memory");
+		/* The zeroes are at PoC before the page is handed on. */
 		dsb(ish);
 		return;
 	}
@@ -42,14 +62,34 @@ void page_zero(paddr_t pa)
 		for (u64 *p = (u64 *)(uintptr_t)pa; p < (u64 *)(uintptr_t)(pa + PAGE_SIZE); p++)
 			*p = 0;
 	}
-	dcache_clean_poc((const void *)(uintptr_t)pa, PAGE_SIZE);
+	dcache_clean_inval_page(pa);
+}
+
+void page_sync_icache(paddr_t pa)
+{
+	if (!dline)
+		learn_sizes();
+	/* CTR_EL0.DIC: instruction fetches see data writes; nothing stale can be fetched. */
+	if (icache_coherent)
+		return;
+	if (!icache_pipt) {
+		/* Another index than the physical one may hold the page's lines: all of them go. */
+		asm volatile("ic ialluis" : : : "memory");
+	} else {
+		/* Quire's address of the page is its PA, which is what indexes the cache. */
+		for (u64 a = pa; a < pa + PAGE_SIZE; a += iline)
+			asm volatile("ic ivau, %0" : : "r"(a) : "memory");
+	}
+	/* The invalidation is complete on every CPU before the page is mapped executable. */
+	dsb(ish);
 }
 
 void page_sync_for_guest(paddr_t pa)
 {
-	dcache_clean_poc((const void *)(uintptr_t)pa, PAGE_SIZE);
-	asm volatile("ic ialluis" : : : "memory");
-	dsb(ish);
+	if (!dline)
+		learn_sizes();
+	dcache_clean_inval_page(pa);
+	page_sync_icache(pa);
 	isb();
 }
 
@@ -57,9 +97,7 @@ void page_sync_for_quire(paddr_t pa)
 {
 	if (!dline)
 		learn_sizes();
-	for (u64 a = pa; a < pa + PAGE_SIZE; a += dline)
-		asm volatile("dc civac, %0" : : "r"(a) : "memory");
-	dsb(ish);
+	dcache_clean_inval_page(pa);
 }
 
 void *page_va(paddr_t pa)

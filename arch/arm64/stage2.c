@@ -10,8 +10,16 @@
  * break-before-make: s2_claim() swaps it for S2_BUSY (invalid, but not
  * empty, so a fault there retries instead of filling it) and invalidates the
  * TLBs; s2_install() makes the new one.
+ *
+ * Executable leaves and the instruction caches: a leaf the fault path fills
+ * for a data access is execute-never, and s2_grant_exec() allows execution
+ * after the first fetch faults (core/violation.c invalidates the page's
+ * instruction-cache lines first). s2_install() of an executable leaf
+ * invalidates them itself: it serves sharing and swap, whose pages may come
+ * from a data fill and never have been executable since their last owner.
  */
 #include <quire/errno.h>
+#include <quire/fault.h>
 #include <quire/s2_entry.h>
 #include <quire/vm.h>
 #include <arch/stage2.h>
@@ -280,6 +288,9 @@ int s2_claim(struct vm *vm, ipa_t ipa, struct s2_slot *slot, struct s2_leaf *old
 void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
 {
 	(void)vm;
+	/* No instruction its previous owner left in the caches may run (page_sync_icache ends in DSB ISH). */
+	if ((prot & (S2_X | S2_DEVICE)) == S2_X)
+		page_sync_icache(pa);
 	/* Make: the page's contents are visible before the leaf that maps them. */
 	dsb(ishst);
 	atomic_store_explicit(slot->e, leaf(pa, prot), memory_order_release);
@@ -346,6 +357,110 @@ void s2_flush_young(struct vm *vm)
 	tlbi_vm(vm);
 }
 
+/* This CPU's TLB entries of the VM, stage 1 and 2; called in its trap, so its VMID is current. */
+void s2_flush_tlb_local(struct vm *vm)
+{
+	u64 saved = read_sysreg(vttbr_el2);
+
+	write_sysreg(s2_vttbr(vm), vttbr_el2);
+	isb();
+	asm volatile("tlbi vmalls12e1" : : : "memory");
+	/* The invalidation completes on this CPU before the guest retries. */
+	dsb(nsh);
+	isb();
+	write_sysreg(saved, vttbr_el2);
+	isb();
+}
+
+/* This CPU's TLB entries for one IPA (and the guest's stage-1 entries built on it). */
+static void tlbi_ipa_local(struct vm *vm, u64 ipa)
+{
+	u64 saved = read_sysreg(vttbr_el2);
+
+	write_sysreg(s2_vttbr(vm), vttbr_el2);
+	isb();
+	asm volatile("tlbi ipas2e1, %0" : : "r"(ipa >> 12) : "memory");
+	/* The stage-2 entry is gone before the combined stage-1 entries go. */
+	dsb(nsh);
+	asm volatile("tlbi vmalle1" : : : "memory");
+	/* Both complete before the guest retries. */
+	dsb(nsh);
+	isb();
+	write_sysreg(saved, vttbr_el2);
+	isb();
+}
+
+int s2_grant_exec(struct vm *vm, ipa_t ipa, paddr_t pa)
+{
+	_Atomic u64 *e = leaf_entry(vm, ipa.bits);
+	u64 v = e ? atomic_load_explicit(e, memory_order_relaxed) : 0;
+	int rc = -ENOENT;
+
+	/*
+	 * Only the XN bit changes (a permission, so no break-before-make). The
+	 * I-cache invalidation the caller did completed (DSB ISH) before this
+	 * release store. Other CPUs that cached the XN entry fault, find X set
+	 * and drop their entry the same way.
+	 */
+	while ((v & S2_VALID) && (v & S2_ADDR_MASK) == pa && !((v & (0xfUL << 2)) == S2_MEMATTR_DEVICE)) {
+		if (!(v & S2_XN)) {
+			rc = 0;
+			break;
+		}
+		if (atomic_compare_exchange_weak_explicit(e, &v, v & ~S2_XN, memory_order_release,
+							  memory_order_relaxed)) {
+			rc = 1;
+			break;
+		}
+	}
+	if (rc >= 0) {
+		/* The new leaf is seen by the walker before this CPU's stale XN entry goes. */
+		dsb(ishst);
+		tlbi_ipa_local(vm, ipa.bits);
+	}
+	return rc;
+}
+
+/* Clean and invalidate every Normal page mapped below table to PoC (Quire maps RAM at its PA). */
+static u64 flush_level(paddr_t table, unsigned level, u64 line)
+{
+	u64 pages = 0;
+
+	for (unsigned i = 0; i < 512; i++) {
+		u64 v = atomic_load_explicit((_Atomic u64 *)(uintptr_t)table + i, memory_order_acquire);
+		paddr_t pa = v & S2_ADDR_MASK;
+
+		if (!(v & S2_VALID))
+			continue;
+		if (level < 3) {
+			pages += flush_level(pa, level + 1, line);
+			continue;
+		}
+		if ((v & (0xfUL << 2)) == S2_MEMATTR_DEVICE)
+			continue;
+		for (u64 a = pa; a < pa + PAGE_SIZE; a += line)
+			asm volatile("dc civac, %0" : : "r"(a) : "memory");
+		pages++;
+	}
+	return pages;
+}
+
+u64 s2_flush_dcache(struct vm *vm)
+{
+	u64 line = 4UL << ((read_sysreg(ctr_el0) >> 16) & 0xf), pages;
+
+	/*
+	 * Runs in a trap of one of the VM's vCPUs, so its tables stay (they are
+	 * freed only when every vCPU is gone). A page that leaves the VM while
+	 * it is walked is cleaned and invalidated anyway: harmless to its next
+	 * owner, as both keep the data.
+	 */
+	pages = flush_level(vm->s2.root, START_LEVEL, line);
+	/* Every line reached PoC before the guest runs with its new cache settings. */
+	dsb(ish);
+	return pages;
+}
+
 static void destroy_level(struct vm *vm, paddr_t table, unsigned level, u64 base,
 			  const struct destroy_fns *fn, unsigned cpu)
 {
@@ -372,7 +487,15 @@ void s2_destroy(struct vm *vm, void (*fn)(struct vm *, ipa_t, paddr_t, unsigned)
 {
 	struct destroy_fns fns = { fn, swapped };
 
+	/*
+	 * The TLBs forget the VM before any of its pages or tables goes back to
+	 * the pool: a page freed while a TLB still mapped it could be read or
+	 * written through that entry by its next owner's time. Nothing fills
+	 * the TLBs for this VMID again: none of its vCPUs runs any more (every
+	 * CPU that ran one left with HCR_EL2.VM clear), so no stage-2 walk of
+	 * these tables happens between this flush and the frees below.
+	 */
+	tlbi_vm(vm);
 	destroy_level(vm, vm->s2.root, START_LEVEL, 0, &fns, cpu);
 	vm->s2.root = 0;
-	tlbi_vm(vm);
 }

@@ -16,6 +16,7 @@
 #include <arch/cpu.h>
 #include <arch/esr.h>
 #include <arch/gic.h>
+#include <arch/setway.h>
 #include <arch/sysreg.h>
 #include <arch/vcpu.h>
 #include <arch/vgic.h>
@@ -165,8 +166,9 @@ static void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
 /*
  * MSR/MRS and system instructions that trap (EC 0x18): the debug and PMU
  * registers (MDCR_EL2), the physical timer (CNTHCTL_EL2), ACTLR_EL1 (TACR)
- * read as zero and ignore writes; set/way cache maintenance (TSW) is a no-op
- * as Quire keeps guest memory coherent itself; the rest is UNDEF.
+ * read as zero and ignore writes; set/way cache maintenance (TSW) and the
+ * stage-1 register writes it makes trap (TVM) are emulated in setway.c; the
+ * rest is UNDEF.
  */
 static void sysreg_trap(struct vcpu *v, struct trap_frame *f)
 {
@@ -179,9 +181,18 @@ static void sysreg_trap(struct vcpu *v, struct trap_frame *f)
 		     (op0 == 3 && op1 == 3 && crn == 14 && crm >= 8) ||		 /* PMU event counters */
 		     (op0 == 3 && op1 == 3 && crn == 14 && crm == 2) ||		 /* CNTP_* */
 		     (op0 == 3 && op1 == 0 && crn == 1 && crm == 0 && op2 == 1); /* ACTLR_EL1 */
-	bool setway = op0 == 1 && crn == 7 && (crm == 6 || crm == 10 || crm == 14) && op2 == 2;
+	bool setway = op0 == 1 && op1 == 0 && crn == 7 && (crm == 6 || crm == 10 || crm == 14) && op2 == 2;
 
-	if (razwi || setway) {
+	if (setway) {
+		setway_op(v);
+		f->elr += 4;
+		return;
+	}
+	if (op0 == 3 && !read && setway_vm_reg_write(v, op1, crn, crm, op2, rt == 31 ? 0 : f->x[rt])) {
+		f->elr += 4;
+		return;
+	}
+	if (razwi) {
 		if (read && rt != 31)
 			f->x[rt] = 0;
 		f->elr += 4;

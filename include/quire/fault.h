@@ -19,8 +19,8 @@ enum fault_class {
 
 struct s2_fault {
 	u32 ec;		    /* 0x20 instruction abort, 0x24 data abort (lower EL) */
-	bool instr;	    /* instruction fetch */
-	bool write;	    /* WnR (data aborts only; false for instruction fetches) */
+	bool instr;	    /* instruction abort (the fetch itself, or the walk for it if s1ptw) */
+	bool write;	    /* the access writes: WnR of a data abort; on a walk (s1ptw), a permission fault */
 	enum fault_class cls;
 	u8 level;	    /* lookup level for size/translation/access/permission faults */
 	u8 fsc;		    /* raw xFSC */
@@ -43,4 +43,26 @@ struct s2_fault {
 /* Decode; returns false (and leaves f untouched) if esr is not a lower-EL abort. */
 bool fault_decode(u64 esr, u64 far, u64 hpfar, struct s2_fault *f);
 const char *fault_class_name(enum fault_class c);
+
+/*
+ * What the violation handler needs from the arch beyond quire/vm.h
+ * (arch/arm64/stage2.c and page.c; the host fake in tests/host/fake_s2.c).
+ */
+struct vm;
+/*
+ * Make the instruction caches forget the page at pa (its data is at the
+ * point of coherency already): IC IVAU over it, so a stale line of the
+ * page's previous owner cannot be fetched once it is mapped executable.
+ */
+void page_sync_icache(paddr_t pa);
+/*
+ * An instruction fetch from a page mapped execute-never: let the guest
+ * execute it, if the leaf at ipa still maps pa (the caller has called
+ * page_sync_icache(pa)). 1 if X was granted, 0 if the leaf had it already
+ * (a stale TLB entry of this CPU's, which is dropped), -ENOENT if ipa no
+ * longer maps pa.
+ */
+int s2_grant_exec(struct vm *vm, ipa_t ipa, paddr_t pa);
+/* A TLB conflict abort: this CPU forgets every TLB entry of the VM (current on it). */
+void s2_flush_tlb_local(struct vm *vm);
 #endif

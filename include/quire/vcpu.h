@@ -24,6 +24,7 @@ struct vcpu {
 	/* Interrupt work pending or in the list registers: checked on every exit, so kept here. */
 	_Atomic bool vgic_active;
 	u64 args[4]; /* x0..x3 at entry */
+	bool setway_tvm; /* set/way maintenance seen: SCTLR_EL1 & co. trap (HCR_EL2.TVM) until caches go on */
 };
 
 /*

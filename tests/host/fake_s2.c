@@ -1,8 +1,10 @@
 /* Host fake of stage-2 translation: see fake_s2.h. */
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <quire/errno.h>
+#include <quire/fault.h>
 #include <quire/s2_entry.h>
 #include <quire/vm.h>
 #include "fake_s2.h"
@@ -127,6 +129,53 @@ static int table_of(struct vm *vm, ipa_t ipa, bool create, unsigned cpu, _Atomic
 	return 0;
 }
 
+/* ---- the instruction caches, as far as the contract goes ------------------ */
+
+#define SYNCED_MAX 1024
+static pthread_mutex_t synced_lock = PTHREAD_MUTEX_INITIALIZER;
+static paddr_t synced[SYNCED_MAX]; /* pages page_sync_icache'd and not mapped executable since */
+static unsigned nsynced;
+_Atomic unsigned long fake_s2_icache_syncs, fake_s2_x_unsynced, fake_s2_local_flushes, fake_s2_vm_flushes;
+
+void page_sync_icache(paddr_t pa)
+{
+	(void)hostmem_ptr(pa);
+	atomic_fetch_add(&fake_s2_icache_syncs, 1);
+	pthread_mutex_lock(&synced_lock);
+	if (nsynced < SYNCED_MAX)
+		synced[nsynced++] = pa;
+	pthread_mutex_unlock(&synced_lock);
+}
+
+/* A leaf is about to let the guest execute pa: a pool page must have been synced since it was last. */
+static void check_synced(struct vm *vm, paddr_t pa)
+{
+	bool found = false;
+
+	if (pool_pidx_of(vm->pool.vmm, pa) == PIDX_NONE)
+		return; /* an image page: nobody else's instructions were ever there */
+	pthread_mutex_lock(&synced_lock);
+	for (unsigned k = 0; k < nsynced && !found; k++)
+		if (synced[k] == pa) {
+			synced[k] = synced[--nsynced];
+			found = true;
+		}
+	pthread_mutex_unlock(&synced_lock);
+	if (!found)
+		atomic_fetch_add(&fake_s2_x_unsynced, 1);
+}
+
+void fake_s2_cache_reset(void)
+{
+	pthread_mutex_lock(&synced_lock);
+	nsynced = 0;
+	pthread_mutex_unlock(&synced_lock);
+	atomic_store(&fake_s2_icache_syncs, 0);
+	atomic_store(&fake_s2_x_unsynced, 0);
+	atomic_store(&fake_s2_local_flushes, 0);
+	atomic_store(&fake_s2_vm_flushes, 0);
+}
+
 int s2_init(struct vm *vm, unsigned cpu)
 {
 	struct fake_s2 *s = calloc(1, sizeof(*s));
@@ -184,6 +233,8 @@ int s2_fill(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
 	if (pa & (PAGE_SIZE - 1) || !pa || prot & ~PROT_MASK)
 		return -EINVAL;
 	maybe_yield();
+	if (prot & S2_X)
+		check_synced(vm, pa);
 	if (!atomic_compare_exchange_strong_explicit(slot->e, &old, pa | (u64)prot << LEAF_PROT_SHIFT | LEAF_VALID | LEAF_AF,
 						     memory_order_release, memory_order_acquire)) {
 		atomic_fetch_add_explicit(&s->eexist, 1, memory_order_relaxed);
@@ -278,6 +329,11 @@ void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
 		fprintf(stderr, "fake_s2: s2_install on a slot that is not claimed, or a bad page\n");
 		abort();
 	}
+	/* As arch/arm64/stage2.c: an executable leaf installed here has its I-cache lines invalidated. */
+	if ((prot & (S2_X | S2_DEVICE)) == S2_X) {
+		page_sync_icache(pa);
+		check_synced(vm, pa);
+	}
 	atomic_store_explicit(slot->e, pa | (u64)(prot & PROT_MASK) << LEAF_PROT_SHIFT | LEAF_VALID |
 			      (prot & S2_OLD ? 0 : LEAF_AF) | (prot & S2_AHEAD ? LEAF_AHEAD : 0), memory_order_release);
 }
@@ -323,6 +379,31 @@ void s2_flush_young(struct vm *vm)
 {
 	(void)vm;
 	atomic_fetch_add(&fake_s2_flushes, 1);
+}
+
+void s2_flush_tlb_local(struct vm *vm)
+{
+	(void)state(vm);
+	atomic_fetch_add(&fake_s2_local_flushes, 1);
+}
+
+int s2_grant_exec(struct vm *vm, ipa_t ipa, paddr_t pa)
+{
+	_Atomic u64 *e = leaf_slot(vm, ipa);
+	u64 v = e ? atomic_load(e) : 0;
+
+	while ((v & LEAF_VALID) && LEAF_ADDR(v) == pa && !(v >> LEAF_PROT_SHIFT & S2_DEVICE)) {
+		if (v >> LEAF_PROT_SHIFT & S2_X) {
+			atomic_fetch_add(&fake_s2_local_flushes, 1); /* the stale XN entry goes */
+			return 0;
+		}
+		if (atomic_compare_exchange_weak(e, &v, v | (u64)S2_X << LEAF_PROT_SHIFT)) {
+			check_synced(vm, pa);
+			atomic_fetch_add(&fake_s2_local_flushes, 1);
+			return 1;
+		}
+	}
+	return -ENOENT;
 }
 
 bool fake_s2_young(struct vm *vm, ipa_t ipa)
@@ -419,6 +500,8 @@ void s2_destroy(struct vm *vm, void (*fn)(struct vm *vm, ipa_t ipa, paddr_t pa, 
 	struct fake_s2 *s = state(vm);
 	struct destroy_arg a = { vm, fn, swapped, cpu };
 
+	/* As arch/arm64/stage2.c: the VM's TLB entries go before any page does. */
+	atomic_fetch_add(&fake_s2_vm_flushes, 1);
 	each_table(s, destroy_table, &a);
 	vmpool_give_back_table(&vm->pool, cpu, s->root);
 	atomic_fetch_sub_explicit(&vm->pool.pgtables, 1, memory_order_relaxed);

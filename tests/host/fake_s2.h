@@ -36,4 +36,20 @@ extern _Atomic unsigned long fake_s2_flushes;
 bool fake_s2_young(struct vm *vm, ipa_t ipa);
 /* The raw leaf at ipa (0 if no table): quire/s2_entry.h for invalid ones. */
 u64 fake_s2_raw(struct vm *vm, ipa_t ipa);
+
+/*
+ * Cache and TLB maintenance, as the arch does it and as the fault path must
+ * ask for it. page_sync_icache(pa) is defined here: it marks pa; every leaf
+ * that makes a pool page executable (s2_fill with S2_X, s2_grant_exec; and
+ * s2_install, which syncs by itself as the arch does) takes the mark, and
+ * counts in fake_s2_x_unsynced when there was none: a page whose previous
+ * owner's instructions could still be in an instruction cache.
+ */
+extern _Atomic unsigned long fake_s2_icache_syncs, fake_s2_x_unsynced;
+/* s2_flush_tlb_local calls and the local TLB invalidations of s2_grant_exec. */
+extern _Atomic unsigned long fake_s2_local_flushes;
+/* VM-wide TLB flushes by s2_destroy, done before the first page goes back. */
+extern _Atomic unsigned long fake_s2_vm_flushes;
+/* Forget the marks and zero the counters above. */
+void fake_s2_cache_reset(void);
 #endif

@@ -84,7 +84,7 @@ static void check_decode(u64 esr, u64 far, u64 hpfar)
 	REQUIRE(f.fsc == fsc, "fsc");
 	REQUIRE(f.cls == model_class(fsc), "class %d for fsc 0x%x", f.cls, fsc);
 	REQUIRE(f.level == (fsc < 0x10 ? (fsc & 3) : 0), "level %u for fsc 0x%x", f.level, fsc);
-	REQUIRE(f.write == (data && bit[6]), "write");
+	REQUIRE(f.write == (bit[7] ? model_class(fsc) == FAULT_PERMISSION : data && bit[6]), "write");
 	REQUIRE(f.cm == (data && bit[8]), "cm");
 	REQUIRE(f.ea == bit[9], "ea");
 	REQUIRE(f.far_valid == !bit[10], "far_valid");
@@ -202,7 +202,9 @@ static void do_fault(const u8 *op)
 
 	ipa |= (op[1] * 41u + op[2]) & 0xfff;
 	REQUIRE(fault_decode(esr, 0xffff000000000000ULL | ipa, (ipa >> 12) << 4, &f), "decode");
-	if (!in_ram) {
+	if (model_class(fsc) == FAULT_TLB_CONFLICT) {
+		want = VIO_RACED; /* this CPU's TLB forgets the VM; HPFAR is no guide, in RAM or not */
+	} else if (!in_ram) {
 		want = VIO_SEA_OUTSIDE;
 	} else if (model_class(fsc) != FAULT_TRANSLATION) {
 		want = VIO_UNHANDLED;

@@ -202,6 +202,35 @@ static void flags_s1ptw_fnv_ea_cm(void **state)
 	assert_false(f.ea);
 }
 
+/*
+ * A stage-2 fault on the guest's stage-1 walk (S1PTW) writes exactly when it
+ * is a permission fault (the walker setting AF/dirty, FEAT_HAFDBS), whatever
+ * WnR says and whether the walk was for a load or a fetch (KVM's rule).
+ */
+static void regression_s1ptw_write_is_a_permission_fault(void **state)
+{
+	struct s2_fault f;
+
+	(void)state;
+	f = decode_ok(esr(EC_DABT_LOW, IL | S1PTW | 0x0f), 0, hpfar_of(0x40001000));
+	assert_true(f.s1ptw);
+	assert_true(f.write);
+	f = decode_ok(esr(EC_IABT_LOW, IL | S1PTW | 0x0e), 0, hpfar_of(0x40001000));
+	assert_true(f.instr);
+	assert_true(f.write);
+	assert_int_equal(f.cls, FAULT_PERMISSION);
+	/* Translation and access-flag faults on a walk read, even with WnR set. */
+	f = decode_ok(esr(EC_DABT_LOW, IL | S1PTW | WNR | 0x07), 0, 0);
+	assert_false(f.write);
+	f = decode_ok(esr(EC_IABT_LOW, IL | S1PTW | 0x0b), 0, 0);
+	assert_false(f.write);
+	/* Without S1PTW nothing changes: WnR, data aborts only. */
+	f = decode_ok(esr(EC_DABT_LOW, IL | 0x0f), 0, 0);
+	assert_false(f.write);
+	f = decode_ok(esr(EC_IABT_LOW, IL | 0x0f), 0, 0);
+	assert_false(f.write);
+}
+
 static void external_and_other_codes(void **state)
 {
 	static const struct {
@@ -312,6 +341,7 @@ int main(void)
 		cmocka_unit_test(access_flag_fault),
 		cmocka_unit_test(instruction_abort),
 		cmocka_unit_test(flags_s1ptw_fnv_ea_cm),
+		cmocka_unit_test(regression_s1ptw_write_is_a_permission_fault),
 		cmocka_unit_test(external_and_other_codes),
 		cmocka_unit_test(other_exception_classes_rejected),
 		cmocka_unit_test(upper_esr_bits_ignored),

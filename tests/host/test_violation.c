@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <quire/share.h>
 #include <quire/vm.h>
 #include "fake_s2.h"
 #include "hostmem.h"
@@ -33,6 +34,9 @@
 #define FSC_ADDR_L1 0x01
 #define FSC_SEA 0x10
 #define FSC_ALIGN 0x21
+#define FSC_TLB_CONFLICT 0x30
+#define ISS_S1PTW (1u << 7)
+#define IMG_BASE 0x20000000UL /* an image: machine memory outside the pool */
 
 static struct pool pool;
 static void *desc;
@@ -103,6 +107,9 @@ static void destroy_vm(struct vm *v, unsigned cpu)
 	assert_int_equal(v->s2.root, 0);
 }
 
+static void *share_meta_mem;
+static _Atomic bool freed_any; /* destroy_flushes_tlb_before_freeing */
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -115,8 +122,21 @@ static int teardown(void **state)
 	memset(&vm2, 0, sizeof(vm2));
 	free(desc);
 	desc = NULL;
+	free(share_meta_mem);
+	share_meta_mem = NULL;
 	hostmem_reset();
+	fake_s2_cache_reset();
+	atomic_store(&freed_any, false);
 	return 0;
+}
+
+static enum vio_result fault_esr(struct vm *v, u64 ipa, u64 esr, unsigned cpu)
+{
+	struct s2_fault f;
+
+	if (!fault_decode(esr, 0xffff000000000000ULL | (ipa & 0xfff), (ipa >> 12) << 4, &f))
+		abort();
+	return violation_handle(v, &f, cpu);
 }
 
 static enum vio_result fault_on(struct vm *v, u64 ipa, u32 fsc, bool write, bool instr, unsigned cpu)
@@ -175,7 +195,8 @@ static pidx_t check_mapped(struct vm *v, u64 ipa)
 	assert_int_equal(d->owner, v->id);
 	assert_int_equal(atomic_load(&d->flags), MP_ACTIVE | MP_ZEROED);
 	assert_int_equal(atomic_load(&d->refcount), 1);
-	assert_int_equal(fake_s2_prot(v, IPA(ipa)), S2_RWX);
+	/* Executable only if an instruction fetch filled it (see regression_fill_* below). */
+	assert_int_equal(fake_s2_prot(v, IPA(ipa)) & ~S2_X, S2_R | S2_W);
 	return i;
 }
 
@@ -272,15 +293,16 @@ static void outside_ram(void **state)
 
 static void other_fault_classes_unhandled(void **state)
 {
-	static const u32 fsc[] = { FSC_PERM_L3, 0x0d, FSC_ADDR_L1, FSC_SEA, FSC_ALIGN, 0x30 };
+	static const u32 fsc[] = { FSC_PERM_L3, 0x0d, FSC_ADDR_L1, FSC_SEA, FSC_ALIGN };
 
 	(void)state;
 	setup(256, MiB(16), 1000);
 	for (unsigned k = 0; k < ARRAY_SIZE(fsc); k++) {
-		/* A write permission fault is sharing's (copy-on-write): below. */
-		if ((fsc[k] & 0x3c) != 0x0c)
+		/* A write permission fault is sharing's (copy-on-write), a fetch's is execution's: below. */
+		if ((fsc[k] & 0x3c) != 0x0c) {
 			assert_int_equal(fault_on(&vm, PG(3), fsc[k], true, false, 0), VIO_UNHANDLED);
-		assert_int_equal(fault_on(&vm, PG(3), fsc[k], false, true, 0), VIO_UNHANDLED);
+			assert_int_equal(fault_on(&vm, PG(3), fsc[k], false, true, 0), VIO_UNHANDLED);
+		}
 	}
 	assert_int_equal(s2_lookup(&vm, IPA(PG(3))), 0);
 	/* On a mapped page too. */
@@ -329,7 +351,7 @@ static void stale_write_permission_fault_retries(void **state)
 	u32 charged = atomic_load(&vm.pool.charged);
 	assert_int_equal(fault_on(&vm, PG(3), FSC_PERM_L3, true, false, 0), VIO_RACED);
 	assert_int_equal(s2_lookup(&vm, IPA(PG(3))), pa);
-	assert_int_equal(fake_s2_prot(&vm, IPA(PG(3))), S2_RWX);
+	assert_int_equal(fake_s2_prot(&vm, IPA(PG(3))), S2_R | S2_W);
 	assert_int_equal(atomic_load(&vm.pool.charged), charged);
 	assert_int_equal(atomic_load(&vm.share.cow), 0);
 	check_books(&vm);
@@ -697,6 +719,149 @@ static void regression_raced_fault_drains_idle_set(void **state)
 	assert_int_equal(atomic_load(&vm.pool.charged), charged);
 }
 
+/* ---- caches, TLBs and stage-1 walks (issue 14) ----------------------------- */
+
+/*
+ * A page filled for a data access is execute-never; the first fetch from it
+ * invalidates its instruction-cache lines, then makes it executable. A page
+ * first touched by a fetch is synced before it is mapped. So no page is ever
+ * executable with its previous owner's instructions possibly cached.
+ */
+static void regression_fill_syncs_icache_before_exec(void **state)
+{
+	paddr_t pa;
+
+	(void)state;
+	setup(256, MiB(16), 1000);
+	/* A previous owner ran code from every page of the machine. */
+	assert_int_equal(touch(PG(1)), VIO_MAPPED);
+	pa = s2_lookup(&vm, IPA(PG(1)));
+	assert_int_equal(fake_s2_prot(&vm, IPA(PG(1))), S2_R | S2_W);
+	assert_int_equal(atomic_load(&fake_s2_icache_syncs), 0); /* the fill path pays nothing */
+	/* The first fetch: a permission fault; synced, then executable, same page. */
+	assert_int_equal(fault_on(&vm, PG(1) + 0x40, FSC_PERM_L3, false, true, 0), VIO_MAPPED);
+	assert_int_equal(s2_lookup(&vm, IPA(PG(1))), pa);
+	assert_int_equal(fake_s2_prot(&vm, IPA(PG(1))), S2_RWX);
+	assert_int_equal(atomic_load(&fake_s2_icache_syncs), 1);
+	assert_int_equal(atomic_load(&fake_s2_local_flushes), 1);
+	/* Another vCPU's stale XN entry: nothing to grant, its TLB entry goes, it retries. */
+	assert_int_equal(fault_on(&vm, PG(1), FSC_PERM_L3, false, true, 1), VIO_RACED);
+	assert_int_equal(atomic_load(&fake_s2_local_flushes), 2);
+	/* First touch by a fetch: synced and executable at once. */
+	assert_int_equal(fault_on(&vm, PG(2), FSC_TRANS_L3, false, true, 0), VIO_MAPPED);
+	assert_int_equal(fake_s2_prot(&vm, IPA(PG(2))), S2_RWX);
+	assert_int_equal(atomic_load(&fake_s2_icache_syncs), 2);
+	/* A fetch from a page not mapped at all (unmapped meanwhile): retry, nothing granted. */
+	assert_int_equal(fault_on(&vm, PG(3), FSC_PERM_L3, false, true, 0), VIO_RACED);
+	assert_int_equal(s2_lookup(&vm, IPA(PG(3))), 0);
+	assert_int_equal(atomic_load(&fake_s2_x_unsynced), 0);
+	assert_int_equal(atomic_load(&vm.pool.fills), 2);
+	check_books(&vm);
+	check_machine();
+}
+
+/* Pages that go from one VM to the next are synced again before they run code there. */
+static void regression_reused_page_synced_for_its_next_owner(void **state)
+{
+	paddr_t pa;
+
+	(void)state;
+	setup(256, MiB(16), 1000);
+	setup_vm(&vm2, 2, MiB(16), 1000);
+	assert_int_equal(fault_on(&vm, PG(4), FSC_TRANS_L3, false, true, 0), VIO_MAPPED);
+	pa = s2_lookup(&vm, IPA(PG(4)));
+	destroy_vm(&vm, 0);
+	/* The same CPU's cache hands the same page to the next VM. */
+	for (unsigned g = 0; g < 8 && s2_lookup(&vm2, IPA(PG(g))) != pa; g++)
+		assert_int_equal(fault_on(&vm2, PG(g), FSC_TRANS_L3, true, false, 0), VIO_MAPPED);
+	for (unsigned g = 0; g < 8; g++)
+		assert_int_equal(fault_on(&vm2, PG(g), FSC_PERM_L3, false, true, 0),
+				 s2_lookup(&vm2, IPA(PG(g))) ? VIO_MAPPED : VIO_RACED);
+	assert_int_equal(atomic_load(&fake_s2_x_unsynced), 0);
+}
+
+/* Sharing over an image, for the S1PTW tests: the image page at IMG_BASE mapped at PG(g). */
+static void setup_image(struct vm *v, u32 g)
+{
+	struct region img = { IMG_BASE, PAGE_SIZE };
+	u8 *ip = hostmem_add(IMG_BASE, PAGE_SIZE);
+
+	memset(ip, 0x3c, PAGE_SIZE);
+	share_meta_mem = aligned_alloc(PAGE_SIZE, share_meta_bytes(pool.ndesc));
+	assert_non_null(share_meta_mem);
+	share_init(&pool, share_meta_mem, &img, 1, 0x1234);
+	share_vm_init(v);
+	assert_int_equal(share_map_image(v, IPA(PG(g)), IMG_BASE, 0), 0);
+	assert_int_equal(fake_s2_prot(v, IPA(PG(g))), S2_R | S2_X);
+}
+
+/*
+ * The guest's stage-1 walker sets an access or dirty flag (FEAT_HAFDBS) in a
+ * table that sits in a read-only page: a stage-2 permission fault with
+ * S1PTW, from a data or an instruction abort, WnR not set. It is a write:
+ * the VM gets its own copy, instead of an external abort.
+ */
+static void regression_s1ptw_permission_fault_is_a_write(void **state)
+{
+	u64 dabt = 0x24UL << 26 | 1u << 25 | ISS_S1PTW | FSC_PERM_L3;
+	u64 iabt = 0x20UL << 26 | 1u << 25 | ISS_S1PTW | FSC_PERM_L3;
+
+	(void)state;
+	setup(256, MiB(16), 1000);
+	setup_image(&vm, 5);
+	assert_int_equal(fault_esr(&vm, PG(5) + 0x18, dabt, 0), VIO_MAPPED);
+	assert_int_not_equal(pool_pidx_of(&pool, s2_lookup(&vm, IPA(PG(5)))), PIDX_NONE);
+	assert_true(fake_s2_prot(&vm, IPA(PG(5))) & S2_W);
+	assert_int_equal(((u8 *)hostmem_ptr(s2_lookup(&vm, IPA(PG(5)))))[0x18], 0x3c);
+	assert_int_equal(atomic_load(&vm.share.cow), 1);
+	/* The same from the walk for an instruction fetch; never a fetch of the table page itself. */
+	assert_int_equal(share_map_image(&vm, IPA(PG(6)), IMG_BASE, 0), 0);
+	assert_int_equal(fault_esr(&vm, PG(6), iabt, 0), VIO_MAPPED);
+	assert_true(fake_s2_prot(&vm, IPA(PG(6))) & S2_W);
+	assert_int_equal(atomic_load(&vm.share.cow), 2);
+	/* A translation fault on a walk reads (WnR is no guide there): a data page, not executable. */
+	assert_int_equal(fault_esr(&vm, PG(7), 0x20UL << 26 | ISS_S1PTW | FSC_TRANS_L3, 0), VIO_MAPPED);
+	assert_int_equal(fake_s2_prot(&vm, IPA(PG(7))), S2_R | S2_W);
+	assert_int_equal(atomic_load(&fake_s2_x_unsynced), 0);
+	share_vm_stop(&vm);
+}
+
+/* A TLB conflict abort: this CPU's TLB forgets the VM and the guest retries; HPFAR is no guide. */
+static void regression_tlb_conflict_flushes_and_retries(void **state)
+{
+	(void)state;
+	setup(256, MiB(16), 1000);
+	assert_int_equal(fault_on(&vm, PG(2), FSC_TLB_CONFLICT, false, false, 0), VIO_RACED);
+	assert_int_equal(fault_on(&vm, PG(2), FSC_TLB_CONFLICT, false, true, 1), VIO_RACED);
+	/* HPFAR_EL2 is UNKNOWN for it: an address outside RAM changes nothing. */
+	assert_int_equal(fault_on(&vm, RAM - PAGE_SIZE, FSC_TLB_CONFLICT, true, false, 0), VIO_RACED);
+	assert_int_equal(atomic_load(&fake_s2_local_flushes), 3);
+	assert_int_equal(s2_lookup(&vm, IPA(PG(2))), 0);
+	assert_int_equal(atomic_load(&vm.pool.fills), 0);
+	check_books(&vm);
+}
+
+/* s2_destroy: the VM's TLB entries go before its first page goes back (the fake keeps the arch's order). */
+static _Atomic unsigned long flushes_at_first_free;
+
+static void give_back_after_flush(struct vm *v, ipa_t ipa, paddr_t pa, unsigned cpu)
+{
+	if (!atomic_exchange(&freed_any, true))
+		atomic_store(&flushes_at_first_free, atomic_load(&fake_s2_vm_flushes));
+	give_back(v, ipa, pa, cpu);
+}
+
+static void destroy_flushes_tlb_before_freeing(void **state)
+{
+	(void)state;
+	setup(256, MiB(16), 1000);
+	for (unsigned g = 0; g < 4; g++)
+		assert_int_equal(touch(PG(g)), VIO_MAPPED);
+	s2_destroy(&vm, give_back_after_flush, NULL, 0);
+	assert_true(atomic_load(&freed_any));
+	assert_int_equal(atomic_load(&flushes_at_first_free), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -718,6 +883,11 @@ int main(void)
 		cmocka_unit_test_teardown(regression_raced_fault_at_quota_is_refused, teardown),
 		cmocka_unit_test_teardown(regression_raced_fault_with_machine_empty_is_refused, teardown),
 		cmocka_unit_test_teardown(regression_raced_fault_drains_idle_set, teardown),
+		cmocka_unit_test_teardown(regression_fill_syncs_icache_before_exec, teardown),
+		cmocka_unit_test_teardown(regression_reused_page_synced_for_its_next_owner, teardown),
+		cmocka_unit_test_teardown(regression_s1ptw_permission_fault_is_a_write, teardown),
+		cmocka_unit_test_teardown(regression_tlb_conflict_flushes_and_retries, teardown),
+		cmocka_unit_test_teardown(destroy_flushes_tlb_before_freeing, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
