@@ -31,6 +31,19 @@ static s64 psci_cpu_on(struct vcpu *self, u64 target, u64 entry, u64 context)
 	return PSCI_RET_SUCCESS;
 }
 
+/* v stops. A VM whose last vCPU that was could never run again: it is stopped, its memory freed. */
+static void psci_cpu_off(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	atomic_store(&v->state, VCPU_OFF);
+	/* Another vCPU being started (STARTING, START) or running keeps the VM. */
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (atomic_load(&vm->vcpu[i]->state) != VCPU_OFF)
+			return;
+	vm_power_off(vm, "stopped: every vCPU called CPU_OFF");
+}
+
 static s64 psci_affinity_info(struct vm *vm, u64 target, u64 level)
 {
 	if (level != 0 || target >= vm->nvcpus)
@@ -116,7 +129,7 @@ bool hypercall(struct vcpu *v, u64 x[4])
 		x[0] = (u64)psci_cpu_on(v, x[1] & MPIDR_AFF, x[2], x[3]);
 		return true;
 	case PSCI_CPU_OFF:
-		vm_vcpu_off(v);
+		psci_cpu_off(v);
 		return false;
 	case PSCI_SYSTEM_OFF:
 		vm_power_off(vm, "powered off");

@@ -155,12 +155,13 @@ static void swap_line(void)
 
 	swap_stats(&st);
 	printk("quire: swap slots=%lu used=%lu outs=%lu ins=%lu out_reqs=%lu in_reqs=%lu zero=%lu waits=%lu errors=%lu "
-	       "out_us=%lu in_us=%lu in_cpu_ticks=%lu clean=%lu ahead=%lu ahead_used=%lu\n",
+	       "out_us=%lu in_us=%lu in_cpu_ticks=%lu clean=%lu ahead=%lu ahead_used=%lu lost=%lu\n",
 	       (unsigned long)st.slots, (unsigned long)st.used, (unsigned long)st.outs, (unsigned long)st.ins,
 	       (unsigned long)st.out_reqs, (unsigned long)st.in_reqs,
 	       (unsigned long)st.zero, (unsigned long)st.waits, (unsigned long)st.errors,
 	       (unsigned long)st.out_us, (unsigned long)st.in_us, (unsigned long)st.in_cpu_ticks,
-	       (unsigned long)st.clean, (unsigned long)st.ahead, (unsigned long)st.ahead_used);
+	       (unsigned long)st.clean, (unsigned long)st.ahead, (unsigned long)st.ahead_used,
+	       (unsigned long)st.lost);
 }
 
 static void share_line(void)

@@ -33,45 +33,6 @@ const struct vmcfg_image *guest_find(const char *name)
 	return NULL;
 }
 
-/*
- * Put len bytes at guest-physical at (page aligned) before the guest runs:
- * whole pages of an image quire.bin carries are mapped read-only, shared by
- * every VM that boots it (copy-on-write), unless the VM's sharing is off;
- * the rest is copied into pages of its own.
- */
-static int copy_in(struct vm *vm, u64 at, const u8 *data, u64 len, unsigned cpu)
-{
-	struct pool *p = vm->pool.vmm;
-
-	for (u64 off = 0; off < len; off += PAGE_SIZE) {
-		int why = 0, rc;
-		bool whole = len - off >= PAGE_SIZE;
-		paddr_t src = (paddr_t)(uintptr_t)(data + off);
-		ipa_t ipa = IPA(at + off);
-		pidx_t i;
-
-		if (whole && vm->cfg.sharing != SHARE_OFF && share_is_image(src)) {
-			rc = share_map_image(vm, ipa, src, cpu);
-			if (rc)
-				return rc;
-			continue;
-		}
-		i = whole ? vmpool_take_for_copy(&vm->pool, cpu, &why) : vmpool_take(&vm->pool, cpu, &why);
-		if (i == PIDX_NONE)
-			return why == 1 ? -EDQUOT : -ENOMEM;
-		memcpy(page_va(pool_pa(p, i)), data + off, MIN(PAGE_SIZE, len - off));
-		page_sync_for_guest(pool_pa(p, i));
-		pool_desc(p, i)->gpn = ipa.bits >> PAGE_SHIFT;
-		atomic_store(&pool_desc(p, i)->refcount, 1);
-		atomic_store(&pool_desc(p, i)->flags, MP_ACTIVE);
-		rc = s2_map_page(vm, ipa, pool_pa(p, i), S2_RWX, cpu);
-		if (rc)
-			return rc;
-		atomic_fetch_add(&vm->pool.active, 1);
-	}
-	return 0;
-}
-
 int guest_dt_build(const void *tmpl, void *buf, int size, const struct vm *vm, const char *bootargs,
 		   u64 initrd_start, u64 initrd_end);
 
@@ -109,12 +70,12 @@ static int load_linux(struct vm *vm, const struct vmcfg_image *k, unsigned cpu, 
 		q_snprintf(err, errlen, "guest DT: %s", fdt_strerror(rc));
 		return -EINVAL;
 	}
-	rc = copy_in(vm, l.dtb, dtb, fdt_totalsize(dtb), cpu);
+	rc = vm_copy_in(vm, l.dtb, dtb, fdt_totalsize(dtb), cpu);
 	spin_unlock(&dtb_lock);
 	if (!rc)
-		rc = copy_in(vm, l.kernel, k->data, k->size, cpu);
+		rc = vm_copy_in(vm, l.kernel, k->data, k->size, cpu);
 	if (!rc && rd)
-		rc = copy_in(vm, l.initrd, rd->data, rd->size, cpu);
+		rc = vm_copy_in(vm, l.initrd, rd->data, rd->size, cpu);
 	if (rc) {
 		q_snprintf(err, errlen, "cannot load Linux: %s", load_error(rc));
 		return rc;
@@ -152,18 +113,6 @@ void vm_power_off(struct vm *vm, const char *how)
 	       atomic_load(&vm->pool.pgtables), vm->pool.quota);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_kick(vm->vcpu[i]);
-}
-
-void vm_vcpu_off(struct vcpu *v)
-{
-	struct vm *vm = v->vm;
-
-	atomic_store(&v->state, VCPU_OFF);
-	/* A VM with no vCPU left to run, nor one being started, would hold its memory for ever. */
-	for (unsigned i = 0; i < vm->nvcpus; i++)
-		if (atomic_load(&vm->vcpu[i]->state) != VCPU_OFF)
-			return;
-	vm_power_off(vm, "stopped: every vCPU called CPU_OFF");
 }
 
 static struct pool *vmm_pool;
@@ -278,7 +227,7 @@ static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu
 		if (load_linux(vm, g, cpu, err, errlen))
 			return NULL;
 	} else {
-		rc = copy_in(vm, c->mem_base, g->data, g->size, cpu);
+		rc = vm_copy_in(vm, c->mem_base, g->data, g->size, cpu);
 		if (rc) {
 			q_snprintf(err, errlen, "cannot load '%s': %s", g->name, load_error(rc));
 			return NULL;

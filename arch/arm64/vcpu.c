@@ -20,6 +20,7 @@
 #include <arch/cpu.h>
 #include <arch/el1_context.h>
 #include <arch/gic.h>
+#include <arch/setway.h>
 #include <arch/stage2.h>
 #include <arch/vgic.h>
 #include <arch/sysreg.h>
@@ -252,7 +253,7 @@ static void vcpu_load(struct vcpu *v, struct trap_frame *f)
 		}
 	}
 	/* Where vCPUs share the CPU, WFE (a spinning lock) gives the CPU to another. */
-	write_sysreg(HCR_GUEST | (sched_queued(c->id) > 1 ? HCR_TWE : 0), hcr_el2);
+	write_sysreg(HCR_GUEST | setway_hcr(v) | (sched_queued(c->id) > 1 ? HCR_TWE : 0), hcr_el2);
 	write_sysreg(s2_vttbr(vm), vttbr_el2);
 	write_sysreg((1UL << 31) | v->index, vmpidr_el2);
 	write_sysreg(CPTR_EL2_RES1 | (c->fp_owner == v ? 0 : CPTR_EL2_TFP), cptr_el2);

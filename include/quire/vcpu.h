@@ -33,9 +33,6 @@ struct vcpu {
  */
 bool hypercall(struct vcpu *v, u64 x[4]);
 
-/* PSCI CPU_OFF: v stops; a VM whose last vCPU that was is powered off (it could never run again). */
-void vm_vcpu_off(struct vcpu *v);
-
 /* Arch: make a vCPU look at its state again (wake its CPU, or make it leave the guest). */
 void vcpu_kick(struct vcpu *v);
 /* Arch: what a VM of this kind needs beyond RAM (the vGIC, the CPU interface frame). */

@@ -148,6 +148,12 @@ void vm_system_init(struct pool *pool, unsigned ipa_bits, unsigned ncpus);
  */
 struct vm *vm_create(const struct vm_config *c, unsigned id, unsigned cpu, char *err, size_t errlen);
 
+/*
+ * Put len bytes at guest-physical at (page aligned) before vm runs: 0, or
+ * -EDQUOT / -ENOMEM / -EEXIST, with no page of the failing one left charged.
+ */
+int vm_copy_in(struct vm *vm, u64 at, const u8 *data, u64 len, unsigned cpu);
+
 enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsigned cpu);
 const char *vio_result_name(enum vio_result r);
 

@@ -160,11 +160,34 @@ static void share_stats_own_only(void **state)
 	assert_int_equal((s64)call(QUIRE_HC_SHARE_STATS, 4, x), SMCCC_NOT_SUPPORTED);
 }
 
+/* CPU_OFF by every vCPU stops the VM (nothing could start one again); one left keeps it. */
+static void last_cpu_off_stops_the_vm(void **state)
+{
+	struct vcpu second = { .vm = &vm_a, .index = 1 };
+	unsigned long offs = atomic_load(&registry_power_offs);
+	u64 x[4] = { PSCI_CPU_OFF };
+
+	(void)state;
+	vm_a.nvcpus = 2;
+	vm_a.vcpu[1] = &second;
+	atomic_store(&second.state, VCPU_START); /* being started by a CPU_ON */
+	assert_false(hypercall(&vcpu_a, x));
+	assert_int_equal(atomic_load(&vcpu_a.state), VCPU_OFF);
+	assert_false(atomic_load(&vm_a.off));
+	atomic_store(&second.state, VCPU_RUNNING);
+	x[0] = PSCI_CPU_OFF;
+	assert_false(hypercall(&second, x));
+	assert_true(atomic_load(&vm_a.off));
+	assert_int_equal(atomic_load(&registry_power_offs), offs + 1);
+	assert_false(atomic_load(&vm_b.off));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(nothing_of_other_vms, setup),
 		cmocka_unit_test_setup(share_stats_own_only, setup),
+		cmocka_unit_test_setup(last_cpu_off_stops_the_vm, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

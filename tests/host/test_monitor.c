@@ -138,7 +138,7 @@ static void stats_of_all_and_the_pool(void **state)
 		"quire: share shared=11 sharing=22 zero=33 saved=43 volatile=0 cow=0 scans=5 scanned=0 "
 		"merged=0 scan_us=1008 hash=fake\r\n"
 		"quire: swap slots=1000 used=12 outs=34 ins=22 out_reqs=0 in_reqs=0 zero=5 waits=40 errors=0 out_us=0 in_us=0 "
-		"in_cpu_ticks=0 clean=0 ahead=0 ahead_used=0\r\n"
+		"in_cpu_ticks=0 clean=0 ahead=0 ahead_used=0 lost=0\r\n"
 		"quire: pool free=1000 free_mib=3 used=4000 t_us=1234567\r\n");
 }
 

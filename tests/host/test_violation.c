@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <quire/errno.h>
 #include <quire/share.h>
 #include <quire/vm.h>
 #include "fake_s2.h"
@@ -841,6 +842,42 @@ static void regression_tlb_conflict_flushes_and_retries(void **state)
 	check_books(&vm);
 }
 
+/* vm_copy_in: a page copied but not mapped (no room for its table) goes back, uncharged. */
+static void regression_copy_in_gives_back_an_unmapped_page(void **state)
+{
+	static u8 image[PAGE_SIZE + 100];
+	struct fake_s2_stats st;
+
+	(void)state;
+	memset(image, 0xa5, sizeof(image));
+	/* Room for the root table and one page: the page is taken, its level-3 table is refused. */
+	setup(256, MiB(16), 2);
+	vm.cfg.sharing = SHARE_OFF;
+	assert_int_equal(vm_copy_in(&vm, RAM, image, sizeof(image), 0), -EDQUOT);
+	fake_s2_stats(&vm, &st);
+	assert_int_equal(st.leaves, 0);
+	assert_int_equal(atomic_load(&vm.pool.active), 0);
+	assert_int_equal(atomic_load(&vm.pool.charged), st.tables);
+	check_machine();
+	teardown(NULL);
+	/* With room, both pages (the second one partial, zeroed past its 100 bytes) are mapped and counted. */
+	setup(256, MiB(16), 1000);
+	vm.cfg.sharing = SHARE_OFF;
+	assert_int_equal(vm_copy_in(&vm, RAM, image, sizeof(image), 0), 0);
+	assert_int_equal(atomic_load(&vm.pool.active), 2);
+	assert_int_equal(((u8 *)hostmem_ptr(s2_lookup(&vm, IPA(PG(1)))))[99], 0xa5);
+	assert_int_equal(((u8 *)hostmem_ptr(s2_lookup(&vm, IPA(PG(1)))))[100], 0);
+	/* A resident limit of one page refuses the second: the first stays, counted. */
+	teardown(NULL);
+	setup(256, MiB(16), 1000);
+	vm.cfg.sharing = SHARE_OFF;
+	vm.pool.data_limit = 1;
+	assert_int_equal(vm_copy_in(&vm, RAM, image, sizeof(image), 0), -EDQUOT);
+	assert_int_equal(atomic_load(&vm.pool.active), 1);
+	fake_s2_stats(&vm, &st);
+	assert_int_equal(atomic_load(&vm.pool.charged), st.tables + 1);
+}
+
 /* s2_destroy: the VM's TLB entries go before its first page goes back (the fake keeps the arch's order). */
 static _Atomic unsigned long flushes_at_first_free;
 
@@ -888,6 +925,7 @@ int main(void)
 		cmocka_unit_test_teardown(regression_s1ptw_permission_fault_is_a_write, teardown),
 		cmocka_unit_test_teardown(regression_tlb_conflict_flushes_and_retries, teardown),
 		cmocka_unit_test_teardown(destroy_flushes_tlb_before_freeing, teardown),
+		cmocka_unit_test_teardown(regression_copy_in_gives_back_an_unmapped_page, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
