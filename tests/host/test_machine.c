@@ -227,6 +227,7 @@ static void virt_memory_and_model(void **state)
 	assert_region(m.mem[0], 0x40000000, 2048ULL << 20);
 	assert_true(m.mem_total == 2048ULL << 20);
 	assert_int_equal(m.nreserved, 0);
+	assert_string_equal(m.notes, ""); /* nothing to refuse on a real board */
 	assert_string_equal(m.bootargs, "");
 	assert_sane();
 }
@@ -544,6 +545,7 @@ static void rpi4_memory(void **state)
 	assert_region(m.reserved[0].r, 0, 0x1000);
 	assert_string_equal(m.reserved[0].name, "memreserve");
 	assert_sane();
+	assert_string_equal(m.notes, ""); /* nothing to refuse on a real board */
 }
 
 static void rpi4_cpus(void **state)
