@@ -8,9 +8,23 @@
 #include <quire/console.h>
 #include <quire/pool.h>
 
+/* The end of [base, base + size), saturated: a region that wraps runs to the top. */
+static u64 end_of(u64 base, u64 size)
+{
+	return size > ~0UL - base ? ~0UL : base + size;
+}
+
 static bool overlaps(u64 a, u64 asz, u64 b, u64 bsz)
 {
-	return a < b + bsz && b < a + asz;
+	return a < end_of(b, bsz) && b < end_of(a, asz);
+}
+
+/* The first page boundary at or after the end of region e, or 0 if there is none below 2^64. */
+static paddr_t page_after(const struct region *e)
+{
+	u64 end = end_of(e->base, e->size);
+
+	return end > ~0UL - (PAGE_SIZE - 1) ? 0 : ALIGN_UP(end, PAGE_SIZE);
 }
 
 u64 pool_desc_bytes(const struct machine *m)
@@ -22,9 +36,10 @@ bool pool_place(const struct machine *m, const struct region *ex, unsigned nex, 
 		paddr_t *where)
 {
 	for (unsigned r = 0; r < m->nmem; r++) {
-		paddr_t a = ALIGN_UP(m->mem[r].base, PAGE_SIZE), end = m->mem[r].base + m->mem[r].size;
+		paddr_t a = ALIGN_UP(m->mem[r].base, PAGE_SIZE), end = end_of(m->mem[r].base, m->mem[r].size);
 
-		while (a + size <= end) {
+		/* Written so that nothing overflows: a wrapped end would loop for ever. */
+		while (a >= m->mem[r].base && a <= end && size <= end - a) {
 			unsigned i;
 
 			for (i = 0; i < nex; i++)
@@ -34,8 +49,10 @@ bool pool_place(const struct machine *m, const struct region *ex, unsigned nex, 
 				*where = a;
 				return true;
 			}
-			/* Skip past the region in the way. */
-			a = ALIGN_UP(ex[i].base + ex[i].size, PAGE_SIZE);
+			/* Skip past the region in the way (it ends above a, since it overlaps). */
+			a = page_after(&ex[i]);
+			if (!a)
+				break;
 		}
 	}
 	return false;
@@ -43,13 +60,14 @@ bool pool_place(const struct machine *m, const struct region *ex, unsigned nex, 
 
 /*
  * Where the usable run starting at pa ends (exclusive), or, if pa itself is
- * excluded, 0 with *skip_to set past the region in the way.
+ * excluded, 0 with *skip_to set past the region in the way (0 if that runs to
+ * the top of the address space).
  */
 static paddr_t run_end(paddr_t pa, paddr_t end, const struct region *ex, unsigned nex, paddr_t *skip_to)
 {
 	for (unsigned i = 0; i < nex; i++) {
 		if (overlaps(pa, PAGE_SIZE, ex[i].base, ex[i].size)) {
-			*skip_to = ALIGN_UP(ex[i].base + ex[i].size, PAGE_SIZE);
+			*skip_to = page_after(&ex[i]);
 			return 0;
 		}
 		if (ex[i].base > pa && ex[i].base < end)
@@ -68,7 +86,7 @@ u32 pool_init(struct pool *p, const struct machine *m, const struct region *ex, 
 	lfstack_init(&p->free);
 	for (unsigned r = 0; r < m->nmem; r++) {
 		paddr_t pa = ALIGN_UP(m->mem[r].base, PAGE_SIZE);
-		paddr_t end = ALIGN_DOWN(m->mem[r].base + m->mem[r].size, PAGE_SIZE);
+		paddr_t end = ALIGN_DOWN(end_of(m->mem[r].base, m->mem[r].size), PAGE_SIZE);
 
 		/* Page numbers are 32 bits: RAM from 16 TiB up stays unmanaged. */
 		end = MIN(end, (paddr_t)1 << (32 + PAGE_SHIFT));
@@ -76,7 +94,17 @@ u32 pool_init(struct pool *p, const struct machine *m, const struct region *ex, 
 			paddr_t skip = end, stop = run_end(pa, end, ex, nex, &skip);
 			struct pool_range *cur;
 
+			/*
+			 * Never a page twice, even from banks that overlap
+			 * (machine_from_fdt merges them): two descriptors would
+			 * give it two owners. So earlier banks are excluded too.
+			 */
+			if (stop)
+				stop = run_end(pa, stop, m->mem, r, &skip);
+
 			if (!stop) {
+				if (skip <= pa)
+					break; /* excluded to the top of the address space */
 				pa = skip;
 				continue;
 			}

@@ -25,6 +25,8 @@
 #include <arch/stage2.h>
 #include <arch/vcpu.h>
 
+#define EL2_VA_BITS 39 /* mmu.c's identity map: Quire reaches no address above it */
+
 extern char _start[], _end[];
 extern _Atomic unsigned cpus_crashed;
 void idle_loop(void);
@@ -50,6 +52,14 @@ void __noreturn boot_refuse_el(unsigned el)
 	       el);
 	for (;;)
 		wfi();
+}
+
+/* What machine_from_fdt and machine_fit refused or changed, before anything relies on it. */
+static void print_dt_notes(void)
+{
+	console_write(machine.notes);
+	if (machine.notes_lost)
+		printk("quire: host DT: %u more lines like these not shown\n", machine.notes_lost);
 }
 
 static void __noreturn fatal(const char *why)
@@ -127,24 +137,51 @@ static void bench_hash(void)
 	}
 }
 
-/* The VM configuration: a config DTB the loader passed as the boot module, else the built-in one. */
-static const void *vm_config_blob(const char **from)
+/*
+ * The VM configuration: a config DTB the loader passed as the boot module,
+ * else the built-in one. A boot module that is not a good one is refused,
+ * with the reason, not passed over: whoever gave it meant it to be used.
+ */
+static const void *vm_config_blob(const char **from, char *err, size_t errlen)
 {
 	const struct region *m = &machine.boot_module;
 	const void *p = (const void *)(uintptr_t)m->base;
 	const struct vmcfg_image *g;
+	int rc;
 
-	if (m->size) {
-		if (m->size >= 64 && !fdt_check_header(p) && fdt_totalsize(p) <= m->size &&
-		    !fdt_node_check_compatible(p, 0, "quire,vm-config")) {
-			*from = "from the boot module";
-			return p;
+	if (m->size || machine.boot_module_bad) {
+		*from = "from the boot module";
+		if (machine.boot_module_bad) {
+			q_snprintf(err, errlen, "the host DT places it where Quire cannot read it (see above)");
+			return NULL;
 		}
-		printk("quire: the boot module at 0x%lx (%lu bytes) is not a quire,vm-config device tree; "
-		       "ignored\n", m->base, (unsigned long)m->size);
+		if (m->size < sizeof(struct fdt_header)) {
+			q_snprintf(err, errlen, "the boot module at 0x%lx is %lu bytes, too small for a device tree",
+				   m->base, (unsigned long)m->size);
+			return NULL;
+		}
+		rc = fdt_check_header(p);
+		if (rc) {
+			q_snprintf(err, errlen, "the boot module at 0x%lx is not a device tree: %s", m->base,
+				   fdt_strerror(rc));
+			return NULL;
+		}
+		if (fdt_totalsize(p) > m->size) {
+			q_snprintf(err, errlen, "the boot module's device tree claims %u bytes, more than the %lu "
+				   "the loader gave", fdt_totalsize(p), (unsigned long)m->size);
+			return NULL;
+		}
+		if (fdt_node_check_compatible(p, 0, "quire,vm-config")) {
+			q_snprintf(err, errlen, "the boot module's device tree is not compatible with "
+				   "\"quire,vm-config\"");
+			return NULL;
+		}
+		return p;
 	}
 	g = guest_find("vm_config");
 	*from = "built in";
+	if (!g)
+		q_snprintf(err, errlen, "this build carries none");
 	return g ? g->data : NULL;
 }
 
@@ -165,20 +202,24 @@ static void start_vms(unsigned ipa_bits)
 	static struct vm_config cfg[MAX_VMS];
 	struct vmcfg_image images[8];
 	struct vmcfg_limits lim = { cpus_online(), pool_free_pages(&vmm_pool), images, swap_enabled() };
-	const char *from;
-	const void *blob = vm_config_blob(&from);
+	const char *from, *blocker = machine_vm_blocker(&machine);
 	u64 guest = 0, limits = 0, kept = 0;
 	char err[256];
+	const void *blob = vm_config_blob(&from, err, sizeof(err));
 	u32 mib;
 	int n;
 
 	vm_system_init(&vmm_pool, ipa_bits, cpus_online());
 	if (bootargs_has(machine.bootargs, "quire.novm"))
 		return;
+	if (blocker) {
+		/* A VM would be created and never run: say so instead. */
+		printk("quire: %s in the host DT: VMs cannot run; starting no VM\n", blocker);
+		conmux_start(true);
+		return;
+	}
 	bootable_images(images, 8);
 	n = blob ? vmconfig_parse(blob, cfg, MAX_VMS, &mib, err, sizeof(err)) : -1;
-	if (!blob)
-		q_snprintf(err, sizeof(err), "this build carries none");
 	if (n < 0 || vmconfig_check(cfg, n, &lim, err, sizeof(err))) {
 		printk("quire: VM configuration (%s) refused: %s\n", from, err);
 		printk("quire: starting no VM\n");
@@ -218,15 +259,22 @@ void __noreturn boot_primary(paddr_t fdt, unsigned entry_el)
 	mmu_enable_early(fdt);
 	console_enable_locking();
 
-	if (machine_from_fdt((const void *)(uintptr_t)fdt, &machine, buf, sizeof(buf)))
+	if (machine_from_fdt((const void *)(uintptr_t)fdt, &machine, buf, sizeof(buf))) {
+		print_dt_notes();
 		fatal(buf);
+	}
+	/* Quire's identity map reaches EL2_VA_BITS: RAM and devices past it or PARange cannot be used. */
+	if (machine_fit(&machine, MIN(parange_bits(), EL2_VA_BITS),
+			(struct region){ (paddr_t)(uintptr_t)_start, (u64)(_end - _start) }, buf, sizeof(buf))) {
+		print_dt_notes();
+		fatal(buf);
+	}
+	print_dt_notes();
 	mmu_enable_final(&machine);
 	if (machine.gic.found && machine.gic.gich.size)
 		gic_init(&machine);
 	if (machine.uart.found && machine.uart.base != platform.early_uart)
 		pl011_console_init(machine.uart.base, platform.uart_clock_hz);
-	if (!machine.gic.found)
-		printk("Quire: warning: no GICv2 in the device tree\n");
 
 	if (machine.gic.found && machine.gic.gich.size)
 		gic_init_cpu();

@@ -22,7 +22,6 @@ static _Atomic bool cpu_up[MAX_CPUS];
 static _Atomic unsigned ncpus_up = 1;
 
 s64 smccc_smc(u64 fid, u64 a1, u64 a2, u64 a3);
-s64 smccc_hvc(u64 fid, u64 a1, u64 a2, u64 a3);
 void secondary_entry(void);
 void secondary_main(unsigned id);
 void idle_loop(void);
@@ -77,22 +76,16 @@ void cpu_init_percpu(unsigned id, u64 mpidr)
 	write_sysreg(&cpus[id], tpidr_el2);
 }
 
-static s64 psci_cpu_on(const struct machine *m, u64 mpidr, paddr_t entry)
-{
-	if (m->psci.conduit == PSCI_CONDUIT_SMC)
-		return smccc_smc(m->psci.cpu_on, mpidr, entry, 0);
-	return smccc_hvc(m->psci.cpu_on, mpidr, entry, 0);
-}
-
 static const char *start_cpu(const struct machine *m, const struct cpu_desc *c)
 {
 	paddr_t entry = (paddr_t)(uintptr_t)secondary_entry;
 
 	switch (c->method) {
 	case CPU_ENABLE_PSCI:
-		if (m->psci.conduit == PSCI_CONDUIT_NONE)
+		/* Only SMC reaches firmware from EL2: an HVC would trap to Quire itself. */
+		if (m->psci.conduit != PSCI_CONDUIT_SMC)
 			return "enable-method is psci but the DT has no usable /psci node";
-		s64 rc = psci_cpu_on(m, c->mpidr, entry);
+		s64 rc = smccc_smc(m->psci.cpu_on, c->mpidr, entry, 0);
 		if (rc != PSCI_SUCCESS && rc != PSCI_ALREADY_ON)
 			return "PSCI CPU_ON failed";
 		return NULL;

@@ -10,6 +10,7 @@
 #define MAX_MEM_REGIONS 16
 #define MAX_RESERVED 32
 #define MAX_VIRTIO 32
+#define MACHINE_NOTES 2048
 
 struct region {
 	paddr_t base;
@@ -24,6 +25,7 @@ struct cpu_desc {
 	paddr_t release_addr; /* spin-table only */
 };
 
+/* HVC from EL2 traps to Quire itself: machine_from_fdt refuses it, so only SMC is ever set. */
 enum psci_conduit { PSCI_CONDUIT_NONE, PSCI_CONDUIT_SMC, PSCI_CONDUIT_HVC };
 
 struct reserved_region {
@@ -34,7 +36,8 @@ struct reserved_region {
 struct machine {
 	char model[64];
 
-	struct region mem[MAX_MEM_REGIONS];
+	struct region mem[MAX_MEM_REGIONS]; /* sorted, overlapping and adjacent banks merged */
+	char mem_node[MAX_MEM_REGIONS][48]; /* the memory node each bank came from (the first, if merged) */
 	unsigned nmem;
 	u64 mem_total;
 
@@ -60,9 +63,10 @@ struct machine {
 	} uart;
 
 	struct {
-		bool found;
+		bool found; /* a GICv2 whose distributor and CPU interface Quire can use */
 		char compatible[32];
-		struct region dist, cpu, gich, gicv;
+		char path[64];
+		struct region dist, cpu, gich, gicv; /* gich, gicv: 0 without the virtualization extensions */
 		u32 maint_irq; /* INTID; 0 when the node names none */
 	} gic;
 
@@ -81,6 +85,15 @@ struct machine {
 	char bootargs[256];
 	/* What the loader put at /chosen/linux,initrd-*: a VM config DTB, if anything. */
 	struct region boot_module;
+	/* The loader named a boot module Quire cannot read (outside RAM): notes say why. */
+	bool boot_module_bad;
+
+	/*
+	 * What Quire refused, changed or left out of the host DT, one line each
+	 * ("quire: host DT: <node> <property>: ..."), for the boot console.
+	 */
+	char notes[MACHINE_NOTES];
+	unsigned notes_lost; /* lines that did not fit */
 };
 
 /*
@@ -88,6 +101,17 @@ struct machine {
  * number and leaves a sentence for the console in err.
  */
 int machine_from_fdt(const void *fdt, struct machine *m, char *err, size_t errlen);
+
+/*
+ * The checks that need to know the CPU and where Quire was loaded: RAM and
+ * devices beyond pa_bits (the PA range Quire can map) are clipped or left
+ * out, and Quire's image must lie in RAM. Returns a negative number with a
+ * sentence in err when Quire cannot run at all.
+ */
+int machine_fit(struct machine *m, unsigned pa_bits, struct region image, char *err, size_t errlen);
+
+/* Why no VM can run on m (no usable GIC), or NULL if they can. */
+const char *machine_vm_blocker(const struct machine *m);
 
 /* Index of the cpu whose MPIDR affinity equals mpidr, or -1. */
 int machine_cpu_index(const struct machine *m, u64 mpidr);

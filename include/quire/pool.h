@@ -41,7 +41,8 @@ struct pool_range {
 struct pool {
 	struct mpage *desc;
 	u32 ndesc;
-	struct pool_range range[MAX_MEM_REGIONS * 2];
+	/* Each excluded region splits at most one run: room for every bank and exclusion, never "too fragmented". */
+	struct pool_range range[MAX_MEM_REGIONS + MAX_RESERVED + 8];
 	unsigned nranges;
 	struct lfstack free;
 	struct pcpu_cache cache[MAX_CPUS];

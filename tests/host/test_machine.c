@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include <quire/machine.h>
+#include <quire/pool.h>
 
 #define FDT_MAX_SIZE (2UL << 20) /* as in core/machine.c */
 
@@ -189,6 +190,30 @@ static void assert_sane(void)
 	assert_strings_terminated();
 }
 
+/* A line of m.notes contains every one of the strings (NULL-terminated list). */
+static void assert_note_all(const char *const *parts)
+{
+	const char *line = m.notes;
+
+	while (*line) {
+		const char *nl = strchr(line, '\n');
+		char buf[sizeof(m.notes)];
+		bool all = true;
+
+		assert_non_null(nl);
+		memcpy(buf, line, nl - line);
+		buf[nl - line] = '\0';
+		for (const char *const *p = parts; *p; p++)
+			all &= strstr(buf, *p) != NULL;
+		if (all && !strncmp(buf, "quire: host DT: ", 16))
+			return;
+		line = nl + 1;
+	}
+	fail_msg("no note with \"%s\"%s; notes:\n%s", parts[0], parts[1] ? " and the rest" : "", m.notes);
+}
+
+#define assert_note(...) assert_note_all((const char *const[]){ __VA_ARGS__, NULL })
+
 /* ---- QEMU virt (virtualization=on, gic-version=2, 4 CPUs, 2 GiB) ------- */
 
 static void virt_memory_and_model(void **state)
@@ -202,6 +227,7 @@ static void virt_memory_and_model(void **state)
 	assert_region(m.mem[0], 0x40000000, 2048ULL << 20);
 	assert_true(m.mem_total == 2048ULL << 20);
 	assert_int_equal(m.nreserved, 0);
+	assert_string_equal(m.notes, ""); /* nothing to refuse on a real board */
 	assert_string_equal(m.bootargs, "");
 	assert_sane();
 }
@@ -353,9 +379,8 @@ static void virt_psci_variants(void **state)
 	(void)state;
 	/* 0.2 alone: the standard SMC64 CPU_ON. */
 	set_string(e, "/psci", "compatible", "arm,psci-0.2");
-	set_string(e, "/psci", "method", "hvc");
 	parse_ok(e);
-	assert_int_equal(m.psci.conduit, PSCI_CONDUIT_HVC);
+	assert_int_equal(m.psci.conduit, PSCI_CONDUIT_SMC);
 	assert_int_equal(m.psci.cpu_on, 0xc4000003);
 
 	/* An unknown method leaves PSCI unusable. */
@@ -405,6 +430,10 @@ static void virt_memory_region_limit(void **state)
 	parse_fails(e, "memory regions");
 }
 
+/*
+ * More reservations than the table holds: none is dropped (that would hand
+ * firmware's memory to guests); neighbours are joined, and a note says so.
+ */
 static void virt_reserved_limit(void **state)
 {
 	void *fdt = load("qemu-virt.dtb"), *e = editable(fdt);
@@ -414,7 +443,16 @@ static void virt_reserved_limit(void **state)
 		assert_int_equal(fdt_add_mem_rsv(e, 0x50000000 + i * 0x10000, 0x1000), 0);
 	parse_ok(e);
 	assert_int_equal(m.nreserved, MAX_RESERVED);
-	assert_region(m.reserved[MAX_RESERVED - 1].r, 0x50000000 + (MAX_RESERVED - 1) * 0x10000, 0x1000);
+	for (int i = 0; i < MAX_RESERVED + 8; i++) {
+		uint64_t a = 0x50000000 + i * 0x10000;
+		bool covered = false;
+
+		for (unsigned k = 0; k < m.nreserved; k++)
+			covered |= a >= m.reserved[k].r.base && a + 0x1000 <= m.reserved[k].r.base + m.reserved[k].r.size;
+		if (!covered)
+			fail_msg("/memreserve/ entry %d at 0x%llx dropped", i, (unsigned long long)a);
+	}
+	assert_note("/memreserve/ and /reserved-memory: 40 regions");
 }
 
 static void virt_virtio_limit(void **state)
@@ -507,6 +545,7 @@ static void rpi4_memory(void **state)
 	assert_region(m.reserved[0].r, 0, 0x1000);
 	assert_string_equal(m.reserved[0].name, "memreserve");
 	assert_sane();
+	assert_string_equal(m.notes, ""); /* nothing to refuse on a real board */
 }
 
 static void rpi4_cpus(void **state)
@@ -620,13 +659,13 @@ static void too_many_cpus(void **state)
 	assert_int_equal(machine_cpu_index(&m, 0x200), -1); /* ignored */
 }
 
-static void psci_0_1_hvc(void **state)
+static void psci_0_1(void **state)
 {
 	void *fdt = load("psci-0.1.dtb");
 
 	(void)state;
 	parse_ok(fdt);
-	assert_int_equal(m.psci.conduit, PSCI_CONDUIT_HVC);
+	assert_int_equal(m.psci.conduit, PSCI_CONDUIT_SMC);
 	assert_int_equal(m.psci.cpu_on, 0x95c1ba60);
 
 	/* Two address cells; the disabled cpu and the one without reg are skipped. */
@@ -638,7 +677,7 @@ static void psci_0_1_hvc(void **state)
 	assert_int_equal(m.cpu[2].method, CPU_ENABLE_PSCI);
 	assert_true(m.cpu[3].mpidr == 0x101);
 	assert_int_equal(m.cpu[3].method, CPU_ENABLE_SPIN_TABLE);
-	assert_true(m.cpu[3].release_addr == 0x8000fff8);
+	assert_true(m.cpu[3].release_addr == 0x4000fff8);
 	assert_true(m.cpu[4].mpidr == 0x102);
 	assert_int_equal(m.cpu[4].method, CPU_ENABLE_NONE);
 	assert_int_equal(machine_cpu_index(&m, 0x10000000000ULL), 2);
@@ -770,7 +809,7 @@ static void full_board(void **state)
 	assert_int_equal(m.ncpus, 2);
 	assert_int_equal(m.cpu[1].method, CPU_ENABLE_SPIN_TABLE);
 	assert_true(m.cpu[1].release_addr == 0x8000fff8);
-	assert_int_equal(m.psci.conduit, PSCI_CONDUIT_HVC);
+	assert_int_equal(m.psci.conduit, PSCI_CONDUIT_SMC);
 	assert_int_equal(m.psci.cpu_on, 0xc4000003);
 	assert_true(m.uart.found);
 	assert_true(m.uart.base == 0x09002000);
@@ -955,6 +994,367 @@ static void corrupt_random(void **state)
 	}
 }
 
+/* ---- host DT values checked before use (issue 14) ----------------------- */
+
+/* Build a pool over m's RAM (descriptors on the heap; no page is touched). */
+static struct pool pool;
+
+static u32 build_pool(const struct region *ex, unsigned nex)
+{
+	void *desc = track(calloc(1, pool_desc_bytes(&m) + 1));
+
+	return pool_init(&pool, &m, ex, nex, desc);
+}
+
+static void assert_mpns_unique(u32 n)
+{
+	uint8_t *seen = track(calloc(1, (size_t)1 << 20)); /* a bit per page of the low 32 GiB */
+
+	for (u32 i = 0; i < n; i++) {
+		mpn_t mpn = pool.desc[i].mpn;
+
+		assert_true(mpn < (1u << 23));
+		if (seen[mpn / 8] & (1 << mpn % 8))
+			fail_msg("machine page 0x%llx has two descriptors", (unsigned long long)mpn << PAGE_SHIFT);
+		seen[mpn / 8] |= 1 << mpn % 8;
+	}
+}
+
+/*
+ * Overlapping and duplicate /memory banks are merged (with a note), so
+ * every machine page has one descriptor and one owner.
+ */
+static void regression_overlapping_memory_banks(void **state)
+{
+	void *fdt = load("memory-overlap.dtb");
+	u32 n;
+
+	(void)state;
+	parse_ok(fdt);
+	assert_int_equal(m.nmem, 2);
+	assert_region(m.mem[0], 0x40000000, 0x12000000);
+	assert_region(m.mem[1], 0x80000000, 0x100000);
+	assert_true(m.mem_total == 0x12100000);
+	assert_note("/memory@40000000 reg: bank 0x44000000-0x44ffffff overlaps", "merged");
+	assert_note("/memory@40000000-again reg", "merged");
+	assert_note("/memory@51000000 reg: bank 0x51000000-0x51ffffff adjoins", "merged");
+	n = build_pool(NULL, 0);
+	assert_int_equal(n, 0x12100000 >> PAGE_SHIFT);
+	assert_mpns_unique(n);
+}
+
+/* Even given overlapping banks directly, pool_init never makes two descriptors for a page. */
+static void regression_pool_overlapping_banks(void **state)
+{
+	u32 n;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.nmem = 3;
+	m.mem[0] = (struct region){ 0x40000000, 0x1000000 };
+	m.mem[1] = (struct region){ 0x40800000, 0x100000 };  /* inside the first */
+	m.mem[2] = (struct region){ 0x40f00000, 0x200000 };  /* over its end */
+	m.mem_total = 0x1300000;
+	n = build_pool(NULL, 0);
+	assert_int_equal(n, 0x1100000 >> PAGE_SHIFT);
+	assert_mpns_unique(n);
+}
+
+/* A bank whose end wraps is left out with a note. */
+static void bank_that_wraps(void **state)
+{
+	void *e = editable(load("memory-banks.dtb"));
+	const uint32_t reg[] = { 0, 0x40000000, 0, 0x10000000, 0xffffffff, 0xfff00000, 0, 0x200000 };
+
+	(void)state;
+	set_cells(e, "/memory@40000000", "reg", reg, 8);
+	parse_ok(e);
+	for (unsigned i = 0; i < m.nmem; i++)
+		assert_true(m.mem[i].base + m.mem[i].size > m.mem[i].base);
+	assert_note("/memory@40000000 reg: bank at 0xfffffffffff00000", "past the top", "ignored");
+}
+
+/*
+ * Reservations and a boot module that wrap: clipped or refused, and the pool
+ * is built and placed without looping for ever (pool_place and run_end did).
+ */
+static void regression_reserve_that_wraps(void **state)
+{
+	void *e = editable(load("full.dtb"));
+	struct region ex[MAX_RESERVED + 1];
+	paddr_t at;
+	u32 n;
+
+	(void)state;
+	assert_int_equal(fdt_add_mem_rsv(e, 0x9ff00000, 0xffffffffffffff00ULL), 0);
+	parse_ok(e);
+	assert_note("/memreserve/ entry 1: 0xffffffffffffff00 bytes at 0x9ff00000", "reserved to the end of RAM");
+	for (unsigned i = 0; i < m.nreserved; i++) {
+		ex[i] = m.reserved[i].r;
+		assert_true(ex[i].base + ex[i].size >= ex[i].base);
+	}
+	assert_region(m.reserved[1].r, 0x9ff00000, 0x100000);
+	n = build_pool(ex, m.nreserved);
+	assert_mpns_unique(n);
+
+	/* pool_place and pool_init given wrapping regions directly. */
+	ex[0] = (struct region){ 0x40001000, ~0ULL - 0x1000 };
+	assert_false(pool_place(&m, ex, 1, 0x3000, &at) && at >= 0x40001000);
+	ex[0] = (struct region){ 0x40000800, ~0ULL - 0x7ff }; /* ends at 2^64 + 1: wraps to 1 */
+	assert_true(pool_place(&m, ex, 1, 0x1000, &at) == false);
+	n = build_pool(ex, 1);
+	assert_int_equal(n, 0);
+	ex[0] = (struct region){ 0xfffffffffffff800ULL, 0x700 }; /* page_after would wrap */
+	assert_true(pool_place(&m, ex, 1, 0x1000, &at));
+	assert_true(at == 0x40000000);
+}
+
+/* A boot module outside RAM, or half given, is never read; a note says why. */
+static void boot_module_outside_ram(void **state)
+{
+	void *e = editable(load("full.dtb"));
+	const uint32_t start[] = { 0x0, 0x09000000 }, end[] = { 0x0, 0x09100000 };
+	const uint32_t wrap_end[] = { 0xffffffff, 0xffffffff };
+
+	(void)state;
+	set_cells(e, "/chosen", "linux,initrd-start", start, 2);
+	set_cells(e, "/chosen", "linux,initrd-end", end, 2);
+	parse_ok(e);
+	assert_true(m.boot_module_bad);
+	assert_true(m.boot_module.size == 0);
+	assert_note("/chosen linux,initrd-start", "0x9000000-0x9100000 is not inside RAM");
+
+	set_cells(e, "/chosen", "linux,initrd-end", wrap_end, 2);
+	parse_ok(e);
+	assert_true(m.boot_module_bad);
+
+	/* Inside RAM: used. */
+	const uint32_t s2[] = { 0x0, 0x48000000 }, e2[] = { 0x0, 0x48001000 };
+	set_cells(e, "/chosen", "linux,initrd-start", s2, 2);
+	set_cells(e, "/chosen", "linux,initrd-end", e2, 2);
+	parse_ok(e);
+	assert_false(m.boot_module_bad);
+	assert_region(m.boot_module, 0x48000000, 0x1000);
+
+	assert_int_equal(fdt_delprop(e, node(e, "/chosen"), "linux,initrd-end"), 0);
+	parse_ok(e);
+	assert_true(m.boot_module_bad);
+	assert_note("boot module", "half given");
+}
+
+/* PSCI over HVC would call Quire itself: refused, with the node and property named. */
+static void regression_psci_hvc_refused(void **state)
+{
+	void *e = editable(load("qemu-virt.dtb"));
+
+	(void)state;
+	set_string(e, "/psci", "method", "hvc");
+	parse_ok(e);
+	assert_int_equal(m.psci.conduit, PSCI_CONDUIT_NONE);
+	assert_note("/psci method: \"hvc\"", "PSCI not used");
+}
+
+/* A spin-table release address outside RAM or misaligned: that CPU is not started. */
+static void regression_release_addr_outside_ram(void **state)
+{
+	void *e = editable(load("full.dtb"));
+	const uint32_t outside[] = { 0x0, 0x09000000 }, odd[] = { 0x0, 0x80000004 };
+
+	(void)state;
+	set_cells(e, "/cpus/cpu@1", "cpu-release-addr", outside, 2);
+	parse_ok(e);
+	assert_int_equal(m.cpu[1].method, CPU_ENABLE_NONE);
+	assert_note("/cpus/cpu@1 cpu-release-addr: 0x9000000 is outside RAM", "cannot be started");
+	set_cells(e, "/cpus/cpu@1", "cpu-release-addr", odd, 2);
+	parse_ok(e);
+	assert_int_equal(m.cpu[1].method, CPU_ENABLE_NONE);
+	assert_note("/cpus/cpu@1 cpu-release-addr: 0x80000004 is not 8-byte aligned");
+}
+
+/* Two cpu nodes with one MPIDR: the second is left out. */
+static void duplicate_mpidr(void **state)
+{
+	void *e = editable(load("full.dtb"));
+	const uint32_t zero[] = { 0 };
+
+	(void)state;
+	set_cells(e, "/cpus/cpu@1", "reg", zero, 1);
+	parse_ok(e);
+	assert_int_equal(m.ncpus, 1);
+	assert_note("/cpus/cpu@1 reg: MPIDR 0x0 again, ignored");
+}
+
+/*
+ * The GICV frame over RAM (a guest read and wrote Quire's memory through
+ * it), the UART over the distributor, a virtio slot over RAM: none is used,
+ * the RAM under them is withheld, and no VM is started.
+ */
+static void regression_gicv_over_ram(void **state)
+{
+	void *fdt = load("gicv-over-ram.dtb");
+	bool under = false;
+
+	(void)state;
+	parse_ok(fdt);
+	assert_false(m.gic.found);
+	assert_non_null(machine_vm_blocker(&m));
+	assert_note("/interrupt-controller@8000000 reg: GICV frame 0x40000000+0x10000 overlaps RAM",
+		    "no VM can run");
+	for (unsigned i = 0; i < m.nreserved; i++)
+		under |= m.reserved[i].r.base == 0x40000000 && m.reserved[i].r.size == 0x10000;
+	assert_true(under);
+	assert_int_equal(m.nvirtio, 0);
+	assert_note("/virtio_mmio@4fffff00 reg: 0x4fffff00+0x200 overlaps RAM", "ignored");
+	/* The UART does not clash with an unused GIC: it stays the console. */
+	assert_true(m.uart.found);
+}
+
+static void gic_frames_clash(void **state)
+{
+	void *e = editable(load("qemu-virt.dtb"));
+	const uint32_t overlap[] = { 0, 0x08000000, 0, 0x10000, 0, 0x08010000, 0, 0x10000,
+				     0, 0x08030000, 0, 0x10000, 0, 0x08038000, 0, 0x10000 };
+	const uint32_t small[] = { 0, 0x08000000, 0, 0x10000, 0, 0x08010000, 0, 0x1000 };
+	const uint32_t uart[] = { 0, 0x08010000, 0, 0x1000 };
+	const uint32_t wraps[] = { 0, 0x08000000, 0, 0x10000, 0xffffffff, 0xffff0000, 0, 0x20000 };
+
+	(void)state;
+	set_cells(e, "/intc@8000000", "reg", overlap, 16);
+	parse_ok(e);
+	assert_false(m.gic.found);
+	assert_note("/intc@8000000 reg: GICV frame 0x8038000+0x10000 overlaps the GICH frame");
+
+	set_cells(e, "/intc@8000000", "reg", small, 8);
+	parse_ok(e);
+	assert_false(m.gic.found);
+	assert_note("CPU interface frame 0x8010000+0x1000 is too small");
+
+	set_cells(e, "/intc@8000000", "reg", wraps, 8);
+	parse_ok(e);
+	assert_false(m.gic.found);
+	assert_note("CPU interface frame", "runs past the top");
+
+	/* A good GIC, and the console UART over its CPU interface: the UART is not used. */
+	load("qemu-virt.dtb");
+	e = editable(load("qemu-virt.dtb"));
+	set_cells(e, "/pl011@9000000", "reg", uart, 4);
+	parse_ok(e);
+	assert_true(m.gic.found);
+	assert_null(machine_vm_blocker(&m));
+	assert_false(m.uart.found);
+	assert_note("/pl011@9000000 reg: 0x8010000+0x1000 overlaps the GIC's CPU interface frame",
+		    "not used as the console");
+}
+
+/* No GIC, a GICv3 only, or one without GICH/GICV: said once, and VMs are not started. */
+static void gic_missing_or_partial(void **state)
+{
+	void *e = editable(load("qemu-virt.dtb"));
+	const uint32_t reg[] = { 0, 0x08000000, 0, 0x10000, 0, 0x08010000, 0, 0x10000 };
+
+	(void)state;
+	set_cells(e, "/intc@8000000", "reg", reg, 8);
+	parse_ok(e);
+	assert_true(m.gic.found);
+	assert_non_null(machine_vm_blocker(&m));
+	assert_note("/intc@8000000 reg: no GICH and GICV frames", "no VM can run");
+
+	set_string(e, "/intc@8000000", "compatible", "arm,gic-v3");
+	parse_ok(e);
+	assert_non_null(machine_vm_blocker(&m));
+	assert_note("no enabled GICv2 node (only a GICv3", "no VM can run");
+
+	assert_int_equal(fdt_del_node(e, node(e, "/intc@8000000")), 0);
+	parse_ok(e);
+	assert_non_null(machine_vm_blocker(&m));
+	assert_note("no enabled GICv2 node", "no VM can run");
+
+	parse_ok(load("qemu-virt.dtb"));
+	assert_null(machine_vm_blocker(&m));
+	assert_string_equal(m.notes, "");
+}
+
+/* A stdout-path alias that names itself: libfdt recursed until the stack ran out. */
+static void regression_stdout_path_alias_loop(void **state)
+{
+	void *e = editable(load("stdout-path.dtb"));
+
+	(void)state;
+	set_string(e, "/aliases", "serial1", "serial1");
+	set_string(e, "/chosen", "stdout-path", "serial1:115200n8");
+	parse_ok(e);
+	assert_true(m.uart.found); /* the first PL011 */
+	assert_true(m.uart.base == 0x09000000);
+	assert_note("/aliases", "not a full path");
+
+	set_string(e, "/aliases", "serial1", "serial0");
+	parse_ok(e);
+	assert_true(m.uart.base == 0x09000000);
+}
+
+/* machine_fit: RAM beyond the PA range is cut or left out; devices beyond it are not used. */
+static void fit_pa_range(void **state)
+{
+	void *e = editable(load("memory-banks.dtb"));
+	const struct region image = { 0x40080000, 0x100000 };
+
+	(void)state;
+	parse_ok(e);
+	assert_int_equal(machine_fit(&m, 32, image, err, sizeof(err)), 0);
+	/* 0x100000000+2 GiB is beyond 32 bits. */
+	assert_int_equal(m.nmem, 3);
+	assert_true(m.mem_total == (16ULL + 256 + 1024) << 20);
+	assert_note("/memory@100000000 reg: bank 0x100000000-0x17fffffff beyond the CPU's 32-bit PA range, ignored");
+
+	parse_ok(e);
+	assert_int_equal(machine_fit(&m, 33, image, err, sizeof(err)), 0);
+	assert_region(m.mem[3], 0x100000000ULL, 0x80000000ULL);
+	assert_int_equal(machine_fit(&m, 32, image, err, sizeof(err)), 0);
+
+	/* Devices beyond the range: not used. */
+	e = editable(load("qemu-virt.dtb"));
+	const uint32_t high[] = { 0x1, 0x09000000, 0x0, 0x1000 };
+	const uint32_t gic[] = { 0, 0x08000000, 0, 0x10000, 0x1, 0x08010000, 0, 0x10000,
+				 0, 0x08030000, 0, 0x10000, 0, 0x08040000, 0, 0x10000 };
+	set_cells(e, "/pl011@9000000", "reg", high, 4);
+	set_cells(e, "/intc@8000000", "reg", gic, 16);
+	parse_ok(e);
+	assert_true(m.uart.found && m.gic.found);
+	assert_int_equal(machine_fit(&m, 32, image, err, sizeof(err)), 0);
+	assert_false(m.uart.found);
+	assert_note("/pl011@9000000 reg: console UART 0x109000000+0x1000 is beyond the CPU's 32-bit PA range");
+	assert_false(m.gic.found);
+	assert_non_null(machine_vm_blocker(&m));
+	assert_note("/intc@8000000 reg: CPU interface frame 0x108010000+0x10000 is beyond");
+	assert_note("/intc@8000000: the GIC is not used, so no VM can run");
+
+	/* No RAM at all within range: refused with a reason. */
+	e = editable(load("full.dtb"));
+	const uint32_t big[] = { 0x1, 0x0, 0x0, 0x80000000 };
+	set_cells(e, "/memory@80000000", "reg", big, 4);
+	parse_ok(e);
+	assert_true(machine_fit(&m, 32, (struct region){ 0x100000000ULL, 0x1000 }, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "32-bit"));
+}
+
+/* machine_fit: Quire's own image must be in RAM; a release address inside it is refused. */
+static void fit_image(void **state)
+{
+	void *fdt = load("full.dtb");
+
+	(void)state;
+	parse_ok(fdt);
+	assert_true(machine_fit(&m, 40, (struct region){ 0x60000000, 0x100000 }, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "Quire's own image at 0x60000000-0x600fffff is not in the RAM"));
+	parse_ok(fdt);
+	assert_true(machine_fit(&m, 40, (struct region){ 0x4ff80000, 0x100000 }, err, sizeof(err)) < 0);
+
+	parse_ok(fdt);
+	assert_int_equal(machine_fit(&m, 40, (struct region){ 0x80000000, 0x100000 }, err, sizeof(err)), 0);
+	assert_int_equal(m.cpu[1].method, CPU_ENABLE_NONE); /* 0x8000fff8 is in the image */
+	assert_note("cpu-release-addr: 0x8000fff8 is inside Quire's image");
+}
+
 /* ---- known defects ------------------------------------------------------ */
 
 /*
@@ -1016,7 +1416,7 @@ int main(void)
 		T(only_memory_disabled),
 		T(memory_banks_sorted),
 		T(too_many_cpus),
-		T(psci_0_1_hvc),
+		T(psci_0_1),
 		T(bus_ranges_not_covering),
 		T(nested_ranges),
 		T(stdout_path_full_path_with_options),
@@ -1032,6 +1432,20 @@ int main(void)
 		T(corrupt_random),
 		T(regression_empty_cpu_on_property),
 		T(regression_empty_clock_frequency_property),
+		T(regression_overlapping_memory_banks),
+		T(regression_pool_overlapping_banks),
+		T(bank_that_wraps),
+		T(regression_reserve_that_wraps),
+		T(boot_module_outside_ram),
+		T(regression_psci_hvc_refused),
+		T(regression_release_addr_outside_ram),
+		T(duplicate_mpidr),
+		T(regression_gicv_over_ram),
+		T(gic_frames_clash),
+		T(gic_missing_or_partial),
+		T(regression_stdout_path_alias_loop),
+		T(fit_pa_range),
+		T(fit_image),
 	};
 
 	if (getenv("QUIRE_DTB_DIR"))
