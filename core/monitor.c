@@ -133,7 +133,7 @@ static void stats_line(struct vm *vm)
 
 	printk("quire: stats %s guest_mib=%lu resident=%u zero=%u shared=%u swapped=%u faults=%lu "
 	       "tables=%u quota=%u charged=%u cow=%lu merged=%lu volatile=%u scans=%lu scan_rate=%u "
-	       "swap_outs=%lu swap_ins=%lu swap_slots=%u swap_squeezed=%lu\n",
+	       "swap_outs=%lu swap_ins=%lu swap_slots=%u swap_squeezed=%lu cache_flushes=%lu\n",
 	       vm->name, mib(vm->cfg.mem_size),
 	       atomic_load_explicit(&p->active, memory_order_relaxed),
 	       atomic_load_explicit(&p->zero, memory_order_relaxed),
@@ -146,7 +146,7 @@ static void stats_line(struct vm *vm)
 	       atomic_load(&vm->share.volatile_pages), (unsigned long)atomic_load(&vm->share.scans),
 	       atomic_load(&vm->share.scan_pages), (unsigned long)atomic_load(&vm->swap.outs),
 	       (unsigned long)atomic_load(&vm->swap.ins), atomic_load(&vm->swap.slots),
-	       (unsigned long)atomic_load(&vm->swap.squeezed));
+	       (unsigned long)atomic_load(&vm->swap.squeezed), (unsigned long)atomic_load(&vm->cache_flushes));
 }
 
 static void swap_line(void)

@@ -33,22 +33,15 @@
 #define SCTLR_EL1_M (1UL << 0)
 #define SCTLR_EL1_C (1UL << 2)
 
-static _Atomic u64 flushes[MAX_VMS];
-static _Atomic bool logged[MAX_VMS];
-
-u64 setway_flushes(unsigned vm_id)
-{
-	return vm_id - 1 < MAX_VMS ? atomic_load(&flushes[vm_id - 1]) : 0;
-}
-
 static void flush_vm(struct vcpu *v, const char *why)
 {
 	u64 pages = s2_flush_dcache(v->vm);
 
-	atomic_fetch_add(&flushes[v->vm->id - 1], 1);
-	if (!atomic_exchange(&logged[v->vm->id - 1], true))
-		printk("quire: %s vCPU %u: set/way cache maintenance: %s: %lu pages cleaned and "
-		       "invalidated to PoC (logged once)\n", v->vm->name, v->index, why, pages);
+	atomic_fetch_add(&v->vm->cache_flushes, 1);
+	vm_log_once(v->vm, VM_LOG_SETWAY,
+		    "quire: %s vCPU %u: set/way cache maintenance: %s: %lu pages cleaned and invalidated to PoC "
+		    "(logged once; the monitor's stats count them as cache_flushes)\n",
+		    v->vm->name, v->index, why, (unsigned long)pages);
 }
 
 static void set_tvm(struct vcpu *v, bool on)

@@ -63,6 +63,7 @@ struct vm {
 	_Atomic bool off;	/* set once life left VM_RUNNING: its vCPUs leave */
 	_Atomic bool paused;	/* its vCPUs are not scheduled */
 	_Atomic bool report_start; /* restarted: say when its first instruction runs */
+	_Atomic u64 cache_flushes; /* whole-VM cleans to PoC for set/way maintenance (arch/arm64/setway.c) */
 	struct vm_config cfg;	/* what it was made from, for restarts */
 	/*
 	 * Kept across a rebuild: vm_create clears the struct only up to here, so
@@ -75,7 +76,7 @@ struct vm {
 
 enum {
 	VM_LOG_VIO = 0, VM_LOG_UNDEF = 8, VM_LOG_HVC, VM_LOG_SYSREG, VM_LOG_MMIO, VM_LOG_MMIO_NOISV,
-	VM_LOG_SWAP_IO, VM_LOG_SWAP_FULL,
+	VM_LOG_SWAP_IO, VM_LOG_SWAP_FULL, VM_LOG_SETWAY,
 };
 /*
  * A VM's lifecycle (vm->life). Every change is a CAS from the state it

@@ -10,7 +10,8 @@
  * another released sees only zeros), 12 yield (scheduler bench), 13 share (merging
  * and copy-on-write, see mode_share), 14 noshare (sharing off), 15 swap (a verifying stress past
  * the resident limit, see mode_swap), 16 fill and 17 fill-reset (every page, then off or
- * reset: lifecycle tests). Each prints `memtest: <mode> ok ...` or
+ * reset: lifecycle tests), 18 setway (set/way maintenance around caches turned off and on).
+ * Each prints `memtest: <mode> ok ...` or
  * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
  *
  * Nothing new is touched between the MEM_STATS calls that bracket a measured
@@ -1156,9 +1157,74 @@ static void mode_fill(void)
 		hvc(PSCI_SYSTEM_RESET, 0, 0, 0);
 }
 
+/*
+ * ---- 18: setway: the MMU and caches on (an identity map of 1 GiB blocks),
+ * a pattern written, DC CISW over a few sets and ways, caches off, the
+ * pattern read back uncached, caches on again. Quire traps set/way (TSW)
+ * and then the SCTLR_EL1 writes (TVM), and cleans the VM to PoC at each
+ * step (docs/memory.md); each emulated SCTLR_EL1 write must read back ----
+ */
+#define SCTLR_M (1UL << 0)
+#define SCTLR_C (1UL << 2)
+#define SCTLR_I (1UL << 12)
+#define SETWAY_PAGES 64
+
+static u64 setway_l1[512] __attribute__((aligned(4096)));
+
+#define MSR(reg, v) asm volatile("msr " reg ", %0\n\tisb" : : "r"((u64)(v)) : "memory")
+#define MRS(reg) ({ u64 _v; asm volatile("mrs %0, " reg : "=r"(_v)); _v; })
+
+static bool sctlr_set(u64 want)
+{
+	MSR("sctlr_el1", want);
+	return MRS("sctlr_el1") == want;
+}
+
+static void mode_setway(void)
+{
+	u64 base = (cfg.free + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1), sctlr = MRS("sctlr_el1"), bad = 0;
+
+	if (!need_ram("setway", base + SETWAY_PAGES * PAGE_SIZE))
+		return;
+	/* Block 0 (the devices): Device-nGnRnE, attr 0. Block 1 (RAM): Normal write-back, attr 1. */
+	setway_l1[0] = 0x0UL | (1UL << 10) | 1;
+	setway_l1[1] = 0x40000000UL | (1UL << 10) | (3UL << 8) | (1UL << 2) | 1;
+	MSR("mair_el1", 0xff00);
+	/* T0SZ 25 (39-bit VA, walks from level 1), inner/outer WBWA, inner shareable, 4 KiB, no TTBR1, 36-bit PA. */
+	MSR("tcr_el1", 25 | (1UL << 8) | (1UL << 10) | (3UL << 12) | (1UL << 23) | (1UL << 32));
+	MSR("ttbr0_el1", (u64)setway_l1);
+	asm volatile("dsb ish\n\ttlbi vmalle1\n\tdsb ish\n\tisb" : : : "memory");
+	if (!sctlr_set(sctlr | SCTLR_M | SCTLR_C | SCTLR_I)) {
+		pr("memtest: setway FAIL caches did not turn on\n");
+		return;
+	}
+	for (u64 a = base; a < base + SETWAY_PAGES * PAGE_SIZE; a += 8)
+		RD(a) = pat(a, 18);
+	/* Clean and invalidate by set/way as firmware does (level 1, sets 0..7, ways 0..1): each traps. */
+	for (u64 way = 0; way < 2; way++)
+		for (u64 set = 0; set < 8; set++)
+			asm volatile("dc cisw, %0" : : "r"((way << 31) | (set << 6)) : "memory");
+	asm volatile("dsb sy" : : : "memory");
+	/* Caches and MMU off: trapped now (TVM), emulated, and the VM cleaned to PoC first. */
+	if (!sctlr_set(sctlr & ~(SCTLR_M | SCTLR_C))) {
+		pr("memtest: setway FAIL the SCTLR_EL1 write (caches off) did not take\n");
+		return;
+	}
+	for (u64 a = base; a < base + SETWAY_PAGES * PAGE_SIZE; a += 8)
+		bad += RD(a) != pat(a, 18);
+	if (!sctlr_set(sctlr | SCTLR_M | SCTLR_C | SCTLR_I) || !sctlr_set(sctlr)) {
+		pr("memtest: setway FAIL the SCTLR_EL1 writes (caches on, then off) did not take\n");
+		return;
+	}
+	if (bad)
+		pr("memtest: setway FAIL %lu words differ read uncached\n", bad);
+	else
+		pr("memtest: setway ok pages=%lu\n", (u64)SETWAY_PAGES);
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
-					  "noshare", "swap", "fill", "fill-reset" };
+					  "noshare", "swap", "fill", "fill-reset", "setway" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -1200,6 +1266,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 14: mode_noshare(); break;
 	case 15: mode_swap(); break;
 	case 16: case 17: mode_fill(); break;
+	case 18: mode_setway(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();

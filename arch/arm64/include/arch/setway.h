@@ -20,6 +20,4 @@ void setway_op(struct vcpu *v);
  * (val is the guest's register) and return true.
  */
 bool setway_vm_reg_write(struct vcpu *v, unsigned op1, unsigned crn, unsigned crm, unsigned op2, u64 val);
-/* Flushes done for a VM (by id) since boot: set/way ops and cache toggles. */
-u64 setway_flushes(unsigned vm_id);
 #endif
