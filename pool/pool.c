@@ -283,7 +283,10 @@ static bool release(struct pool *p, unsigned cpu, pidx_t i, bool zeroed, bool ta
 		d->owner = 0;
 		d->gpn = 0;
 		atomic_store_explicit(&d->refcount, 0, memory_order_relaxed);
-		/* A CAS, not a store: a second free racing this one finds the flags changed. */
+		/*
+		 * A CAS, not a store: a second free racing this one finds the flags
+		 * changed, or, after it, an idle page that is Quire's (owner cleared first).
+		 */
 		if (!atomic_compare_exchange_strong_explicit(&d->flags, &f, MP_IDLE | (zeroed ? MP_ZEROED : 0),
 							     memory_order_relaxed, memory_order_relaxed))
 			why = "changed while being freed";
