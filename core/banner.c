@@ -14,8 +14,8 @@ static const char *secondaries(const struct machine *m)
 	if (psci && spin)
 		return ", the others by PSCI and spin tables";
 	if (psci)
-		return m->psci.conduit == PSCI_CONDUIT_HVC ? ", the others by PSCI CPU_ON over HVC" :
-							    ", the others by PSCI CPU_ON over SMC";
+		return m->psci.conduit == PSCI_CONDUIT_SMC ? ", the others by PSCI CPU_ON over SMC" :
+							    ", the others not started (the DT's PSCI is unusable)";
 	return spin ? ", the others by spin tables" : "";
 }
 

@@ -26,7 +26,8 @@ struct cpu_desc {
 };
 
 /* HVC from EL2 traps to Quire itself: machine_from_fdt refuses it, so only SMC is ever set. */
-enum psci_conduit { PSCI_CONDUIT_NONE, PSCI_CONDUIT_SMC, PSCI_CONDUIT_HVC };
+/* Only SMC: Quire runs at EL2, where an HVC would trap to itself (machine.c refuses "hvc"). */
+enum psci_conduit { PSCI_CONDUIT_NONE, PSCI_CONDUIT_SMC };
 
 struct reserved_region {
 	struct region r;
