@@ -476,7 +476,7 @@ static void read_done(struct blk_req *r, unsigned cpu)
 		}
 		if (!wanted)
 			prot |= S2_OLD | S2_AHEAD;
-		/* It may be code, and the guest may run with its caches off. */
+		/* The guest may run with its caches off (if it is code, its first fetch faults: violation.c). */
 		page_sync_for_guest(pool_pa(sw.pool, i));
 		s2_install(vm, &io->leaf[k], pool_pa(sw.pool, i), prot);
 		atomic_fetch_sub(&vm->pool.swapped, 1);

@@ -42,17 +42,10 @@ static enum vio_result exec_fault(struct vm *vm, ipa_t page)
 	return s2_grant_exec(vm, page, l.pa) == 1 ? VIO_MAPPED : VIO_RACED;
 }
 
-enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsigned cpu)
+/* Every fault but a translation fault: a TLB conflict, the access flag, a permission. */
+static enum vio_result other_fault(struct vm *vm, const struct s2_fault *f, ipa_t page, bool exec, unsigned cpu)
 {
-	ipa_t page = IPA(ALIGN_DOWN(f->ipa.bits, PAGE_SIZE));
-	struct pool *p = vm->pool.vmm;
-	struct s2_slot slot;
-	struct mpage *d;
 	enum vio_result r;
-	pidx_t i;
-	int why = 0, rc;
-	/* A fetch of an instruction, not a walk of a stage-1 table for one (S1PTW: a data access). */
-	bool exec = f->instr && !f->s1ptw;
 
 	/*
 	 * A TLB conflict abort: this CPU's TLB holds overlapping entries of the
@@ -79,9 +72,25 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 	}
 	if (f->cls == FAULT_PERMISSION && exec)
 		return exec_fault(vm, page);
-	if (f->cls != FAULT_TRANSLATION)
-		return VIO_UNHANDLED;
+	return VIO_UNHANDLED;
+}
 
+enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsigned cpu)
+{
+	ipa_t page = IPA(ALIGN_DOWN(f->ipa.bits, PAGE_SIZE));
+	struct pool *p = vm->pool.vmm;
+	struct s2_slot slot;
+	struct mpage *d;
+	pidx_t i;
+	int why = 0, rc;
+	/* A fetch of an instruction, not a walk of a stage-1 table for one (S1PTW: a data access). */
+	bool exec = f->instr && !f->s1ptw;
+
+	/* The first touch of a page, the common case, first. */
+	if (f->cls != FAULT_TRANSLATION)
+		return other_fault(vm, f, page, exec, cpu);
+	if (!vm_in_ram(vm, f->ipa))
+		return VIO_SEA_OUTSIDE;
 	rc = s2_prepare(vm, page, cpu, &slot);
 	if (rc == -EEXIST)
 		/* Swapped out or on its way; else mapped meanwhile by another vCPU, or a stale TLB entry. */
@@ -101,10 +110,17 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 	d->gpn = page.bits >> PAGE_SHIFT;
 	atomic_store_explicit(&d->refcount, 1, memory_order_relaxed);
 	atomic_store_explicit(&d->flags, MP_ACTIVE | MP_ZEROED, memory_order_relaxed);
-	/* A fetch needs the page executable now: its instruction-cache lines go first. */
-	if (exec)
+	/*
+	 * A fetch needs the page executable now: its instruction-cache lines go
+	 * first. Two calls with constant permissions, so each leaf folds (the
+	 * variable one cost the data path 24 instructions).
+	 */
+	if (exec) {
 		page_sync_icache(pool_pa(p, i));
-	rc = s2_fill(vm, &slot, pool_pa(p, i), exec ? S2_RWX : S2_R | S2_W);
+		rc = s2_fill(vm, &slot, pool_pa(p, i), S2_RWX);
+	} else {
+		rc = s2_fill(vm, &slot, pool_pa(p, i), S2_R | S2_W);
+	}
 	if (rc == -EEXIST) {
 		d->gpn = 0;
 		atomic_store_explicit(&d->refcount, 0, memory_order_relaxed);

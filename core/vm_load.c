@@ -5,6 +5,7 @@
  */
 #include <string.h>
 #include <quire/errno.h>
+#include <quire/fault.h>
 #include <quire/share.h>
 #include <quire/vm.h>
 
@@ -37,6 +38,8 @@ int vm_copy_in(struct vm *vm, u64 at, const u8 *data, u64 len, unsigned cpu)
 			return why == VMPOOL_QUOTA || why == VMPOOL_LIMIT ? -EDQUOT : -ENOMEM;
 		memcpy(page_va(pool_pa(p, i)), data + off, MIN(PAGE_SIZE, len - off));
 		page_sync_for_guest(pool_pa(p, i));
+		/* Mapped executable at once (most of an image is code): no older instructions may run. */
+		page_sync_icache(pool_pa(p, i));
 		pool_desc(p, i)->gpn = ipa.bits >> PAGE_SHIFT;
 		atomic_store(&pool_desc(p, i)->refcount, 1);
 		atomic_store(&pool_desc(p, i)->flags, MP_ACTIVE);

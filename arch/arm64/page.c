@@ -89,8 +89,6 @@ void page_sync_for_guest(paddr_t pa)
 	if (!dline)
 		learn_sizes();
 	dcache_clean_inval_page(pa);
-	page_sync_icache(pa);
-	isb();
 }
 
 void page_sync_for_quire(paddr_t pa)

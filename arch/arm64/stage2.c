@@ -14,9 +14,10 @@
  * Executable leaves and the instruction caches: a leaf the fault path fills
  * for a data access is execute-never, and s2_grant_exec() allows execution
  * after the first fetch faults (core/violation.c invalidates the page's
- * instruction-cache lines first). s2_install() of an executable leaf
- * invalidates them itself: it serves sharing and swap, whose pages may come
- * from a data fill and never have been executable since their last owner.
+ * instruction-cache lines first). s2_install() never makes a leaf
+ * executable: it serves sharing and swap, whose pages get new contents (a
+ * copy, a merge, a read from disk), so they too wait for their first fetch,
+ * as KVM's do; a copy-on-write or swap-in of data pays no invalidation.
  */
 #include <quire/errno.h>
 #include <quire/fault.h>
@@ -288,12 +289,10 @@ int s2_claim(struct vm *vm, ipa_t ipa, struct s2_slot *slot, struct s2_leaf *old
 void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
 {
 	(void)vm;
-	/* No instruction its previous owner left in the caches may run (page_sync_icache ends in DSB ISH). */
-	if ((prot & (S2_X | S2_DEVICE)) == S2_X)
-		page_sync_icache(pa);
 	/* Make: the page's contents are visible before the leaf that maps them. */
 	dsb(ishst);
-	atomic_store_explicit(slot->e, leaf(pa, prot), memory_order_release);
+	/* Execute-never: the first fetch faults and invalidates the instruction caches (violation.c). */
+	atomic_store_explicit(slot->e, leaf(pa, prot & ~S2_X), memory_order_release);
 	dsb(ishst);
 	isb();
 }

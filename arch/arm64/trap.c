@@ -271,8 +271,7 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 	}
 	if (atomic_load(&v->vm->off))
 		vcpu_exit();
-	/* paused too: a pause can land between an idle loop's look at it and its clearing of resched. */
-	if (atomic_load(&this_cpu()->resched) || atomic_load(&v->blocked) || atomic_load(&v->vm->paused))
+	if (atomic_load(&this_cpu()->resched) || atomic_load(&v->blocked))
 		sched_resched(f);
 	vgic_flush(this_cpu()->vcpu);
 }

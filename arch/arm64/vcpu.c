@@ -183,6 +183,9 @@ bool vcpu_idle_until(struct vcpu *v, bool (*woken)(struct vcpu *v))
 		wfi();
 		irq_handle(v);
 	}
+	/* The kick of a pause that landed after the loop looked at it was cleared above: the scheduler must see it. */
+	if (atomic_load(&v->vm->paused))
+		atomic_store(&c->resched, true);
 	return true;
 }
 
@@ -410,12 +413,16 @@ void sched_resched(struct trap_frame *f)
 {
 	struct cpu *c = this_cpu();
 	struct vcpu *v = c->vcpu, *next;
-	u64 now = counter_read(), ran = now - c->slice_start;
-	bool paused = atomic_load(&v->vm->paused);
-	bool must = atomic_load(&v->blocked) || paused || v->yield;
-	bool woke = atomic_exchange(&c->woke, false);
+	u64 now, ran;
+	bool paused, must, woke;
 
+	/* Cleared before anything is looked at: a kick after this (a pause, say) asks again. */
 	atomic_store(&c->resched, false);
+	now = counter_read();
+	ran = now - c->slice_start;
+	paused = atomic_load(&v->vm->paused);
+	must = atomic_load(&v->blocked) || paused || v->yield;
+	woke = atomic_exchange(&c->woke, false);
 	/* Alone on its CPU (most kicks are interrupts for it): nothing to reap, nobody to switch to. */
 	if (sched_queued(c->id) == 1 && !paused) {
 		v->yield = false;

@@ -187,7 +187,12 @@ u32 vmpool_reserve_idle(struct vm_pool *vp, unsigned cpu, u32 n);
  * layer (DC ZVA, DC CVAC) or the host shim (memset).
  */
 void page_zero(paddr_t pa);
-/* After Quire wrote a page for a guest (an image): clean it to PoC, invalidate instruction caches. */
+/*
+ * After Quire wrote a page for a guest (an image, a copy, a read from swap):
+ * clean and invalidate it to PoC, for a guest with its caches off. Not the
+ * instruction caches: page_sync_icache does that, before a page is mapped
+ * executable (quire/fault.h).
+ */
 void page_sync_for_guest(paddr_t pa);
 /*
  * Before Quire compares a page a guest wrote, perhaps with its caches off:

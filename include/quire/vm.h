@@ -210,7 +210,11 @@ u64 s2_next_leaf(struct vm *vm, u64 from, u64 end);
  * owns the leaf until it calls s2_install.
  */
 int s2_claim(struct vm *vm, ipa_t ipa, struct s2_slot *slot, struct s2_leaf *old);
-/* Make: map pa/prot in a claimed slot (pass *old back to undo a claim). */
+/*
+ * Make: map pa/prot in a claimed slot (pass *old back to undo a claim). Never
+ * executable (S2_X is dropped): the page's first fetch faults, and the fault
+ * path invalidates its instruction-cache lines before it allows execution.
+ */
 void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot);
 /*
  * Unmap every page (giving it to fn, and each swapped page's slot to

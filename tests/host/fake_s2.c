@@ -329,11 +329,8 @@ void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
 		fprintf(stderr, "fake_s2: s2_install on a slot that is not claimed, or a bad page\n");
 		abort();
 	}
-	/* As arch/arm64/stage2.c: an executable leaf installed here has its I-cache lines invalidated. */
-	if ((prot & (S2_X | S2_DEVICE)) == S2_X) {
-		page_sync_icache(pa);
-		check_synced(vm, pa);
-	}
+	/* As arch/arm64/stage2.c: never executable; the first fetch faults and grants it. */
+	prot &= ~S2_X;
 	atomic_store_explicit(slot->e, pa | (u64)(prot & PROT_MASK) << LEAF_PROT_SHIFT | LEAF_VALID |
 			      (prot & S2_OLD ? 0 : LEAF_AF) | (prot & S2_AHEAD ? LEAF_AHEAD : 0), memory_order_release);
 }

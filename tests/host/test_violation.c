@@ -867,6 +867,9 @@ static void regression_copy_in_gives_back_an_unmapped_page(void **state)
 	assert_int_equal(atomic_load(&vm.pool.active), 2);
 	assert_int_equal(((u8 *)hostmem_ptr(s2_lookup(&vm, IPA(PG(1)))))[99], 0xa5);
 	assert_int_equal(((u8 *)hostmem_ptr(s2_lookup(&vm, IPA(PG(1)))))[100], 0);
+	/* Mapped executable at once, so synced first. */
+	assert_int_equal(fake_s2_prot(&vm, IPA(PG(0))), S2_RWX);
+	assert_int_equal(atomic_load(&fake_s2_x_unsynced), 0);
 	/* A resident limit of one page refuses the second: the first stays, counted. */
 	teardown(NULL);
 	setup(256, MiB(16), 1000);
