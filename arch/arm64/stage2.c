@@ -252,21 +252,35 @@ u64 s2_next_leaf(struct vm *vm, u64 from, u64 end)
 	return end;
 }
 
-/* Run with this VM's VMID current, as TLBI by IPA needs. */
-static void tlbi_ipa(struct vm *vm, u64 ipa)
+/* TLBIs act on the current VMID: make vm's current, and give back what was (vmid_leave). */
+static u64 vmid_enter(struct vm *vm)
 {
 	u64 saved = read_sysreg(vttbr_el2);
 
 	write_sysreg(s2_vttbr(vm), vttbr_el2);
+	/* The TLBIs that follow see the new VMID. */
 	isb();
+	return saved;
+}
+
+static void vmid_leave(u64 saved)
+{
+	/* Callers end their TLBIs with a DSB and an ISB first. */
+	write_sysreg(saved, vttbr_el2);
+	isb();
+}
+
+static void tlbi_ipa(struct vm *vm, u64 ipa)
+{
+	u64 saved = vmid_enter(vm);
+
 	asm volatile("tlbi ipas2e1is, %0" : : "r"(ipa >> 12) : "memory");
 	dsb(ish);
 	/* Stage-1 entries cached by the guest may combine the old stage-2 mapping. */
 	asm volatile("tlbi vmalle1is" : : : "memory");
 	dsb(ish);
 	isb();
-	write_sysreg(saved, vttbr_el2);
-	isb();
+	vmid_leave(saved);
 }
 
 int s2_claim(struct vm *vm, ipa_t ipa, struct s2_slot *slot, struct s2_leaf *old)
@@ -339,16 +353,15 @@ int s2_set_young(struct vm *vm, ipa_t ipa)
 /* Every TLB entry of the VM's, stage 1 and 2, on every CPU. */
 static void tlbi_vm(struct vm *vm)
 {
-	u64 saved = read_sysreg(vttbr_el2);
+	u64 saved;
 
+	/* Cleared leaves are seen by the walkers before their TLB entries go. */
 	dsb(ishst);
-	write_sysreg(s2_vttbr(vm), vttbr_el2);
-	isb();
+	saved = vmid_enter(vm);
 	asm volatile("tlbi vmalls12e1is" : : : "memory");
 	dsb(ish);
 	isb();
-	write_sysreg(saved, vttbr_el2);
-	isb();
+	vmid_leave(saved);
 }
 
 void s2_flush_young(struct vm *vm)
@@ -359,25 +372,20 @@ void s2_flush_young(struct vm *vm)
 /* This CPU's TLB entries of the VM, stage 1 and 2; called in its trap, so its VMID is current. */
 void s2_flush_tlb_local(struct vm *vm)
 {
-	u64 saved = read_sysreg(vttbr_el2);
+	u64 saved = vmid_enter(vm);
 
-	write_sysreg(s2_vttbr(vm), vttbr_el2);
-	isb();
 	asm volatile("tlbi vmalls12e1" : : : "memory");
 	/* The invalidation completes on this CPU before the guest retries. */
 	dsb(nsh);
 	isb();
-	write_sysreg(saved, vttbr_el2);
-	isb();
+	vmid_leave(saved);
 }
 
 /* This CPU's TLB entries for one IPA (and the guest's stage-1 entries built on it). */
 static void tlbi_ipa_local(struct vm *vm, u64 ipa)
 {
-	u64 saved = read_sysreg(vttbr_el2);
+	u64 saved = vmid_enter(vm);
 
-	write_sysreg(s2_vttbr(vm), vttbr_el2);
-	isb();
 	asm volatile("tlbi ipas2e1, %0" : : "r"(ipa >> 12) : "memory");
 	/* The stage-2 entry is gone before the combined stage-1 entries go. */
 	dsb(nsh);
@@ -385,8 +393,7 @@ static void tlbi_ipa_local(struct vm *vm, u64 ipa)
 	/* Both complete before the guest retries. */
 	dsb(nsh);
 	isb();
-	write_sysreg(saved, vttbr_el2);
-	isb();
+	vmid_leave(saved);
 }
 
 int s2_grant_exec(struct vm *vm, ipa_t ipa, paddr_t pa)
