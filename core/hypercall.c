@@ -135,8 +135,12 @@ bool hypercall(struct vcpu *v, u64 x[4])
 		vm_power_off(vm, "powered off");
 		return false;
 	case PSCI_SYSTEM_RESET:
-		atomic_store(&vm->restart, true); /* before anyone can see it off and reap it */
-		vm_power_off(vm, "reset");
+		/*
+		 * Not if it was stopped meanwhile (killed: it stays off). No one can
+		 * reap it before the store: this vCPU is not out of it yet.
+		 */
+		if (vm_power_off(vm, "reset"))
+			atomic_store(&vm->restart, true);
 		return false;
 	case QUIRE_HC_PUTC:
 		conmux_vm_output(vm, (char)x[1]);

@@ -98,13 +98,13 @@ void vm_log_once(struct vm *vm, unsigned kind, const char *fmt, ...)
 	console_write(buf);
 }
 
-void vm_power_off(struct vm *vm, const char *how)
+bool vm_power_off(struct vm *vm, const char *how)
 {
 	int s = VM_RUNNING;
 
 	/* Only a running VM stops, once: the CAS picks the one caller that does. */
 	if (!atomic_compare_exchange_strong(&vm->life, &s, VM_STOPPING))
-		return;
+		return false;
 	vm->stop_us = clock_us();
 	/* vCPUs leave on seeing off; the reap that follows needs life == STOPPING, set above. */
 	atomic_store(&vm->off, true);
@@ -113,6 +113,7 @@ void vm_power_off(struct vm *vm, const char *how)
 	       atomic_load(&vm->pool.pgtables), vm->pool.quota);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_kick(vm->vcpu[i]);
+	return true;
 }
 
 static struct pool *vmm_pool;

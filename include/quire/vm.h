@@ -114,8 +114,11 @@ int vm_restart(struct vm *vm, unsigned cpu);
 
 /* printk only the first time this VM hits `kind`. */
 void vm_log_once(struct vm *vm, unsigned kind, const char *fmt, ...) __printf(3, 4);
-/* Stop the VM: every vCPU leaves the guest at its next exit (they are kicked). */
-void vm_power_off(struct vm *vm, const char *how);
+/*
+ * Stop the VM: every vCPU leaves the guest at its next exit (they are
+ * kicked). False if it was not running (stopped already, by someone else).
+ */
+bool vm_power_off(struct vm *vm, const char *how);
 /*
  * On a CPU of a stopped VM: once all its vCPUs are out and its disk I/O is
  * done, return its memory, and restart it if asked. Any CPU may call it any

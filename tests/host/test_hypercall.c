@@ -182,12 +182,27 @@ static void last_cpu_off_stops_the_vm(void **state)
 	assert_false(atomic_load(&vm_b.off));
 }
 
+/* A reset restarts the VM, unless it was stopped first (killed: it stays off). */
+static void reset_restarts_unless_stopped(void **state)
+{
+	u64 x[4] = { PSCI_SYSTEM_RESET };
+
+	(void)state;
+	assert_false(hypercall(&vcpu_a, x));
+	assert_true(atomic_load(&vm_a.off) && atomic_load(&vm_a.restart));
+	x[0] = PSCI_SYSTEM_RESET;
+	atomic_store(&vm_b.off, true); /* the monitor killed it a moment before */
+	assert_false(hypercall(&vcpu_b, x));
+	assert_false(atomic_load(&vm_b.restart));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(nothing_of_other_vms, setup),
 		cmocka_unit_test_setup(share_stats_own_only, setup),
 		cmocka_unit_test_setup(last_cpu_off_stops_the_vm, setup),
+		cmocka_unit_test_setup(reset_restarts_unless_stopped, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,11 +12,13 @@ struct vm *vm_get(unsigned id)
 	return id >= 1 && id <= MAX_VMS ? registry[id - 1] : NULL;
 }
 
-void vm_power_off(struct vm *vm, const char *how)
+bool vm_power_off(struct vm *vm, const char *how)
 {
 	(void)how;
-	if (!atomic_exchange(&vm->off, true))
-		atomic_fetch_add(&registry_power_offs, 1);
+	if (atomic_exchange(&vm->off, true))
+		return false;
+	atomic_fetch_add(&registry_power_offs, 1);
+	return true;
 }
 
 void vm_reap(struct vm *vm, unsigned cpu)
