@@ -274,11 +274,13 @@ static bool release(struct pool *p, unsigned cpu, pidx_t i, bool zeroed, bool ta
 	const char *why;
 	u8 f;
 
-	if (!pool_index_ok(p, i, "freed"))
-		return false;
+	if (i >= p->ndesc)
+		return pool_index_ok(p, i, "freed"); /* says why: false */
 	d = &p->desc[i];
 	f = atomic_load_explicit(&d->flags, memory_order_relaxed);
-	why = bad_free(d, f, table);
+	/* The reasons are looked for only when this one test fails: freeing is on every fault's path. */
+	why = (f & (table ? MP_IDLE : MP_IDLE | MP_PGTABLE | MP_PINNED)) || (table && !(f & MP_PGTABLE)) ?
+		bad_free(d, f, table) : NULL;
 	if (!why) {
 		d->owner = 0;
 		d->gpn = 0;
