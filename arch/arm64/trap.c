@@ -76,7 +76,8 @@ void irq_handle(struct vcpu *v)
 static bool is_device(u64 ipa)
 {
 	return (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE) ||
-	       (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE);
+	       (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE) ||
+	       (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE);
 }
 
 static bool emulate_mmio(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt)
@@ -93,6 +94,8 @@ static bool emulate_mmio(struct vcpu *v, struct trap_frame *f, const struct s2_f
 		ok = vgic_dist_access(v, ipa - VGIC_DIST_BASE, size, flt->write, &val);
 	else if (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE)
 		ok = vpl011_access(v->vm, ipa - VPL011_BASE, size, flt->write, &val);
+	else if (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE)
+		ok = virtio_mmio_access(v->vm, ipa - VIRTIO_MMIO_BASE, size, flt->write, &val);
 	else
 		return false;
 	if (!ok) {

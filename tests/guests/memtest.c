@@ -10,8 +10,8 @@
  * another released sees only zeros), 12 yield (scheduler bench), 13 share (merging
  * and copy-on-write, see mode_share), 14 noshare (sharing off), 15 swap (a verifying stress past
  * the resident limit, see mode_swap), 16 fill and 17 fill-reset (every page, then off or
- * reset: lifecycle tests), 18 setway (set/way maintenance around caches turned off and on).
- * Each prints `memtest: <mode> ok ...` or
+ * reset: lifecycle tests), 18 setway (set/way maintenance around caches turned off and on),
+ * 20 virtio (the empty virtio-mmio slots). Each prints `memtest: <mode> ok ...` or
  * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
  *
  * Nothing new is touched between the MEM_STATS calls that bracket a measured
@@ -1222,9 +1222,38 @@ static void mode_setway(void)
 		pr("memtest: setway ok pages=%lu\n", (u64)SETWAY_PAGES);
 }
 
+/*
+ * ---- 20: virtio: the 32 virtio-mmio slots at 0x0a000000 answer as empty
+ * version 2 transports (magic, version 2, device ID 0, vendor "QEMU"),
+ * ignore writes, and a byte read reads as zero: no access aborts ----
+ */
+#define VIRTIO_MMIO 0x0a000000UL
+#define R32(a) (*(volatile unsigned int *)(a))
+
+static void mode_virtio(void)
+{
+	for (u64 i = 0; i < 32; i++) {
+		u64 b = VIRTIO_MMIO + i * 0x200;
+		u64 magic = R32(b), version = R32(b + 4), device = R32(b + 8), vendor = R32(b + 0xc);
+
+		if (magic != 0x74726976 || version != 2 || device != 0 || vendor != 0x554d4551) {
+			pr("memtest: virtio FAIL slot %lu: magic 0x%lx version %lu device %lu vendor 0x%lx\n", i,
+			   magic, version, device, vendor);
+			return;
+		}
+		R32(b + 0x070) = 0xf; /* Status: ACKNOWLEDGE | DRIVER | DRIVER_OK | FEATURES_OK */
+		R32(b + 0x050) = 0;   /* QueueNotify */
+		if (R32(b + 0x070) || R32(b + 0x034) || *(volatile unsigned char *)(b + 0x100)) {
+			pr("memtest: virtio FAIL slot %lu: status, QueueNumMax or config space not zero\n", i);
+			return;
+		}
+	}
+	pr("memtest: virtio ok slots=32\n");
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
-					  "noshare", "swap", "fill", "fill-reset", "setway" };
+					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -1267,6 +1296,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 15: mode_swap(); break;
 	case 16: case 17: mode_fill(); break;
 	case 18: mode_setway(); break;
+	case 20: mode_virtio(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();

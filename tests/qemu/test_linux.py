@@ -105,6 +105,12 @@ def test_interrupts(boot, tmp_path, vcpus):
     assert len(timer) == vcpus and all(c > 0 for c in timer), out
     uart = irq_counts(out, "uart-pl011", "pl011", "ttyAMA")
     assert sum(uart) > 0, out
+    # Its DT lists QEMU virt's 32 virtio-mmio slots (empty for now), SPIs 16-47, edge-triggered.
+    assert g.sh("ls -d /proc/device-tree/virtio_mmio@* | wc -l").split() == ["32"]
+    node = "/proc/device-tree/virtio_mmio@a003e00"
+    assert g.sh(f"cat {node}/compatible").strip().rstrip("\x00") == "virtio,mmio"
+    assert g.sh(f"od -An -tx1 {node}/interrupts").split() == \
+        "00 00 00 00 00 00 00 2f 00 00 00 01".split()
 
 
 @pytest.mark.parametrize("vcpus", VCPUS)
