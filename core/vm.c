@@ -342,6 +342,20 @@ static int set_paused(struct vm *vm, bool pause)
 {
 	if (vm_state(vm) != (pause ? VM_RUNNING : VM_PAUSED))
 		return -EINVAL;
+	if (pause) {
+		atomic_store(&vm->paused_at, clock_ticks());
+	} else if (!atomic_load(&vm->loaded)) {
+		/*
+		 * Its time stood still from when its last vCPU left: move its
+		 * virtual counter back by that much, before any vCPU can load
+		 * again (none can while paused). A vCPU still loaded never saw
+		 * the pause, so then its time ran on and nothing moves.
+		 */
+		u64 now = clock_ticks(), at = atomic_load(&vm->paused_at);
+
+		if (now > at)
+			vm->cntvoff += now - at;
+	}
 	atomic_store(&vm->paused, pause);
 	kick_all(vm);
 	return 0;

@@ -213,8 +213,12 @@ u64 vcpu_timer_deadline(struct vcpu *v)
 {
 	const struct el1_context *e = &ctx_of(v)->el1;
 
-	/* CNTV_CTL_EL0: ENABLE set, IMASK clear. CNTVOFF_EL2 is 0, so it compares with the counter. */
-	return (e->cntv_ctl & 3) == 1 ? e->cntv_cval : ~0UL;
+	u64 off = v->vm->cntvoff;
+
+	/* CNTV_CTL_EL0: ENABLE set, IMASK clear. CVAL is in the VM's time: the machine's less CNTVOFF. */
+	if ((e->cntv_ctl & 3) != 1)
+		return ~0UL;
+	return e->cntv_cval > ~0UL - off ? ~0UL : e->cntv_cval + off;
 }
 
 /* A vCPU started by its VM's creation or PSCI CPU_ON: the reset state, at its entry point. */
@@ -259,6 +263,8 @@ static void vcpu_load(struct vcpu *v, struct trap_frame *f)
 	write_sysreg(HCR_GUEST | setway_hcr(v) | (sched_queued(c->id) > 1 ? HCR_TWE : 0), hcr_el2);
 	write_sysreg(s2_vttbr(vm), vttbr_el2);
 	write_sysreg((1UL << 31) | v->index, vmpidr_el2);
+	/* Before its timer is restored: CVAL compares with the counter less this. */
+	write_sysreg(vm->cntvoff, cntvoff_el2);
 	write_sysreg(CPTR_EL2_RES1 | (c->fp_owner == v ? 0 : CPTR_EL2_TFP), cptr_el2);
 	isb();
 	el1_context_restore(&x->el1);
@@ -276,7 +282,19 @@ static void vcpu_load(struct vcpu *v, struct trap_frame *f)
 	vgic_restore(v);
 	*f = x->frame;
 	c->vcpu = v;
+	atomic_fetch_add(&vm->loaded, 1);
 	c->slice_start = counter_read();
+}
+
+/* v is off its CPU: for a paused VM, the latest such moment is when its time stopped. */
+static void vcpu_unloaded(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	u64 now = counter_read(), at = atomic_load(&vm->paused_at);
+
+	while (atomic_load(&vm->paused) && at < now && !atomic_compare_exchange_weak(&vm->paused_at, &at, now))
+		;
+	atomic_fetch_sub(&vm->loaded, 1);
 }
 
 static void vcpu_save(struct vcpu *v, const struct trap_frame *f)
@@ -290,6 +308,7 @@ static void vcpu_save(struct vcpu *v, const struct trap_frame *f)
 	isb();
 	vgic_save(v);
 	this_cpu()->vcpu = NULL;
+	vcpu_unloaded(v);
 }
 
 void vcpu_fp_trap(struct vcpu *v)
@@ -398,6 +417,7 @@ void __noreturn vcpu_exit(void)
 
 	vgic_vcpu_stop(v);
 	c->vcpu = NULL;
+	vcpu_unloaded(v); /* before a reap can rebuild the VM */
 	if (atomic_load(&v->vm->off)) {
 		int s = atomic_load(&v->state);
 

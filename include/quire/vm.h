@@ -64,6 +64,13 @@ struct vm {
 	_Atomic bool paused;	/* its vCPUs are not scheduled */
 	_Atomic bool report_start; /* restarted: say when its first instruction runs */
 	_Atomic u64 cache_flushes; /* whole-VM cleans to PoC for set/way maintenance (arch/arm64/setway.c) */
+	/*
+	 * Its virtual counter is the machine's less cntvoff (CNTVOFF_EL2), which
+	 * grows by every pause: a paused VM's time stops, as with QEMU and KVM.
+	 */
+	u64 cntvoff;
+	_Atomic u64 paused_at;	/* counter when its last vCPU left the CPU for the pause */
+	_Atomic u32 loaded;	/* its vCPUs loaded on a CPU now */
 	struct vm_config cfg;	/* what it was made from, for restarts */
 	/*
 	 * Kept across a rebuild: vm_create clears the struct only up to here, so
