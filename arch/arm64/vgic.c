@@ -18,7 +18,12 @@
 #define GICD_CTLR 0x000
 #define GICD_TYPER 0x004
 #define GICD_IIDR 0x008
+#define GICD_IPRIORITYR 0x400
+#define GICD_ITARGETSR 0x800
+#define GICD_ICFGR 0xc00
 #define GICD_SGIR 0xf00
+#define GICD_CPENDSGIR 0xf10
+#define GICD_SPENDSGIR 0xf20
 
 static struct vgic vgics[MAX_VMS];
 
@@ -46,8 +51,17 @@ void vgic_init(struct vm *vm)
 			g->cpu[c].priv[i].lr = -1;
 			g->cpu[c].priv[i].edge = i < 16;
 		}
-	for (unsigned i = 0; i < VGIC_NR_IRQS - 32; i++)
+	for (unsigned i = 0; i < VGIC_NR_IRQS - 32; i++) {
 		g->spi[i].lr = -1;
+		/* One CPU interface: every SPI goes to it, ITARGETSR is RAZ/WI (IHI 0048B 4.3.12). */
+		g->spi[i].targets = vm->nvcpus == 1 ? 1 : 0;
+	}
+}
+
+/* The CPU interfaces the VM has: a bit each in ITARGETSR, SGIR and [SC]PENDSGIR. */
+static u8 vcpu_mask(const struct vm *vm)
+{
+	return (u8)((1u << vm->nvcpus) - 1);
 }
 
 static void mark_dirty(struct vm *vm, unsigned vcpu)
@@ -125,6 +139,9 @@ static void bits_write(struct vm *vm, struct vgic *g, unsigned vcpu, unsigned fi
 			break;
 		if (!(val & (1u << i)))
 			continue;
+		/* SGIs are made pending and cleared through [SC]PENDSGIR only. */
+		if (first + i < 16 && (what == 2 || what == 3))
+			continue;
 		switch (what) {
 		case 0: q->enabled = true; break;  /* ISENABLER */
 		case 1: q->enabled = false; break; /* ICENABLER */
@@ -147,14 +164,85 @@ static void send_sgi(struct vm *vm, struct vgic *g, unsigned from, u32 sgir)
 	u32 mask = (sgir >> 16) & 0xff;
 
 	if (filter == 1)
-		mask = ((1u << vm->nvcpus) - 1) & ~(1u << from);
+		mask = vcpu_mask(vm) & ~(1u << from);
 	else if (filter == 2)
 		mask = 1u << from;
+	else if (filter == 3)
+		return; /* reserved */
 	for (unsigned c = 0; c < vm->nvcpus; c++)
 		if (mask & (1u << c)) {
 			g->cpu[c].sgi_src[id] |= 1u << from;
 			mark_dirty(vm, c);
 		}
+}
+
+static bool byte_ok(u64 off)
+{
+	return (off >= GICD_IPRIORITYR && off < GICD_ICFGR) ||
+	       (off >= GICD_CPENDSGIR && off < GICD_SPENDSGIR + 0x10);
+}
+
+/* Put byte b of an access in (read) or take it out (write). */
+static void lane_put(u64 *val, unsigned b, u8 byte)
+{
+	*val = (b ? *val : 0) | (u64)byte << (8 * b);
+}
+
+static u8 lane_get(const u64 *val, unsigned b)
+{
+	return (u8)(*val >> (8 * b));
+}
+
+/*
+ * One byte of IPRIORITYR or ITARGETSR. Lock held. Targets of SGIs and PPIs
+ * are read-only and read as the accessing CPU interface; those of SPIs keep
+ * only the CPU interfaces the VM has; with one CPU interface all of
+ * ITARGETSR is RAZ/WI (IHI 0048B 4.3.12).
+ */
+static void byte_field(struct vm *vm, struct vgic *g, unsigned c, u64 off, bool write, u64 *val, unsigned b)
+{
+	bool prio = off < GICD_ITARGETSR;
+	unsigned intid = off & 0x3ff;
+	struct virq *q = irq_of(g, c, intid);
+	u8 byte = 0;
+
+	if (!q || (!prio && vm->nvcpus == 1)) {
+		/* not implemented, or uniprocessor targets: RAZ/WI */
+	} else if (prio) {
+		if (write)
+			q->prio = lane_get(val, b) & 0xf8; /* 5 bits, as the list registers hold */
+		byte = q->prio;
+	} else if (intid < 32) {
+		byte = 1u << c;
+	} else {
+		if (write) {
+			q->targets = lane_get(val, b) & vcpu_mask(vm);
+			spi_changed(vm, q);
+		}
+		byte = q->targets;
+	}
+	if (!write)
+		lane_put(val, b, byte);
+}
+
+/*
+ * One byte of CPENDSGIR/SPENDSGIR: SGI (off & 0xf), a bit per source CPU
+ * interface, banked per target (the accessing vCPU). Lock held. An SGI
+ * already in a list register is the CPU interface's, not shown here.
+ */
+static void pendsgi_byte(struct vm *vm, struct vgic *g, unsigned c, u64 off, bool write, u64 *val, unsigned b)
+{
+	u16 *src = &g->cpu[c].sgi_src[off & 0xf];
+
+	if (!write) {
+		lane_put(val, b, (u8)*src);
+	} else if (off >= GICD_SPENDSGIR) {
+		*src |= lane_get(val, b) & vcpu_mask(vm);
+		if (*src)
+			mark_dirty(vm, c);
+	} else {
+		*src &= ~lane_get(val, b);
+	}
 }
 
 bool vgic_dist_access(struct vcpu *v, u64 off, unsigned size, bool write, u64 *val)
@@ -164,31 +252,21 @@ bool vgic_dist_access(struct vcpu *v, u64 off, unsigned size, bool write, u64 *v
 	unsigned c = v->index;
 	bool ok = true;
 
+	/* Word access everywhere; byte access to the byte-accessible ones only (IHI 0048B 4.1.4). */
+	if ((size != 4 && !(size == 1 && byte_ok(off))) || (off & (size - 1)))
+		return false;
 	spin_lock(&g->lock);
-	if (off >= 0x400 && off < 0xc00) {
-		/* IPRIORITYR and ITARGETSR: byte-accessible, one byte per interrupt. */
-		bool prio = off < 0x800;
-		unsigned base = (off & 0x3ff);
-
-		for (unsigned b = 0; b < size; b++) {
-			struct virq *q = irq_of(g, c, base + b);
-			u8 *field = !q ? NULL : prio ? &q->prio : &q->targets;
-
-			if (!write) {
-				u64 byte = !q ? 0 : prio ? q->prio : (base + b < 32 ? 1u << c : q->targets);
-				*val = b ? *val | byte << (8 * b) : byte;
-			} else if (field && (prio || base + b >= 32)) {
-				*field = (*val >> (8 * b)) & (prio ? 0xf8 : 0xff);
-				if (!prio)
-					spi_changed(vm, q);
-			}
-		}
+	if (off >= GICD_IPRIORITYR && off < GICD_ICFGR) {
+		for (unsigned b = 0; b < size; b++)
+			byte_field(vm, g, c, off + b, write, val, b);
 		spin_unlock(&g->lock);
 		return true;
 	}
-	if (size != 4) {
+	if (off >= GICD_CPENDSGIR && off < GICD_SPENDSGIR + 0x10) {
+		for (unsigned b = 0; b < size; b++)
+			pendsgi_byte(vm, g, c, off + b, write, val, b);
 		spin_unlock(&g->lock);
-		return false;
+		return true;
 	}
 	if (!write)
 		*val = 0;
@@ -231,8 +309,6 @@ bool vgic_dist_access(struct vcpu *v, u64 off, unsigned size, bool write, u64 *v
 		*val = 0x2b; /* ICPIDR2: GICv2 */
 	} else if (off >= 0x080 && off < 0x100) {
 		/* IGROUPR: everything is Group 0 here; RAZ/WI */
-	} else if (off >= 0xf10 && off < 0xf30) {
-		/* CPENDSGIR/SPENDSGIR: RAZ/WI */
 	} else if (off >= 0xfd0) {
 		/* other ID registers: RAZ */
 	} else {

@@ -11,6 +11,7 @@
  * and copy-on-write, see mode_share), 14 noshare (sharing off), 15 swap (a verifying stress past
  * the resident limit, see mode_swap), 16 fill and 17 fill-reset (every page, then off or
  * reset: lifecycle tests), 18 setway (set/way maintenance around caches turned off and on),
+ * 19 gicd (the GICv2 distributor's registers as IHI 0048B has them; not about memory),
  * 20 virtio (the empty virtio-mmio slots). Each prints `memtest: <mode> ok ...` or
  * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
  *
@@ -1223,6 +1224,244 @@ static void mode_setway(void)
 }
 
 /*
+ * ---- 19: gicd ----
+ * The distributor's registers as the GICv2 architecture (IHI 0048B) has
+ * them, probed with byte, halfword and word accesses. Everything stays
+ * disabled (GICD_CTLR 0, SGIs disabled), so nothing pending is delivered
+ * and the pending state stays where the distributor shows it. With two
+ * vCPUs, vCPU 1 reads its banked registers after vCPU 0 sent it an SGI.
+ */
+#define GICD_CTLR 0x000
+#define GICD_TYPER 0x004
+#define GICD_IIDR 0x008
+#define GICD_ICENABLER 0x180
+#define GICD_ISPENDR 0x200
+#define GICD_ICPENDR 0x280
+#define GICD_IPRIORITYR 0x400
+#define GICD_ITARGETSR 0x800
+#define GICD_ICFGR 0xc00
+#define GICD_SGIR 0xf00
+#define GICD_CPENDSGIR 0xf10
+#define GICD_SPENDSGIR 0xf20
+#define GICD_SPI 40 /* an SPI the platform has (32..63) */
+
+static u64 gicd_rd(u64 off, unsigned size)
+{
+	u64 a = VGICD + off, v;
+
+	if (size == 1)
+		asm volatile("ldrb %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
+	else if (size == 2)
+		asm volatile("ldrh %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
+	else
+		asm volatile("ldr %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
+	return v;
+}
+
+static void gicd_wr(u64 off, unsigned size, u64 v)
+{
+	u64 a = VGICD + off;
+
+	if (size == 1)
+		asm volatile("strb %w0, [%1]" : : "r"(v), "r"(a) : "memory");
+	else if (size == 2)
+		asm volatile("strh %w0, [%1]" : : "r"(v), "r"(a) : "memory");
+	else
+		asm volatile("str %w0, [%1]" : : "r"(v), "r"(a) : "memory");
+}
+
+static u64 g_checks, g_failed;
+
+static void gicd_check(const char *what, u64 want, u64 got)
+{
+	g_checks++;
+	g_failed += want != got;
+	pr("memtest: gicd %s %s: want 0x%lx got 0x%lx\n", want == got ? "ok" : "FAIL", what, want, got);
+}
+
+/* vCPU 1's reads of its banked registers, for vCPU 0 to check. */
+static volatile u64 g1_targets0, g1_target31, g1_spendsgir0, g1_ispendr0;
+
+static void gicd_worker(u64 i)
+{
+	if (i != 1)
+		return;
+	wait_go();
+	g1_targets0 = gicd_rd(GICD_ITARGETSR, 4);
+	g1_target31 = gicd_rd(GICD_ITARGETSR + 31, 1);
+	g1_spendsgir0 = gicd_rd(GICD_SPENDSGIR, 4);
+	g1_ispendr0 = gicd_rd(GICD_ISPENDR, 4);
+	dmb(); /* the results before the flag */
+	finished[1] = 1;
+}
+
+static void gicd_typer(void)
+{
+	u64 typer = gicd_rd(GICD_TYPER, 4);
+
+	/* 64 interrupts (docs/guest-platform.md): ITLinesNumber 1; one CPU interface per vCPU. */
+	gicd_check("TYPER.ITLinesNumber", 1, typer & 0x1f);
+	gicd_check("TYPER.CPUNumber", cfg.nvcpus - 1, typer >> 5 & 7);
+	gicd_check("TYPER.SecurityExtn", 0, typer >> 10 & 1);
+	gicd_check("TYPER read-only", typer, (gicd_wr(GICD_TYPER, 4, ~typer), gicd_rd(GICD_TYPER, 4)));
+	gicd_check("IIDR.Implementer is Arm", 0x43b, gicd_rd(GICD_IIDR, 4) & 0xfff);
+	/* Word-only registers: a byte access is not one the GIC supports; Quire makes it RAZ/WI. */
+	gicd_check("TYPER byte read (word only: RAZ)", 0, gicd_rd(GICD_TYPER, 1));
+	gicd_wr(GICD_CTLR, 1, 1);
+	gicd_check("CTLR byte write (word only: WI)", 0, gicd_rd(GICD_CTLR, 4));
+}
+
+static void gicd_targets(u64 mask)
+{
+	bool up = cfg.nvcpus == 1; /* one CPU interface: ITARGETSR RAZ/WI (IHI 0048B 4.3.12) */
+	u64 self = up ? 0 : 0x01010101, t;
+
+	/* SGI and PPI targets: read-only, each byte the reading CPU interface's bit. */
+	for (u64 r = 0; r < 8; r++)
+		if ((t = gicd_rd(GICD_ITARGETSR + 4 * r, 4)) != self)
+			break;
+	gicd_check("ITARGETSR0-7 words read as vCPU 0", self, t);
+	gicd_check("ITARGETSR byte of PPI 27", self & 0xff, gicd_rd(GICD_ITARGETSR + 27, 1));
+	gicd_wr(GICD_ITARGETSR, 4, 0xffffffff);
+	gicd_wr(GICD_ITARGETSR + 29, 1, 0xfe);
+	gicd_check("ITARGETSR0 word write ignored", self, gicd_rd(GICD_ITARGETSR, 4));
+	gicd_check("ITARGETSR7 byte write ignored", self, gicd_rd(GICD_ITARGETSR + 28, 4));
+	/* SPI targets: only the CPU interfaces the VM has. */
+	t = GICD_ITARGETSR + GICD_SPI;
+	gicd_wr(t, 4, 0);
+	gicd_wr(t + 1, 1, 0xff);
+	gicd_check("SPI target byte write 0xff keeps the VM's vCPUs", up ? 0 : mask << 8, gicd_rd(t, 4));
+	gicd_wr(t, 4, 0xffffffff);
+	gicd_check("SPI target word write 0xffffffff keeps the VM's vCPUs", up ? 0 : mask * 0x01010101,
+		   gicd_rd(t, 4));
+	gicd_wr(t + 2, 1, 0x01);
+	gicd_check("SPI target byte write leaves the other bytes", up ? 0 : (mask * 0x01000101) | 0x10000,
+		   gicd_rd(t, 4));
+	gicd_check("SPI target byte read", up ? 0 : 0x01, gicd_rd(t + 2, 1));
+	gicd_wr(t, 2, 0);
+	gicd_check("SPI target halfword write (not byte or word: WI)", up ? 0 : (mask * 0x01000101) | 0x10000,
+		   gicd_rd(t, 4));
+	gicd_check("SPI target halfword read (RAZ)", 0, gicd_rd(t, 2));
+	gicd_check("ITARGETSR of interrupt 64 (not implemented: RAZ)", 0,
+		   (gicd_wr(GICD_ITARGETSR + 64, 4, 0x01010101), gicd_rd(GICD_ITARGETSR + 64, 4)));
+	gicd_wr(t, 4, 0);
+}
+
+static void gicd_priority(void)
+{
+	u64 p = GICD_IPRIORITYR + GICD_SPI, bits;
+
+	gicd_wr(p, 4, 0);
+	gicd_wr(p + 1, 1, 0xff);
+	bits = gicd_rd(p + 1, 1);
+	/* At least 16 levels, the implemented bits the top ones (IHI 0048B 3.3). */
+	gicd_check("IPRIORITYR implements the top bits of a byte", 1,
+		   (bits & 0xf0) == 0xf0 && ((bits + (bits & -bits)) & 0xff) == 0);
+	gicd_check("IPRIORITYR byte write, word read", bits << 8, gicd_rd(p, 4));
+	gicd_wr(p, 4, 0x80604020);
+	gicd_check("IPRIORITYR word write, word read", 0x80604020 & bits * 0x01010101, gicd_rd(p, 4));
+	gicd_wr(p + 3, 1, 0xa0);
+	gicd_check("IPRIORITYR byte write leaves the other bytes", 0xa0604020 & bits * 0x01010101,
+		   gicd_rd(p, 4));
+	gicd_check("IPRIORITYR byte read", 0x60 & bits, gicd_rd(p + 2, 1));
+	gicd_wr(p + 2, 2, 0);
+	gicd_check("IPRIORITYR halfword write (not byte or word: WI)", 0xa0604020 & bits * 0x01010101,
+		   gicd_rd(p, 4));
+	/* SGI 0 and PPI 31: banked, writable. */
+	gicd_wr(GICD_IPRIORITYR + 31, 1, 0x40);
+	gicd_check("IPRIORITYR of PPI 31", 0x40 & bits, gicd_rd(GICD_IPRIORITYR + 31, 1));
+}
+
+static void gicd_icfgr(void)
+{
+	u64 v;
+
+	/* SGIs: edge (0b10), read-only. */
+	gicd_wr(GICD_ICFGR, 4, 0);
+	gicd_check("ICFGR0 (SGIs edge, read-only)", 0xaaaaaaaa, gicd_rd(GICD_ICFGR, 4));
+	/* PPIs: read-only here (IMPLEMENTATION DEFINED whether programmable). */
+	v = gicd_rd(GICD_ICFGR + 4, 4);
+	gicd_wr(GICD_ICFGR + 4, 4, ~v);
+	gicd_check("ICFGR1 (PPIs) read-only", v, gicd_rd(GICD_ICFGR + 4, 4));
+	/* SPIs: Int_config[1] of each is programmable. */
+	gicd_wr(GICD_ICFGR + 8, 4, 0xaaaaaaaa);
+	gicd_check("ICFGR2 (SPIs 32-47) set edge", 0xaaaaaaaa, gicd_rd(GICD_ICFGR + 8, 4) & 0xaaaaaaaa);
+	gicd_wr(GICD_ICFGR + 8, 4, 0);
+	gicd_check("ICFGR2 (SPIs 32-47) set level", 0, gicd_rd(GICD_ICFGR + 8, 4) & 0xaaaaaaaa);
+	gicd_check("ICFGR byte read (word only: RAZ)", 0, gicd_rd(GICD_ICFGR, 1));
+}
+
+static void gicd_sgis(u64 mask)
+{
+	/* Nothing delivered: distributor and all SGIs disabled. */
+	gicd_wr(GICD_CTLR, 4, 0);
+	gicd_wr(GICD_ICENABLER, 4, 0xffff);
+	gicd_wr(GICD_CPENDSGIR, 4, 0xffffffff);
+	gicd_wr(GICD_CPENDSGIR + 4, 4, 0xffffffff);
+	gicd_wr(GICD_CPENDSGIR + 8, 4, 0xffffffff);
+	gicd_wr(GICD_CPENDSGIR + 12, 4, 0xffffffff);
+	gicd_check("ISPENDR0 SGI bits after CPENDSGIR", 0, gicd_rd(GICD_ISPENDR, 4) & 0xffff);
+	/* SGI pending state is set through SPENDSGIR, not ISPENDR0 (IHI 0048B 4.3.7). */
+	gicd_wr(GICD_ISPENDR, 4, 0xffff);
+	gicd_check("ISPENDR0 write to SGI bits ignored", 0, gicd_rd(GICD_ISPENDR, 4) & 0xffff);
+	/* SGI 5 from vCPU 0: byte 1 of SPENDSGIR1. */
+	gicd_wr(GICD_SPENDSGIR + 5, 1, 0x01);
+	gicd_check("SPENDSGIR byte write, word read", 0x0100, gicd_rd(GICD_SPENDSGIR + 4, 4));
+	gicd_check("ISPENDR0 shows SGI 5 pending", 1u << 5, gicd_rd(GICD_ISPENDR, 4) & 0xffff);
+	gicd_wr(GICD_ICPENDR, 4, 0xffff);
+	gicd_check("ICPENDR0 write to SGI bits ignored", 1u << 5, gicd_rd(GICD_ISPENDR, 4) & 0xffff);
+	gicd_wr(GICD_CPENDSGIR + 5, 1, 0x01);
+	gicd_check("CPENDSGIR byte write clears", 0, gicd_rd(GICD_SPENDSGIR + 4, 4));
+	/* Source bits of CPU interfaces the VM does not have: RAZ/WI. */
+	gicd_wr(GICD_SPENDSGIR + 8, 4, 0xffffffff);
+	gicd_check("SPENDSGIR word write keeps the VM's vCPUs", mask * 0x01010101,
+		   gicd_rd(GICD_SPENDSGIR + 8, 4));
+	gicd_check("SPENDSGIR byte read", mask, gicd_rd(GICD_SPENDSGIR + 9, 1));
+	gicd_wr(GICD_CPENDSGIR + 8, 4, 0xffffffff);
+	gicd_check("CPENDSGIR word write clears", 0, gicd_rd(GICD_SPENDSGIR + 8, 4));
+	/* GICD_SGIR, TargetListFilter 0b10: to the requesting vCPU, source itself. */
+	gicd_wr(GICD_SGIR, 4, 2u << 24 | 7);
+	gicd_check("SGIR to self: SGI 7 pending from vCPU 0", 0x01000000, gicd_rd(GICD_SPENDSGIR + 4, 4));
+	gicd_wr(GICD_CPENDSGIR + 4, 4, 0xffffffff);
+	/* TargetListFilter 0b00 to every CPU interface: the VM's vCPUs only. */
+	gicd_wr(GICD_SGIR, 4, 0xffu << 16 | 3);
+	gicd_check("SGIR target list: SGI 3 pending on vCPU 0", 0x01000000, gicd_rd(GICD_SPENDSGIR, 4));
+	gicd_wr(GICD_CPENDSGIR, 4, 0xffffffff);
+	gicd_check("SPENDSGIR halfword read (RAZ)", 0, gicd_rd(GICD_SPENDSGIR, 2));
+}
+
+static void mode_gicd(void)
+{
+	u64 mask = (1UL << cfg.nvcpus) - 1;
+
+	if (cfg.nvcpus > 1 && !start_secondaries("gicd"))
+		return;
+	gicd_typer();
+	gicd_targets(mask);
+	gicd_priority();
+	gicd_icfgr();
+	gicd_sgis(mask);
+	if (cfg.nvcpus > 1) {
+		/* vCPU 1 sees SGI 3 from vCPU 0 (the target-list SGI above) and its own targets. */
+		dmb(); /* the SGIs before go */
+		finished[0] = 1;
+		go = 1;
+		if (wait_all(finished, 2) != 2) {
+			pr("memtest: gicd FAIL vCPU 1 did not finish\n");
+			return;
+		}
+		gicd_check("vCPU 1: ITARGETSR0 reads as vCPU 1", 0x02020202, g1_targets0);
+		gicd_check("vCPU 1: ITARGETSR byte of PPI 31", 0x02, g1_target31);
+		gicd_check("vCPU 1: SPENDSGIR0 SGI 3 from vCPU 0", 0x01000000, g1_spendsgir0);
+		gicd_check("vCPU 1: ISPENDR0 SGI 3", 1u << 3, g1_ispendr0 & 0xffff);
+	}
+	if (g_failed)
+		pr("memtest: gicd FAIL %lu of %lu checks\n", g_failed, g_checks);
+	else
+		pr("memtest: gicd ok checks=%lu vcpus=%lu\n", g_checks, cfg.nvcpus);
+}
+
+/*
  * ---- 20: virtio: the 32 virtio-mmio slots at 0x0a000000 answer as empty
  * version 2 transports (magic, version 2, device ID 0, vendor "QEMU"),
  * ignore writes, and a byte read reads as zero: no access aborts ----
@@ -1296,6 +1535,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 15: mode_swap(); break;
 	case 16: case 17: mode_fill(); break;
 	case 18: mode_setway(); break;
+	case 19: mode_gicd(); break;
 	case 20: mode_virtio(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
@@ -1312,4 +1552,6 @@ void secondary_main(u64 index)
 		smp_worker(index);
 	else if (cfg.mode == 8)
 		bench_worker(index);
+	else if (cfg.mode == 19)
+		gicd_worker(index);
 }
