@@ -62,6 +62,15 @@ def test_raw_console_has_no_prefix(boot, tmp_path):
                    extra=("-append", "quire.console=raw quire.exit=last-vm"))
     con.expect(r"quire: vm1: \d+ pages returned to the pool")
     text = con.child.before
-    expect_exit(con)
     assert re.search(r"^memtest: seq ok", text, re.M), text
     assert "[vm1]" not in text, text
+    expect_exit(con)
+
+
+def test_raw_console_is_for_one_vm(boot, tmp_path):
+    """With two VMs, quire.console=raw is ignored (said so): whose line is whose must show."""
+    vms = [memtest(SEQ, mem_mib=64), memtest(SEQ, mem_mib=64)]
+    con = boot_vms(boot, tmp_path, vms, smp=2, extra=("-append", "quire.console=raw quire.exit=last-vm"))
+    con.expect_exact("quire: quire.console=raw ignored: it is for a single VM, and 2 are configured")
+    con.expect(r"\[vm2\] memtest: seq ok")
+    expect_exit(con)
