@@ -1,6 +1,6 @@
 /*
  * The console multiplexer (docs/console.md). Output: every VM line starts
- * with "[name] ". The VM that has the input streams byte by byte, so its
+ * with "[name] " (unless quire.console=raw, for a single VM). The VM that has the input streams byte by byte, so its
  * prompt and echo show at once; the others are held a line at a time and
  * printed whole, so VMs booting together never shred each other's lines.
  * Everything is printed under the console lock, where the screen remembers
@@ -47,6 +47,7 @@ static struct vmcon cons[MAX_VMS];
 static _Atomic unsigned focus = TO_NOBODY;
 static spinlock_t input_lock = SPINLOCK_INIT;
 static unsigned escapes; /* Ctrl-As in a row; input lock */
+static bool raw; /* quire.console=raw: no prefix; set before any VM is made */
 
 static struct vmcon *con_of(const struct vm *vm)
 {
@@ -61,6 +62,8 @@ static unsigned focused(void)
 /* Console lock held, for this and the output helpers below. */
 static void put_prefix(const struct vm *vm)
 {
+	if (raw)
+		return;
 	console_put(vm->id, '[');
 	for (unsigned i = 0; i < sizeof(vm->name) && vm->name[i]; i++)
 		console_put(vm->id, vm->name[i]);
@@ -249,6 +252,11 @@ void conmux_input(char c, unsigned cpu)
 		deliver(c, cpu);
 	}
 	spin_unlock(&input_lock);
+}
+
+void conmux_raw(void)
+{
+	raw = true;
 }
 
 void conmux_start(bool monitor)

@@ -179,6 +179,8 @@ void vm_reap(struct vm *vm, unsigned cpu)
 	       atomic_load(&vm->pool.charged));
 	atomic_store(&vm->life, VM_STOPPED);
 	restart_if_asked(vm, cpu);
+	/* After the restart, if one was asked: a VM it built is STARTING, not STOPPED. */
+	vm_stopped_hook();
 }
 
 static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu, char *err, size_t errlen)

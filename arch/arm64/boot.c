@@ -31,10 +31,14 @@ extern char _start[], _end[];
 extern _Atomic unsigned cpus_crashed;
 void idle_loop(void);
 void bench_blk(struct pool *p, const char *bootargs);
+s64 smccc_smc(u64 fid, u64 a1, u64 a2, u64 a3);
 
 static struct machine machine;
 static struct pool vmm_pool;
 static _Atomic bool boot_done;
+/* quire.exit=last-vm, set once every configured VM is made: only then can "all stopped" mean it. */
+static _Atomic bool exit_armed;
+static _Atomic bool powering_off; /* the one CPU that saw every VM stopped */
 
 static void early_console(void)
 {
@@ -197,6 +201,53 @@ static unsigned bootable_images(struct vmcfg_image *out, unsigned max)
 	return n;
 }
 
+#define PSCI_SYSTEM_OFF 0x84000008u /* PSCI 0.2+, SMC32 function ID */
+
+static void __noreturn machine_power_off(void)
+{
+	printk("quire: every VM has stopped; powering the machine off (quire.exit=last-vm)\n");
+	if (machine.psci.conduit == PSCI_CONDUIT_SMC) {
+		/* pl011_putc returns with bytes still in the UART's FIFO: let the line out first. */
+		udelay(20000);
+		smccc_smc(PSCI_SYSTEM_OFF, 0, 0, 0);
+		printk("quire: PSCI SYSTEM_OFF returned; halting\n");
+	} else {
+		printk("quire: no PSCI in the host DT to power off with; halting\n");
+	}
+	/* This CPU stops here; the others have no vCPU left and wait in idle_loop's WFI. */
+	cpu_halt();
+}
+
+/* At least one VM was made, and every VM made is STOPPED with no restart queued. */
+static bool all_vms_stopped(void)
+{
+	unsigned made = 0;
+
+	for (unsigned id = 1; id <= MAX_VMS; id++) {
+		struct vm *vm = vm_get(id);
+
+		if (!vm)
+			continue;
+		made++;
+		if (vm_state(vm) != VM_STOPPED || atomic_load(&vm->restart))
+			return false;
+	}
+	return made > 0;
+}
+
+/*
+ * The reaper's STOPPED store and the boot CPU's exit_armed store are each
+ * made before the other is read (seq_cst): the last VM to stop is seen by
+ * one of them even if it stops while start_vms still runs. Two reapers may
+ * both see every VM stopped: the exchange lets one power off.
+ */
+void vm_stopped_hook(void)
+{
+	if (!atomic_load(&exit_armed) || !all_vms_stopped() || atomic_exchange(&powering_off, true))
+		return;
+	machine_power_off();
+}
+
 static void start_vms(unsigned ipa_bits)
 {
 	static struct vm_config cfg[MAX_VMS];
@@ -238,6 +289,12 @@ static void start_vms(unsigned ipa_bits)
 	       (unsigned long)(guest / (lim.machine_pages << PAGE_SHIFT)),
 	       (unsigned long)(guest * 100 / (lim.machine_pages << PAGE_SHIFT) % 100), (unsigned long)(limits >> 20),
 	       (unsigned long)(kept >> 20));
+	if (bootargs_has(machine.bootargs, "quire.console=raw")) {
+		if (n == 1)
+			conmux_raw();
+		else
+			printk("quire: quire.console=raw ignored: it is for a single VM, and %d are configured\n", n);
+	}
 	for (int i = 0; i < n; i++)
 		if (!vm_create(&cfg[i], i + 1, 0, err, sizeof(err)))
 			printk("quire: %s not started: %s\n", cfg[i].name, err);
@@ -308,6 +365,10 @@ void __noreturn boot_primary(paddr_t fdt, unsigned entry_el)
 	if (machine.uart.found)
 		console_input_init(&machine);
 	start_vms(ipa_bits);
+	if (bootargs_has(machine.bootargs, "quire.exit=last-vm")) {
+		atomic_store(&exit_armed, true);
+		vm_stopped_hook(); /* every VM may have stopped (or failed to start) already */
+	}
 	atomic_store_explicit(&boot_done, true, memory_order_release);
 	dsb(ish);
 	sev();

@@ -21,6 +21,12 @@ void conmux_input(char c, unsigned cpu);
 /* Move bytes held for the VM with the input into its FIFO while it has room (UART interrupt). */
 void conmux_input_drain(void);
 /*
+ * Before the VMs are created, for a single VM (boot argument
+ * quire.console=raw): its lines go out as it wrote them, with no prefix,
+ * for tools that parse a guest's console.
+ */
+void conmux_raw(void);
+/*
  * After the VMs are created: input goes to the first VM (or the monitor if
  * none), or to the monitor if `monitor` (boot argument quire.input=monitor).
  */

@@ -7,7 +7,7 @@
  *
  * VMs: alpha (1), beta (2), slot 3 empty, gamma (4), slot 5 created but
  * VM_EMPTY. alpha has the input at the start of every test. The locked
- * test runs last: locking cannot be turned off again.
+ * test and then the raw one (no prefix) run last: neither can be turned off.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -617,6 +617,22 @@ static void cpus_printing_at_once(void **state)
 	assert_memory_equal(got, want, nwant);
 }
 
+/* ---- quire.console=raw: runs last, it cannot be turned off ---------------- */
+
+/* A single VM's lines as it wrote them (line ends still "\r\n"); Quire's own still end them. */
+static void raw_lines_have_no_prefix(void **state)
+{
+	(void)state;
+	conmux_raw();
+	out(alpha, "memtest: seq ok\n");
+	assert_string_equal(screen, "memtest: seq ok\r\n");
+	out(alpha, "~ # ");
+	printk("quire: note\n");
+	out(alpha, "x\r\n10%\r20%\r\n");
+	out(beta, "held\n");
+	assert_string_equal(screen, "memtest: seq ok\r\n~ # \r\nquire: note\r\nx\r\n10%\r20%\r\nheld\r\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -654,6 +670,7 @@ int main(void)
 		cmocka_unit_test_setup(random_output_always_prefixed, setup),
 		cmocka_unit_test_setup(random_bytes_everywhere, setup),
 		cmocka_unit_test_setup(cpus_printing_at_once, setup),
+		cmocka_unit_test_setup(raw_lines_have_no_prefix, setup),
 	};
 
 	alarm(120); /* a deadlock fails the run instead of hanging it */
