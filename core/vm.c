@@ -127,27 +127,37 @@ void vm_system_init(struct pool *pool, unsigned ipa_bits, unsigned ncpus)
 }
 
 
-/* Build it again from its own config (it is STOPPED, its restart asked for and taken). */
-static void restart_now(struct vm *vm, unsigned cpu)
-{
-	struct vm_config cfg = vm->cfg;
-	char err[160];
-
-	if (vm_create(&cfg, vm->id, cpu, err, sizeof(err)))
-		printk("quire: %s restarted with fresh memory\n", cfg.name);
-	else
-		printk("quire: %s cannot restart: %s\n", cfg.name, err);
-}
+static struct vm *build(struct vm *slot, const struct vm_config *c, unsigned cpu, char *err, size_t errlen);
 
 /*
- * The restart flag and the STOPPED state are each stored before the other
- * is read (seq_cst), by the reaper and by a monitor asking for a restart:
- * at least one of them sees both, and the exchange lets only one act.
+ * A restart asked for (vm->restart) is done by whoever finds the VM STOPPED
+ * and claims it (STOPPED -> STARTING) while the flag is set: the reaper at
+ * the end of a teardown, or the monitor. The claim comes first and the flag
+ * is taken under it, so the VM is never seen STOPPED with its restart
+ * already taken but not begun (quire.exit=last-vm would power off then).
+ * The flag and the state are each stored before the other is read, so a
+ * restart asked for while another CPU gives its claim back is not lost.
  */
 static void restart_if_asked(struct vm *vm, unsigned cpu)
 {
-	if (atomic_load(&vm->life) == VM_STOPPED && atomic_exchange(&vm->restart, false))
-		restart_now(vm, cpu);
+	while (atomic_load(&vm->restart)) {
+		int s = VM_STOPPED;
+		struct vm_config cfg;
+		char err[160];
+
+		if (!atomic_compare_exchange_strong(&vm->life, &s, VM_STARTING))
+			return; /* not stopped, or another CPU holds it: that one looks at the flag */
+		if (!atomic_exchange(&vm->restart, false)) {
+			atomic_store(&vm->life, VM_STOPPED); /* taken meanwhile: look again */
+			continue;
+		}
+		cfg = vm->cfg;
+		if (build(vm, &cfg, cpu, err, sizeof(err)))
+			printk("quire: %s restarted with fresh memory\n", cfg.name);
+		else
+			printk("quire: %s cannot restart: %s\n", cfg.name, err);
+		return;
+	}
 }
 
 void vm_reap(struct vm *vm, unsigned cpu)
@@ -255,20 +265,16 @@ static void undo(struct vm *vm, unsigned cpu)
 	atomic_store(&vm->life, VM_STOPPED);
 }
 
-struct vm *vm_create(const struct vm_config *c, unsigned id, unsigned cpu, char *err, size_t errlen)
+/* Build the VM in slot, which this CPU holds as VM_STARTING; NULL (and STOPPED again) if it cannot. */
+static struct vm *build(struct vm *slot, const struct vm_config *c, unsigned cpu, char *err, size_t errlen)
 {
-	struct vm *slot = &vms[id - 1], *vm;
-	int s = atomic_load(&slot->life);
-	bool again = s == VM_STOPPED;
+	bool again = slot->stop_us != 0; /* it ran and stopped before: a restart */
+	struct vm *vm;
 	char where[48];
 	unsigned len = 0;
+	int s;
 
-	/* Only an empty slot or a VM whose teardown is over can be built: this CPU claims it. */
-	if ((s != VM_EMPTY && s != VM_STOPPED) || !atomic_compare_exchange_strong(&slot->life, &s, VM_STARTING)) {
-		q_snprintf(err, errlen, "it is %s", vm_state_name(s));
-		return NULL;
-	}
-	vm = create_vm(c, id, cpu, err, errlen);
+	vm = create_vm(c, (unsigned)(slot - vms) + 1, cpu, err, errlen);
 	if (!vm) {
 		undo(slot, cpu);
 		return NULL;
@@ -294,6 +300,19 @@ struct vm *vm_create(const struct vm_config *c, unsigned id, unsigned cpu, char 
 	atomic_compare_exchange_strong(&vm->vcpu[0]->state, &s, VCPU_START);
 	vcpu_kick(vm->vcpu[0]);
 	return vm;
+}
+
+struct vm *vm_create(const struct vm_config *c, unsigned id, unsigned cpu, char *err, size_t errlen)
+{
+	struct vm *slot = &vms[id - 1];
+	int s = atomic_load(&slot->life);
+
+	/* Only an empty slot or a VM whose teardown is over can be built: this CPU claims it. */
+	if ((s != VM_EMPTY && s != VM_STOPPED) || !atomic_compare_exchange_strong(&slot->life, &s, VM_STARTING)) {
+		q_snprintf(err, errlen, "it is %s", vm_state_name(s));
+		return NULL;
+	}
+	return build(slot, c, cpu, err, errlen);
 }
 
 /* --- lifecycle, for the monitor ---------------------------------------- */
