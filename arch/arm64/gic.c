@@ -99,12 +99,15 @@ void gic_init_cpu(void)
 	for (unsigned i = 0; i < 32; i += 4)
 		wr(gicd, GICD_IPRIORITYR(i), 0xa0a0a0a0);
 	/*
-	 * The maintenance interrupt stays off for now: with it on, console input
-	 * to Linux stalled (under investigation). List registers left over or
-	 * retired are handled at the vCPU's next exit instead (its timer tick
-	 * at the latest).
+	 * The maintenance interrupt brings a running vCPU out when its list
+	 * registers need Quire: drained while more wait (GICH_HCR.UIE), or an
+	 * interrupt deactivated that must be resampled or sent again (the EOI
+	 * bit). It is level-sensitive: irq_handle() clears GICH_HCR before it
+	 * deactivates it, or it would be taken again at once, for ever (why
+	 * console input once stalled with it on).
 	 */
-	wr(gicd, GICD_ISENABLER(0), 1u << SGI_KICK | 1u << PPI_VTIMER | 1u << PPI_HTIMER);
+	wr(gicd, GICD_ISENABLER(0), 1u << SGI_KICK | 1u << PPI_VTIMER | 1u << PPI_HTIMER |
+				    (maint_irq >= 16 && maint_irq < 32 ? 1u << maint_irq : 0));
 	gic_cpu_mask[cpu_id()] = rd(gicd, GICD_ITARGETSR(0)) & 0xff;
 	wr(gicc, GICC_PMR, 0xf0);
 	wr(gicc, GICC_CTLR, GICC_CTLR_EN | GICC_CTLR_EOIMODE);

@@ -52,12 +52,21 @@ void irq_handle(struct vcpu *v)
 			vgic_forward_vtimer(v);
 			continue;
 		}
+		if (id == gic_maint_irq()) {
+			/*
+			 * Level-sensitive: its condition holds until the list registers are
+			 * synced. Off until then (vgic_flush turns GICH_HCR on again before
+			 * re-entry), so the deactivation below does not make it pending again.
+			 */
+			gich_write(GICH_HCR, 0);
+			if (v)
+				atomic_store(&v->vgic_active, true);
+		}
 		gic_deactivate(iar);
 		if (id == PPI_HTIMER) {
 			sched_timer_fired();
-		} else if (id == gic_maint_irq() && v) {
-			/* List registers retired (EOI) or drained (underflow): sync them before re-entry. */
-			atomic_store(&v->vgic_active, true);
+		} else if (id == gic_maint_irq()) {
+			/* Handled above: the list registers are synced before re-entry. */
 		} else if (id >= 32 && id == blk_irq()) {
 			/* The swap disk: InterruptACK, then the used ring, inside blk_complete. */
 			blk_complete(cpu_id());

@@ -397,6 +397,17 @@ void vgic_flush_slow(struct vcpu *v)
 			vc->lr_used |= 1u << i;
 			gich_write(GICH_LR(i), lr_value(q, id, src));
 		}
+		/*
+		 * The same SGI again while one is in a list register (active, its
+		 * handler running): ask for a maintenance interrupt when the guest
+		 * deactivates that one, or a vCPU that never exits would not get it.
+		 */
+		if (vc->sgi_src[id] && q->enabled && g->enabled && q->lr >= 0) {
+			u32 lr = gich_read(GICH_LR(q->lr));
+
+			if (lr & GICH_LR_STATE)
+				gich_write(GICH_LR(q->lr), lr | GICH_LR_EOI);
+		}
 	}
 	for (unsigned id = 16; id < VGIC_NR_IRQS; id++) {
 		struct virq *q = irq_of(g, v->index, id);

@@ -12,7 +12,7 @@
  * the resident limit, see mode_swap), 16 fill and 17 fill-reset (every page, then off or
  * reset: lifecycle tests), 18 setway (set/way maintenance around caches turned off and on),
  * 19 gicd (the GICv2 distributor's registers as IHI 0048B has them; not about memory),
- * 20 virtio (the empty virtio-mmio slots). Each prints `memtest: <mode> ok ...` or
+ * 20 virtio (the empty virtio-mmio slots), 21 ipi (65,536 IPIs to a spinning vCPU). Each prints `memtest: <mode> ok ...` or
  * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
  *
  * Nothing new is touched between the MEM_STATS calls that bracket a measured
@@ -634,7 +634,7 @@ static struct smccc_res call(bool smc, u64 fn, u64 a1, bool *next)
 static void hostile_sea(void)
 {
 	static const u64 addrs[] = {
-		0x0a000000UL, /* virtio-mmio on QEMU virt: not given to the VM */
+		0x0a004000UL, /* just past the 32 virtio-mmio slots */
 		0x09010000UL, /* the PL031 RTC on QEMU virt: not emulated */
 		0x0c000000UL, /* platform bus */
 		0x10000000UL, /* PCIe MMIO window */
@@ -1490,9 +1490,108 @@ static void mode_virtio(void)
 	pr("memtest: virtio ok slots=32\n");
 }
 
+/*
+ * ---- 21: ipi: vCPU 0 sends IPI_COUNT SGIs to vCPU 1, which only spins with
+ * interrupts unmasked (no trap, no timer). Each carries a sequence number in
+ * memory; vCPU 0 sends the next once vCPU 1's handler has counted this one
+ * (it counts before its EOI, so the next SGI often arrives while this one is
+ * still active). Every one must arrive, in order. Also, with a second SGI
+ * ID pending at once, more SGIs than list registers at a time. ----
+ */
+#define IPI_COUNT 65536
+#define IPI_SGI 1
+#define GICV_CPU 0x08010000UL
+#define GICC_CTLR 0x00
+#define GICC_PMR 0x04
+#define GICC_IAR 0x0c
+#define GICC_EOIR 0x10
+
+static volatile u64 ipi_seq, ipi_got, ipi_bad, ipi_spin_stop, ipi_burst;
+
+void guest_irq(void)
+{
+	u32 iar = R32(GICV_CPU + GICC_IAR), id = iar & 0x3ff;
+
+	if (id == IPI_SGI) {
+		if (ipi_got != ipi_seq)
+			ipi_bad++;
+		ipi_got++;
+		/* Still active a while after it counted: the next SGI arrives before the EOI. */
+		for (volatile int k = 0; k < 300; k++)
+			;
+	} else if (id >= 2 && id < 16) {
+		ipi_burst |= 1u << id;
+	} else if (id < 1020) {
+		ipi_bad++;
+	}
+	if (id < 1020)
+		R32(GICV_CPU + GICC_EOIR) = iar;
+}
+
+static void ipi_receiver(void)
+{
+	R32(VGICD + 0x100) = 0xffff; /* GICD_ISENABLER0 is banked: this vCPU's own SGIs */
+	R32(GICV_CPU + GICC_PMR) = 0xff;
+	R32(GICV_CPU + GICC_CTLR) = 1;
+	ready[1] = 1;
+	asm volatile("msr daifclr, #2" : : : "memory"); /* IRQs unmasked: now it only spins */
+	while (!ipi_spin_stop)
+		;
+	asm volatile("msr daifset, #2" : : : "memory");
+	finished[1] = 1;
+}
+
+static void ipi_send(u32 targets, u32 id)
+{
+	dmb();
+	R32(VGICD + 0xf00) = targets << 16 | id; /* GICD_SGIR, target list filter 0 */
+}
+
+static void mode_ipi(void)
+{
+	u64 t0, t1, deadline;
+
+	if (cfg.nvcpus < 2) {
+		pr("memtest: ipi FAIL needs 2 vCPUs\n");
+		return;
+	}
+	R32(VGICD) = 1; /* GICD_CTLR */
+	if (!start_secondaries("ipi"))
+		return;
+	while (!ready[1])
+		;
+	t0 = counter();
+	deadline = t0 + cfg.timeout;
+	for (u64 i = 0; i < IPI_COUNT; i++) {
+		ipi_seq = i;
+		ipi_send(1u << 1, IPI_SGI);
+		while (ipi_got != i + 1)
+			if (counter() > deadline) {
+				pr("memtest: ipi FAIL IPI %lu of %u never arrived (got %lu, out of order %lu)\n", i,
+				   IPI_COUNT, ipi_got, ipi_bad);
+				ipi_spin_stop = 1;
+				return;
+			}
+	}
+	t1 = counter();
+	/* Fourteen other SGIs at once: more than the list registers hold; every one arrives. */
+	for (u32 id = 2; id < 16; id++)
+		ipi_send(1u << 1, id);
+	while (ipi_burst != 0xfffc && counter() < deadline)
+		;
+	ipi_spin_stop = 1;
+	while (!finished[1])
+		;
+	if (ipi_bad || ipi_burst != 0xfffc)
+		pr("memtest: ipi FAIL out of order or unexpected %lu, burst 0x%lx (want 0xfffc)\n", ipi_bad,
+		   ipi_burst);
+	else
+		pr("memtest: ipi ok ipis=%u ticks=%lu freq=%lu\n", IPI_COUNT, t1 - t0, counter_freq());
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
-					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio" };
+					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -1537,6 +1636,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 18: mode_setway(); break;
 	case 19: mode_gicd(); break;
 	case 20: mode_virtio(); break;
+	case 21: mode_ipi(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();
@@ -1552,6 +1652,8 @@ void secondary_main(u64 index)
 		smp_worker(index);
 	else if (cfg.mode == 8)
 		bench_worker(index);
+	else if (cfg.mode == 21 && index == 1)
+		ipi_receiver();
 	else if (cfg.mode == 19)
 		gicd_worker(index);
 }

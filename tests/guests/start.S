@@ -105,12 +105,52 @@ bad_vector:
 	bl	guest_unexpected
 	b	park
 
+/*
+ * IRQ at EL1 with SP_EL1 (vector 0x280): guest_irq() in C, with every
+ * register it may clobber saved (x0-x18, x29, x30, and ELR/SPSR in case it
+ * takes a synchronous exception).
+ */
+el1_irq:
+	sub	sp, sp, #192
+	stp	x0, x1, [sp]
+	stp	x2, x3, [sp, #16]
+	stp	x4, x5, [sp, #32]
+	stp	x6, x7, [sp, #48]
+	stp	x8, x9, [sp, #64]
+	stp	x10, x11, [sp, #80]
+	stp	x12, x13, [sp, #96]
+	stp	x14, x15, [sp, #112]
+	stp	x16, x17, [sp, #128]
+	stp	x18, x29, [sp, #144]
+	mrs	x0, elr_el1
+	mrs	x1, spsr_el1
+	stp	x30, x0, [sp, #160]
+	str	x1, [sp, #176]
+	bl	guest_irq
+	ldr	x1, [sp, #176]
+	ldp	x30, x0, [sp, #160]
+	msr	elr_el1, x0
+	msr	spsr_el1, x1
+	ldp	x18, x29, [sp, #144]
+	ldp	x16, x17, [sp, #128]
+	ldp	x14, x15, [sp, #112]
+	ldp	x12, x13, [sp, #96]
+	ldp	x10, x11, [sp, #80]
+	ldp	x8, x9, [sp, #64]
+	ldp	x6, x7, [sp, #48]
+	ldp	x4, x5, [sp, #32]
+	ldp	x2, x3, [sp, #16]
+	ldp	x0, x1, [sp], #192
+	eret
+
 	.balign	2048
 vectors:
 	.irp	n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
 	.balign	128
 	.if	\n == 4
 	b	el1_sync
+	.elseif	\n == 5
+	b	el1_irq
 	.else
 	mov	x0, #\n
 	b	bad_vector

@@ -21,7 +21,7 @@ CHECKS = (["sea"] * 5 + ["mmio-unknown"] * 3 +
 # What Quire logs, once each, for vm1 (arch/arm64/trap.c, core/hypercall.c): the first
 # offending access of each kind.
 LOGGED = {
-    "abort": r"read at IPA 0xa000000 \(VA 0xa000000, .*\): outside RAM and devices; "
+    "abort": r"read at IPA 0xa004000 \(VA 0xa004000, .*\): outside RAM and devices; "
              r"injecting a synchronous external abort \(logged once\)$",
     "hypercall": r"unknown hypercall 0x86000000: NOT_SUPPORTED \(logged once\)$",
     "device register": r"read of 4 bytes at device address 0x9000f00, no such register "
