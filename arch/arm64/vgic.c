@@ -369,6 +369,35 @@ static int free_lr(struct vgic_cpu *vc)
 	return -1;
 }
 
+/*
+ * The virtual timer's interrupt is a level: CNTV_CTL_EL0 ENABLE and ISTATUS
+ * set, IMASK clear. Forwarded, it was latched pending; if the guest has
+ * since turned the timer off or masked it, the interrupt is no longer
+ * pending (the architecture's level follows the output), so it goes, and
+ * the physical PPI held active for it is released. Only a pending one:
+ * once the guest has taken it, its own deactivation ends it (the HW bit).
+ * Called with the vCPU loaded (its timer registers are the CPU's), before
+ * every entry that syncs the list registers, so also after each load. Lock held.
+ */
+static void vtimer_resample(struct vgic_cpu *vc)
+{
+	struct virq *q = &vc->priv[PPI_VTIMER];
+
+	if ((read_sysreg(cntv_ctl_el0) & 7) == 5 || !q->hw)
+		return;
+	if (q->lr >= 0) {
+		if ((gich_read(GICH_LR(q->lr)) & GICH_LR_STATE) != GICH_LR_PENDING)
+			return;
+		gich_write(GICH_LR(q->lr), 0);
+		vc->lr_used &= ~(1u << q->lr);
+		q->lr = -1;
+	} else if (!q->pending) {
+		return;
+	}
+	q->pending = false;
+	gic_deactivate_ppi(PPI_VTIMER);
+}
+
 void vgic_flush_slow(struct vcpu *v)
 {
 	struct vgic *g = vgic_of(v->vm);
@@ -380,6 +409,7 @@ void vgic_flush_slow(struct vcpu *v)
 	atomic_store(&v->vgic_active, false);
 	spin_lock(&g->lock);
 	sync_lrs(g, vc, v->index);
+	vtimer_resample(vc);
 	/* SGIs: one list register per (SGI, source) pair. */
 	for (unsigned id = 0; id < 16; id++) {
 		struct virq *q = &vc->priv[id];

@@ -12,7 +12,8 @@
  * the resident limit, see mode_swap), 16 fill and 17 fill-reset (every page, then off or
  * reset: lifecycle tests), 18 setway (set/way maintenance around caches turned off and on),
  * 19 gicd (the GICv2 distributor's registers as IHI 0048B has them; not about memory),
- * 20 virtio (the empty virtio-mmio slots), 21 ipi (65,536 IPIs to a spinning vCPU). Each prints `memtest: <mode> ok ...` or
+ * 20 virtio (the empty virtio-mmio slots), 21 ipi (65,536 IPIs to a spinning vCPU), 22 vtimer
+ * (the timer's interrupt follows the timer). Each prints `memtest: <mode> ok ...` or
  * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
  *
  * Nothing new is touched between the MEM_STATS calls that bracket a measured
@@ -1508,11 +1509,16 @@ static void mode_virtio(void)
 
 static volatile u64 ipi_seq, ipi_got, ipi_bad, ipi_spin_stop, ipi_burst;
 
+#define PPI_VTIMER 27
+static void vtimer_irq(void); /* mode 22 */
+
 void guest_irq(void)
 {
 	u32 iar = R32(GICV_CPU + GICC_IAR), id = iar & 0x3ff;
 
-	if (id == IPI_SGI) {
+	if (id == PPI_VTIMER) {
+		vtimer_irq();
+	} else if (id == IPI_SGI) {
 		if (ipi_got != ipi_seq)
 			ipi_bad++;
 		ipi_got++;
@@ -1589,9 +1595,64 @@ static void mode_ipi(void)
 		pr("memtest: ipi ok ipis=%u ticks=%lu freq=%lu\n", IPI_COUNT, t1 - t0, counter_freq());
 }
 
+/*
+ * ---- 22: vtimer: the virtual timer's interrupt follows the timer. With
+ * IRQs masked the timer fires (Quire forwards it: pending in a list
+ * register), then the guest turns the timer off (or masks it), makes an
+ * exit (HVC), and unmasks IRQs: the interrupt must not be taken. With the
+ * timer left on, it must be. ----
+ */
+static volatile u64 vtimer_irqs;
+
+static void vtimer_irq(void)
+{
+	vtimer_irqs++;
+	MSR("cntv_ctl_el0", 0); /* the handler turns its source off, as a driver does */
+}
+
+/* Fire the timer with IRQs masked, wait until it has been forwarded, then apply ctl; IRQs taken after. */
+static u64 vtimer_round(u64 ctl_after)
+{
+	u64 t, n0 = vtimer_irqs;
+
+	MSR("cntv_cval_el0", MRS("cntvct_el0") + counter_freq() / 10000);
+	MSR("cntv_ctl_el0", 1);
+	while (!(MRS("cntv_ctl_el0") & 4))
+		;
+	/* 1 ms: the physical PPI reached Quire and was forwarded (pending in a list register). */
+	for (t = counter() + counter_freq() / 1000; counter() < t;)
+		;
+	MSR("cntv_ctl_el0", ctl_after);
+	hvc(QUIRE_HC_MEM_STATS, 0, 0, 0); /* an exit: Quire looks at its list registers */
+	asm volatile("msr daifclr, #2" : : : "memory");
+	for (t = counter() + counter_freq() / 1000; counter() < t;)
+		;
+	asm volatile("msr daifset, #2" : : : "memory");
+	MSR("cntv_ctl_el0", 0);
+	return vtimer_irqs - n0;
+}
+
+static void mode_vtimer(void)
+{
+	u64 off, masked, on;
+
+	R32(VGICD + 0x100) = 1u << PPI_VTIMER; /* GICD_ISENABLER0 */
+	R32(VGICD) = 1;
+	R32(GICV_CPU + GICC_PMR) = 0xff;
+	R32(GICV_CPU + GICC_CTLR) = 1;
+	off = vtimer_round(0);	   /* disabled */
+	masked = vtimer_round(3); /* enabled, IMASK */
+	on = vtimer_round(1);	   /* still firing */
+	if (off || masked || on != 1)
+		pr("memtest: vtimer FAIL taken after disable %lu, after mask %lu, left on %lu (want 0 0 1)\n",
+		   off, masked, on);
+	else
+		pr("memtest: vtimer ok\n");
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
-					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi" };
+					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi", "vtimer" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -1637,6 +1698,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 19: mode_gicd(); break;
 	case 20: mode_virtio(); break;
 	case 21: mode_ipi(); break;
+	case 22: mode_vtimer(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();

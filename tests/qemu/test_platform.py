@@ -50,3 +50,15 @@ def test_ipis_reach_a_spinning_vcpu(boot, tmp_path):
     out = run_until_off(boot, tmp_path, [memtest(IPI, vcpus=2, mem_mib=64)], smp=2, timeout=300)
     m = re.search(r"\[vm1\] memtest: ipi (ok|FAIL)[^\n]*", out)
     assert m and m.group(1) == "ok", out[-3000:]
+
+
+VTIMER = 22
+
+
+def test_vtimer_interrupt_follows_the_timer(boot, tmp_path):
+    """The virtual timer fires with IRQs masked and is forwarded; the guest then turns the
+    timer off (or masks it) and unmasks IRQs after an exit: the interrupt is not taken. Left
+    on, it is taken once."""
+    out = run_until_off(boot, tmp_path, [memtest(VTIMER, mem_mib=64)], smp=1)
+    m = re.search(r"\[vm1\] memtest: vtimer (ok|FAIL)[^\n]*", out)
+    assert m and m.group(1) == "ok", out[-3000:]
