@@ -16,6 +16,7 @@
 #include <arch/cpu.h>
 #include <arch/esr.h>
 #include <arch/gic.h>
+#include <arch/ptimer.h>
 #include <arch/setway.h>
 #include <arch/sysreg.h>
 #include <arch/vcpu.h>
@@ -65,6 +66,8 @@ void irq_handle(struct vcpu *v)
 		gic_deactivate(iar);
 		if (id == PPI_HTIMER) {
 			sched_timer_fired();
+			if (v)
+				ptimer_update(v); /* perhaps its deadline */
 		} else if (id == gic_maint_irq()) {
 			/* Handled above: the list registers are synced before re-entry. */
 		} else if (id >= 32 && id == blk_irq()) {
@@ -176,9 +179,9 @@ static void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
 }
 
 /*
- * MSR/MRS and system instructions that trap (EC 0x18): the debug and PMU
- * registers (MDCR_EL2), the physical timer (CNTHCTL_EL2), ACTLR_EL1 (TACR)
- * read as zero and ignore writes; set/way cache maintenance (TSW) and the
+ * MSR/MRS and system instructions that trap (EC 0x18): the physical timer
+ * (CNTHCTL_EL2) is emulated in ptimer.c; the debug and PMU registers
+ * (MDCR_EL2) and ACTLR_EL1 (TACR) read as zero and ignore writes; set/way cache maintenance (TSW) and the
  * stage-1 register writes it makes trap (TVM) are emulated in setway.c; the
  * rest is UNDEF.
  */
@@ -191,12 +194,20 @@ static void sysreg_trap(struct vcpu *v, struct trap_frame *f)
 	bool razwi = op0 == 2 ||						 /* debug */
 		     (op0 == 3 && crn == 9 && crm >= 12) ||			 /* PMU */
 		     (op0 == 3 && op1 == 3 && crn == 14 && crm >= 8) ||		 /* PMU event counters */
-		     (op0 == 3 && op1 == 3 && crn == 14 && crm == 2) ||		 /* CNTP_* */
 		     (op0 == 3 && op1 == 0 && crn == 1 && crm == 0 && op2 == 1); /* ACTLR_EL1 */
 	bool setway = op0 == 1 && op1 == 0 && crn == 7 && (crm == 6 || crm == 10 || crm == 14) && op2 == 2;
 
 	if (setway) {
 		setway_op(v);
+		f->elr += 4;
+		return;
+	}
+	if (op0 == 3 && op1 == 3 && crn == 14 && crm == 2 && op2 <= 2) { /* CNTP_TVAL/CTL/CVAL_EL0 */
+		u64 val = rt == 31 ? 0 : f->x[rt];
+
+		ptimer_access(v, op2, read, &val);
+		if (read && rt != 31)
+			f->x[rt] = val;
 		f->elr += 4;
 		return;
 	}

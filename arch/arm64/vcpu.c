@@ -20,6 +20,7 @@
 #include <arch/cpu.h>
 #include <arch/el1_context.h>
 #include <arch/gic.h>
+#include <arch/ptimer.h>
 #include <arch/setway.h>
 #include <arch/stage2.h>
 #include <arch/vgic.h>
@@ -133,9 +134,21 @@ void sched_timer_fired(void)
 }
 
 /* Arm the timer for whatever may need this CPU next while cur runs (or none). */
+/*
+ * cur's physical timer deadline, for Quire's timer while cur is loaded. One
+ * already passed has set its interrupt (ptimer_update on load, on Quire's
+ * timer, on a write): arming for it again would fire at once, for ever.
+ */
+static u64 own_ptimer(struct vcpu *cur)
+{
+	u64 t = cur ? ptimer_deadline(cur) : ~0UL;
+
+	return t > counter_read() ? t : ~0UL;
+}
+
 static void arm_next(struct cpu *c, struct vcpu *cur)
 {
-	u64 t = sched_next_deadline(c->id, cur);
+	u64 t = MIN(sched_next_deadline(c->id, cur), own_ptimer(cur));
 
 	if (cur && sched_queued(c->id) > 1) {
 		u64 end = c->slice_start + us_to_ticks(atomic_load(&c->woke) ? SCHED_MIN_US : SCHED_SLICE_US);
@@ -158,8 +171,13 @@ void idle_work(struct cpu *c, struct vcpu *cur)
 	if (share_scan(c->id, t0, slice, irq_waiting))
 		share_add_ticks(counter_read() - t0);
 	t1 = counter_read();
-	/* Wake for the next blocked vCPU's timer here (other than cur) or the scanner's next slice. */
-	htimer_arm(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)));
+	/* Wake for the next blocked vCPU's timer here (other than cur), cur's physical timer, or the scanner. */
+	htimer_arm(MIN(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)), own_ptimer(cur)));
+}
+
+void vcpu_timer_changed(struct vcpu *v)
+{
+	arm_next(this_cpu(), v);
 }
 
 static void reap_stopped(struct cpu *c, struct vcpu *cur);
@@ -215,10 +233,12 @@ u64 vcpu_timer_deadline(struct vcpu *v)
 
 	u64 off = v->vm->cntvoff;
 
+	u64 virt = ~0UL;
+
 	/* CNTV_CTL_EL0: ENABLE set, IMASK clear. CVAL is in the VM's time: the machine's less CNTVOFF. */
-	if ((e->cntv_ctl & 3) != 1)
-		return ~0UL;
-	return e->cntv_cval > ~0UL - off ? ~0UL : e->cntv_cval + off;
+	if ((e->cntv_ctl & 3) == 1)
+		virt = e->cntv_cval > ~0UL - off ? ~0UL : e->cntv_cval + off;
+	return MIN(virt, ptimer_deadline(v));
 }
 
 /* A vCPU started by its VM's creation or PSCI CPU_ON: the reset state, at its entry point. */
@@ -238,6 +258,8 @@ static void vcpu_reset(struct vcpu *v, struct vcpu_ctx *x)
 	x->frame.x[3] = v->args[3];
 	x->frame.elr = v->entry;
 	x->frame.spsr = PSR_EL1h_DAIF;
+	v->ptimer.ctl = 0;
+	v->ptimer.cval = 0;
 	atomic_store(&v->blocked, false);
 	v->yield = false;
 	atomic_store(&v->state, VCPU_RUNNING);
@@ -280,6 +302,8 @@ static void vcpu_load(struct vcpu *v, struct trap_frame *f)
 		c->last_ran[vm->id - 1] = v;
 	}
 	vgic_restore(v);
+	/* Its physical timer may have fired while it was away. */
+	ptimer_update(v);
 	*f = x->frame;
 	c->vcpu = v;
 	atomic_fetch_add(&vm->loaded, 1);

@@ -96,6 +96,22 @@ void vgic_set_level(struct vm *vm, u32 intid, bool level)
 	spin_unlock(&g->lock);
 }
 
+void vgic_set_ppi_level(struct vcpu *v, u32 intid, bool level)
+{
+	struct vgic *g = vgic_of(v->vm);
+	struct virq *q = &g->cpu[v->index].priv[intid];
+
+	if (q->level == level)
+		return; /* the common case, on every timer look: no lock */
+	spin_lock(&g->lock);
+	q->level = level;
+	/* Rising: into a list register before entry; falling: withdrawn there if not taken yet. */
+	atomic_store(&v->vgic_active, true);
+	spin_unlock(&g->lock);
+	if (level && v->pcpu != cpu_id())
+		vcpu_kick(v);
+}
+
 void vgic_forward_vtimer(struct vcpu *v)
 {
 	struct vgic *g = vgic_of(v->vm);
@@ -398,6 +414,28 @@ static void vtimer_resample(struct vgic_cpu *vc)
 	gic_deactivate_ppi(PPI_VTIMER);
 }
 
+/*
+ * A level-sensitive interrupt still only pending in a list register whose
+ * line has dropped since (the emulated timer masked, the UART drained) is
+ * withdrawn: its pending state follows its level. Lock held.
+ */
+static void levels_resample(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu)
+{
+	for (unsigned i = 0; i < gich_nr_lrs(); i++) {
+		struct virq *q;
+
+		if (!(vc->lr_used & (1u << i)))
+			continue;
+		q = irq_of(g, vcpu, vc->lr_irq[i]);
+		if (q->edge || q->hw || q->level || q->pending ||
+		    (gich_read(GICH_LR(i)) & GICH_LR_STATE) != GICH_LR_PENDING)
+			continue;
+		gich_write(GICH_LR(i), 0);
+		vc->lr_used &= ~(1u << i);
+		q->lr = -1;
+	}
+}
+
 void vgic_flush_slow(struct vcpu *v)
 {
 	struct vgic *g = vgic_of(v->vm);
@@ -410,6 +448,7 @@ void vgic_flush_slow(struct vcpu *v)
 	spin_lock(&g->lock);
 	sync_lrs(g, vc, v->index);
 	vtimer_resample(vc);
+	levels_resample(g, vc, v->index);
 	/* SGIs: one list register per (SGI, source) pair. */
 	for (unsigned id = 0; id < 16; id++) {
 		struct virq *q = &vc->priv[id];

@@ -24,6 +24,10 @@ struct vcpu {
 	/* Interrupt work pending or in the list registers: checked on every exit, so kept here. */
 	_Atomic bool vgic_active;
 	u64 args[4]; /* x0..x3 at entry */
+	struct {
+		u64 cval;	/* CNTP_CVAL_EL0 */
+		u32 ctl;	/* CNTP_CTL_EL0's ENABLE and IMASK */
+	} ptimer;		/* its EL1 physical timer, emulated (arch/arm64/ptimer.c) */
 	bool setway_tvm; /* set/way maintenance seen: SCTLR_EL1 & co. trap (HCR_EL2.TVM) until caches go on */
 };
 

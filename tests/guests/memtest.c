@@ -13,7 +13,8 @@
  * reset: lifecycle tests), 18 setway (set/way maintenance around caches turned off and on),
  * 19 gicd (the GICv2 distributor's registers as IHI 0048B has them; not about memory),
  * 20 virtio (the empty virtio-mmio slots), 21 ipi (65,536 IPIs to a spinning vCPU), 22 vtimer
- * (the timer's interrupt follows the timer). Each prints `memtest: <mode> ok ...` or
+ * (the timer's interrupt follows the timer), 24 ptimer (the emulated EL1 physical timer).
+ * Each prints `memtest: <mode> ok ...` or
  * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
  *
  * Nothing new is touched between the MEM_STATS calls that bracket a measured
@@ -763,7 +764,10 @@ static void hostile_psci(void)
 	   verdict(ok), no_cpu, self, bad_entry, aff_no_cpu, aff_level, aff_self, aff1);
 }
 
-/* Debug, PMU, physical timer and auxiliary control registers: read as zero, writes ignored. */
+/*
+ * Debug, PMU and auxiliary control registers: read as zero, writes ignored;
+ * the physical timer is emulated: CVAL reads back, CTL shows ISTATUS.
+ */
 static void hostile_sysreg_razwi(void)
 {
 	struct abort_rec a;
@@ -780,11 +784,12 @@ static void hostile_sysreg_razwi(void)
 	t |= SYS_READ(cntp_cval_el0, cntp_cval, &a);
 	t |= SYS_WRITE(cntp_ctl_el0, 1, &a);
 	t |= SYS_READ(cntp_ctl_el0, cntp_ctl, &a);
+	t |= SYS_WRITE(cntp_ctl_el0, 0, &a);
 	t |= SYS_WRITE(actlr_el1, 1, &a);
 	t |= SYS_READ(actlr_el1, actlr, &a);
 	pr("memtest: hostile sysreg-razwi %s pmcr=0x%lx pmcntenset=0x%lx mdscr=0x%lx cntp_cval=0x%lx "
 	   "cntp_ctl=0x%lx actlr=0x%lx%s\n",
-	   verdict(!t && !pmcr && !pmcnten && !mdscr && !cntp_cval && !cntp_ctl && !actlr), pmcr,
+	   verdict(!t && !pmcr && !pmcnten && !mdscr && cntp_cval == 0x1234 && cntp_ctl == 5 && !actlr), pmcr,
 	   pmcnten, mdscr, cntp_cval, cntp_ctl, actlr, t ? " (an exception was taken)" : "");
 }
 
@@ -1510,7 +1515,9 @@ static void mode_virtio(void)
 static volatile u64 ipi_seq, ipi_got, ipi_bad, ipi_spin_stop, ipi_burst;
 
 #define PPI_VTIMER 27
+#define PPI_PTIMER 30
 static void vtimer_irq(void); /* mode 22 */
+static void ptimer_irq(void); /* mode 24 */
 
 void guest_irq(void)
 {
@@ -1518,6 +1525,8 @@ void guest_irq(void)
 
 	if (id == PPI_VTIMER) {
 		vtimer_irq();
+	} else if (id == PPI_PTIMER) {
+		ptimer_irq();
 	} else if (id == IPI_SGI) {
 		if (ipi_got != ipi_seq)
 			ipi_bad++;
@@ -1650,9 +1659,77 @@ static void mode_vtimer(void)
 		pr("memtest: vtimer ok\n");
 }
 
+/*
+ * ---- 24: ptimer: the EL1 physical timer (CNTP_*) works: its registers,
+ * its interrupt (PPI 30) while the vCPU spins and while it waits in WFI,
+ * IMASK holding the interrupt back, TVAL signed. ----
+ */
+static volatile u64 ptimer_irqs;
+
+static void ptimer_irq(void)
+{
+	ptimer_irqs++;
+	MSR("cntp_ctl_el0", 0); /* the handler turns its source off, as a driver does */
+}
+
+static bool ptimer_wait(u64 n, bool wfi)
+{
+	u64 deadline = counter() + counter_freq();
+
+	while (ptimer_irqs < n && counter() < deadline)
+		if (wfi)
+			asm volatile("wfi");
+	return ptimer_irqs >= n;
+}
+
+static void mode_ptimer(void)
+{
+	const char *bad = 0;
+	u64 tval, ctl;
+
+	R32(VGICD + 0x100) = 1u << PPI_PTIMER; /* GICD_ISENABLER0 */
+	R32(VGICD) = 1;
+	R32(GICV_CPU + GICC_PMR) = 0xff;
+	R32(GICV_CPU + GICC_CTLR) = 1;
+	MSR("cntp_cval_el0", 0x123456789UL);
+	if (MRS("cntp_cval_el0") != 0x123456789UL)
+		bad = "CVAL does not read back";
+	MSR("cntp_tval_el0", counter_freq()); /* 1 s ahead */
+	tval = MRS("cntp_tval_el0");
+	if (!bad && (tval == 0 || tval > counter_freq()))
+		bad = "TVAL does not count down from what was written";
+	asm volatile("msr daifclr, #2" : : : "memory");
+	MSR("cntp_tval_el0", counter_freq() / 1000);
+	MSR("cntp_ctl_el0", 1);
+	if (!bad && !ptimer_wait(1, false))
+		bad = "no interrupt while spinning";
+	MSR("cntp_tval_el0", counter_freq() / 1000);
+	MSR("cntp_ctl_el0", 1);
+	if (!bad && !ptimer_wait(2, true))
+		bad = "no interrupt in WFI";
+	/* Masked: it fires (ISTATUS) but its interrupt is held back until IMASK is cleared. */
+	MSR("cntp_tval_el0", counter_freq() / 1000);
+	MSR("cntp_ctl_el0", 3);
+	ptimer_wait(3, false);
+	ctl = MRS("cntp_ctl_el0");
+	if (!bad && (ptimer_irqs != 2 || ctl != 7))
+		bad = "IMASK did not hold it back, or ISTATUS is not set";
+	tval = MRS("cntp_tval_el0");
+	if (!bad && !(tval & 0x80000000UL))
+		bad = "TVAL is not negative once the deadline passed";
+	MSR("cntp_ctl_el0", 1);
+	if (!bad && !ptimer_wait(3, false))
+		bad = "no interrupt once IMASK was cleared";
+	asm volatile("msr daifset, #2" : : : "memory");
+	if (bad)
+		pr("memtest: ptimer FAIL %s (interrupts %lu, CTL 0x%lx)\n", bad, ptimer_irqs, ctl);
+	else
+		pr("memtest: ptimer ok interrupts=%lu\n", ptimer_irqs);
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
-					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi", "vtimer" };
+					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi", "vtimer", "bench-exits", "ptimer" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -1699,6 +1776,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 20: mode_virtio(); break;
 	case 21: mode_ipi(); break;
 	case 22: mode_vtimer(); break;
+	case 24: mode_ptimer(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();

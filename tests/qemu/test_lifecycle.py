@@ -45,15 +45,17 @@ def expect_all(con, patterns, timeout=120):
 
 def test_restart_the_moment_it_powers_off(boot, tmp_path):
     """A 1200 MiB VM on CPU 1 is restarted from the monitor (on CPU 0) as soon as it says
-    'powered off', four times, while a 256 MiB neighbour on CPU 0 resets itself over and over.
-    Every restart is taken (queued while the teardown runs), every teardown gives back every
-    page, and no page stays used once both are stopped."""
+    'powered off', three times or more, while a 64 MiB neighbour on CPU 0 resets itself over
+    and over. Every restart is taken (queued while the teardown runs), every teardown gives
+    back every page, and no page stays used once both are stopped."""
     vms = [memtest(FILL, mem_mib=1200, name="big", cpus=[1]),
-           memtest(FILL_RESET, mem_mib=256, name="churn", cpus=[0])]
+           memtest(FILL_RESET, mem_mib=64, name="churn", cpus=[0])]
     con = boot_vms(boot, tmp_path, vms, smp=2, mem="2G", timeout=120, whole_lines=True)
     returned = r"quire: big: (\d+) pages returned to the pool \((\d+) still held\)"
-    queued = 0
-    for r in range(4):
+    queued, r = 0, 0
+    # At least three rounds, and on until one restart found the teardown in progress (8 at most).
+    while r < 3 or (not queued and r < 8):
+        r += 1
         con.expect(r"\[big\] memtest: fill ok pages=(\d+)")
         m = con.expect(r"quire: big powered off \(faults served (\d+), resident (\d+) pages")
         resident = int(m.group(2))

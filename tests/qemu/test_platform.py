@@ -2,6 +2,8 @@
 import re
 import time
 
+import pytest
+
 from conftest import Guest, boot_vms, focus, linux, memtest, monitor, run_until_off
 
 VIRTIO = 20
@@ -61,4 +63,19 @@ def test_vtimer_interrupt_follows_the_timer(boot, tmp_path):
     on, it is taken once."""
     out = run_until_off(boot, tmp_path, [memtest(VTIMER, mem_mib=64)], smp=1)
     m = re.search(r"\[vm1\] memtest: vtimer (ok|FAIL)[^\n]*", out)
+    assert m and m.group(1) == "ok", out[-3000:]
+
+
+PTIMER = 24
+
+
+@pytest.mark.parametrize("share_cpu", [False, True])
+def test_physical_timer(boot, tmp_path, share_cpu):
+    """The EL1 physical timer: its registers, its interrupt while spinning and in WFI, IMASK,
+    signed TVAL; alone on a CPU and beside another VM's vCPU."""
+    vms = [memtest(PTIMER, mem_mib=64, cpus=[0])]
+    if share_cpu:
+        vms.append(memtest(1, mem_mib=64, cpus=[0]))
+    out = run_until_off(boot, tmp_path, vms, smp=1)
+    m = re.search(r"\[vm1\] memtest: ptimer (ok|FAIL)[^\n]*", out)
     assert m and m.group(1) == "ok", out[-3000:]

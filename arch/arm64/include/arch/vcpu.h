@@ -15,6 +15,8 @@ void console_input_init(const struct machine *m);
 void sched_resched(struct trap_frame *f);
 /* The slice timer (EL2 physical timer) fired. */
 void sched_timer_fired(void);
+/* v, running here, changed a timer deadline Quire keeps for it: arm Quire's own timer again. */
+void vcpu_timer_changed(struct vcpu *v);
 /*
  * The CPU is about to wait (nothing to run, or its lone vCPU cur in WFI):
  * run the sharing scanner, then arm the timer for the other vCPUs'

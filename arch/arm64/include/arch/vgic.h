@@ -48,6 +48,8 @@ void vgic_init(struct vm *vm);
 bool vgic_dist_access(struct vcpu *v, u64 off, unsigned size, bool write, u64 *val);
 /* Set a level-sensitive SPI's line (an emulated device's interrupt output). */
 void vgic_set_level(struct vm *vm, u32 intid, bool level);
+/* Set a vCPU's level-sensitive PPI (an emulated timer's output). */
+void vgic_set_ppi_level(struct vcpu *v, u32 intid, bool level);
 /* The virtual timer fired on this CPU: forward it, linked to the physical PPI. */
 void vgic_forward_vtimer(struct vcpu *v);
 void vgic_flush_slow(struct vcpu *v);
