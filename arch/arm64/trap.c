@@ -216,6 +216,10 @@ static void sysreg_trap(struct vcpu *v, struct trap_frame *f)
 		return;
 	}
 	if (razwi) {
+		vm_log_once(v->vm, VM_LOG_SYSREG_RAZWI,
+			    "quire: %s vCPU %u: system register op0=%u op1=%u CRn=%u CRm=%u op2=%u (%s) at 0x%lx "
+			    "is not implemented: reads as zero, writes ignored (logged once)\n",
+			    v->vm->name, v->index, op0, op1, crn, crm, op2, read ? "read" : "write", f->elr);
 		if (read && rt != 31)
 			f->x[rt] = 0;
 		f->elr += 4;

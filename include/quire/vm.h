@@ -83,7 +83,7 @@ struct vm {
 
 enum {
 	VM_LOG_VIO = 0, VM_LOG_UNDEF = 8, VM_LOG_HVC, VM_LOG_SYSREG, VM_LOG_MMIO, VM_LOG_MMIO_NOISV,
-	VM_LOG_SWAP_IO, VM_LOG_SWAP_FULL, VM_LOG_SETWAY,
+	VM_LOG_SWAP_IO, VM_LOG_SWAP_FULL, VM_LOG_SETWAY, VM_LOG_SYSREG_RAZWI,
 };
 /*
  * A VM's lifecycle (vm->life). Every change is a CAS from the state it

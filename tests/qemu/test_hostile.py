@@ -28,6 +28,9 @@ LOGGED = {
                        r"for that size: reads as zero \(logged once\)$",
     "system register": r"system register op0=3 op1=1 CRn=15 CRm=2 op2=1 \(read\) at 0x[0-9a-f]+ "
                        r"is not emulated; injecting UNDEF \(logged once\)$",
+    "read-as-zero register": r"system register op0=3 op1=3 CRn=9 CRm=12 op2=0 \(write\) at "
+                             r"0x[0-9a-f]+ is not implemented: reads as zero, writes ignored "
+                             r"\(logged once\)$",
     "device pair": r"device access at IPA 0x9000018 by an instruction with no syndrome "
                    r"\(load/store pair or writeback\) cannot be emulated; injecting a synchronous "
                    r"external abort \(logged once\)$",
