@@ -63,7 +63,7 @@ static int load_linux(struct vm *vm, const struct vmcfg_image *k, unsigned cpu, 
 		return -EINVAL;
 	/* One DT buffer for all: VMs are created (and restarted) on several CPUs. */
 	spin_lock(&dtb_lock);
-	rc = guest_dt_build(t->data, dtb, sizeof(dtb), vm, c->bootargs[0] ? c->bootargs : LINUX_BOOTARGS,
+	rc = guest_dt_build(t->data, dtb, sizeof(dtb), vm, c->bootargs_set ? c->bootargs : LINUX_BOOTARGS,
 			    l.initrd, l.initrd + rd_size);
 	if (rc) {
 		spin_unlock(&dtb_lock);

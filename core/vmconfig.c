@@ -112,6 +112,19 @@ static int get_str(const struct ctx *x, const char *name, bool required, char *b
 	return 0;
 }
 
+/* bootargs: any string, "" too (a command line that is empty, not Quire's default). */
+static int get_bootargs(const struct ctx *x, struct vm_config *c)
+{
+	int len, rc;
+	const char *p = prop(x, "bootargs", false, &len, &rc);
+
+	c->bootargs[0] = '\0';
+	c->bootargs_set = p != NULL;
+	if (!p)
+		return rc;
+	return len == 1 && !p[0] ? 0 : get_str(x, "bootargs", false, c->bootargs, sizeof(c->bootargs));
+}
+
 /* VM and share-domain names: 1..15 of [A-Za-z0-9_-], so they print and compare cleanly. */
 static bool good_name(const char *s, size_t len)
 {
@@ -267,7 +280,7 @@ static int parse_vm(const struct ctx *x, struct vm_config *c)
 		       &full) ||
 	    get_str(x, "kernel", true, c->kernel, sizeof(c->kernel)) ||
 	    get_str(x, "initramfs", false, c->initramfs, sizeof(c->initramfs)) ||
-	    get_str(x, "bootargs", false, c->bootargs, sizeof(c->bootargs)) ||
+	    get_bootargs(x, c) ||
 	    get_cpus(x, &c->cpus) || get_u64(x, "arg", &c->arg) || get_sharing(x, c))
 		return -1;
 	min_mib = limit_mib;
@@ -406,7 +419,7 @@ static int check_vm(const struct ctx *x, const struct vm_config *c, const struct
 	if (!k)
 		return no_image(x, lim, "kernel", c->kernel);
 	is_linux = is_linux_image(k->data, k->size);
-	if (!is_linux && (c->initramfs[0] || c->bootargs[0]))
+	if (!is_linux && (c->initramfs[0] || c->bootargs_set))
 		return fail(x, "property '%s' is for Linux kernels only, and image '%s' is not an "
 			       "arm64 Linux Image", c->initramfs[0] ? "initramfs" : "bootargs",
 			    k->name);

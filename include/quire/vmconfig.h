@@ -30,7 +30,8 @@ struct vm_config {
 	u64 resident_min;		/* ... of which the machine keeps this much for it (less only with swap) */
 	char kernel[VMCFG_NAME_MAX];	/* image names carried in quire.bin */
 	char initramfs[VMCFG_NAME_MAX]; /* "" if none */
-	char bootargs[VMCFG_BOOTARGS_MAX]; /* "" = the default for Linux guests */
+	char bootargs[VMCFG_BOOTARGS_MAX];
+	bool bootargs_set; /* the config has bootargs (perhaps ""); if not, Linux guests get Quire's default */
 	u32 cpus;			/* affinity: bit i = physical CPU i may run its vCPUs;
 					   VMCFG_CPUS_ALL if the config names none */
 	u64 arg;			/* bare (non-Linux) images: x0 at entry */

@@ -193,7 +193,6 @@ static const struct bad bad[] = {
 	{ "bad-kernel-unterminated", false, { "/vms/web: ", "'kernel'", "NUL-terminated" } },
 	{ "bad-kernel-list", false, { "/vms/web: ", "'kernel'", "one string" } },
 	{ "bad-kernel-long", false, { "/vms/web: ", "'kernel'", "at most 15", "not 16" } },
-	{ "bad-bootargs-empty", false, { "/vms/web: ", "'bootargs'", "empty" } },
 	{ "bad-bootargs-long", false, { "/vms/web: ", "'bootargs'", "at most 255", "not 256" } },
 	{ "bad-cpus-range", false, { "/vms/web: ", "'cpus'", "CPU 8", "0 to 7" } },
 	{ "bad-cpus-twice", false, { "/vms/web: ", "'cpus'", "CPU 1 twice" } },
@@ -226,6 +225,18 @@ static const struct bad bad[] = {
 	{ "check-machine", true,
 	  { "/vms: ", "'resident-limit-mib'", "need 1283 MiB", "has 1024 MiB" } },
 };
+
+/* bootargs = "" is a command line, empty; no bootargs property means Quire's default. */
+static void empty_bootargs(void **state)
+{
+	(void)state;
+	parse_ok(load("bootargs-empty"));
+	assert_true(vms[0].bootargs_set);
+	assert_string_equal(vms[0].bootargs, "");
+	assert_int_equal(vmconfig_check(vms, 1, &lim, err, sizeof(err)), 0);
+	parse_ok(load("good-minimal"));
+	assert_false(vms[0].bootargs_set);
+}
 
 static void bad_configs(void **state)
 {
@@ -677,6 +688,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(bad_configs, free_blob),
+		cmocka_unit_test_teardown(empty_bootargs, free_blob),
 		cmocka_unit_test_teardown(not_a_device_tree, free_blob),
 		cmocka_unit_test_teardown(misaligned_blob, free_blob),
 		cmocka_unit_test_teardown(regression_old_version, free_blob),

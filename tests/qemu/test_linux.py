@@ -153,3 +153,12 @@ def test_reboot(boot, tmp_path, vcpus):
     assert g.sh("test -e /tmp/mark || echo fresh$((1+1))").split() == ["fresh2"]
     assert int(g.sh("grep -c ^processor /proc/cpuinfo")) == vcpus
     assert uptime(g) < BOOT_TIMEOUT
+
+
+def test_empty_bootargs(boot, tmp_path):
+    """bootargs = "" is an empty command line (not Quire's default): the kernel finds its
+    console through the DT's stdout-path, and /proc/cmdline is empty."""
+    con = boot_vms(boot, tmp_path, [linux(1, MEM_MIB, bootargs="")], smp=1, timeout=60)
+    g = Guest(con, "vm1")
+    g.wait_shell()
+    assert g.sh("wc -c < /proc/cmdline").split() == ["1"]  # just its newline
