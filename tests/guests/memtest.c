@@ -1511,11 +1511,16 @@ static volatile u64 ipi_seq, ipi_got, ipi_bad, ipi_spin_stop, ipi_burst;
 
 #define PPI_VTIMER 27
 static void vtimer_irq(void); /* mode 22 */
+static void bench_exits_irq(u32 iar); /* mode 23: its own, EOI included */
 
 void guest_irq(void)
 {
 	u32 iar = R32(GICV_CPU + GICC_IAR), id = iar & 0x3ff;
 
+	if (cfg.mode == 23) {
+		bench_exits_irq(iar);
+		return;
+	}
 	if (id == PPI_VTIMER) {
 		vtimer_irq();
 	} else if (id == IPI_SGI) {
@@ -1650,9 +1655,147 @@ static void mode_vtimer(void)
 		pr("memtest: vtimer ok\n");
 }
 
+/*
+ * ---- 23: bench-exits: the cost of exits, in counter ticks (scripts/bench
+ * runs this under -icount, where they become instructions). Each figure is
+ * a whole guest -> EL2 -> guest round trip:
+ *  - a 32-bit read of GICD_TYPER (the vGIC distributor, emulated by Quire)
+ *    and of UARTFR (the vPL011), BX_READS each, minus the same loop reading RAM;
+ *  - the virtual timer: from CNTV_CVAL to the guest's handler reading
+ *    CNTVCT_EL0 (physical PPI to EL2, list register, vector, GICC_IAR), BX_TIMERS
+ *    times, summed; measured before vCPU 1 runs, so vCPU 0 has the clock alone;
+ *  - an SGI from vCPU 0 to vCPU 1 spinning with IRQs unmasked, whose handler
+ *    counts it in bx_acks; vCPU 0 waits for the count before the next, BX_IPIS times.
+ * Under -icount QEMU runs the 2 CPUs round-robin on one virtual clock: the
+ * instructions both execute in the round trip count, vCPU 0's polling and
+ * vCPU 1's spinning included, and a spinning CPU keeps the clock until
+ * QEMU's round-robin slice ends (tens of ms: measured ~50 ms per IPI), not
+ * when the SGI is raised. So under -icount ipi_ticks is QEMU's slice, not
+ * Quire's cost; hence only BX_IPIS of them. Without -icount all arrive at once. ----
+ */
+#define BX_READS 4096
+#define BX_TIMERS 64
+#define BX_IPIS 8
+#define BX_SGI 1
+#define BX_WAIT counter_freq() /* 1 s: an IPI not acknowledged by then is lost */
+#define VPL011_FR (VPL011 + 0x18) /* UARTFR */
+
+static volatile u64 bx_acks, bx_timer_sum, bx_timers, bx_stop;
+
+static void bench_exits_irq(u32 iar)
+{
+	u32 id = iar & 0x3ff;
+
+	if (id == PPI_VTIMER) {
+		/* First thing: the counter against the deadline, then the source off. */
+		u64 now = MRS("cntvct_el0");
+
+		bx_timer_sum += now - MRS("cntv_cval_el0");
+		bx_timers++;
+		MSR("cntv_ctl_el0", 0);
+		R32(GICV_CPU + GICC_EOIR) = iar;
+	} else if (id == BX_SGI) {
+		/*
+		 * EOI before the count: vCPU 0 sends the next SGI only when the last is
+		 * done, so the round trip is the plain one. (Counting first, as mode 21
+		 * does, the next SGI arrives while this one is active: under -icount
+		 * one was never taken, at about the 20th; see the bench report.)
+		 */
+		R32(GICV_CPU + GICC_EOIR) = iar;
+		dmb(); /* the EOI before the count that lets vCPU 0 send the next */
+		bx_acks++;
+	} else if (id < 1020) {
+		R32(GICV_CPU + GICC_EOIR) = iar;
+	}
+}
+
+static u64 bx_read_loop(u64 addr)
+{
+	u64 t0 = counter(), sink = 0;
+
+	for (u64 i = 0; i < BX_READS; i++)
+		sink += R32(addr);
+	(void)sink;
+	return counter() - t0;
+}
+
+static void bx_receiver(void)
+{
+	R32(VGICD + 0x100) = 1u << BX_SGI; /* GICD_ISENABLER0 is banked: this vCPU's own SGI */
+	R32(GICV_CPU + GICC_PMR) = 0xff;
+	R32(GICV_CPU + GICC_CTLR) = 1;
+	ready[1] = 1;
+	asm volatile("msr daifclr, #2" : : : "memory");
+	while (!bx_stop)
+		;
+	asm volatile("msr daifset, #2" : : : "memory");
+	finished[1] = 1;
+}
+
+static void mode_bench_exits(void)
+{
+	u64 base, vgic, pl011, t0, ipi = 0, timed = 0, lost = 0, deadline;
+	bool skip = false;
+
+	if (cfg.nvcpus < 2) {
+		pr("memtest: bench-exits FAIL needs 2 vCPUs\n");
+		return;
+	}
+	base = bx_read_loop(cfg.free);
+	vgic = bx_read_loop(VGICD + 0x004) - base;	 /* GICD_TYPER */
+	pl011 = bx_read_loop(VPL011_FR) - base;
+	R32(VGICD + 0x100) = 1u << PPI_VTIMER; /* GICD_ISENABLER0 */
+	R32(VGICD) = 1;			       /* GICD_CTLR */
+	R32(GICV_CPU + GICC_PMR) = 0xff;
+	R32(GICV_CPU + GICC_CTLR) = 1;
+	deadline = counter() + cfg.timeout;
+	for (u64 i = 0; i < BX_TIMERS; i++) {
+		MSR("cntv_cval_el0", MRS("cntvct_el0") + counter_freq() / 10000);
+		MSR("cntv_ctl_el0", 1);
+		asm volatile("msr daifclr, #2" : : : "memory");
+		while (bx_timers != i + 1 && counter() < deadline)
+			;
+		asm volatile("msr daifset, #2" : : : "memory");
+	}
+	if (bx_timers != BX_TIMERS) {
+		pr("memtest: bench-exits FAIL %lu of %u timer interrupts\n", bx_timers, BX_TIMERS);
+		return;
+	}
+	if (!start_secondaries("bench-exits"))
+		return;
+	while (!ready[1])
+		;
+	for (u64 i = 0; i < BX_IPIS; i++) {
+		u64 acks = bx_acks, t1;
+
+		dmb(); /* the last count read before the next SGI */
+		t0 = counter();
+		R32(VGICD + 0xf00) = 1u << 1 << 16 | BX_SGI; /* GICD_SGIR to vCPU 1 */
+		while (bx_acks == acks && counter() - t0 < BX_WAIT)
+			;
+		t1 = counter();
+		if (bx_acks == acks) {
+			lost++;
+			skip = true; /* a late one may count for the next: not timed either */
+		} else if (skip) {
+			skip = false;
+		} else {
+			ipi += t1 - t0;
+			timed++;
+		}
+	}
+	bx_stop = 1;
+	while (!finished[1])
+		;
+	pr("memtest: bench-exits mmio_vgic_ticks=%lu mmio_pl011_ticks=%lu n=%u ipi_ticks=%lu ipis=%lu "
+	   "timer_ticks=%lu timers=%u freq=%lu ipis_lost=%lu\n", vgic, pl011, BX_READS, ipi, timed,
+	   bx_timer_sum, BX_TIMERS, counter_freq(), lost);
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
-					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi", "vtimer" };
+					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi", "vtimer",
+					  "bench-exits" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -1699,6 +1842,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 20: mode_virtio(); break;
 	case 21: mode_ipi(); break;
 	case 22: mode_vtimer(); break;
+	case 23: mode_bench_exits(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();
@@ -1716,6 +1860,8 @@ void secondary_main(u64 index)
 		bench_worker(index);
 	else if (cfg.mode == 21 && index == 1)
 		ipi_receiver();
+	else if (cfg.mode == 23 && index == 1)
+		bx_receiver();
 	else if (cfg.mode == 19)
 		gicd_worker(index);
 }
