@@ -1697,9 +1697,7 @@ static void bench_exits_irq(u32 iar)
 	} else if (id == BX_SGI) {
 		/*
 		 * EOI before the count: vCPU 0 sends the next SGI only when the last is
-		 * done, so the round trip is the plain one. (Counting first, as mode 21
-		 * does, the next SGI arrives while this one is active: under -icount
-		 * one was never taken, at about the 20th; see the bench report.)
+		 * done, so the round trip is the plain one (not mode 21's overlap).
 		 */
 		R32(GICV_CPU + GICC_EOIR) = iar;
 		dmb(); /* the EOI before the count that lets vCPU 0 send the next */
