@@ -1518,11 +1518,16 @@ static volatile u64 ipi_seq, ipi_got, ipi_bad, ipi_spin_stop, ipi_burst;
 #define PPI_PTIMER 30
 static void vtimer_irq(void); /* mode 22 */
 static void ptimer_irq(void); /* mode 24 */
+static void bench_exits_irq(u32 iar); /* mode 23: its own, EOI included */
 
 void guest_irq(void)
 {
 	u32 iar = R32(GICV_CPU + GICC_IAR), id = iar & 0x3ff;
 
+	if (cfg.mode == 23) {
+		bench_exits_irq(iar);
+		return;
+	}
 	if (id == PPI_VTIMER) {
 		vtimer_irq();
 	} else if (id == PPI_PTIMER) {
@@ -1727,9 +1732,84 @@ static void mode_ptimer(void)
 		pr("memtest: ptimer ok interrupts=%lu\n", ptimer_irqs);
 }
 
+/*
+ * ---- 23: bench-exits: the cost of exits, in counter ticks (scripts/bench
+ * runs this under -icount, where they become instructions). Each figure is
+ * a whole guest -> EL2 -> guest round trip:
+ *  - a 32-bit read of GICD_TYPER (the vGIC distributor, emulated by Quire)
+ *    and of UARTFR (the vPL011), BX_READS each, minus the same loop reading RAM;
+ *  - the virtual timer: from CNTV_CVAL to the guest's handler reading
+ *    CNTVCT_EL0 (physical PPI to EL2, list register, vector, GICC_IAR), BX_TIMERS
+ *    times, summed.
+ * No IPI figure: under -icount QEMU runs the CPUs round-robin on one clock,
+ * and a spinning receiver keeps it until QEMU's slice ends (about 50 ms),
+ * not when the SGI is raised, so a round trip to a spinning vCPU measures
+ * that slice, not Quire. ----
+ */
+#define BX_READS 4096
+#define BX_TIMERS 64
+#define VPL011_FR (VPL011 + 0x18) /* UARTFR */
+
+static volatile u64 bx_timer_sum, bx_timers;
+
+static void bench_exits_irq(u32 iar)
+{
+	u32 id = iar & 0x3ff;
+
+	if (id == PPI_VTIMER) {
+		/* First thing: the counter against the deadline, then the source off. */
+		u64 now = MRS("cntvct_el0");
+
+		bx_timer_sum += now - MRS("cntv_cval_el0");
+		bx_timers++;
+		MSR("cntv_ctl_el0", 0);
+	}
+	if (id < 1020)
+		R32(GICV_CPU + GICC_EOIR) = iar;
+}
+
+static u64 bx_read_loop(u64 addr)
+{
+	u64 t0 = counter(), sink = 0;
+
+	for (u64 i = 0; i < BX_READS; i++)
+		sink += R32(addr);
+	(void)sink;
+	return counter() - t0;
+}
+
+static void mode_bench_exits(void)
+{
+	u64 base, vgic, pl011, deadline;
+
+	base = bx_read_loop(cfg.free);
+	vgic = bx_read_loop(VGICD + 0x004) - base; /* GICD_TYPER */
+	pl011 = bx_read_loop(VPL011_FR) - base;
+	R32(VGICD + 0x100) = 1u << PPI_VTIMER; /* GICD_ISENABLER0 */
+	R32(VGICD) = 1;			       /* GICD_CTLR */
+	R32(GICV_CPU + GICC_PMR) = 0xff;
+	R32(GICV_CPU + GICC_CTLR) = 1;
+	deadline = counter() + cfg.timeout;
+	for (u64 i = 0; i < BX_TIMERS; i++) {
+		MSR("cntv_cval_el0", MRS("cntvct_el0") + counter_freq() / 10000);
+		MSR("cntv_ctl_el0", 1);
+		asm volatile("msr daifclr, #2" : : : "memory");
+		while (bx_timers != i + 1 && counter() < deadline)
+			;
+		asm volatile("msr daifset, #2" : : : "memory");
+	}
+	if (bx_timers != BX_TIMERS) {
+		pr("memtest: bench-exits FAIL %lu of %u timer interrupts\n", bx_timers, BX_TIMERS);
+		return;
+	}
+	pr("memtest: bench-exits mmio_vgic_ticks=%lu mmio_pl011_ticks=%lu n=%u timer_ticks=%lu timers=%u "
+	   "freq=%lu\n", vgic, pl011, BX_READS, bx_timer_sum, BX_TIMERS, counter_freq());
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
-					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi", "vtimer", "bench-exits", "ptimer" };
+					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi", "vtimer",
+					  "bench-exits", "ptimer" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -1776,6 +1856,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 20: mode_virtio(); break;
 	case 21: mode_ipi(); break;
 	case 22: mode_vtimer(); break;
+	case 23: mode_bench_exits(); break;
 	case 24: mode_ptimer(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
