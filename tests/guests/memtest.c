@@ -1305,8 +1305,8 @@ static void gicd_typer(void)
 {
 	u64 typer = gicd_rd(GICD_TYPER, 4);
 
-	/* 64 interrupts (docs/guest-platform.md): ITLinesNumber 1; one CPU interface per vCPU. */
-	gicd_check("TYPER.ITLinesNumber", 1, typer & 0x1f);
+	/* 96 interrupts (docs/guest-platform.md): ITLinesNumber 2; one CPU interface per vCPU. */
+	gicd_check("TYPER.ITLinesNumber", 2, typer & 0x1f);
 	gicd_check("TYPER.CPUNumber", cfg.nvcpus - 1, typer >> 5 & 7);
 	gicd_check("TYPER.SecurityExtn", 0, typer >> 10 & 1);
 	gicd_check("TYPER read-only", typer, (gicd_wr(GICD_TYPER, 4, ~typer), gicd_rd(GICD_TYPER, 4)));
@@ -1348,8 +1348,8 @@ static void gicd_targets(u64 mask)
 	gicd_check("SPI target halfword write (not byte or word: WI)", up ? 0 : (mask * 0x01000101) | 0x10000,
 		   gicd_rd(t, 4));
 	gicd_check("SPI target halfword read (RAZ)", 0, gicd_rd(t, 2));
-	gicd_check("ITARGETSR of interrupt 64 (not implemented: RAZ)", 0,
-		   (gicd_wr(GICD_ITARGETSR + 64, 4, 0x01010101), gicd_rd(GICD_ITARGETSR + 64, 4)));
+	gicd_check("ITARGETSR of interrupt 96 (not implemented: RAZ)", 0,
+		   (gicd_wr(GICD_ITARGETSR + 96, 4, 0x01010101), gicd_rd(GICD_ITARGETSR + 96, 4)));
 	gicd_wr(t, 4, 0);
 }
 

@@ -7,7 +7,7 @@
 #include <quire/spinlock.h>
 #include <quire/vcpu.h>
 
-#define VGIC_NR_IRQS 64 /* 16 SGIs, 16 PPIs, 32 SPIs */
+#define VGIC_NR_IRQS 96 /* 16 SGIs, 16 PPIs, 64 SPIs: the UART (SPI 1) and the virtio-mmio slots (SPIs 16-47) */
 #define VGIC_DIST_BASE 0x08000000UL
 #define VGIC_DIST_SIZE 0x10000UL
 #define VGIC_CPU_BASE 0x08010000UL
