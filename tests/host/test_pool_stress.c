@@ -402,6 +402,24 @@ static void check_stack_complete(struct lfstack *s, struct mpage *desc, u32 n, c
 	free(seen);
 }
 
+/* The shared stack filled with descriptors 0..n-1, fn run on it by every thread, then checked whole. */
+static unsigned long long stack_phase(void *(*fn)(void *), struct worker *w, unsigned ms, struct mpage *desc,
+				      u32 n, const char *what)
+{
+	unsigned long long acquired = 0;
+
+	lfstack_init(&stack);
+	for (pidx_t k = n; k-- > 0;)
+		lfstack_push(&stack, desc, k);
+	for (unsigned k = 0; k < NTHREADS; k++)
+		w[k].acquired = 0;
+	run(fn, w, ms);
+	for (unsigned k = 0; k < NTHREADS; k++)
+		acquired += w[k].acquired;
+	check_stack_complete(&stack, desc, n, what);
+	return acquired;
+}
+
 int main(void)
 {
 	const char *env = getenv("QUIRE_STRESS_MS");
@@ -464,30 +482,12 @@ int main(void)
 	       (unsigned long long)refused);
 
 	/* Phase 2: the bare stack, few descriptors, many threads: ABA territory. */
-	lfstack_init(&stack);
-	for (pidx_t k = STACK_N; k-- > 0;)
-		lfstack_push(&stack, stack_desc, k);
-	for (unsigned k = 0; k < NTHREADS; k++)
-		w[k].acquired = 0;
-	run(stack_worker, w, ms / 3 + 1);
-	acquired = 0;
-	for (unsigned k = 0; k < NTHREADS; k++)
-		acquired += w[k].acquired;
-	check_stack_complete(&stack, stack_desc, STACK_N, "bare stack");
+	acquired = stack_phase(stack_worker, w, ms / 3 + 1, stack_desc, STACK_N, "bare stack");
 	printf("stack: %llu pops and pushes over %u descriptors\n", (unsigned long long)acquired, STACK_N);
 
 	/* Phase 3: chains popped while other threads scribble on `next` of the pages they hold. */
 	chain_desc = calloc(CHAIN_N, sizeof(*chain_desc));
-	lfstack_init(&stack);
-	for (pidx_t k = CHAIN_N; k-- > 0;)
-		lfstack_push(&stack, chain_desc, k);
-	for (unsigned k = 0; k < NTHREADS; k++)
-		w[k].acquired = 0;
-	run(chain_worker, w, ms / 3 + 1);
-	acquired = 0;
-	for (unsigned k = 0; k < NTHREADS; k++)
-		acquired += w[k].acquired;
-	check_stack_complete(&stack, chain_desc, CHAIN_N, "chains");
+	acquired = stack_phase(chain_worker, w, ms / 3 + 1, chain_desc, CHAIN_N, "chains");
 	printf("chains: %llu pages popped in chains or alone over %u descriptors\n", (unsigned long long)acquired,
 	       CHAIN_N);
 
