@@ -92,40 +92,71 @@ static bool is_device(u64 ipa)
 	       (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE);
 }
 
-static bool emulate_mmio(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt)
-{
-	u64 ipa = flt->ipa.bits, val = 0;
-	unsigned size = 1u << flt->sas;
-	bool ok;
+/* ISS of a data abort (ESR_EL2, EC 0x24): the instruction syndrome. */
+#define ISS_ISV (1u << 24)
+#define ISS_SAS(iss) (((iss) >> 22) & 3)
+#define ISS_SSE (1u << 21)
+#define ISS_SRT(iss) (((iss) >> 16) & 0x1f)
+#define ISS_SF (1u << 15)
+#define ISS_CM (1u << 8)
+#define ISS_S1PTW (1u << 7)
+#define ISS_WNR (1u << 6)
 
-	if (!flt->isv)
-		return false; /* LDP, writeback, ...: no syndrome to emulate from */
-	if (flt->write)
-		val = flt->srt == 31 ? 0 : f->x[flt->srt];
+/*
+ * A load or store at an emulated device's IPA, from its syndrome (iss: a
+ * data abort's, ISV set): the device answers, the guest goes on past it.
+ */
+static void emulate_mmio(struct vcpu *v, struct trap_frame *f, u64 ipa, u32 iss)
+{
+	unsigned size = 1u << ISS_SAS(iss), rt = ISS_SRT(iss);
+	bool write = iss & ISS_WNR, ok;
+	u64 val = 0;
+
+	if (write)
+		val = rt == 31 ? 0 : f->x[rt];
 	if (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE)
-		ok = vgic_dist_access(v, ipa - VGIC_DIST_BASE, size, flt->write, &val);
+		ok = vgic_dist_access(v, ipa - VGIC_DIST_BASE, size, write, &val);
 	else if (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE)
-		ok = vpl011_access(v->vm, ipa - VPL011_BASE, size, flt->write, &val);
-	else if (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE)
-		ok = virtio_mmio_access(v->vm, ipa - VIRTIO_MMIO_BASE, size, flt->write, &val);
+		ok = vpl011_access(v->vm, ipa - VPL011_BASE, size, write, &val);
 	else
-		return false;
+		ok = virtio_mmio_access(v->vm, ipa - VIRTIO_MMIO_BASE, size, write, &val);
 	if (!ok) {
 		vm_log_once(v->vm, VM_LOG_MMIO,
 			    "quire: %s vCPU %u: %s of %u bytes at device address 0x%lx, no such register "
 			    "for that size: %s (logged once)\n",
-			    v->vm->name, v->index, flt->write ? "write" : "read", size, ipa,
-			    flt->write ? "ignored" : "reads as zero");
+			    v->vm->name, v->index, write ? "write" : "read", size, ipa,
+			    write ? "ignored" : "reads as zero");
 		val = 0;
 	}
-	if (!flt->write && flt->srt != 31) {
-		if (flt->sse && size < 8 && (val & (1UL << (8 * size - 1))))
+	if (!write && rt != 31) {
+		if ((iss & ISS_SSE) && size < 8 && (val & (1UL << (8 * size - 1))))
 			val |= ~0UL << (8 * size);
-		if (!flt->sf)
+		if (!(iss & ISS_SF))
 			val &= 0xffffffffUL;
-		f->x[flt->srt] = val;
+		f->x[rt] = val;
 	}
 	f->elr += 4;
+}
+
+/*
+ * The common device access, before the violation handler: a data abort
+ * with a syndrome, a translation fault not on a stage-1 walk, at a device's
+ * IPA (which is never RAM: vmconfig_check keeps RAM off the device space).
+ * Anything else takes the general path, which ends at emulate_mmio too.
+ */
+static bool mmio_fast(struct vcpu *v, struct trap_frame *f)
+{
+	u32 iss = esr_iss(f->esr);
+	u64 ipa;
+
+	if (esr_ec(f->esr) != EC_DABT_LOW || (iss & (ISS_ISV | ISS_CM | ISS_S1PTW)) != ISS_ISV ||
+	    (iss & 0x3c) != 0x04)
+		return false;
+	/* HPFAR_EL2.FIPA (bits [43:4]) holds IPA[51:12]; the page offset comes from FAR. */
+	ipa = ((read_sysreg(hpfar_el2) >> 4) & 0xffffffffffUL) << 12 | (f->far & 0xfff);
+	if (!is_device(ipa) || vm_in_ram(v->vm, IPA(ipa)))
+		return false;
+	emulate_mmio(v, f, ipa, iss);
 	return true;
 }
 
@@ -145,8 +176,10 @@ static void abort_from_guest(struct vcpu *v, struct trap_frame *f)
 		vcpu_wait_io(v, gen);
 		return;
 	}
-	if (r == VIO_SEA_OUTSIDE && !flt.instr && emulate_mmio(v, f, &flt))
+	if (r == VIO_SEA_OUTSIDE && flt.isv && is_device(flt.ipa.bits)) {
+		emulate_mmio(v, f, flt.ipa.bits, esr_iss(f->esr));
 		return;
+	}
 	if (flt.instr && (f->elr & ~0x7ffUL) == read_sysreg(vbar_el1)) {
 		/* The guest's own vector table cannot be fetched: injecting again would loop forever. */
 		printk("quire: %s vCPU %u: its exception vector at 0x%lx is not in guest RAM (%s); "
@@ -272,6 +305,9 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 	} else {
 		switch (ec) {
 		case EC_DABT_LOW:
+			if (mmio_fast(v, f))
+				break;
+			/* fall through */
 		case EC_IABT_LOW:
 			abort_from_guest(v, f);
 			break;

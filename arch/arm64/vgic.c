@@ -41,6 +41,20 @@ static struct virq *irq_of(struct vgic *g, unsigned vcpu, unsigned intid)
 	return NULL;
 }
 
+/*
+ * The flush looks only at interrupts marked here, not at all VGIC_NR_IRQS.
+ * Invariant (lock held): an interrupt that is pending (an SGI: from any
+ * source), or level-sensitive with its line high, is marked. A mark may be stale; the flush drops it
+ * when it finds neither holds.
+ */
+static void cand_mark(struct vgic *g, unsigned vcpu, unsigned intid)
+{
+	if (intid < 32)
+		g->cpu[vcpu].ppi_cand |= 1UL << intid;
+	else if (intid < VGIC_NR_IRQS)
+		g->spi_cand[(intid - 32) / 64] |= 1UL << ((intid - 32) % 64);
+}
+
 void vgic_init(struct vm *vm)
 {
 	struct vgic *g = vgic_of(vm);
@@ -90,8 +104,10 @@ void vgic_set_level(struct vm *vm, u32 intid, bool level)
 	spin_lock(&g->lock);
 	if (q->level != level) {
 		q->level = level;
-		if (level)
+		if (level) {
+			cand_mark(g, 0, intid);
 			spi_changed(vm, q);
+		}
 	}
 	spin_unlock(&g->lock);
 }
@@ -105,6 +121,8 @@ void vgic_set_ppi_level(struct vcpu *v, u32 intid, bool level)
 		return; /* the common case, on every timer look: no lock */
 	spin_lock(&g->lock);
 	q->level = level;
+	if (level)
+		cand_mark(g, v->index, intid);
 	/* Rising: into a list register before entry; falling: withdrawn there if not taken yet. */
 	atomic_store(&v->vgic_active, true);
 	spin_unlock(&g->lock);
@@ -120,6 +138,7 @@ void vgic_forward_vtimer(struct vcpu *v)
 	spin_lock(&g->lock);
 	q->pending = true;
 	q->hw = true;
+	cand_mark(g, v->index, PPI_VTIMER);
 	spin_unlock(&g->lock);
 	atomic_store(&v->vgic_active, true);
 }
@@ -161,7 +180,7 @@ static void bits_write(struct vm *vm, struct vgic *g, unsigned vcpu, unsigned fi
 		switch (what) {
 		case 0: q->enabled = true; break;  /* ISENABLER */
 		case 1: q->enabled = false; break; /* ICENABLER */
-		case 2: q->pending = true; break;  /* ISPENDR */
+		case 2: q->pending = true; cand_mark(g, vcpu, first + i); break; /* ISPENDR */
 		case 3: q->pending = false; break; /* ICPENDR */
 		default: break;			   /* active bits: ignored */
 		}
@@ -188,6 +207,7 @@ static void send_sgi(struct vm *vm, struct vgic *g, unsigned from, u32 sgir)
 	for (unsigned c = 0; c < vm->nvcpus; c++)
 		if (mask & (1u << c)) {
 			g->cpu[c].sgi_src[id] |= 1u << from;
+			cand_mark(g, c, id);
 			mark_dirty(vm, c);
 		}
 }
@@ -254,8 +274,10 @@ static void pendsgi_byte(struct vm *vm, struct vgic *g, unsigned c, u64 off, boo
 		lane_put(val, b, (u8)*src);
 	} else if (off >= GICD_SPENDSGIR) {
 		*src |= lane_get(val, b) & vcpu_mask(vm);
-		if (*src)
+		if (*src) {
+			cand_mark(g, c, off & 0xf);
 			mark_dirty(vm, c);
+		}
 	} else {
 		*src &= ~lane_get(val, b);
 	}
@@ -271,6 +293,15 @@ bool vgic_dist_access(struct vcpu *v, u64 off, unsigned size, bool write, u64 *v
 	/* Word access everywhere; byte access to the byte-accessible ones only (IHI 0048B 4.1.4). */
 	if ((size != 4 && !(size == 1 && byte_ok(off))) || (off & (size - 1)))
 		return false;
+	/* Constants first, without the lock (a guest polls TYPER, say, on every probe). */
+	if (off == GICD_TYPER || off == GICD_IIDR || off >= 0xfd0) {
+		if (write)
+			return true; /* read-only: writes ignored */
+		*val = off == GICD_TYPER ? (VGIC_NR_IRQS / 32 - 1) | (vm->nvcpus - 1) << 5 :
+		       off == GICD_IIDR	 ? 0x0200043b /* Arm, GIC-400 revision */ :
+		       off == 0xfe8	 ? 0x2b /* ICPIDR2: GICv2 */ : 0; /* other ID registers: RAZ */
+		return true;
+	}
 	spin_lock(&g->lock);
 	if (off >= GICD_IPRIORITYR && off < GICD_ICFGR) {
 		for (unsigned b = 0; b < size; b++)
@@ -291,12 +322,6 @@ bool vgic_dist_access(struct vcpu *v, u64 off, unsigned size, bool write, u64 *v
 			g->enabled = *val & 1;
 		else
 			*val = g->enabled;
-	} else if (off == GICD_TYPER) {
-		if (!write)
-			*val = (VGIC_NR_IRQS / 32 - 1) | (vm->nvcpus - 1) << 5;
-	} else if (off == GICD_IIDR) {
-		if (!write)
-			*val = 0x0200043b; /* Arm, GIC-400 revision */
 	} else if (off >= 0x100 && off < 0x400) {
 		unsigned group = (off - 0x100) / 0x80, first = ((off & 0x7f) / 4) * 32;
 
@@ -313,20 +338,18 @@ bool vgic_dist_access(struct vcpu *v, u64 off, unsigned size, bool write, u64 *v
 
 			if (!q)
 				break;
-			if (write && first + i >= 32)
+			if (write && first + i >= 32) {
 				q->edge = (*val >> (2 * i + 1)) & 1;
-			else if (!write)
+				cand_mark(g, c, first + i); /* now level-sensitive, perhaps with its line high */
+			} else if (!write) {
 				*val |= (u64)(q->edge ? 2 : 0) << (2 * i);
+			}
 		}
 	} else if (off == GICD_SGIR) {
 		if (write)
 			send_sgi(vm, g, c, (u32)*val);
-	} else if (off == 0xfe8) {
-		*val = 0x2b; /* ICPIDR2: GICv2 */
 	} else if (off >= 0x080 && off < 0x100) {
 		/* IGROUPR: everything is Group 0 here; RAZ/WI */
-	} else if (off >= 0xfd0) {
-		/* other ID registers: RAZ */
 	} else {
 		ok = false;
 	}
@@ -349,19 +372,21 @@ static u32 lr_value(struct virq *q, unsigned intid, unsigned src)
 	return lr;
 }
 
-/* Retire list registers the guest has finished with. Lock held. */
+/*
+ * Retire list registers the guest has finished with. A level-sensitive
+ * interrupt still only pending in one whose line has dropped since (the
+ * emulated timer masked, the UART drained) is withdrawn too: its pending
+ * state follows its level. Lock held.
+ */
 static void sync_lrs(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu)
 {
-	for (unsigned i = 0; i < gich_nr_lrs(); i++) {
-		u32 lr;
-		struct virq *q;
+	for (u32 used = vc->lr_used; used; used &= used - 1) {
+		unsigned i = __builtin_ctz(used);
+		u32 state = gich_read(GICH_LR(i)) & GICH_LR_STATE;
+		struct virq *q = irq_of(g, vcpu, vc->lr_irq[i]);
 
-		if (!(vc->lr_used & (1u << i)))
+		if (state && (state != GICH_LR_PENDING || q->edge || q->hw || q->level || q->pending))
 			continue;
-		lr = gich_read(GICH_LR(i));
-		if (lr & GICH_LR_STATE)
-			continue;
-		q = irq_of(g, vcpu, vc->lr_irq[i]);
 		q->lr = -1;
 		vc->lr_used &= ~(1u << i);
 		gich_write(GICH_LR(i), 0);
@@ -379,10 +404,9 @@ static bool wants_lr(struct vgic *g, struct virq *q, unsigned intid, unsigned vc
 
 static int free_lr(struct vgic_cpu *vc)
 {
-	for (unsigned i = 0; i < gich_nr_lrs(); i++)
-		if (!(vc->lr_used & (1u << i)))
-			return i;
-	return -1;
+	unsigned i = __builtin_ctz(~vc->lr_used); /* never all ones: at most VGIC_MAX_LRS */
+
+	return i < gich_nr_lrs() ? (int)i : -1;
 }
 
 /*
@@ -415,25 +439,31 @@ static void vtimer_resample(struct vgic_cpu *vc)
 }
 
 /*
- * A level-sensitive interrupt still only pending in a list register whose
- * line has dropped since (the emulated timer masked, the UART drained) is
- * withdrawn: its pending state follows its level. Lock held.
+ * Interrupt base + b for each bit b of *cand & which, in INTID order, into
+ * free list registers; false if some did not fit.
  */
-static void levels_resample(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu)
+static bool fill_marked(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu, unsigned base, u64 *cand, u64 which)
 {
-	for (unsigned i = 0; i < gich_nr_lrs(); i++) {
-		struct virq *q;
+	for (u64 bits = *cand & which; bits; bits &= bits - 1) {
+		unsigned b = __builtin_ctzl(bits), id = base + b;
+		struct virq *q = irq_of(g, vcpu, id);
+		int i;
 
-		if (!(vc->lr_used & (1u << i)))
+		if (!q->pending && !(q->level && !q->edge)) {
+			*cand &= ~(1UL << b); /* a stale mark */
 			continue;
-		q = irq_of(g, vcpu, vc->lr_irq[i]);
-		if (q->edge || q->hw || q->level || q->pending ||
-		    (gich_read(GICH_LR(i)) & GICH_LR_STATE) != GICH_LR_PENDING)
+		}
+		if (!wants_lr(g, q, id, vcpu))
 			continue;
-		gich_write(GICH_LR(i), 0);
-		vc->lr_used &= ~(1u << i);
-		q->lr = -1;
+		if ((i = free_lr(vc)) < 0)
+			return false;
+		q->pending = false;
+		q->lr = i;
+		vc->lr_irq[i] = id;
+		vc->lr_used |= 1u << i;
+		gich_write(GICH_LR(i), lr_value(q, id, 0));
 	}
+	return true;
 }
 
 void vgic_flush_slow(struct vcpu *v)
@@ -448,11 +478,15 @@ void vgic_flush_slow(struct vcpu *v)
 	spin_lock(&g->lock);
 	sync_lrs(g, vc, v->index);
 	vtimer_resample(vc);
-	levels_resample(g, vc, v->index);
 	/* SGIs: one list register per (SGI, source) pair. */
-	for (unsigned id = 0; id < 16; id++) {
+	for (u64 bits = vc->ppi_cand & 0xffff; bits; bits &= bits - 1) {
+		unsigned id = __builtin_ctzl(bits);
 		struct virq *q = &vc->priv[id];
 
+		if (!vc->sgi_src[id]) {
+			vc->ppi_cand &= ~(1UL << id); /* a stale mark */
+			continue;
+		}
 		while (vc->sgi_src[id] && q->enabled && g->enabled && q->lr < 0) {
 			unsigned src = __builtin_ctz(vc->sgi_src[id]);
 
@@ -478,21 +512,10 @@ void vgic_flush_slow(struct vcpu *v)
 				gich_write(GICH_LR(q->lr), lr | GICH_LR_EOI);
 		}
 	}
-	for (unsigned id = 16; id < VGIC_NR_IRQS; id++) {
-		struct virq *q = irq_of(g, v->index, id);
-
-		if (!wants_lr(g, q, id, v->index))
-			continue;
-		if ((i = free_lr(vc)) < 0) {
-			left = true;
-			break;
-		}
-		q->pending = false;
-		q->lr = i;
-		vc->lr_irq[i] = id;
-		vc->lr_used |= 1u << i;
-		gich_write(GICH_LR(i), lr_value(q, id, 0));
-	}
+	if (!left)
+		left = !fill_marked(g, vc, v->index, 0, &vc->ppi_cand, ~0xffffUL);
+	for (unsigned w = 0; w < ARRAY_SIZE(g->spi_cand) && !left; w++)
+		left = !fill_marked(g, vc, v->index, 32 + 64 * w, &g->spi_cand[w], ~0UL);
 	/* More than fits: ask for a maintenance interrupt when the list registers drain. */
 	gich_write(GICH_HCR, GICH_HCR_EN | (left ? GICH_HCR_UIE : 0));
 	/* Come back while list registers are in use (to retire them) or work is left. */
@@ -505,8 +528,8 @@ bool vgic_lr_pending(struct vcpu *v)
 {
 	struct vgic_cpu *vc = &vgic_of(v->vm)->cpu[v->index];
 
-	for (unsigned i = 0; i < gich_nr_lrs(); i++)
-		if ((vc->lr_used & (1u << i)) && (gich_read(GICH_LR(i)) & GICH_LR_PENDING))
+	for (u32 used = vc->lr_used; used; used &= used - 1)
+		if (gich_read(GICH_LR(__builtin_ctz(used))) & GICH_LR_PENDING)
 			return true;
 	return false;
 }
@@ -522,8 +545,14 @@ bool vgic_wake_pending(struct vcpu *v)
 		yes = (vc->lr_used & (1u << i)) && (vc->lr_val[i] & GICH_LR_PENDING);
 	for (unsigned id = 0; id < 16 && !yes; id++)
 		yes = vc->sgi_src[id] && vc->priv[id].enabled && g->enabled;
-	for (unsigned id = 16; id < VGIC_NR_IRQS && !yes; id++)
-		yes = wants_lr(g, irq_of(g, v->index, id), id, v->index);
+	for (u64 b = vc->ppi_cand & ~0xffffUL; b && !yes; b &= b - 1)
+		yes = wants_lr(g, &vc->priv[__builtin_ctzl(b)], __builtin_ctzl(b), v->index);
+	for (unsigned w = 0; w < ARRAY_SIZE(g->spi_cand) && !yes; w++)
+		for (u64 b = g->spi_cand[w]; b && !yes; b &= b - 1) {
+			unsigned id = 32 + 64 * w + __builtin_ctzl(b);
+
+			yes = wants_lr(g, irq_of(g, v->index, id), id, v->index);
+		}
 	spin_unlock(&g->lock);
 	return yes;
 }

@@ -27,6 +27,7 @@ struct virq {
 
 struct vgic_cpu {
 	struct virq priv[32];
+	u64 ppi_cand;       /* PPIs (bit = INTID) that may want a list register: see vgic_cand_mark */
 	u16 sgi_src[16];    /* pending SGIs by source vCPU */
 	u32 lr_used;        /* list registers Quire filled and has not seen retire */
 	s16 lr_irq[VGIC_MAX_LRS];
@@ -41,6 +42,7 @@ struct vgic {
 	spinlock_t lock;
 	bool enabled;
 	struct virq spi[VGIC_NR_IRQS - 32];
+	u64 spi_cand[(VGIC_NR_IRQS - 32 + 63) / 64]; /* SPIs that may want one (bit = INTID - 32) */
 	struct vgic_cpu cpu[MAX_VCPUS];
 };
 
