@@ -5,6 +5,7 @@
 #include <quire/conmux.h>
 #include <quire/console.h>
 #include <quire/hypercall.h>
+#include <quire/sched.h>
 #include <quire/vcpu.h>
 
 #define MPIDR_AFF 0xff00ffffffUL
@@ -101,11 +102,65 @@ static void share_hypercall(struct vm *vm, u64 x[4])
 	}
 }
 
+static bool unknown_call(struct vcpu *v, u32 fn, u64 x[4])
+{
+	vm_log_once(v->vm, VM_LOG_HVC, "quire: %s vCPU %u: unknown hypercall 0x%x: NOT_SUPPORTED (logged once)\n",
+		    v->vm->name, v->index, fn);
+	x[0] = (u64)(s64)SMCCC_NOT_SUPPORTED;
+	return true;
+}
+
+/* Quire's own calls (vendor-specific hypervisor service, owner 6): a switch of their own, so the common ones cost few compares. */
+static bool vendor_call(struct vcpu *v, u32 fn, u64 x[4])
+{
+	struct vm *vm = v->vm;
+
+	switch (fn) {
+	case QUIRE_HC_PUTC:
+		conmux_vm_output(vm, (char)x[1]);
+		x[0] = 0;
+		return true;
+	case QUIRE_HC_YIELD:
+		/* Alone on its CPU there is no one to yield to: straight back. */
+		if (sched_queued(v->pcpu) > 1) {
+			v->yield = true;
+			vcpu_kick(v);
+		}
+		x[0] = 0;
+		return true;
+	case QUIRE_HC_MEM_STATS:
+		x[0] = 0;
+		x[1] = atomic_load_explicit(&vm->pool.fills, memory_order_relaxed);
+		x[2] = atomic_load_explicit(&vm->pool.active, memory_order_relaxed);
+		x[3] = atomic_load_explicit(&vm->pool.pgtables, memory_order_relaxed);
+		return true;
+	case QUIRE_HC_MEM_QUOTA:
+		x[0] = 0;
+		x[1] = vm->pool.quota;
+		x[2] = atomic_load_explicit(&vm->pool.charged, memory_order_relaxed);
+		x[3] = atomic_load_explicit(&vm->pool.quota_hits, memory_order_relaxed);
+		return true;
+	case QUIRE_HC_SHARE_STATS:
+		share_hypercall(vm, x);
+		return true;
+	case QUIRE_HC_SWAP_STATS:
+		x[0] = 0;
+		x[1] = atomic_load_explicit(&vm->swap.outs, memory_order_relaxed);
+		x[2] = atomic_load_explicit(&vm->swap.ins, memory_order_relaxed);
+		x[3] = atomic_load_explicit(&vm->pool.swapped, memory_order_relaxed);
+		return true;
+	default:
+		return unknown_call(v, fn, x);
+	}
+}
+
 bool hypercall(struct vcpu *v, u64 x[4])
 {
 	struct vm *vm = v->vm;
 	u32 fn = (u32)x[0];
 
+	if ((fn & 0xff000000) == (QUIRE_HC_PUTC & 0xff000000))
+		return vendor_call(v, fn, x);
 	switch (fn) {
 	case PSCI_VERSION:
 		x[0] = 0x10001; /* 1.1 */
@@ -142,40 +197,7 @@ bool hypercall(struct vcpu *v, u64 x[4])
 		if (vm_power_off(vm, "reset"))
 			atomic_store(&vm->restart, true);
 		return false;
-	case QUIRE_HC_PUTC:
-		conmux_vm_output(vm, (char)x[1]);
-		x[0] = 0;
-		return true;
-	case QUIRE_HC_YIELD:
-		v->yield = true;
-		vcpu_kick(v);
-		x[0] = 0;
-		return true;
-	case QUIRE_HC_MEM_STATS:
-		x[0] = 0;
-		x[1] = atomic_load_explicit(&vm->pool.fills, memory_order_relaxed);
-		x[2] = atomic_load_explicit(&vm->pool.active, memory_order_relaxed);
-		x[3] = atomic_load_explicit(&vm->pool.pgtables, memory_order_relaxed);
-		return true;
-	case QUIRE_HC_MEM_QUOTA:
-		x[0] = 0;
-		x[1] = vm->pool.quota;
-		x[2] = atomic_load_explicit(&vm->pool.charged, memory_order_relaxed);
-		x[3] = atomic_load_explicit(&vm->pool.quota_hits, memory_order_relaxed);
-		return true;
-	case QUIRE_HC_SHARE_STATS:
-		share_hypercall(vm, x);
-		return true;
-	case QUIRE_HC_SWAP_STATS:
-		x[0] = 0;
-		x[1] = atomic_load_explicit(&vm->swap.outs, memory_order_relaxed);
-		x[2] = atomic_load_explicit(&vm->swap.ins, memory_order_relaxed);
-		x[3] = atomic_load_explicit(&vm->pool.swapped, memory_order_relaxed);
-		return true;
 	default:
-		vm_log_once(vm, VM_LOG_HVC, "quire: %s vCPU %u: unknown hypercall 0x%x: NOT_SUPPORTED (logged once)\n",
-			    vm->name, v->index, fn);
-		x[0] = (u64)(s64)SMCCC_NOT_SUPPORTED;
-		return true;
+		return unknown_call(v, fn, x);
 	}
 }

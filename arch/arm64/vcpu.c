@@ -92,9 +92,11 @@ void vcpu_kick(struct vcpu *v)
 	if (atomic_load(&v->blocked))
 		atomic_store(&c->woke, true);
 	atomic_store(&c->resched, true);
+	if (v->pcpu == cpu_id())
+		return; /* it looks at resched before it re-enters the guest */
+	/* The stores above reach the other CPU before the SGI that makes it look. */
 	dsb(ish);
-	if (v->pcpu != cpu_id())
-		gic_kick(v->pcpu);
+	gic_kick(v->pcpu);
 }
 
 void vm_set_irq_level(struct vm *vm, u32 intid, bool level)
@@ -462,18 +464,22 @@ void sched_resched(struct trap_frame *f)
 
 	/* Cleared before anything is looked at: a kick after this (a pause, say) asks again. */
 	atomic_store(&c->resched, false);
-	now = counter_read();
-	ran = now - c->slice_start;
 	paused = atomic_load(&v->vm->paused);
-	must = atomic_load(&v->blocked) || paused || v->yield;
-	woke = atomic_exchange(&c->woke, false);
 	/* Alone on its CPU (most kicks are interrupts for it): nothing to reap, nobody to switch to. */
 	if (sched_queued(c->id) == 1 && !paused) {
 		v->yield = false;
-		atomic_store(&v->blocked, false);
-		atomic_store(&v->io_wait, false);
+		if (atomic_load_explicit(&c->woke, memory_order_relaxed))
+			atomic_store(&c->woke, false);
+		if (atomic_load_explicit(&v->blocked, memory_order_relaxed))
+			atomic_store(&v->blocked, false);
+		if (atomic_load_explicit(&v->io_wait, memory_order_relaxed))
+			atomic_store(&v->io_wait, false);
 		return;
 	}
+	now = counter_read();
+	ran = now - c->slice_start;
+	must = atomic_load(&v->blocked) || paused || v->yield;
+	woke = atomic_exchange(&c->woke, false);
 	reap_stopped(c, v);
 	if (!must && ran < us_to_ticks(SCHED_SLICE_US) && !(woke && ran >= us_to_ticks(SCHED_MIN_US))) {
 		if (woke)

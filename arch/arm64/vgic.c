@@ -393,7 +393,7 @@ static void sync_lrs(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu)
 	}
 }
 
-static bool wants_lr(struct vgic *g, struct virq *q, unsigned intid, unsigned vcpu)
+static inline bool wants_lr(struct vgic *g, struct virq *q, unsigned intid, unsigned vcpu)
 {
 	if (q->lr >= 0 || !q->enabled || !g->enabled)
 		return false;
@@ -512,10 +512,11 @@ void vgic_flush_slow(struct vcpu *v)
 				gich_write(GICH_LR(q->lr), lr | GICH_LR_EOI);
 		}
 	}
-	if (!left)
+	if (!left && (vc->ppi_cand & ~0xffffUL))
 		left = !fill_marked(g, vc, v->index, 0, &vc->ppi_cand, ~0xffffUL);
 	for (unsigned w = 0; w < ARRAY_SIZE(g->spi_cand) && !left; w++)
-		left = !fill_marked(g, vc, v->index, 32 + 64 * w, &g->spi_cand[w], ~0UL);
+		if (g->spi_cand[w])
+			left = !fill_marked(g, vc, v->index, 32 + 64 * w, &g->spi_cand[w], ~0UL);
 	/* More than fits: ask for a maintenance interrupt when the list registers drain. */
 	gich_write(GICH_HCR, GICH_HCR_EN | (left ? GICH_HCR_UIE : 0));
 	/* Come back while list registers are in use (to retire them) or work is left. */

@@ -24,7 +24,14 @@
 
 static struct vm vm_a, vm_b;
 static struct vcpu vcpu_a, vcpu_b;
-static unsigned putcs;
+static unsigned putcs, queued = 1;
+
+/* The scheduler (arch/arm64/vcpu.c): vCPUs queued on a CPU. */
+unsigned sched_queued(unsigned cpu)
+{
+	(void)cpu;
+	return queued;
+}
 
 void conmux_vm_output(struct vm *vm, char c)
 {
@@ -196,6 +203,27 @@ static void reset_restarts_unless_stopped(void **state)
 	assert_false(atomic_load(&vm_b.restart));
 }
 
+/* A yield gives the CPU away only if another vCPU is queued there; alone it is straight back. */
+static void yield_only_when_shared(void **state)
+{
+	u64 x[4] = { QUIRE_HC_YIELD };
+	unsigned long kicks = atomic_load(&registry_kicks);
+
+	(void)state;
+	queued = 1;
+	assert_true(hypercall(&vcpu_a, x));
+	assert_int_equal(x[0], 0);
+	assert_false(vcpu_a.yield);
+	assert_int_equal(atomic_load(&registry_kicks), kicks);
+	queued = 2;
+	x[0] = QUIRE_HC_YIELD;
+	assert_true(hypercall(&vcpu_a, x));
+	assert_int_equal(x[0], 0);
+	assert_true(vcpu_a.yield);
+	assert_int_equal(atomic_load(&registry_kicks), kicks + 1);
+	queued = 1;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,6 +231,7 @@ int main(void)
 		cmocka_unit_test_setup(share_stats_own_only, setup),
 		cmocka_unit_test_setup(last_cpu_off_stops_the_vm, setup),
 		cmocka_unit_test_setup(reset_restarts_unless_stopped, setup),
+		cmocka_unit_test_setup(yield_only_when_shared, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
