@@ -274,8 +274,9 @@ static int raw_layout(const struct vm_config *c, u64 size, u64 initrd_size, stru
 	/* rd + initrd_size <= end < 2^39 (check_ram): no wrap. */
 	l->dtb = ALIGN_UP(rd + initrd_size, SZ_2M);
 	if (l->dtb >= end || VMCFG_DT_MAX > end - l->dtb)
-		return no_room(c, err, errlen, VMCFG_DT_MAX, "the guest DT above raw image '%s'%s%s at RAM + %lu MiB",
-			       c->kernel, initrd_size ? " and initramfs " : "", initrd_size ? c->initramfs : "",
+		return no_room(c, err, errlen, VMCFG_DT_MAX, "the guest DT above raw image '%s'%s%s%s at RAM + %lu MiB",
+			       c->kernel, initrd_size ? " and initramfs '" : "", initrd_size ? c->initramfs : "",
+			       initrd_size ? "'" : "",
 			       (unsigned long)((l->dtb - c->mem_base) >> 20));
 	l->dtb_room = VMCFG_DT_MAX;
 	l->x0 = l->dtb;
