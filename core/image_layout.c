@@ -192,8 +192,8 @@ static u64 file_pages(const struct image_layout *l)
 static int elf_layout(const struct vm_config *c, const u8 *d, u64 size, struct image_layout *l, char *err,
 		      size_t errlen)
 {
-	u64 phoff, entry;
-	unsigned phnum, n = 0;
+	u64 phoff = 0, entry;
+	unsigned phnum = 0, n = 0;
 	bool entry_in = false;
 
 	if (c->initramfs[0])
