@@ -135,7 +135,7 @@ static int load_image(struct vm *vm, const struct vmcfg_image *k, unsigned cpu, 
 	const struct vmcfg_image *rd = c->initramfs[0] ? guest_find(c->initramfs) : NULL;
 	u64 rd_size = rd ? rd->size : 0;
 	/* Linux gets Quire's default command line; raw and ELF images, as under QEMU, none unless asked. */
-	const char *bootargs = c->bootargs_set ? c->bootargs : "";
+	const char *bootargs = c->bootargs_set ? c->bootargs : NULL;
 	struct image_layout l;
 	int rc = 0;
 
