@@ -71,18 +71,23 @@ $(O)/quire.bin: $(O)/quire.elf scripts/finish-image
 
 # Guests carried in quire.bin (arch/arm64/guest_images.S): the memtest
 # test guest, Debian's arm64 kernel, the initramfs, the guest DT template,
+# qemuboot as a raw and an ELF image (booted as QEMU's -kernel boots them),
 # and the VM configuration, which vmcheck checks against them first.
 GUEST_MEMTEST := build/guests/memtest.bin
+GUEST_QEMUBOOT := build/guests/qemuboot.bin
+GUEST_QEMUBOOT_ELF := build/guests/qemuboot-elf
 GUEST_KERNEL := $(ARM64)/Image
 GUEST_INITRD := build/guests/initramfs.cpio.gz
 GUEST_DTB := build/dts/guest-virt.dtb
 VMS_DTB := $(O)/vms.dtb
 VMCHECK := build/tools/vmcheck
-IMAGES := memtest=$(GUEST_MEMTEST) linux=$(GUEST_KERNEL) linux_initrd=$(GUEST_INITRD)
+IMAGES := memtest=$(GUEST_MEMTEST) linux=$(GUEST_KERNEL) linux_initrd=$(GUEST_INITRD) \
+	qemuboot=$(GUEST_QEMUBOOT) qemuboot_elf=$(GUEST_QEMUBOOT_ELF)
 $(IMG_OBJ): ASFLAGS += -DGUEST_MEMTEST=$(GUEST_MEMTEST) -DGUEST_KERNEL=$(GUEST_KERNEL) \
-	-DGUEST_INITRD=$(GUEST_INITRD) -DGUEST_DTB=$(GUEST_DTB) -DVMS_DTB=$(VMS_DTB)
+	-DGUEST_INITRD=$(GUEST_INITRD) -DGUEST_DTB=$(GUEST_DTB) -DVMS_DTB=$(VMS_DTB) \
+	-DGUEST_QEMUBOOT=$(GUEST_QEMUBOOT) -DGUEST_QEMUBOOT_ELF=$(GUEST_QEMUBOOT_ELF)
 $(IMG_OBJ): arch/arm64/guest_images.S $(GUEST_MEMTEST) $(GUEST_KERNEL) $(GUEST_INITRD) $(GUEST_DTB) \
-		$(O)/vms.checked
+		$(GUEST_QEMUBOOT) $(GUEST_QEMUBOOT_ELF) $(O)/vms.checked
 	@mkdir -p $(dir $@)
 	@echo "  AS      $@"
 	$(Q)$(CC) $(CFLAGS) $(ASFLAGS) -c $< -o $@
@@ -91,14 +96,17 @@ $(VMS_DTB): $(VMS) | setup
 	@echo "  DTC     $@"
 	$(Q)dtc -q -I dts -O dtb -o $@ $<
 # A bad configuration stops the build here, with the checker's message.
-$(O)/vms.checked: $(VMS_DTB) $(VMCHECK) $(GUEST_MEMTEST) $(GUEST_KERNEL) $(GUEST_INITRD)
+$(O)/vms.checked: $(VMS_DTB) $(VMCHECK) $(GUEST_MEMTEST) $(GUEST_KERNEL) $(GUEST_INITRD) \
+		$(GUEST_QEMUBOOT) $(GUEST_QEMUBOOT_ELF)
 	@echo "  VMCHECK $(VMS)"
 	$(Q)$(VMCHECK) $(addprefix --image ,$(IMAGES)) $(VMS_DTB) > $@ || { cat $@; rm -f $@; exit 1; }
 	$(Q)$(if $(V),cat $@)
-$(VMCHECK): $(wildcard tools/*.c tools/Makefile core/vmconfig.c core/linux_layout.c lib/printf.c include/quire/*.h) | setup
+$(VMCHECK): $(wildcard tools/*.c tools/Makefile core/vmconfig.c core/linux_layout.c core/image_layout.c lib/printf.c include/quire/*.h) | setup
 	$(Q)$(MAKE) -s -C tools
 build/guests/memtest.bin: FORCE
 	$(Q)$(MAKE) -s -C tests/guests
+# Made by the same tests/guests make (qemuboot.c, QEMU's -kernel protocol).
+$(GUEST_QEMUBOOT) $(GUEST_QEMUBOOT_ELF): build/guests/memtest.bin ;
 build/guests/initramfs.cpio.gz: scripts/mkinitramfs $(wildcard tests/guests/linux/*) | setup
 	@echo "  CPIO    $@"
 	$(Q)scripts/mkinitramfs $@

@@ -59,7 +59,9 @@ int guest_dt_build(const void *tmpl, void *buf, int size, const struct vm *vm, c
 	int chosen = fdt_path_offset(buf, "/chosen");
 	if (chosen < 0)
 		return chosen;
-	if ((rc = fdt_setprop_string(buf, chosen, "bootargs", bootargs)))
+	/* NULL: no command line at all, as QEMU gives a -kernel image without -append. */
+	rc = bootargs ? fdt_setprop_string(buf, chosen, "bootargs", bootargs) : fdt_delprop(buf, chosen, "bootargs");
+	if (rc && rc != -FDT_ERR_NOTFOUND)
 		return rc;
 	if (initrd_end > initrd_start &&
 	    ((rc = fdt_setprop_u64(buf, chosen, "linux,initrd-start", initrd_start)) ||

@@ -43,45 +43,128 @@ static const char *load_error(int rc)
 	return rc == -EDQUOT ? "its resident limit is too small" : "out of machine pages";
 }
 
-/* A Linux guest as the arm64 boot protocol wants it (linux_layout), x0 = the DT. */
-static int load_linux(struct vm *vm, const struct vmcfg_image *k, unsigned cpu, char *err, size_t errlen)
+/* One DT buffer and one page for all, under load_lock: VMs are created (and restarted) on several CPUs. */
+static u8 load_dtb[VMCFG_DT_MAX] __aligned(8), load_page[PAGE_SIZE] __aligned(8);
+static spinlock_t load_lock = SPINLOCK_INIT;
+
+/* Put guest page p together in load_page (load_lock held): every segment's bytes in it, zeroes elsewhere. */
+static void assemble_page(const struct image_layout *l, const u8 *data, u64 p)
 {
-	static u8 dtb[64 << 10] __aligned(8);
-	static spinlock_t dtb_lock = SPINLOCK_INIT;
-	const struct vm_config *c = &vm->cfg;
-	const struct vmcfg_image *rd = c->initramfs[0] ? guest_find(c->initramfs) : NULL;
+	memset(load_page, 0, PAGE_SIZE);
+	for (unsigned k = 0; k < l->nseg; k++) {
+		const struct image_segment *t = &l->seg[k];
+		u64 from = MAX(p, t->ipa), end = MIN(p + PAGE_SIZE, t->ipa + t->filesz);
+
+		if (from < end)
+			memcpy(load_page + (from - p), data + t->offset + (from - t->ipa), end - from);
+	}
+}
+
+/*
+ * The image's segments, page by page: a page wholly inside one segment's
+ * file bytes and page aligned in the image goes in as it is (shared with
+ * quire.bin's copy if it can be); any other (a segment's ends, two
+ * segments in one page, an ELF's odd offsets) is put together first.
+ * Pages of zeroes only (bss) are left to the RAM, which is zero on demand.
+ */
+static int load_segments(struct vm *vm, const struct image_layout *l, const u8 *data, unsigned cpu)
+{
+	u64 done = 0; /* pages below this are in */
+
+	for (unsigned i = 0; i < l->nseg; i++) {
+		const struct image_segment *s = &l->seg[i];
+		u64 to = ALIGN_UP(s->ipa + s->filesz, PAGE_SIZE);
+
+		for (u64 p = MAX(ALIGN_DOWN(s->ipa, PAGE_SIZE), done); s->filesz && p < to; p += PAGE_SIZE) {
+			bool whole = p >= s->ipa && p + PAGE_SIZE <= s->ipa + s->filesz;
+			const u8 *src = whole ? data + s->offset + (p - s->ipa) : NULL;
+			int rc;
+
+			if (whole && !((uintptr_t)src % PAGE_SIZE)) {
+				rc = vm_copy_in(vm, p, src, PAGE_SIZE, cpu);
+			} else {
+				spin_lock(&load_lock);
+				assemble_page(l, data, p);
+				rc = vm_copy_in(vm, p, load_page, PAGE_SIZE, cpu);
+				spin_unlock(&load_lock);
+			}
+			if (rc)
+				return rc;
+		}
+		done = MAX(done, to);
+	}
+	return 0;
+}
+
+/* The guest DT where the layout puts it (an ELF's only if it fits below the image, as QEMU). */
+static int load_dt(struct vm *vm, const struct image_layout *l, const char *image, const char *bootargs,
+		   u64 rd_size, unsigned cpu, char *err, size_t errlen)
+{
 	const struct vmcfg_image *t = guest_find("guest_dtb");
-	u64 rd_size = rd ? rd->size : 0;
-	struct linux_layout l;
 	int rc;
 
-	if (!t || (c->initramfs[0] && !rd)) {
-		q_snprintf(err, errlen, "this build carries no guest DT template or no image '%s'", c->initramfs);
+	if (!t) {
+		q_snprintf(err, errlen, "this build carries no guest DT template");
 		return -EINVAL;
 	}
-	if (linux_layout(c, k->data, k->size, rd_size, &l, err, errlen))
-		return -EINVAL;
-	/* One DT buffer for all: VMs are created (and restarted) on several CPUs. */
-	spin_lock(&dtb_lock);
-	rc = guest_dt_build(t->data, dtb, sizeof(dtb), vm, c->bootargs_set ? c->bootargs : LINUX_BOOTARGS,
-			    l.initrd, l.initrd + rd_size);
+	spin_lock(&load_lock);
+	rc = guest_dt_build(t->data, load_dtb, sizeof(load_dtb), vm, bootargs, l->initrd, l->initrd + rd_size);
 	if (rc) {
-		spin_unlock(&dtb_lock);
 		q_snprintf(err, errlen, "guest DT: %s", fdt_strerror(rc));
+		rc = -EINVAL;
+	} else if (fdt_totalsize(load_dtb) > l->dtb_room) {
+		/* Only an ELF's room can be this short: QEMU then loads no DT, and neither does Quire. */
+		printk("quire: %s: no room for the guest DT below ELF image '%s' (%lu bytes)\n", vm->name, image,
+		       (unsigned long)l->dtb_room);
+	} else {
+		rc = vm_copy_in(vm, l->dtb, load_dtb, fdt_totalsize(load_dtb), cpu);
+	}
+	spin_unlock(&load_lock);
+	return rc;
+}
+
+/*
+ * Any kind of image, where image_layout puts it (the checker's layout
+ * too): a Linux Image by the arm64 boot protocol, raw and ELF images as
+ * QEMU's -kernel loads them, a Quire test guest at the RAM base with its
+ * own contract (x0 = arg, x1 = RAM size, x3 = vCPUs).
+ */
+static int load_image(struct vm *vm, const struct vmcfg_image *k, unsigned cpu, char *err, size_t errlen)
+{
+	const struct vm_config *c = &vm->cfg;
+	const struct vmcfg_image *rd = c->initramfs[0] ? guest_find(c->initramfs) : NULL;
+	u64 rd_size = rd ? rd->size : 0;
+	/* Linux gets Quire's default command line; raw and ELF images, as under QEMU, none unless asked. */
+	const char *bootargs = c->bootargs_set ? c->bootargs : NULL;
+	struct image_layout l;
+	int rc = 0;
+
+	if (c->initramfs[0] && !rd) {
+		q_snprintf(err, errlen, "this build carries no image '%s'", c->initramfs);
 		return -EINVAL;
 	}
-	rc = vm_copy_in(vm, l.dtb, dtb, fdt_totalsize(dtb), cpu);
-	spin_unlock(&dtb_lock);
+	if (image_layout(c, k->data, k->size, rd_size, &l, err, errlen))
+		return -EINVAL;
+	if (l.kind == IMAGE_LINUX && !c->bootargs_set)
+		bootargs = LINUX_BOOTARGS;
+	if (l.dtb)
+		rc = load_dt(vm, &l, k->name, bootargs, rd_size, cpu, err, errlen);
 	if (!rc)
-		rc = vm_copy_in(vm, l.kernel, k->data, k->size, cpu);
+		rc = load_segments(vm, &l, k->data, cpu);
 	if (!rc && rd)
 		rc = vm_copy_in(vm, l.initrd, rd->data, rd->size, cpu);
 	if (rc) {
-		q_snprintf(err, errlen, "cannot load Linux: %s", load_error(rc));
+		if (rc != -EINVAL)
+			q_snprintf(err, errlen, "cannot load '%s': %s", k->name, load_error(rc));
 		return rc;
 	}
-	vm->vcpu[0]->entry = l.kernel;
-	vm->vcpu[0]->context = l.dtb;
+	vm->vcpu[0]->entry = l.entry;
+	vm->vcpu[0]->context = l.x0;
+	/* x2 is the vCPU's index, 0 (vcpu_reset); x1 and x3 are 0 but for test guests. */
+	if (l.kind == IMAGE_TEST_GUEST) {
+		vm->vcpu[0]->args[1] = c->mem_size;
+		vm->vcpu[0]->args[3] = c->vcpus;
+	}
 	return 0;
 }
 
@@ -236,21 +319,8 @@ static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu
 		return NULL;
 	}
 	vpl011_reset(vm);
-	if (is_linux_image(g->data, g->size)) {
-		if (load_linux(vm, g, cpu, err, errlen))
-			return NULL;
-	} else {
-		rc = vm_copy_in(vm, c->mem_base, g->data, g->size, cpu);
-		if (rc) {
-			q_snprintf(err, errlen, "cannot load '%s': %s", g->name, load_error(rc));
-			return NULL;
-		}
-		/* Bare images start at their first byte; x0 = arg, x1 = RAM size, x2 = index, x3 = vCPUs. */
-		vm->vcpu[0]->entry = c->mem_base;
-		vm->vcpu[0]->context = c->arg;
-		vm->vcpu[0]->args[1] = c->mem_size;
-		vm->vcpu[0]->args[3] = c->vcpus;
-	}
+	if (load_image(vm, g, cpu, err, errlen))
+		return NULL;
 	return vm;
 }
 

@@ -412,41 +412,23 @@ static int no_image(const struct ctx *x, const struct vmcfg_limits *lim, const c
 static int check_vm(const struct ctx *x, const struct vm_config *c, const struct vmcfg_limits *lim)
 {
 	const struct vmcfg_image *k = find_image(lim, c->kernel), *rd = NULL;
-	struct linux_layout lay;
-	u64 start;
-	bool is_linux;
+	static const char *const what[] = { "guest DT and kernel", "its image", "its image and guest DT",
+					    "its image and guest DT" };
+	static const char *const what_rd[] = { "guest DT, kernel and initramfs", "", "",
+					       "its image, initramfs and guest DT" };
+	struct image_layout lay;
 
 	if (!k)
 		return no_image(x, lim, "kernel", c->kernel);
-	is_linux = is_linux_image(k->data, k->size);
-	if (!is_linux && (c->initramfs[0] || c->bootargs_set))
-		return fail(x, "property '%s' is for Linux kernels only, and image '%s' is not an "
-			       "arm64 Linux Image", c->initramfs[0] ? "initramfs" : "bootargs",
-			    k->name);
-	if (is_linux && c->arg)
-		return fail(x, "property 'arg' is for bare images only, and image '%s' is an arm64 "
-			       "Linux Image", k->name);
 	if (c->initramfs[0] && !(rd = find_image(lim, c->initramfs)))
 		return no_image(x, lim, "initramfs", c->initramfs);
-	if (is_linux) {
-		if (linux_layout(c, k->data, k->size, rd ? rd->size : 0, &lay, x->err, x->errlen))
-			return -1;
-		/* What Quire writes before the first instruction: the guest DT, kernel, initramfs. */
-		start = VMCFG_DT_MAX + ALIGN_UP(k->size, SZ_4K);
-		start += rd ? ALIGN_UP(rd->size, SZ_4K) : 0;
-	} else {
-		if (k->size > c->mem_size)
-			return fail(x, "property 'memory-mib' (%lu MiB) cannot hold image '%s' "
-				       "(%lu KiB)", (unsigned long)(c->mem_size >> 20), k->name,
-				    (unsigned long)ALIGN_UP(k->size, 1024) >> 10);
-		start = ALIGN_UP(k->size, SZ_4K);
-	}
-	if (start > c->resident_limit)
+	/* The same layout the loader uses: the image's kind, its pieces in RAM (core/image_layout.c). */
+	if (image_layout(c, k->data, k->size, rd ? rd->size : 0, &lay, x->err, x->errlen))
+		return -1;
+	if (lay.loaded > c->resident_limit)
 		return fail(x, "property 'resident-limit-mib' (%lu MiB) cannot hold the %lu KiB the "
 			       "VM starts with (%s)", (unsigned long)(c->resident_limit >> 20),
-			    (unsigned long)start >> 10,
-			    !is_linux ? "its image" : rd ? "guest DT, kernel and initramfs"
-							 : "guest DT and kernel");
+			    (unsigned long)lay.loaded >> 10, rd ? what_rd[lay.kind] : what[lay.kind]);
 	if (c->cpus != VMCFG_CPUS_ALL && lim->cpus < 32 && c->cpus >> lim->cpus)
 		return fail(x, "property 'cpus' names a CPU this machine lacks: it has CPUs 0 to %u",
 			    lim->cpus - 1);

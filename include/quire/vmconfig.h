@@ -104,6 +104,49 @@ int linux_layout(const struct vm_config *c, const u8 *hdr, u64 size, u64 initrd_
 /* Is this an arm64 Linux Image (header magic)? */
 bool is_linux_image(const u8 *data, u64 size);
 
+/*
+ * What a VM's kernel image is, by its first bytes (docs/guest-platform.md):
+ * an arm64 Linux Image (its header's magic), a Quire test guest (the marker
+ * below), an ELF (AArch64, little-endian, 64-bit), or else a raw binary.
+ * Linux, ELF and raw images are booted as QEMU's -kernel boots them.
+ */
+enum image_kind { IMAGE_LINUX, IMAGE_TEST_GUEST, IMAGE_ELF, IMAGE_RAW };
+/* A Quire test guest: these 8 bytes at offset 8, after a branch over them (tests/guests/start.S). */
+#define IMAGE_TEST_GUEST_MAGIC "QUIRE-TG"
+#define IMAGE_TEST_GUEST_MAGIC_OFF 8
+#define IMAGE_RAW_OFFSET 0x80000UL /* a raw binary's place in RAM, as QEMU's KERNEL64_LOAD_ADDR */
+#define IMAGE_MAX_PHDRS 64	   /* program headers an ELF may have */
+#define IMAGE_MAX_SEGMENTS 16	   /* ... of which loadable ones */
+
+/* A piece of the image put in guest RAM: filesz bytes from offset, then zeroes up to memsz. */
+struct image_segment {
+	u64 ipa, offset, filesz, memsz;
+};
+
+/* Where everything goes, and the first vCPU's entry state. */
+struct image_layout {
+	enum image_kind kind;
+	u64 entry, x0;	     /* x0 = the DT (Linux, raw), arg (test guest), 0 (ELF, as QEMU) */
+	u64 dtb, dtb_room;   /* the guest DT's place and the most it may take; 0: none */
+	u64 initrd;	     /* 0: none */
+	u64 loaded;	     /* bytes written before the first instruction, at most (the resident-limit check) */
+	unsigned nseg;	     /* segments, in address order, not overlapping */
+	struct image_segment seg[IMAGE_MAX_SEGMENTS];
+};
+
+enum image_kind image_kind(const u8 *data, u64 size);
+const char *image_kind_name(enum image_kind kind);
+/*
+ * Lay out c's kernel image (size bytes at data) and an initramfs of
+ * initrd_size bytes (0: none) in c's RAM, refusing what the kind cannot
+ * take (an initramfs for an ELF, bootargs or an initramfs for a test guest,
+ * arg for anything but a test guest). Every ELF field is checked: its
+ * segments lie in the file and in RAM and do not overlap. 0, or -1 with err
+ * naming the VM and the reason.
+ */
+int image_layout(const struct vm_config *c, const u8 *data, u64 size, u64 initrd_size,
+		 struct image_layout *out, char *err, size_t errlen);
+
 /* Is `word` (e.g. "quire.bench=pool") among the bootargs? */
 bool bootargs_has(const char *bootargs, const char *word);
 #endif

@@ -14,7 +14,15 @@
 	.section .text.start, "ax"
 	.global	_start
 _start:
-	/* x0..x3 are guest_main's arguments: use x4.. only. */
+	/*
+	 * The marker that tells Quire this image takes the test-guest contract
+	 * above, not QEMU's -kernel protocol (IMAGE_TEST_GUEST_MAGIC at offset 8,
+	 * include/quire/vmconfig.h), branched over as a Linux Image's header is.
+	 */
+	b	0f
+	.long	0
+	.ascii	"QUIRE-TG"
+0:	/* x0..x3 are guest_main's arguments: use x4.. only. */
 	adr_l	x4, vectors
 	msr	vbar_el1, x4
 	isb
