@@ -77,7 +77,8 @@ GUEST_MEMTEST := build/guests/memtest.bin
 GUEST_QEMUBOOT := build/guests/qemuboot.bin
 GUEST_QEMUBOOT_ELF := build/guests/qemuboot-elf
 GUEST_KERNEL := $(ARM64)/Image
-GUEST_INITRD := build/guests/initramfs.cpio.gz
+# The linux-tools configuration's image carries the initramfs with gdb and perf instead.
+GUEST_INITRD := build/guests/$(if $(filter linux-tools,$(VMS_NAME)),initramfs-tools.cpio.xz,initramfs.cpio.gz)
 GUEST_DTB := build/dts/guest-virt.dtb
 VMS_DTB := $(O)/vms.dtb
 VMCHECK := build/tools/vmcheck
@@ -107,9 +108,13 @@ build/guests/memtest.bin: FORCE
 	$(Q)$(MAKE) -s -C tests/guests
 # Made by the same tests/guests make (qemuboot.c, QEMU's -kernel protocol).
 $(GUEST_QEMUBOOT) $(GUEST_QEMUBOOT_ELF): build/guests/memtest.bin ;
-build/guests/initramfs.cpio.gz: scripts/mkinitramfs $(wildcard tests/guests/linux/*) | setup
+build/guests/initramfs.cpio.gz: scripts/mkinitramfs $(filter-out %/bptest.c,$(wildcard tests/guests/linux/*)) | setup
 	@echo "  CPIO    $@"
 	$(Q)scripts/mkinitramfs $@
+build/guests/initramfs-tools.cpio.xz: scripts/mkinitramfs $(wildcard tests/guests/linux/*) \
+		$(wildcard $(QUIRE_CACHE)/arm64-tools/stamp) | setup
+	@echo "  CPIO    $@"
+	$(Q)scripts/mkinitramfs --tools $@
 build/dts/%.dtb: dts/%.dts
 	@mkdir -p $(dir $@)
 	@echo "  DTC     $@"
@@ -121,6 +126,7 @@ build/dts/%.dtb: dts/%.dts
 images:
 	$(MAKE) PLATFORM=qemu-virt
 	$(MAKE) PLATFORM=qemu-virt VMS=dts/vms/four-linux.dts
+	$(MAKE) PLATFORM=qemu-virt VMS=dts/vms/linux-tools.dts
 	$(MAKE) PLATFORM=rpi4
 	$(MAKE) PLATFORM=qemu-virt CRASH_TEST=1
 	$(MAKE) -C tests/shim
