@@ -1741,16 +1741,47 @@ static void mode_ptimer(void)
  *  - the virtual timer: from CNTV_CVAL to the guest's handler reading
  *    CNTVCT_EL0 (physical PPI to EL2, list register, vector, GICC_IAR), BX_TIMERS
  *    times, summed.
- * No IPI figure: under -icount QEMU runs the CPUs round-robin on one clock,
- * and a spinning receiver keeps it until QEMU's slice ends (about 50 ms),
- * not when the SGI is raised, so a round trip to a spinning vCPU measures
- * that slice, not Quire. ----
+ * With 2 vCPUs (on 2 CPUs), instead: IPIs. vCPU 0 sends SGI BX_PING to
+ * vCPU 1, which only spins with interrupts unmasked; its handler answers
+ * with SGI BX_PONG to vCPU 0, spinning too, whose handler counts it. Under
+ * -icount QEMU runs the CPUs round-robin on one clock, and an interrupt
+ * raised for the other CPU waits for the end of this one's slice (tens of
+ * ms; QEMU kicks no CPU for an interrupt raised from its own thread), so
+ * only legs that one CPU runs without a switch can be timed: a send (the
+ * trapped GICD_SGIR write, the physical SGI to the target's CPU), by each
+ * sender. A delivery (the physical SGI at EL2, the list register, the
+ * vector, GICC_IAR) is the path the timer's deadline takes, measured above
+ * in the 1-vCPU run; scripts/bench adds the two. Every round trip must
+ * still arrive. ----
  */
 #define BX_READS 4096
 #define BX_TIMERS 64
+#define BX_IPIS 256
+#define BX_PING 2
+#define BX_PONG 3
 #define VPL011_FR (VPL011 + 0x18) /* UARTFR */
 
-static volatile u64 bx_timer_sum, bx_timers;
+static volatile u64 bx_timer_sum, bx_timers, bx_pongs, bx_stop, bx_deadline;
+static volatile u64 bx_send_sum[2];
+static void ipi_send(u32 targets, u32 id);
+
+/* An IPI sent and timed by vCPU me. */
+static void bx_send(unsigned me, u32 targets, u32 id)
+{
+	u64 t0 = counter();
+
+	ipi_send(targets, id);
+	bx_send_sum[me] += counter() - t0;
+}
+
+/* Spin with interrupts unmasked until *watch is until (or the deadline). */
+static void bx_spin(volatile u64 *watch, u64 until)
+{
+	asm volatile("msr daifclr, #2" : : : "memory");
+	while (*watch != until && !bx_stop && counter() < bx_deadline)
+		;
+	asm volatile("msr daifset, #2" : : : "memory");
+}
 
 static void bench_exits_irq(u32 iar)
 {
@@ -1763,9 +1794,51 @@ static void bench_exits_irq(u32 iar)
 		bx_timer_sum += now - MRS("cntv_cval_el0");
 		bx_timers++;
 		MSR("cntv_ctl_el0", 0);
+	} else if (id == BX_PING) {
+		bx_send(1, 1u << 0, BX_PONG);
+	} else if (id == BX_PONG) {
+		bx_pongs++;
 	}
 	if (id < 1020)
 		R32(GICV_CPU + GICC_EOIR) = iar;
+}
+
+static void bx_receiver(void)
+{
+	R32(VGICD + 0x100) = 1u << BX_PING; /* GICD_ISENABLER0 is banked: this vCPU's own */
+	R32(GICV_CPU + GICC_PMR) = 0xff;
+	R32(GICV_CPU + GICC_CTLR) = 1;
+	ready[1] = 1;
+	bx_spin(&bx_stop, 1);
+	finished[1] = 1;
+}
+
+/* 2 vCPUs: the IPI round trip (vCPU 1 is ipi_receiver, answering in bench_exits_irq). */
+static void bench_ipis(void)
+{
+	u64 sum;
+
+	bx_deadline = counter() + cfg.timeout;
+	R32(VGICD) = 1; /* GICD_CTLR */
+	if (!start_secondaries("bench-exits"))
+		return;
+	while (!ready[1])
+		;
+	R32(VGICD + 0x100) = 1u << BX_PONG; /* GICD_ISENABLER0: this vCPU's own */
+	R32(GICV_CPU + GICC_PMR) = 0xff;
+	R32(GICV_CPU + GICC_CTLR) = 1;
+	for (u64 i = 0; i < BX_IPIS && counter() < bx_deadline; i++) {
+		bx_send(0, 1u << 1, BX_PING);
+		bx_spin(&bx_pongs, i + 1);
+	}
+	bx_stop = 1;
+	while (!finished[1])
+		;
+	sum = bx_send_sum[0] + bx_send_sum[1];
+	if (bx_pongs != BX_IPIS)
+		pr("memtest: bench-exits FAIL %lu of %u IPI round trips\n", bx_pongs, BX_IPIS);
+	else
+		pr("memtest: bench-exits ipi_send_ticks=%lu sends=%u freq=%lu\n", sum, 2 * BX_IPIS, counter_freq());
 }
 
 static u64 bx_read_loop(u64 addr)
@@ -1782,6 +1855,10 @@ static void mode_bench_exits(void)
 {
 	u64 base, vgic, pl011, deadline;
 
+	if (cfg.nvcpus > 1) {
+		bench_ipis();
+		return;
+	}
 	base = bx_read_loop(cfg.free);
 	vgic = bx_read_loop(VGICD + 0x004) - base; /* GICD_TYPER */
 	pl011 = bx_read_loop(VPL011_FR) - base;
@@ -1875,6 +1952,8 @@ void secondary_main(u64 index)
 		bench_worker(index);
 	else if (cfg.mode == 21 && index == 1)
 		ipi_receiver();
+	else if (cfg.mode == 23 && index == 1)
+		bx_receiver();
 	else if (cfg.mode == 19)
 		gicd_worker(index);
 }
