@@ -2155,7 +2155,7 @@ static void mode_pmu(void)
 	const char *bad = pmu_idregs();
 	u64 pmcr = MRS("pmcr_el0"), n = (pmcr >> 11) & 0x1f, ceid0 = MRS("pmceid0_el0");
 	u64 ev = (ceid0 >> 8) & 1 ? 0x08 : 0x11, c0, c1, count = 0, t0, t1, busy = 0;
-	u64 deadline = counter() + cfg.timeout;
+	u64 deadline = counter() + counter_freq() * 2; /* an overflow is due in microseconds */
 
 	if (!bad && (n == 0 || !((ceid0 >> 0x11) & 1)))
 		bad = "PMCR_EL0.N is 0 or CPU_CYCLES is not counted";
@@ -2173,6 +2173,7 @@ static void mode_pmu(void)
 			bad = "INST_RETIRED is not the loop's instructions";
 		else if (ev == 0x11 && count == 0)
 			bad = "CPU_CYCLES did not count";
+		pr("memtest: pmu count event=0x%lx count=%lu loop=%u\n", ev, count, PMU_LOOP);
 	}
 	if (!bad) {
 		/* How much of 200 ms of spinning the cycle counter saw. */
@@ -2246,10 +2247,16 @@ static void mode_dbg_hostile(void)
 	asm volatile("msr daifset, #8" : : : "memory");
 	if (!bad && dbg_other[0] + dbg_hits[0][0] + dbg_hits[0][2])
 		bad = "a debug exception reached the guest from an EL2-only breakpoint or watchpoint";
-	/* Wild values everywhere, debug exceptions masked at EL1. */
+	/* Wild values everywhere, debug exceptions masked at EL1; past BRPs/WRPs they UNDEF. */
+	v = aborts[0].count;
+	aborts[0].undef_ok = 1;
 	for (u64 i = 0; i < 16; i++)
 		for (u64 k = 0; k < 4; k++)
 			dbg_rw(i, k, true, ~0UL);
+	aborts[0].undef_ok = 0;
+	/* Two kinds each, an MSR and an MRS for each register. */
+	if (!bad && aborts[0].count - v != 4 * (16 - dbg_brps()) + 4 * (16 - dbg_wrps()))
+		bad = "not one UNDEF for each access to a breakpoint or watchpoint past BRPs/WRPs";
 	SYS_WRITE(mdscr_el1, ~0UL, &a);
 	SYS_WRITE(mdccint_el1, ~0UL, &a);
 	SYS_WRITE(dbgprcr_el1, ~0UL, &a);

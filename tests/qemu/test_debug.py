@@ -46,11 +46,13 @@ def test_pmu(boot, tmp_path, share_cpu):
 
 def test_pmu_inst_retired_under_icount(boot, tmp_path):
     """Under -icount QEMU counts INST_RETIRED: the guest's event counter gives the loop's
-    instructions exactly (2 per iteration, EL2 not counted)."""
+    instructions (2 per iteration, and the MRS that reads it; EL2 not counted).
+    Only the count is checked here: under -icount QEMU 10 raises no overflow interrupt."""
     out = run_until_off(boot, tmp_path, [memtest(PMU, mem_mib=64)], smp=1,
                         extra=("-icount", "shift=0,align=off"), timeout=180)
-    line = verdict(out, "vm1", "pmu")
-    assert "event=0x8 " in line, line
+    m = re.search(r"\[vm1\] memtest: pmu count event=0x8 count=(\d+) loop=(\d+)", out)
+    assert m, out[-3000:]
+    assert 0 <= int(m.group(1)) - 2 * int(m.group(2)) <= 8, m.group(0)
 
 
 def test_hostile_debug_and_pmu(boot, tmp_path):
