@@ -41,7 +41,6 @@ void el1_context_save(struct el1_context *c)
 	c->par = read_sysreg(par_el1);
 	c->cntkctl = read_sysreg(cntkctl_el1);
 	c->csselr = read_sysreg(csselr_el1);
-	c->mdscr = read_sysreg(mdscr_el1);
 	c->cntv_ctl = read_sysreg(cntv_ctl_el0);
 	c->cntv_cval = read_sysreg(cntv_cval_el0);
 }
@@ -71,7 +70,6 @@ void el1_context_restore(const struct el1_context *c)
 	write_sysreg(c->par, par_el1);
 	write_sysreg(c->cntkctl, cntkctl_el1);
 	write_sysreg(c->csselr, csselr_el1);
-	write_sysreg(c->mdscr, mdscr_el1);
 	write_sysreg(c->cntv_cval, cntv_cval_el0);
 	write_sysreg(c->cntv_ctl, cntv_ctl_el0);
 	isb();

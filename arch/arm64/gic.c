@@ -7,6 +7,7 @@
 #include <quire/console.h>
 #include <arch/cpu.h>
 #include <arch/gic.h>
+#include <arch/pmu.h>
 #include <arch/sysreg.h>
 #include <arch/vgic.h>
 
@@ -106,7 +107,7 @@ void gic_init_cpu(void)
 	 * deactivates it, or it would be taken again at once, for ever (why
 	 * console input once stalled with it on).
 	 */
-	wr(gicd, GICD_ISENABLER(0), 1u << SGI_KICK | 1u << PPI_VTIMER | 1u << PPI_HTIMER |
+	wr(gicd, GICD_ISENABLER(0), 1u << SGI_KICK | 1u << PPI_VTIMER | 1u << PPI_HTIMER | 1u << PPI_PMU |
 				    (maint_irq >= 16 && maint_irq < 32 ? 1u << maint_irq : 0));
 	gic_cpu_mask[cpu_id()] = rd(gicd, GICD_ITARGETSR(0)) & 0xff;
 	wr(gicc, GICC_PMR, 0xf0);

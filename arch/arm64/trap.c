@@ -16,6 +16,8 @@
 #include <arch/cpu.h>
 #include <arch/esr.h>
 #include <arch/gic.h>
+#include <arch/idregs.h>
+#include <arch/pmu.h>
 #include <arch/ptimer.h>
 #include <arch/setway.h>
 #include <arch/sysreg.h>
@@ -51,6 +53,11 @@ void irq_handle(struct vcpu *v)
 		if (id == PPI_VTIMER && v) {
 			/* Stays active until the guest deactivates it through the HW-linked list register. */
 			vgic_forward_vtimer(v);
+			continue;
+		}
+		if (id == PPI_PMU && v) {
+			/* The same: its PMU registers are the CPU's (pmu.c), so the level is its own. */
+			vgic_forward_pmu(v);
 			continue;
 		}
 		if (id == gic_maint_irq()) {
@@ -212,57 +219,61 @@ static void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
 }
 
 /*
- * MSR/MRS and system instructions that trap (EC 0x18): the physical timer
- * (CNTHCTL_EL2) is emulated in ptimer.c; the debug and PMU registers
- * (MDCR_EL2) and ACTLR_EL1 (TACR) read as zero and ignore writes; set/way cache maintenance (TSW) and the
- * stage-1 register writes it makes trap (TVM) are emulated in setway.c; the
- * rest is UNDEF.
+ * MSR/MRS and system instructions that trap (EC 0x18), by encoding: the ID
+ * registers (TID3, idregs.c); the debug (op0 = 2) and PMU registers
+ * (MDCR_EL2, debug.c and pmu.c); the physical timer (CNTHCTL_EL2, emulated
+ * in ptimer.c); set/way cache maintenance (TSW) and the stage-1 register
+ * writes it makes trap (TVM, setway.c); ACTLR_EL1 (TACR) reads as zero and
+ * ignores writes; the rest is UNDEF. Each unhandled kind is logged once per VM.
  */
 static void sysreg_trap(struct vcpu *v, struct trap_frame *f)
 {
 	u32 iss = esr_iss(f->esr);
-	unsigned op0 = (iss >> 20) & 3, op2 = (iss >> 17) & 7, op1 = (iss >> 14) & 7;
-	unsigned crn = (iss >> 10) & 15, rt = (iss >> 5) & 31, crm = (iss >> 1) & 15;
-	bool read = iss & 1;
-	bool razwi = op0 == 2 ||						 /* debug */
-		     (op0 == 3 && crn == 9 && crm >= 12) ||			 /* PMU */
-		     (op0 == 3 && op1 == 3 && crn == 14 && crm >= 8) ||		 /* PMU event counters */
-		     (op0 == 3 && op1 == 0 && crn == 1 && crm == 0 && op2 == 1); /* ACTLR_EL1 */
-	bool setway = op0 == 1 && op1 == 0 && crn == 7 && (crm == 6 || crm == 10 || crm == 14) && op2 == 2;
+	unsigned rt = (iss >> 5) & 31;
+	struct sysreg_access a = {
+		.op0 = (iss >> 20) & 3, .op2 = (iss >> 17) & 7, .op1 = (iss >> 14) & 7,
+		.crn = (iss >> 10) & 15, .crm = (iss >> 1) & 15, .read = iss & 1,
+		.el0 = (f->spsr & 0xf) == 0, .val = rt == 31 ? 0 : f->x[rt],
+	};
+	enum sysreg_result r = SR_NOT_MINE;
 
-	if (setway) {
+	if (idregs_is_reg(a.op0, a.op1, a.crn, a.crm)) {
+		a.val = idregs_read(a.crm, a.op2);
+		r = a.read ? SR_DONE : SR_UNDEF;
+	} else if (a.op0 == 2 || pmu_is_reg(&a)) {
+		r = vcpu_debug_access(v, &a);
+	} else if (a.op0 == 1 && a.op1 == 0 && a.crn == 7 && (a.crm == 6 || a.crm == 10 || a.crm == 14) &&
+		   a.op2 == 2) {
 		setway_op(v);
-		f->elr += 4;
-		return;
-	}
-	if (op0 == 3 && op1 == 3 && crn == 14 && crm == 2 && op2 <= 2) { /* CNTP_TVAL/CTL/CVAL_EL0 */
-		u64 val = rt == 31 ? 0 : f->x[rt];
-
-		ptimer_access(v, op2, read, &val);
-		if (read && rt != 31)
-			f->x[rt] = val;
-		f->elr += 4;
-		return;
-	}
-	if (op0 == 3 && !read && setway_vm_reg_write(v, op1, crn, crm, op2, rt == 31 ? 0 : f->x[rt])) {
-		f->elr += 4;
-		return;
-	}
-	if (razwi) {
+		r = SR_DONE;
+	} else if (a.op0 == 3 && a.op1 == 3 && a.crn == 14 && a.crm == 2 && a.op2 <= 2) { /* CNTP_TVAL/CTL/CVAL_EL0 */
+		ptimer_access(v, a.op2, a.read, &a.val);
+		r = SR_DONE;
+	} else if (a.op0 == 3 && !a.read && setway_vm_reg_write(v, a.op1, a.crn, a.crm, a.op2, a.val)) {
+		r = SR_DONE;
+	} else if (a.op0 == 3 && a.op1 == 0 && a.crn == 1 && a.crm == 0 && a.op2 == 1) { /* ACTLR_EL1 */
 		vm_log_once(v->vm, VM_LOG_SYSREG_RAZWI,
 			    "quire: %s vCPU %u: system register op0=%u op1=%u CRn=%u CRm=%u op2=%u (%s) at 0x%lx "
 			    "is not implemented: reads as zero, writes ignored (logged once)\n",
-			    v->vm->name, v->index, op0, op1, crn, crm, op2, read ? "read" : "write", f->elr);
-		if (read && rt != 31)
-			f->x[rt] = 0;
+			    v->vm->name, v->index, a.op0, a.op1, a.crn, a.crm, a.op2, a.read ? "read" : "write", f->elr);
+		a.val = 0;
+		r = SR_DONE;
+	}
+	switch (r) {
+	case SR_DONE:
+		if (a.read && rt != 31)
+			f->x[rt] = a.val;
 		f->elr += 4;
 		return;
+	case SR_RETRY:
+		return; /* the instruction runs again, on the vCPU's own registers */
+	default:
+		vm_log_once(v->vm, VM_LOG_SYSREG,
+			    "quire: %s vCPU %u: system register op0=%u op1=%u CRn=%u CRm=%u op2=%u (%s) at 0x%lx "
+			    "is not emulated; injecting UNDEF (logged once)\n",
+			    v->vm->name, v->index, a.op0, a.op1, a.crn, a.crm, a.op2, a.read ? "read" : "write", f->elr);
+		inject_undef(f);
 	}
-	vm_log_once(v->vm, VM_LOG_SYSREG,
-		    "quire: %s vCPU %u: system register op0=%u op1=%u CRn=%u CRm=%u op2=%u (%s) at 0x%lx "
-		    "is not emulated; injecting UNDEF (logged once)\n",
-		    v->vm->name, v->index, op0, op1, crn, crm, op2, read ? "read" : "write", f->elr);
-	inject_undef(f);
 }
 
 /*
@@ -290,10 +301,14 @@ static void wfi_trap(struct vcpu *v, struct trap_frame *f)
 	vcpu_idle_until(v, wfi_woken);
 }
 
+/* PSTATE.SS, saved in SPSR_EL2: software step's state (active-not-pending when 1). */
+#define SPSR_SS (1UL << 21)
+
 void guest_trap(struct trap_frame *f, unsigned vector)
 {
 	struct vcpu *v = this_cpu()->vcpu;
 	u32 ec = esr_ec(f->esr);
+	u64 elr = f->elr;
 
 	if (vector == VEC_LOWER64_IRQ || vector == VEC_LOWER64_IRQ + 1) {
 		irq_handle(v);
@@ -331,6 +346,14 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 			undef(v, f, ec);
 			break;
 		}
+		/*
+		 * An instruction Quire emulated (and skipped) has been executed: if
+		 * the guest is stepping it, the step is done, and the guest takes its
+		 * software step exception before the next one (PSTATE.SS = 0,
+		 * active-pending), as if the instruction had not trapped.
+		 */
+		if (f->elr == elr + 4)
+			f->spsr &= ~SPSR_SS;
 	}
 	if (atomic_load(&v->vm->off))
 		vcpu_exit();

@@ -7,7 +7,9 @@
  * the running vCPU and loads the next one into that same frame, so the
  * return from the trap enters the next vCPU. EL1 registers, the virtual
  * timer and the vGIC CPU interface are switched eagerly; FP/SIMD lazily
- * (CPTR_EL2.TFP traps the first use after a switch). A CPU with a single
+ * (CPTR_EL2.TFP traps the first use after a switch), and so are the debug
+ * registers (MDCR_EL2.TDA, debug.c) and the PMU (MDCR_EL2.TPM, pmu.c),
+ * except for a vCPU that was debugging or counting. A CPU with a single
  * vCPU never arms its slice timer and never switches: it costs nothing.
  */
 #include <string.h>
@@ -18,8 +20,10 @@
 #include <quire/swap.h>
 #include <quire/vdev.h>
 #include <arch/cpu.h>
+#include <arch/debug.h>
 #include <arch/el1_context.h>
 #include <arch/gic.h>
+#include <arch/pmu.h>
 #include <arch/ptimer.h>
 #include <arch/setway.h>
 #include <arch/stage2.h>
@@ -37,15 +41,24 @@
 #define HCR_BSU_IS (1UL << 10)
 #define HCR_TWI (1UL << 13)
 #define HCR_TWE (1UL << 14)
+#define HCR_TID3 (1UL << 18)
 #define HCR_TSC (1UL << 19)
 #define HCR_TIDCP (1UL << 20)
 #define HCR_TACR (1UL << 21)
 #define HCR_TSW (1UL << 22)
 #define HCR_RW (1UL << 31)
 #define HCR_GUEST (HCR_VM | HCR_SWIO | HCR_PTW | HCR_FMO | HCR_IMO | HCR_AMO | HCR_FB | HCR_BSU_IS | \
-		   HCR_TWI | HCR_TSC | HCR_TIDCP | HCR_TACR | HCR_TSW | HCR_RW)
-/* Debug and PMU registers trap (RAZ/WI in trap.c): TPMCR, TPM, TDA, TDOSA, TDRA. */
-#define MDCR_EL2_GUEST ((1UL << 5) | (1UL << 6) | (1UL << 9) | (1UL << 10) | (1UL << 11))
+		   HCR_TWI | HCR_TID3 | HCR_TSC | HCR_TIDCP | HCR_TACR | HCR_TSW | HCR_RW)
+/*
+ * MDCR_EL2: the OS lock and DBGPRCR (TDOSA) and the ROM table address (TDRA)
+ * always trap; the other debug registers (TDA) and the PMU's (TPM) until the
+ * vCPU's own are in the CPU. TDE clear: debug exceptions go to the guest's EL1.
+ */
+#define MDCR_EL2_TPM (1UL << 6)
+#define MDCR_EL2_TDA (1UL << 9)
+#define MDCR_EL2_TDOSA (1UL << 10)
+#define MDCR_EL2_TDRA (1UL << 11)
+#define MDCR_EL2_HPMN_MASK 0x1fUL
 /* The guest reads the counter; its physical timer traps (it has the virtual one). */
 #define CNTHCTL_EL2_GUEST 1UL
 
@@ -66,6 +79,8 @@ struct vcpu_ctx {
 	struct trap_frame frame;
 	struct el1_context el1;
 	struct fpsimd fp;
+	struct vcpu_debug dbg;
+	struct vcpu_pmu pmu;
 };
 
 static struct vcpu_ctx vctx[MAX_VMS][MAX_VCPUS];
@@ -73,6 +88,27 @@ static struct vcpu_ctx vctx[MAX_VMS][MAX_VCPUS];
 static struct vcpu_ctx *ctx_of(const struct vcpu *v)
 {
 	return &vctx[v->vm->id - 1][v->index];
+}
+
+/* HPMN: every event counter is the guest's (the reset value where there is no PMUv3). */
+static u64 mdcr_hpmn;
+
+static void mdcr_write(const struct vcpu_ctx *x)
+{
+	write_sysreg(MDCR_EL2_TDOSA | MDCR_EL2_TDRA | (x && x->dbg.loaded ? 0 : MDCR_EL2_TDA) |
+			     (x && x->pmu.loaded ? 0 : MDCR_EL2_TPM) | mdcr_hpmn,
+		     mdcr_el2);
+	/* The ERET into the guest synchronises it. */
+}
+
+enum sysreg_result vcpu_debug_access(struct vcpu *v, struct sysreg_access *a)
+{
+	struct vcpu_ctx *x = ctx_of(v);
+	enum sysreg_result r = a->op0 == 2 ? debug_access(&x->dbg, a)
+			       : pmu_is_reg(a) ? pmu_access(&x->pmu) : SR_NOT_MINE;
+
+	mdcr_write(x); /* either may have loaded or put its registers */
+	return r;
 }
 
 static struct trap_frame *frame_here(void)
@@ -187,6 +223,8 @@ static void reap_stopped(struct cpu *c, struct vcpu *cur);
 bool vcpu_idle_until(struct vcpu *v, bool (*woken)(struct vcpu *v))
 {
 	struct cpu *c = this_cpu();
+	struct vcpu_pmu *pmu = &ctx_of(v)->pmu;
+	u64 pmcr;
 
 	while (!woken(v)) {
 		if (sched_queued(c->id) > 1) {
@@ -198,9 +236,12 @@ bool vcpu_idle_until(struct vcpu *v, bool (*woken)(struct vcpu *v))
 			}
 		}
 		atomic_store(&c->resched, false);
+		/* Quire's idle work is not the guest's to count. */
+		pmcr = pmu_pause(pmu);
 		idle_work(c, v);
 		dsb(sy);
 		wfi();
+		pmu_resume(pmu, pmcr);
 		irq_handle(v);
 	}
 	/* The kick of a pause that landed after the loop looked at it was cleared above: the scheduler must see it. */
@@ -262,6 +303,8 @@ static void vcpu_reset(struct vcpu *v, struct vcpu_ctx *x)
 	x->frame.spsr = PSR_EL1h_DAIF;
 	v->ptimer.ctl = 0;
 	v->ptimer.cval = 0;
+	debug_reset(&x->dbg);
+	pmu_reset(&x->pmu);
 	atomic_store(&v->blocked, false);
 	v->yield = false;
 	atomic_store(&v->state, VCPU_RUNNING);
@@ -304,6 +347,10 @@ static void vcpu_load(struct vcpu *v, struct trap_frame *f)
 		c->last_ran[vm->id - 1] = v;
 	}
 	vgic_restore(v);
+	/* After the vGIC: a PMU overflow interrupt it had active is active again before its level returns. */
+	debug_load(&x->dbg);
+	pmu_load(&x->pmu);
+	mdcr_write(x);
 	/* Its physical timer may have fired while it was away. */
 	ptimer_update(v);
 	*f = x->frame;
@@ -332,6 +379,10 @@ static void vcpu_save(struct vcpu *v, const struct trap_frame *f)
 	/* Its timer must not fire for the next vCPU; the scheduler watches its deadline instead. */
 	write_sysreg(0, cntv_ctl_el0);
 	isb();
+	/* Before the vGIC: the PMU's overflow interrupt is down before its active state is released. */
+	pmu_put(&x->pmu);
+	debug_put(&x->dbg);
+	mdcr_write(NULL);
 	vgic_save(v);
 	this_cpu()->vcpu = NULL;
 	vcpu_unloaded(v);
@@ -395,7 +446,10 @@ static void __noreturn run_loop_fresh_stack(void)
 /* EL2 controls that are the same for every vCPU on this CPU. */
 static void cpu_guest_setup(void)
 {
-	write_sysreg(MDCR_EL2_GUEST | (read_sysreg(mdcr_el2) & 0x1f), mdcr_el2);
+	debug_cpu_init();
+	pmu_cpu_init();
+	mdcr_hpmn = pmu_counters() ? pmu_counters() : read_sysreg(mdcr_el2) & MDCR_EL2_HPMN_MASK;
+	mdcr_write(NULL);
 	write_sysreg(CNTHCTL_EL2_GUEST, cnthctl_el2);
 	write_sysreg(0, cntvoff_el2);
 	write_sysreg(s2_vtcr(), vtcr_el2);
@@ -441,6 +495,10 @@ void __noreturn vcpu_exit(void)
 	struct cpu *c = this_cpu();
 	struct vcpu *v = c->vcpu;
 
+	/* Its debug and PMU state goes with it; none of it may act for the next vCPU here. */
+	pmu_put(&ctx_of(v)->pmu);
+	debug_put(&ctx_of(v)->dbg);
+	mdcr_write(NULL);
 	vgic_vcpu_stop(v);
 	c->vcpu = NULL;
 	vcpu_unloaded(v); /* before a reap can rebuild the VM */

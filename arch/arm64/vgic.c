@@ -12,6 +12,7 @@
 #include <quire/console.h>
 #include <arch/cpu.h>
 #include <arch/gic.h>
+#include <arch/pmu.h>
 #include <arch/sysreg.h>
 #include <arch/vgic.h>
 
@@ -130,17 +131,27 @@ void vgic_set_ppi_level(struct vcpu *v, u32 intid, bool level)
 		vcpu_kick(v);
 }
 
-void vgic_forward_vtimer(struct vcpu *v)
+static void forward_hw_ppi(struct vcpu *v, u32 intid)
 {
 	struct vgic *g = vgic_of(v->vm);
-	struct virq *q = &g->cpu[v->index].priv[PPI_VTIMER];
+	struct virq *q = &g->cpu[v->index].priv[intid];
 
 	spin_lock(&g->lock);
 	q->pending = true;
 	q->hw = true;
-	cand_mark(g, v->index, PPI_VTIMER);
+	cand_mark(g, v->index, intid);
 	spin_unlock(&g->lock);
 	atomic_store(&v->vgic_active, true);
+}
+
+void vgic_forward_vtimer(struct vcpu *v)
+{
+	forward_hw_ppi(v, PPI_VTIMER);
+}
+
+void vgic_forward_pmu(struct vcpu *v)
+{
+	forward_hw_ppi(v, PPI_PMU);
 }
 
 /* --- the distributor ---------------------------------------------------- */
@@ -411,19 +422,20 @@ static int free_lr(struct vgic_cpu *vc)
 
 /*
  * The virtual timer's interrupt is a level: CNTV_CTL_EL0 ENABLE and ISTATUS
- * set, IMASK clear. Forwarded, it was latched pending; if the guest has
- * since turned the timer off or masked it, the interrupt is no longer
- * pending (the architecture's level follows the output), so it goes, and
- * the physical PPI held active for it is released. Only a pending one:
- * once the guest has taken it, its own deactivation ends it (the HW bit).
- * Called with the vCPU loaded (its timer registers are the CPU's), before
- * every entry that syncs the list registers, so also after each load. Lock held.
+ * set, IMASK clear; the PMU's too: an enabled overflow flag with PMCR_EL0.E.
+ * Forwarded, it was latched pending; if the guest has since turned the
+ * source off or masked it, the interrupt is no longer pending (the
+ * architecture's level follows the output), so it goes, and the physical PPI
+ * held active for it is released. Only a pending one: once the guest has
+ * taken it, its own deactivation ends it (the HW bit). Called with the vCPU
+ * loaded (its timer and PMU registers are the CPU's), before every entry
+ * that syncs the list registers, so also after each load. Lock held.
  */
-static void vtimer_resample(struct vgic_cpu *vc)
+static void hw_ppi_resample(struct vgic_cpu *vc, u32 intid, bool (*level)(void))
 {
-	struct virq *q = &vc->priv[PPI_VTIMER];
+	struct virq *q = &vc->priv[intid];
 
-	if ((read_sysreg(cntv_ctl_el0) & 7) == 5 || !q->hw)
+	if (!q->hw || level())
 		return;
 	if (q->lr >= 0) {
 		if ((gich_read(GICH_LR(q->lr)) & GICH_LR_STATE) != GICH_LR_PENDING)
@@ -435,7 +447,12 @@ static void vtimer_resample(struct vgic_cpu *vc)
 		return;
 	}
 	q->pending = false;
-	gic_deactivate_ppi(PPI_VTIMER);
+	gic_deactivate_ppi(intid);
+}
+
+static bool vtimer_level(void)
+{
+	return (read_sysreg(cntv_ctl_el0) & 7) == 5;
 }
 
 /*
@@ -477,7 +494,8 @@ void vgic_flush_slow(struct vcpu *v)
 	atomic_store(&v->vgic_active, false);
 	spin_lock(&g->lock);
 	sync_lrs(g, vc, v->index);
-	vtimer_resample(vc);
+	hw_ppi_resample(vc, PPI_VTIMER, vtimer_level);
+	hw_ppi_resample(vc, PPI_PMU, pmu_irq_level);
 	/* SGIs: one list register per (SGI, source) pair. */
 	for (u64 bits = vc->ppi_cand & 0xffff; bits; bits &= bits - 1) {
 		unsigned id = __builtin_ctzl(bits);
@@ -577,6 +595,10 @@ void vgic_save(struct vcpu *v)
 	vc->timer_active = gic_ppi_active(PPI_VTIMER);
 	if (vc->timer_active)
 		gic_deactivate_ppi(PPI_VTIMER);
+	/* The same for the PMU's overflow interrupt, whose level pmu_put dropped. */
+	vc->pmu_active = gic_ppi_active(PPI_PMU);
+	if (vc->pmu_active)
+		gic_deactivate_ppi(PPI_PMU);
 }
 
 void vgic_restore(struct vcpu *v)
@@ -589,6 +611,8 @@ void vgic_restore(struct vcpu *v)
 	/* A forwarded timer interrupt the guest has not deactivated stays active, as it was. */
 	if (vc->timer_active)
 		gic_activate_ppi(PPI_VTIMER);
+	if (vc->pmu_active)
+		gic_activate_ppi(PPI_PMU);
 	spin_lock(&g->lock);
 	for (unsigned i = 0; i < gich_nr_lrs(); i++)
 		gich_write(GICH_LR(i), (vc->lr_used & (1u << i)) ? vc->lr_val[i] : 0);
@@ -612,6 +636,7 @@ void vgic_vcpu_stop(struct vcpu *v)
 	vc->lr_used = 0;
 	vc->vmcr = vc->apr = 0;
 	vc->timer_active = false;
+	vc->pmu_active = false;
 	spin_unlock(&g->lock);
 	gich_write(GICH_VMCR, 0);
 	gich_write(GICH_APR, 0);
@@ -619,4 +644,5 @@ void vgic_vcpu_stop(struct vcpu *v)
 	write_sysreg(0, cntv_ctl_el0);
 	isb();
 	gic_deactivate_ppi(PPI_VTIMER);
+	gic_deactivate_ppi(PPI_PMU);
 }

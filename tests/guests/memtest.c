@@ -13,7 +13,8 @@
  * reset: lifecycle tests), 18 setway (set/way maintenance around caches turned off and on),
  * 19 gicd (the GICv2 distributor's registers as IHI 0048B has them; not about memory),
  * 20 virtio (the empty virtio-mmio slots), 21 ipi (65,536 IPIs to a spinning vCPU), 22 vtimer
- * (the timer's interrupt follows the timer), 24 ptimer (the emulated EL1 physical timer).
+ * (the timer's interrupt follows the timer), 24 ptimer (the emulated EL1 physical timer),
+ * 25 debug (self-hosted debug), 26 pmu (the PMU), 27 dbg-hostile (debug and PMU abused).
  * Each prints `memtest: <mode> ok ...` or
  * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
  *
@@ -765,8 +766,10 @@ static void hostile_psci(void)
 }
 
 /*
- * Debug, PMU and auxiliary control registers: read as zero, writes ignored;
- * the physical timer is emulated: CVAL reads back, CTL shows ISTATUS.
+ * The debug and PMU registers are the guest's own (issue 15: they used to read
+ * as zero): PMCR_EL0.E and MDSCR_EL1.TDCC read back. The auxiliary control
+ * register reads as zero and ignores writes; the physical timer is emulated:
+ * CVAL reads back, CTL shows ISTATUS.
  */
 static void hostile_sysreg_razwi(void)
 {
@@ -776,10 +779,12 @@ static void hostile_sysreg_razwi(void)
 
 	t |= SYS_WRITE(pmcr_el0, 1, &a);
 	t |= SYS_READ(pmcr_el0, pmcr, &a);
-	t |= SYS_WRITE(pmcntenset_el0, ~0UL, &a);
+	t |= SYS_WRITE(pmcntenset_el0, 1, &a);
 	t |= SYS_READ(pmcntenset_el0, pmcnten, &a);
-	t |= SYS_WRITE(mdscr_el1, 1UL << 12, &a); /* TDCC: harmless if it were not trapped */
+	t |= SYS_WRITE(pmcr_el0, 0, &a);
+	t |= SYS_WRITE(mdscr_el1, 1UL << 12, &a); /* TDCC */
 	t |= SYS_READ(mdscr_el1, mdscr, &a);
+	t |= SYS_WRITE(mdscr_el1, 0, &a);
 	t |= SYS_WRITE(cntp_cval_el0, 0x1234, &a);
 	t |= SYS_READ(cntp_cval_el0, cntp_cval, &a);
 	t |= SYS_WRITE(cntp_ctl_el0, 1, &a);
@@ -789,8 +794,9 @@ static void hostile_sysreg_razwi(void)
 	t |= SYS_READ(actlr_el1, actlr, &a);
 	pr("memtest: hostile sysreg-razwi %s pmcr=0x%lx pmcntenset=0x%lx mdscr=0x%lx cntp_cval=0x%lx "
 	   "cntp_ctl=0x%lx actlr=0x%lx%s\n",
-	   verdict(!t && !pmcr && !pmcnten && !mdscr && cntp_cval == 0x1234 && cntp_ctl == 5 && !actlr), pmcr,
-	   pmcnten, mdscr, cntp_cval, cntp_ctl, actlr, t ? " (an exception was taken)" : "");
+	   verdict(!t && (pmcr & 1) && pmcnten == 1 && mdscr == 1UL << 12 && cntp_cval == 0x1234 &&
+		   cntp_ctl == 5 && !actlr),
+	   pmcr, pmcnten, mdscr, cntp_cval, cntp_ctl, actlr, t ? " (an exception was taken)" : "");
 }
 
 /* An IMPLEMENTATION DEFINED register (HCR_EL2.TIDCP): UNDEF at the instruction, then skipped. */
@@ -1518,6 +1524,8 @@ static volatile u64 ipi_seq, ipi_got, ipi_bad, ipi_spin_stop, ipi_burst;
 #define PPI_PTIMER 30
 static void vtimer_irq(void); /* mode 22 */
 static void ptimer_irq(void); /* mode 24 */
+static void pmu_irq(void); /* mode 26 */
+#define PPI_PMU 23
 static void bench_exits_irq(u32 iar); /* mode 23: its own, EOI included */
 
 void guest_irq(void)
@@ -1530,6 +1538,8 @@ void guest_irq(void)
 	}
 	if (id == PPI_VTIMER) {
 		vtimer_irq();
+	} else if (id == PPI_PMU) {
+		pmu_irq();
 	} else if (id == PPI_PTIMER) {
 		ptimer_irq();
 	} else if (id == IPI_SGI) {
@@ -1883,10 +1893,490 @@ static void mode_bench_exits(void)
 	   "freq=%lu\n", vgic, pl011, BX_READS, bx_timer_sum, BX_TIMERS, counter_freq());
 }
 
+/*
+ * ---- 25: debug: self-hosted debug works in the guest and is its own.
+ * A hardware breakpoint, a watchpoint on a store, software step through a
+ * sequence with instructions Quire emulates (each step exception at the next
+ * instruction), the OS lock holding breakpoints back, every DBGB and DBGW
+ * register reading back. With 2 vCPUs (on one CPU, smp=1): vCPU 1 first
+ * sees only zeros where vCPU 0 has values and a breakpoint armed, takes no
+ * breakpoint of vCPU 0's, and each keeps its own values across switches. ----
+ */
+#define EC_BKPT_CUR 0x31
+#define EC_STEP_CUR 0x33
+#define EC_WATCH_CUR 0x35
+#define MDSCR_SS (1UL << 0)
+#define MDSCR_KDE (1UL << 13)
+#define MDSCR_MDE (1UL << 15)
+#define SPSR_SS (1UL << 21)
+#define DBG_STEPS 6
+
+static volatile u64 dbg_hits[MAX_VCPUS][3]; /* breakpoint, step, watchpoint */
+static volatile u64 dbg_elr[MAX_VCPUS], dbg_far[MAX_VCPUS], dbg_other[MAX_VCPUS];
+static volatile u64 dbg_step_left, dbg_step_elr[DBG_STEPS];
+static volatile u64 watch_var;
+static volatile u64 dbg_leak, dbg_keep[MAX_VCPUS], dbg_done[MAX_VCPUS];
+static u64 dbg_skip_bp = ~0UL; /* vCPU 0's breakpoint armed for vCPU 1: not part of the pattern */
+
+/* The n-th DBGBVR (kind 0), DBGBCR (1), DBGWVR (2), DBGWCR (3): read, or written when w. */
+#define DBG_ONE(n)                                                                                           \
+	case n:                                                                                              \
+		switch (kind) {                                                                              \
+		case 0: if (w) MSR("dbgbvr" #n "_el1", v); return MRS("dbgbvr" #n "_el1");             \
+		case 1: if (w) MSR("dbgbcr" #n "_el1", v); return MRS("dbgbcr" #n "_el1");             \
+		case 2: if (w) MSR("dbgwvr" #n "_el1", v); return MRS("dbgwvr" #n "_el1");             \
+		default: if (w) MSR("dbgwcr" #n "_el1", v); return MRS("dbgwcr" #n "_el1");            \
+		}
+static u64 dbg_rw(u64 n, u64 kind, bool w, u64 v)
+{
+	switch (n) {
+		DBG_ONE(0) DBG_ONE(1) DBG_ONE(2) DBG_ONE(3) DBG_ONE(4) DBG_ONE(5) DBG_ONE(6) DBG_ONE(7)
+		DBG_ONE(8) DBG_ONE(9) DBG_ONE(10) DBG_ONE(11) DBG_ONE(12) DBG_ONE(13) DBG_ONE(14) DBG_ONE(15)
+	}
+	return 0;
+}
+
+static u64 dbg_brps(void)
+{
+	return ((MRS("id_aa64dfr0_el1") >> 12) & 0xf) + 1;
+}
+
+static u64 dbg_wrps(void)
+{
+	return ((MRS("id_aa64dfr0_el1") >> 20) & 0xf) + 1;
+}
+
+/* A value for register n of a kind that the registers hold as written (valid fields only, E clear). */
+static u64 dbg_pattern(u64 n, u64 kind, u64 salt)
+{
+	switch (kind) {
+	case 0: return RAM_BASE + salt * 0x100000 + n * 0x100;		  /* DBGBVR: word aligned */
+	case 1: return 0xfUL << 5 | ((n + salt) % 3 + 1) << 1;		  /* BAS, PMC */
+	case 2: return RAM_BASE + salt * 0x100000 + 0x8000 + n * 0x40;  /* DBGWVR: doubleword aligned */
+	default: return (1UL << ((n + salt) % 8)) << 5 | ((n + salt) % 3 + 1) << 3 | 3UL << 1; /* BAS, LSC, PAC */
+	}
+}
+
+/* Registers that differ from the pattern (salt 0: all zero); writes it first when w. */
+static u64 dbg_check(u64 salt, bool zero, bool w)
+{
+	u64 bad = 0, nb = dbg_brps(), nw = dbg_wrps();
+
+	for (u64 kind = 0; kind < 4; kind++)
+		for (u64 n = 0; n < (kind < 2 ? nb : nw); n++) {
+			u64 want = zero ? 0 : dbg_pattern(n, kind, salt);
+
+			if (kind < 2 && n == dbg_skip_bp && vcpu_self() == 0)
+				continue;
+			if (w)
+				dbg_rw(n, kind, true, want);
+			if (dbg_rw(n, kind, false, 0) != want)
+				bad++;
+		}
+	return bad;
+}
+
+void guest_debug(u64 esr, u64 far, u64 elr)
+{
+	u64 me = vcpu_self(), ec = (esr >> 26) & 0x3f;
+
+	dbg_elr[me] = elr;
+	dbg_far[me] = far;
+	if (ec == EC_BKPT_CUR) {
+		dbg_hits[me][0]++;
+		MSR("dbgbcr0_el1", 0); /* off, so the instruction runs when we return to it */
+		if (dbg_step_left) {
+			/* The start of the stepped sequence: step on from its first instruction. */
+			MSR("mdscr_el1", MRS("mdscr_el1") | MDSCR_SS);
+			MSR("spsr_el1", MRS("spsr_el1") | SPSR_SS);
+		}
+	} else if (ec == EC_STEP_CUR) {
+		u64 i = dbg_hits[me][1]++;
+
+		if (i < DBG_STEPS)
+			dbg_step_elr[i] = elr;
+		if (--dbg_step_left)
+			MSR("spsr_el1", MRS("spsr_el1") | SPSR_SS);
+		else
+			MSR("mdscr_el1", MRS("mdscr_el1") & ~MDSCR_SS);
+	} else if (ec == EC_WATCH_CUR) {
+		dbg_hits[me][2]++;
+		MSR("dbgwcr0_el1", 0);
+	} else {
+		dbg_other[me]++;
+	}
+}
+
+__attribute__((noipa, noinline)) int bp_target(int x)
+{
+	return x * 3 + 1;
+}
+
+__attribute__((noipa, noinline)) int bp_other(int x)
+{
+	return x * 5 + 2;
+}
+
+/*
+ * Stepped through: a trapped MRS (the emulated physical timer) and an
+ * emulated MMIO read (GICD_TYPER) among plain instructions, no branch.
+ */
+void step_seq(u64 gicd);
+asm(".text\n.global step_seq\nstep_seq:\n"
+    "\tnop\n"
+    "\tmrs x1, cntp_ctl_el0\n"
+    "\tadd x2, x2, #1\n"
+    "\tldr w3, [x0, #4]\n"
+    "\tadd x2, x2, #1\n"
+    "\tnop\n"
+    "\tret\n");
+
+static void dbg_arm_bp(u64 addr)
+{
+	MSR("dbgbvr0_el1", addr);
+	MSR("dbgbcr0_el1", 0xfUL << 5 | 3UL << 1 | 1); /* BAS all, PMC EL1 and EL0, enabled */
+}
+
+static const char *dbg_run(void)
+{
+	int (*volatile call)(int) = bp_target;
+	u64 me = 0, h;
+
+	if (dbg_check(0, true, false) || MRS("mdscr_el1") != 0)
+		return "a fresh vCPU's debug registers are not all zero";
+	if (MRS("oslsr_el1") != 0x8)
+		return "OSLSR_EL1 is not OSLM=0b10, unlocked";
+	MSR("mdscr_el1", MDSCR_KDE | MDSCR_MDE);
+	asm volatile("msr daifclr, #8" : : : "memory"); /* debug exceptions unmasked at EL1 */
+	/* Breakpoint. */
+	dbg_arm_bp((u64)bp_target);
+	if (call(1) != 4 || dbg_hits[me][0] != 1 || dbg_elr[me] != (u64)bp_target)
+		return "no breakpoint exception at the function";
+	/* Watchpoint: a store fires it, a load does not. */
+	MSR("dbgwvr0_el1", (u64)&watch_var);
+	MSR("dbgwcr0_el1", 0xffUL << 5 | 2UL << 3 | 3UL << 1 | 1); /* BAS all, stores, EL1 and EL0 */
+	h = watch_var;
+	if (dbg_hits[me][2] != 0)
+		return "a load fired a store watchpoint";
+	watch_var = h + 7;
+	if (dbg_hits[me][2] != 1 || dbg_far[me] != (u64)&watch_var || watch_var != h + 7)
+		return "no watchpoint exception on the store";
+	/* Software step, started from a breakpoint on the sequence. */
+	dbg_step_left = DBG_STEPS;
+	dbg_arm_bp((u64)step_seq);
+	step_seq(VGICD);
+	if (dbg_hits[me][1] != DBG_STEPS)
+		return "software step: not one step exception per instruction";
+	for (u64 i = 0; i < DBG_STEPS; i++)
+		if (dbg_step_elr[i] != (u64)step_seq + 4 * (i + 1)) {
+			pr("memtest: debug step %lu at 0x%lx, want 0x%lx\n", i, dbg_step_elr[i],
+			   (u64)step_seq + 4 * (i + 1));
+			return "software step: a step exception not at the next instruction";
+		}
+	/* OS lock: no breakpoint while it is set; what was set meanwhile acts once it is cleared. */
+	MSR("oslar_el1", 1);
+	if (MRS("oslsr_el1") != 0xa)
+		return "OSLSR_EL1.OSLK not set by OSLAR_EL1";
+	dbg_arm_bp((u64)bp_target);
+	if (MRS("dbgbvr0_el1") != (u64)bp_target)
+		return "DBGBVR0_EL1 does not read back while the OS lock is set";
+	h = dbg_hits[me][0];
+	call(2);
+	if (dbg_hits[me][0] != h)
+		return "a breakpoint exception while the OS lock is set";
+	MSR("oslar_el1", 0);
+	if (MRS("oslsr_el1") != 0x8)
+		return "OSLSR_EL1.OSLK not cleared";
+	call(3);
+	if (dbg_hits[me][0] != h + 1)
+		return "no breakpoint exception once the OS lock is cleared";
+	if (dbg_other[me])
+		return "an unexpected debug exception";
+	/* Every register reads back. */
+	if (dbg_check(1, false, true))
+		return "a DBGB or DBGW register does not read back what was written";
+	return 0;
+}
+
+/* vCPU 1: zeros where vCPU 0 has values, no breakpoint of vCPU 0's; then its own values kept. */
+static void dbg_worker(u64 me)
+{
+	int (*volatile call)(int) = bp_other;
+
+	if (dbg_check(0, true, false) || MRS("mdscr_el1") != 0)
+		dbg_leak++;
+	asm volatile("msr daifclr, #8" : : : "memory");
+	call(1); /* vCPU 0 has a breakpoint here: not ours */
+	if (dbg_hits[me][0] || dbg_other[me])
+		dbg_leak++;
+	dbg_check(2, false, true);
+	for (int i = 0; i < 50; i++) {
+		hvc(QUIRE_HC_YIELD, 0, 0, 0);
+		if (dbg_check(2, false, false))
+			dbg_keep[me]++;
+	}
+	dbg_done[me] = 1;
+}
+
+static void mode_debug(void)
+{
+	const char *bad = dbg_run();
+	u64 deadline = counter() + cfg.timeout;
+
+	if (!bad && cfg.nvcpus > 1) {
+		/* vCPU 0's values, with one breakpoint armed where vCPU 1 will run. */
+		MSR("dbgbvr1_el1", (u64)bp_other);
+		MSR("dbgbcr1_el1", 0xfUL << 5 | 3UL << 1 | 1);
+		dbg_skip_bp = 1;
+		if (!start_secondaries("debug"))
+			return;
+		for (int i = 0; i < 50; i++) {
+			hvc(QUIRE_HC_YIELD, 0, 0, 0);
+			if (dbg_check(1, false, false))
+				dbg_keep[0]++;
+		}
+		while (!dbg_done[1] && counter() < deadline)
+			hvc(QUIRE_HC_YIELD, 0, 0, 0);
+		if (!dbg_done[1])
+			bad = "vCPU 1 did not finish";
+		else if (dbg_leak)
+			bad = "vCPU 1 saw vCPU 0's debug registers or took its breakpoint";
+		else if (dbg_keep[0] || dbg_keep[1])
+			bad = "a vCPU's debug registers changed across switches";
+	}
+	asm volatile("msr daifset, #8" : : : "memory");
+	if (bad)
+		pr("memtest: debug FAIL %s (breakpoints %lu steps %lu watchpoints %lu)\n", bad, dbg_hits[0][0],
+		   dbg_hits[0][1], dbg_hits[0][2]);
+	else
+		pr("memtest: debug ok brps=%lu wrps=%lu breakpoints=%lu steps=%lu watchpoints=%lu vcpus=%lu\n",
+		   dbg_brps(), dbg_wrps(), dbg_hits[0][0], dbg_hits[0][1], dbg_hits[0][2], cfg.nvcpus);
+}
+
+/*
+ * ---- 26: pmu: the cycle counter counts; an event counter counts
+ * INST_RETIRED (when QEMU has it: under -icount) close to a loop's
+ * instructions, or CPU_CYCLES; an overflow raises INTID 23 in the guest
+ * (an event counter's and the cycle counter's), once each; the ID
+ * registers say what works. busy=<permille> is how much of a spinning
+ * interval the cycle counter saw (QEMU: 1 GHz on the virtual clock): about
+ * half when another VM shares the CPU, since it stops while the vCPU is
+ * off its CPU. ----
+ */
+#define PMCR_E 1UL
+#define PMCR_P 2UL
+#define PMCR_C 4UL
+#define PMU_LOOP 100000
+
+static volatile u64 pmu_irqs, pmu_ovs;
+
+static void pmu_irq(void)
+{
+	u64 ovs = MRS("pmovsset_el0");
+
+	pmu_ovs |= ovs;
+	MSR("pmovsclr_el0", ovs); /* the handler clears its source, as a driver does */
+	pmu_irqs++;
+}
+
+static u64 pmu_loop(u64 n)
+{
+	u64 c0, c1;
+
+	asm volatile("mrs %0, pmevcntr0_el0\n"
+		     "1:\tsubs %2, %2, #1\n"
+		     "\tb.ne 1b\n"
+		     "\tmrs %1, pmevcntr0_el0"
+		     : "=&r"(c0), "=&r"(c1), "+r"(n)
+		     :
+		     : "cc");
+	return c1 - c0;
+}
+
+static bool pmu_overflow(u64 bit, u64 deadline)
+{
+	u64 n0 = pmu_irqs;
+
+	pmu_ovs = 0;
+	MSR("pmintenset_el1", 1UL << bit);
+	if (bit == 31)
+		MSR("pmccntr_el0", 0xffffffffUL - 20000);
+	else
+		MSR("pmevcntr0_el0", 0xffffffffUL - 20000);
+	asm volatile("msr daifclr, #2" : : : "memory");
+	while (pmu_irqs == n0 && counter() < deadline)
+		;
+	/* A while longer: a second interrupt would come now if the level did not follow the flag. */
+	for (u64 t = counter() + counter_freq() / 100; counter() < t;)
+		;
+	asm volatile("msr daifset, #2" : : : "memory");
+	MSR("pmintenclr_el1", 1UL << bit);
+	return pmu_irqs == n0 + 1 && pmu_ovs == 1UL << bit;
+}
+
+static const char *pmu_idregs(void)
+{
+	u64 pfr0 = MRS("id_aa64pfr0_el1"), dfr0 = MRS("id_aa64dfr0_el1");
+
+	if ((pfr0 & 0xff) != 0x11)
+		return "ID_AA64PFR0_EL1: EL0 and EL1 not AArch64-only";
+	if (((pfr0 >> 24) & 0xf) || ((pfr0 >> 28) & 0xf) || ((pfr0 >> 32) & 0xf))
+		return "ID_AA64PFR0_EL1 advertises GIC system registers, RAS or SVE";
+	if (((dfr0 >> 8) & 0xf) != 1 || ((dfr0 >> 4) & 0xf) || ((dfr0 >> 32) & 0xf) || ((dfr0 >> 36) & 0xf) != 0xf)
+		return "ID_AA64DFR0_EL1: want PMUv3, no trace, no SPE, no double lock";
+	if (MRS("s3_0_c0_c1_0") || MRS("s3_0_c0_c3_0") || MRS("s3_0_c0_c3_3") || MRS("s3_0_c0_c4_4"))
+		return "an AArch32, unallocated or SVE ID register is not zero";
+	MSR("osdlr_el1", 1);
+	if (MRS("osdlr_el1"))
+		return "OSDLR_EL1 not RAZ/WI with no double lock";
+	return 0;
+}
+
+static void mode_pmu(void)
+{
+	const char *bad = pmu_idregs();
+	u64 pmcr = MRS("pmcr_el0"), n = (pmcr >> 11) & 0x1f, ceid0 = MRS("pmceid0_el0");
+	u64 ev = (ceid0 >> 8) & 1 ? 0x08 : 0x11, c0, c1, count = 0, t0, t1, busy = 0;
+	u64 deadline = counter() + counter_freq() * 2; /* an overflow is due in microseconds */
+
+	if (!bad && (n == 0 || !((ceid0 >> 0x11) & 1)))
+		bad = "PMCR_EL0.N is 0 or CPU_CYCLES is not counted";
+	if (!bad) {
+		MSR("pmccfiltr_el0", 0); /* EL0 and EL1, not EL2 */
+		MSR("pmcntenset_el0", 1UL << 31 | 1);
+		MSR("pmevtyper0_el0", ev);
+		MSR("pmcr_el0", PMCR_E | PMCR_P | PMCR_C);
+		c0 = MRS("pmccntr_el0");
+		count = pmu_loop(PMU_LOOP);
+		c1 = MRS("pmccntr_el0");
+		if (c1 <= c0)
+			bad = "the cycle counter did not count";
+		else if (ev == 0x08 && (count < 2 * PMU_LOOP || count > 2 * PMU_LOOP + 8))
+			bad = "INST_RETIRED is not the loop's instructions";
+		else if (ev == 0x11 && count == 0)
+			bad = "CPU_CYCLES did not count";
+		pr("memtest: pmu count event=0x%lx count=%lu loop=%u\n", ev, count, PMU_LOOP);
+	}
+	if (!bad) {
+		/* How much of 200 ms of spinning the cycle counter saw. */
+		t0 = counter();
+		c0 = MRS("pmccntr_el0");
+		while (counter() - t0 < counter_freq() / 5)
+			;
+		c1 = MRS("pmccntr_el0");
+		t1 = counter();
+		busy = (c1 - c0) * counter_freq() / (t1 - t0) / 1000000;
+	}
+	if (!bad) {
+		R32(VGICD + 0x100) = 1u << PPI_PMU; /* GICD_ISENABLER0 */
+		R32(VGICD) = 1;
+		R32(GICV_CPU + GICC_PMR) = 0xff;
+		R32(GICV_CPU + GICC_CTLR) = 1;
+		MSR("pmevtyper0_el0", 0x11);
+		if (!pmu_overflow(0, deadline))
+			bad = "event counter overflow: not one interrupt 23 with PMOVSSET bit 0";
+		else if (!pmu_overflow(31, deadline))
+			bad = "cycle counter overflow: not one interrupt 23 with PMOVSSET bit 31";
+	}
+	MSR("pmcr_el0", 0);
+	if (bad)
+		pr("memtest: pmu FAIL %s (N %lu event 0x%lx count %lu irqs %lu ovs 0x%lx)\n", bad, n, ev, count,
+		   pmu_irqs, pmu_ovs);
+	else
+		pr("memtest: pmu ok n=%lu event=0x%lx count=%lu loop=%u irqs=%lu busy=%lu\n", n, ev, count,
+		   PMU_LOOP, pmu_irqs, busy);
+}
+
+/*
+ * ---- 27: dbg-hostile: a guest that aims its breakpoints and watchpoints at
+ * EL2 (HMC, SSC), writes wild values to every debug register, locks the OS
+ * lock, and fills the PMU with garbage, overflow interrupts included, then
+ * makes Quire work (HVCs, emulated MMIO and system registers, yields).
+ * Quire takes no debug exception; the VM and its neighbours run on. It also
+ * checks first that it starts with zero debug and PMU state. ----
+ */
+static void mode_dbg_hostile(void)
+{
+	struct abort_rec a;
+	const char *bad = 0;
+	u64 n = (MRS("pmcr_el0") >> 11) & 0x1f, v;
+
+	if (dbg_check(0, true, false) || MRS("mdscr_el1"))
+		bad = "a fresh VM's debug registers are not zero";
+	if (!bad && (MRS("pmccntr_el0") || MRS("pmcntenset_el0") || MRS("pmintenset_el1") ||
+		     MRS("pmovsset_el0") || (MRS("pmcr_el0") & PMCR_E)))
+		bad = "a fresh VM's PMU is not in its reset state";
+	for (u64 i = 0; !bad && i < n; i++) {
+		MSR("pmselr_el0", i);
+		if (MRS("pmxevcntr_el0"))
+			bad = "a fresh VM's event counter is not zero";
+	}
+	/* Breakpoints and a watchpoint over the low 2 GiB matching at EL2 only (HMC, SSC 0b11, PAC/PMC 0). */
+	for (u64 i = 0; i < dbg_brps(); i++) {
+		dbg_rw(i, 0, true, RAM_BASE + i * 0x1000);
+		dbg_rw(i, 1, true, 1UL << 13 | 3UL << 14 | 0xfUL << 5 | 1);
+	}
+	MSR("dbgwvr0_el1", 0);
+	MSR("dbgwcr0_el1", 31UL << 24 | 1UL << 13 | 3UL << 14 | 0xffUL << 5 | 3UL << 3 | 1);
+	MSR("mdscr_el1", MDSCR_KDE | MDSCR_MDE);
+	asm volatile("msr daifclr, #8" : : : "memory");
+	for (int i = 0; i < 20; i++) {
+		hvc(QUIRE_HC_MEM_STATS, 0, 0, 0);
+		(void)R32(VGICD + 4);
+		(void)MRS("cntp_ctl_el0");
+		hvc(QUIRE_HC_YIELD, 0, 0, 0);
+	}
+	asm volatile("msr daifset, #8" : : : "memory");
+	if (!bad && dbg_other[0] + dbg_hits[0][0] + dbg_hits[0][2])
+		bad = "a debug exception reached the guest from an EL2-only breakpoint or watchpoint";
+	/* Wild values everywhere, debug exceptions masked at EL1; past BRPs/WRPs they UNDEF. */
+	v = aborts[0].count;
+	aborts[0].undef_ok = 1;
+	for (u64 i = 0; i < 16; i++)
+		for (u64 k = 0; k < 4; k++)
+			dbg_rw(i, k, true, ~0UL);
+	aborts[0].undef_ok = 0;
+	/* Two kinds each, an MSR and an MRS for each register. */
+	if (!bad && aborts[0].count - v != 4 * (16 - dbg_brps()) + 4 * (16 - dbg_wrps()))
+		bad = "not one UNDEF for each access to a breakpoint or watchpoint past BRPs/WRPs";
+	SYS_WRITE(mdscr_el1, ~0UL, &a);
+	SYS_WRITE(mdccint_el1, ~0UL, &a);
+	SYS_WRITE(dbgprcr_el1, ~0UL, &a);
+	SYS_WRITE(osdlr_el1, ~0UL, &a);
+	SYS_WRITE(s3_0_c0_c4_0, ~0UL, &a); /* ID_AA64PFR0_EL1: read-only */
+	SYS_WRITE(pmcr_el0, ~0UL, &a);
+	SYS_WRITE(pmcntenset_el0, ~0UL, &a);
+	SYS_WRITE(pmintenset_el1, ~0UL, &a);
+	SYS_WRITE(pmovsset_el0, ~0UL, &a);
+	SYS_WRITE(pmccfiltr_el0, ~0UL, &a);
+	SYS_WRITE(pmuserenr_el0, ~0UL, &a);
+	SYS_WRITE(pmccntr_el0, ~0UL, &a);
+	for (u64 i = 0; i < 32; i++) {
+		SYS_WRITE(pmselr_el0, i, &a);
+		SYS_WRITE(pmxevtyper_el0, ~0UL, &a);
+		SYS_WRITE(pmxevcntr_el0, ~0UL - i, &a);
+	}
+	SYS_WRITE(pmevcntr30_el0, ~0UL, &a); /* past N */
+	SYS_READ(pmevtyper30_el0, v, &a);
+	SYS_WRITE(oslar_el1, ~0UL, &a);
+	if (!bad && MRS("oslsr_el1") != 0xa)
+		bad = "OSLSR_EL1 is not OSLM=0b10, locked";
+	for (int i = 0; i < 50; i++) {
+		hvc(QUIRE_HC_MEM_STATS, 0, 0, 0);
+		(void)R32(VGICD + 4);
+		hvc(QUIRE_HC_YIELD, 0, 0, 0);
+	}
+	(void)v;
+	if (bad)
+		pr("memtest: dbg-hostile FAIL %s\n", bad);
+	else
+		pr("memtest: dbg-hostile ok\n");
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
 					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi", "vtimer",
-					  "bench-exits", "ptimer" };
+					  "bench-exits", "ptimer", "debug", "pmu", "dbg-hostile" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -1935,6 +2425,9 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 22: mode_vtimer(); break;
 	case 23: mode_bench_exits(); break;
 	case 24: mode_ptimer(); break;
+	case 25: mode_debug(); break;
+	case 26: mode_pmu(); break;
+	case 27: mode_dbg_hostile(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();
@@ -1956,4 +2449,6 @@ void secondary_main(u64 index)
 		bx_receiver();
 	else if (cfg.mode == 19)
 		gicd_worker(index);
+	else if (cfg.mode == 25 && index == 1)
+		dbg_worker(index);
 }

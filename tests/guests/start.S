@@ -83,6 +83,12 @@ el1_sync:
 	add	x2, x2, x1, lsl #ABORT_REC_SHIFT
 	mrs	x0, esr_el1
 	lsr	x1, x0, #26
+	cmp	x1, #0x31		/* breakpoint, software step, watchpoint */
+	b.eq	5f
+	cmp	x1, #0x33
+	b.eq	5f
+	cmp	x1, #0x35
+	b.eq	5f
 	cmp	x1, #0x25
 	b.eq	1f
 	cbnz	x1, 9f			/* neither a data abort nor an UNDEF */
@@ -105,6 +111,43 @@ el1_sync:
 9:	add	sp, sp, #32
 	mov	x0, #4
 	b	bad_vector
+5:	ldp	x2, x3, [sp, #16]
+	ldp	x0, x1, [sp], #32
+	b	el1_debug
+
+/*
+ * A debug exception from EL1 (breakpoint, software step, watchpoint):
+ * guest_debug(esr, far, elr) in C, with every register it may clobber saved.
+ * It may change ELR_EL1 and SPSR_EL1 (SPSR.SS to step on), so they are not
+ * restored here.
+ */
+el1_debug:
+	sub	sp, sp, #160
+	stp	x0, x1, [sp]
+	stp	x2, x3, [sp, #16]
+	stp	x4, x5, [sp, #32]
+	stp	x6, x7, [sp, #48]
+	stp	x8, x9, [sp, #64]
+	stp	x10, x11, [sp, #80]
+	stp	x12, x13, [sp, #96]
+	stp	x14, x15, [sp, #112]
+	stp	x16, x17, [sp, #128]
+	stp	x18, x30, [sp, #144]
+	mrs	x0, esr_el1
+	mrs	x1, far_el1
+	mrs	x2, elr_el1
+	bl	guest_debug
+	ldp	x18, x30, [sp, #144]
+	ldp	x16, x17, [sp, #128]
+	ldp	x14, x15, [sp, #112]
+	ldp	x12, x13, [sp, #96]
+	ldp	x10, x11, [sp, #80]
+	ldp	x8, x9, [sp, #64]
+	ldp	x6, x7, [sp, #48]
+	ldp	x4, x5, [sp, #32]
+	ldp	x2, x3, [sp, #16]
+	ldp	x0, x1, [sp], #160
+	eret
 
 bad_vector:
 	mrs	x1, esr_el1

@@ -28,7 +28,7 @@ LOGGED = {
                        r"for that size: reads as zero \(logged once\)$",
     "system register": r"system register op0=3 op1=1 CRn=15 CRm=2 op2=1 \(read\) at 0x[0-9a-f]+ "
                        r"is not emulated; injecting UNDEF \(logged once\)$",
-    "read-as-zero register": r"system register op0=3 op1=3 CRn=9 CRm=12 op2=0 \(write\) at "
+    "read-as-zero register": r"system register op0=3 op1=0 CRn=1 CRm=0 op2=1 \(write\) at "
                              r"0x[0-9a-f]+ is not implemented: reads as zero, writes ignored "
                              r"\(logged once\)$",
     "device pair": r"device access at IPA 0x9000018 by an instruction with no syndrome "

@@ -6,7 +6,7 @@
 struct el1_context {
 	u64 sctlr, cpacr, ttbr0, ttbr1, tcr, esr, afsr0, afsr1, far, mair, amair, vbar;
 	u64 contextidr, tpidr_el0, tpidrro_el0, tpidr_el1, sp_el0, sp_el1, elr, spsr, par;
-	u64 cntkctl, csselr, mdscr, cntv_ctl, cntv_cval;
+	u64 cntkctl, csselr, cntv_ctl, cntv_cval; /* MDSCR_EL1: with the debug registers (debug.c) */
 };
 
 /* Architectural reset values where the Arm ARM gives them, zero elsewhere. */

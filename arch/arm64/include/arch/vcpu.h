@@ -2,6 +2,7 @@
 #define ARCH_VCPU_H
 #include <quire/vcpu.h>
 #include <arch/trap_frame.h>
+#include <arch/sysreg_access.h>
 
 /* This CPU's loop: wait for its vCPU to be started, run it. */
 void __noreturn vcpu_loop(void);
@@ -34,6 +35,8 @@ bool vcpu_idle_until(struct vcpu *v, bool (*woken)(struct vcpu *v));
 void vcpu_wait_io(struct vcpu *v, u64 gen);
 /* The vCPU's first FP/SIMD use since it was loaded: give it its registers. */
 void vcpu_fp_trap(struct vcpu *v);
+/* A trapped debug or PMU register access (MDCR_EL2): debug.c or pmu.c with v's state, MDCR_EL2 kept in step. */
+enum sysreg_result vcpu_debug_access(struct vcpu *v, struct sysreg_access *a);
 /* Called from el2_exception for exceptions taken from the guest. */
 void guest_trap(struct trap_frame *f, unsigned vector);
 

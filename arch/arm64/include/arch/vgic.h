@@ -36,6 +36,7 @@ struct vgic_cpu {
 	u32 lr_val[VGIC_MAX_LRS];
 	u32 vmcr, apr;
 	bool timer_active; /* the physical timer PPI was active (forwarded, not yet deactivated) */
+	bool pmu_active;   /* the same for the PMU overflow PPI */
 };
 
 struct vgic {
@@ -54,6 +55,8 @@ void vgic_set_level(struct vm *vm, u32 intid, bool level);
 void vgic_set_ppi_level(struct vcpu *v, u32 intid, bool level);
 /* The virtual timer fired on this CPU: forward it, linked to the physical PPI. */
 void vgic_forward_vtimer(struct vcpu *v);
+/* The PMU overflow interrupt (PPI 7) fired on this CPU for v's counters: forward it the same way. */
+void vgic_forward_pmu(struct vcpu *v);
 void vgic_flush_slow(struct vcpu *v);
 /* Before entering the guest: retire finished list registers and fill free ones. */
 static inline void vgic_flush(struct vcpu *v)
