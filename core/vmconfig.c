@@ -394,18 +394,37 @@ static const struct vmcfg_image *find_image(const struct vmcfg_limits *lim, cons
 	return NULL;
 }
 
+#define MODULE_PREFIX "module:" /* include/quire/modules.h: tools/vmcheck has no machine.h */
+
+bool vmconfig_is_module(const char *image)
+{
+	return !strncmp(image, MODULE_PREFIX, sizeof(MODULE_PREFIX) - 1);
+}
+
+/* What the build carries, or (for a module) what the host DT's /chosen gives. */
 static int no_image(const struct ctx *x, const struct vmcfg_limits *lim, const char *prop,
 		    const char *name)
 {
-	char list[128];
+	bool module = vmconfig_is_module(name);
+	char list[160];
 	size_t used = 0;
 
 	list[0] = '\0';
 	for (const struct vmcfg_image *i = lim->images; i->name && used < sizeof(list); i++)
-		used += q_snprintf(list + used, sizeof(list) - used, "%s%s",
-				   i == lim->images ? "" : ", ", i->name);
+		if (vmconfig_is_module(i->name) == module)
+			used += q_snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "",
+					   module ? i->name + sizeof(MODULE_PREFIX) - 1 : i->name);
+	if (module)
+		return fail(x, "property '%s' names boot module '%s', but the host DT's /chosen gives %s%s", prop,
+			    name + sizeof(MODULE_PREFIX) - 1, used ? "only: " : "none", list);
 	return fail(x, "property '%s' names image '%s', but this build carries: %s", prop, name,
 		    used ? list : "none");
+}
+
+/* The build cannot see boot modules: a VM naming one is checked at boot (vmconfig_drop_module_vms). */
+static bool later(const struct vmcfg_limits *lim, const char *image)
+{
+	return lim->modules_later && vmconfig_is_module(image) && !find_image(lim, image);
 }
 
 /* One VM against the build: its images exist, suit its kind and fit its RAM and resident limit. */
@@ -416,6 +435,8 @@ static int check_vm(const struct ctx *x, const struct vm_config *c, const struct
 	u64 start;
 	bool is_linux;
 
+	if (later(lim, c->kernel) || (c->initramfs[0] && later(lim, c->initramfs)))
+		goto machine;
 	if (!k)
 		return no_image(x, lim, "kernel", c->kernel);
 	is_linux = is_linux_image(k->data, k->size);
@@ -447,6 +468,7 @@ static int check_vm(const struct ctx *x, const struct vm_config *c, const struct
 			    (unsigned long)start >> 10,
 			    !is_linux ? "its image" : rd ? "guest DT, kernel and initramfs"
 							 : "guest DT and kernel");
+machine:
 	if (c->cpus != VMCFG_CPUS_ALL && lim->cpus < 32 && c->cpus >> lim->cpus)
 		return fail(x, "property 'cpus' names a CPU this machine lacks: it has CPUs 0 to %u",
 			    lim->cpus - 1);
@@ -475,6 +497,31 @@ int vmconfig_check(const struct vm_config *c, unsigned n, const struct vmcfg_lim
 		return -1;
 	}
 	return 0;
+}
+
+unsigned vmconfig_drop_module_vms(struct vm_config *c, unsigned n, const struct vmcfg_limits *lim, char *msg,
+				  size_t msglen)
+{
+	size_t used = 0;
+	unsigned k = 0;
+
+	if (msglen)
+		msg[0] = '\0';
+	for (unsigned i = 0; i < n; i++) {
+		char path[8 + VMCFG_NAME_MAX], err[256];
+		struct ctx x = { NULL, 0, path, err, sizeof(err) };
+
+		q_snprintf(path, sizeof(path), "/vms/%s", c[i].name);
+		if ((vmconfig_is_module(c[i].kernel) || vmconfig_is_module(c[i].initramfs)) &&
+		    check_vm(&x, &c[i], lim)) {
+			if (used < msglen)
+				used += q_snprintf(msg + used, msglen - used, "quire: %s not started: %s\n",
+						   c[i].name, err);
+			continue;
+		}
+		c[k++] = c[i];
+	}
+	return k;
 }
 
 bool bootargs_has(const char *s, const char *word)
