@@ -260,6 +260,30 @@ static int check_ram(const struct ctx *x, const struct vm_config *c)
 	return 0;
 }
 
+#define MODULE_PREFIX "module:" /* include/quire/modules.h: tools/vmcheck has no machine.h */
+
+bool vmconfig_is_module(const char *image)
+{
+	return !strncmp(image, MODULE_PREFIX, sizeof(MODULE_PREFIX) - 1);
+}
+
+/* An image name: one quire.bin carries (1 to 15 characters), or "module:" and a boot module's name. */
+static int get_image(const struct ctx *x, const char *name, bool required, char *buf)
+{
+	size_t len;
+
+	if (get_str(x, name, required, buf, VMCFG_IMAGE_MAX))
+		return -1;
+	len = strlen(buf);
+	if (vmconfig_is_module(buf) && !good_name(buf + sizeof(MODULE_PREFIX) - 1, len - (sizeof(MODULE_PREFIX) - 1)))
+		return fail(x, "property '%s' names a boot module: \"module:\" and 1 to %d characters of "
+			       "A-Z a-z 0-9 _ -, not \"%s\"", name, VMCFG_NAME_MAX - 1, buf);
+	if (!vmconfig_is_module(buf) && len >= VMCFG_NAME_MAX)
+		return fail(x, "property '%s' must be at most %d characters, not %zu", name, VMCFG_NAME_MAX - 1,
+			    len);
+	return 0;
+}
+
 static int parse_vm(const struct ctx *x, struct vm_config *c)
 {
 	u32 mem_mib = 0, limit_mib, min_mib, swap_mib = 0;
@@ -278,8 +302,7 @@ static int parse_vm(const struct ctx *x, struct vm_config *c)
 	    get_u32(x, "swap-mib", false, 0, ~0u, &swap_mib) ||
 	    get_choice(x, "swap-full", swap_full_policies, ARRAY_SIZE(swap_full_policies), "\"stop\" or \"wait\"",
 		       &full) ||
-	    get_str(x, "kernel", true, c->kernel, sizeof(c->kernel)) ||
-	    get_str(x, "initramfs", false, c->initramfs, sizeof(c->initramfs)) ||
+	    get_image(x, "kernel", true, c->kernel) || get_image(x, "initramfs", false, c->initramfs) ||
 	    get_bootargs(x, c) ||
 	    get_cpus(x, &c->cpus) || get_u64(x, "arg", &c->arg) || get_sharing(x, c))
 		return -1;
@@ -392,13 +415,6 @@ static const struct vmcfg_image *find_image(const struct vmcfg_limits *lim, cons
 		if (!strcmp(i->name, name))
 			return i;
 	return NULL;
-}
-
-#define MODULE_PREFIX "module:" /* include/quire/modules.h: tools/vmcheck has no machine.h */
-
-bool vmconfig_is_module(const char *image)
-{
-	return !strncmp(image, MODULE_PREFIX, sizeof(MODULE_PREFIX) - 1);
 }
 
 /* What the build carries, or (for a module) what the host DT's /chosen gives. */
