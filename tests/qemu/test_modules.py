@@ -7,6 +7,7 @@ The module is a copy of the memtest guest with one string changed
 module print that line, so it shows the VM booted the module and not the
 memtest quire.bin carries.
 """
+import os
 import re
 import subprocess
 
@@ -86,4 +87,39 @@ def test_hostile_module_refused_and_boot_goes_on(boot, tmp_path):
         r"/chosen gives none",
         r"\[vm2\] memtest: seq ok",
     ])
+    assert "*** QUIRE CRASH" not in out
+
+
+def test_uboot_loads_modules_from_the_sd_card(boot, tmp_path):
+    """The U-Boot flow on the Pi 4 (raspi4b): the SD card carries a second kernel and a VM
+    config beside quire.bin; the boot script loads both into RAM and describes them in
+    /chosen with U-Boot's fdt commands before booti. The config module replaces the
+    built-in one; vm1 boots the kernel module, vm2 names a module the card lacks and is
+    refused alone."""
+    mod = patched_memtest(tmp_path)
+    cfg = vm_config([on("module:mt2", memtest(SEQ, 1, 64)), on("module:nothere", memtest(SEQ, 1, 64))],
+                    tmp_path / "vms.dtb")
+    card = tmp_path / "sdcard.img"
+    (tmp_path / "fw").mkdir()
+    r = subprocess.run([str(ROOT / "scripts" / "mksdcard"), str(card), image("rpi4"), "uboot",
+                        "--module", f"kernel:mt2={mod}@0x10000000",
+                        "--module", f"config:vms={cfg}@0x0f000000"],
+                       capture_output=True, text=True, env={**os.environ, "RPI_FIRMWARE": str(tmp_path / "fw")})
+    assert r.returncode == 0, r.stdout + r.stderr
+    listing = subprocess.run(["mdir", "-i", f"{card}@@1M", "-b", "::"], capture_output=True, text=True,
+                             check=True).stdout
+    assert {"mt2.mod", "vms.mod"} <= {l.rsplit("/", 1)[-1] for l in listing.split()}
+
+    con = boot("--platform", "rpi4", "--boot", "uboot", "--sd", str(card), timeout=120)
+    # (U-Boot's own lines go to its video console by then: Quire's banner shows what it loaded.)
+    con.expect(r"platform:\s+rpi4 \(Raspberry Pi 4 Model B\)")
+    con.expect(r"reserved 0x000f000000-0x000f000\w+\s+\d+ B \(module:vms\)")
+    con.expect(r"reserved 0x0010000000-0x001000885f\s+34 KiB \(module:mt2\)")
+    out = wait_lines(con, [
+        r"quire: vm2 not started: /vms/vm2: property 'kernel' names boot module 'nothere', but the "
+        r"host DT's /chosen gives only: mt2",
+        r"quire: VM configuration from the boot module: 1 VM,",
+        r"quire: vm1: module:mt2, 1 vCPU",
+        r"\[vm1\] modtest: seq ok pages=4096 fills=4096",
+    ], timeout=120)
     assert "*** QUIRE CRASH" not in out
