@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <quire/machine.h>
+#include <quire/modules.h>
 #include <quire/printf.h>
 
 #define FDT_MAX_SIZE (2UL << 20) /* Linux's limit too */
@@ -809,6 +810,7 @@ int machine_from_fdt(const void *fdt, struct machine *m, char *err, size_t errle
 		copy_str(m->bootargs, sizeof(m->bootargs), fdt_getprop(fdt, chosen, "bootargs", NULL));
 		parse_boot_module(fdt, chosen, m);
 	}
+	modules_parse(fdt, chosen, m);
 	tree.fdt = NULL; /* the blob may move or change after we return */
 	return 0;
 }
@@ -877,6 +879,7 @@ int machine_fit(struct machine *m, unsigned pa_bits, struct region image, char *
 		if (!beyond(m, m->virtio[i].r, limit, pa_bits, "virtio,mmio reg:"))
 			m->virtio[k++] = m->virtio[i];
 	m->nvirtio = k;
+	modules_fit(m, image);
 	if (m->boot_module.size && !in_ram(m, m->boot_module.base, m->boot_module.size)) {
 		note(m, "/chosen linux,initrd-start: boot module at 0x%lx is not in usable RAM; not read",
 		     m->boot_module.base);
@@ -897,4 +900,14 @@ int machine_fit(struct machine *m, unsigned pa_bits, struct region image, char *
 		}
 	}
 	return 0;
+}
+
+void machine_note(struct machine *m, const char *line)
+{
+	note(m, "%s", line);
+}
+
+void machine_reserve(struct machine *m, struct region r, const char *name)
+{
+	add_reserved(m, r.base, r.size, name, name);
 }

@@ -15,6 +15,7 @@
 #include <quire/vdev.h>
 #include <quire/errno.h>
 #include <quire/guest.h>
+#include <quire/modules.h>
 #include <quire/printf.h>
 #include <quire/spinlock.h>
 #include <quire/vcpu.h>
@@ -25,8 +26,18 @@ _Static_assert(VMCFG_MAX_VMS == MAX_VMS && VMCFG_MAX_VCPUS == MAX_VCPUS, "one li
 static struct vm vms[MAX_VMS];
 static struct vcpu vcpus[MAX_VMS][MAX_VCPUS];
 
+/*
+ * An image by the name a config gives it: "module:NAME" is a boot module
+ * from the host DT (core/modules.c), anything else one quire.bin carries.
+ * Two name spaces, so a module never stands in for a built-in image unasked.
+ */
 const struct vmcfg_image *guest_find(const char *name)
 {
+	if (!strncmp(name, MODULE_PREFIX, sizeof(MODULE_PREFIX) - 1)) {
+		const struct boot_module *b = module_find(name);
+
+		return b ? &b->img : NULL;
+	}
 	for (const struct vmcfg_image *g = guest_images; g->name; g++)
 		if (!strcmp(g->name, name))
 			return g;

@@ -260,6 +260,30 @@ static int check_ram(const struct ctx *x, const struct vm_config *c)
 	return 0;
 }
 
+#define MODULE_PREFIX "module:" /* include/quire/modules.h: tools/vmcheck has no machine.h */
+
+bool vmconfig_is_module(const char *image)
+{
+	return !strncmp(image, MODULE_PREFIX, sizeof(MODULE_PREFIX) - 1);
+}
+
+/* An image name: one quire.bin carries (1 to 15 characters), or "module:" and a boot module's name. */
+static int get_image(const struct ctx *x, const char *name, bool required, char *buf)
+{
+	size_t len;
+
+	if (get_str(x, name, required, buf, VMCFG_IMAGE_MAX))
+		return -1;
+	len = strlen(buf);
+	if (vmconfig_is_module(buf) && !good_name(buf + sizeof(MODULE_PREFIX) - 1, len - (sizeof(MODULE_PREFIX) - 1)))
+		return fail(x, "property '%s' names a boot module: \"module:\" and 1 to %d characters of "
+			       "A-Z a-z 0-9 _ -, not \"%s\"", name, VMCFG_NAME_MAX - 1, buf);
+	if (!vmconfig_is_module(buf) && len >= VMCFG_NAME_MAX)
+		return fail(x, "property '%s' must be at most %d characters, not %zu", name, VMCFG_NAME_MAX - 1,
+			    len);
+	return 0;
+}
+
 static int parse_vm(const struct ctx *x, struct vm_config *c)
 {
 	u32 mem_mib = 0, limit_mib, min_mib, swap_mib = 0;
@@ -278,8 +302,7 @@ static int parse_vm(const struct ctx *x, struct vm_config *c)
 	    get_u32(x, "swap-mib", false, 0, ~0u, &swap_mib) ||
 	    get_choice(x, "swap-full", swap_full_policies, ARRAY_SIZE(swap_full_policies), "\"stop\" or \"wait\"",
 		       &full) ||
-	    get_str(x, "kernel", true, c->kernel, sizeof(c->kernel)) ||
-	    get_str(x, "initramfs", false, c->initramfs, sizeof(c->initramfs)) ||
+	    get_image(x, "kernel", true, c->kernel) || get_image(x, "initramfs", false, c->initramfs) ||
 	    get_bootargs(x, c) ||
 	    get_cpus(x, &c->cpus) || get_u64(x, "arg", &c->arg) || get_sharing(x, c))
 		return -1;
@@ -394,18 +417,30 @@ static const struct vmcfg_image *find_image(const struct vmcfg_limits *lim, cons
 	return NULL;
 }
 
+/* What the build carries, or (for a module) what the host DT's /chosen gives. */
 static int no_image(const struct ctx *x, const struct vmcfg_limits *lim, const char *prop,
 		    const char *name)
 {
-	char list[128];
+	bool module = vmconfig_is_module(name);
+	char list[160];
 	size_t used = 0;
 
 	list[0] = '\0';
 	for (const struct vmcfg_image *i = lim->images; i->name && used < sizeof(list); i++)
-		used += q_snprintf(list + used, sizeof(list) - used, "%s%s",
-				   i == lim->images ? "" : ", ", i->name);
+		if (vmconfig_is_module(i->name) == module)
+			used += q_snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "",
+					   module ? i->name + sizeof(MODULE_PREFIX) - 1 : i->name);
+	if (module)
+		return fail(x, "property '%s' names boot module '%s', but the host DT's /chosen gives %s%s", prop,
+			    name + sizeof(MODULE_PREFIX) - 1, used ? "only: " : "none", list);
 	return fail(x, "property '%s' names image '%s', but this build carries: %s", prop, name,
 		    used ? list : "none");
+}
+
+/* The build cannot see boot modules: a VM naming one is checked at boot (vmconfig_drop_module_vms). */
+static bool later(const struct vmcfg_limits *lim, const char *image)
+{
+	return lim->modules_later && vmconfig_is_module(image) && !find_image(lim, image);
 }
 
 /* One VM against the build: its images exist, suit its kind and fit its RAM and resident limit. */
@@ -418,6 +453,8 @@ static int check_vm(const struct ctx *x, const struct vm_config *c, const struct
 					       "its image, initramfs and guest DT" };
 	struct image_layout lay;
 
+	if (later(lim, c->kernel) || (c->initramfs[0] && later(lim, c->initramfs)))
+		goto machine;
 	if (!k)
 		return no_image(x, lim, "kernel", c->kernel);
 	if (c->initramfs[0] && !(rd = find_image(lim, c->initramfs)))
@@ -429,6 +466,7 @@ static int check_vm(const struct ctx *x, const struct vm_config *c, const struct
 		return fail(x, "property 'resident-limit-mib' (%lu MiB) cannot hold the %lu KiB the "
 			       "VM starts with (%s)", (unsigned long)(c->resident_limit >> 20),
 			    (unsigned long)lay.loaded >> 10, rd ? what_rd[lay.kind] : what[lay.kind]);
+machine:
 	if (c->cpus != VMCFG_CPUS_ALL && lim->cpus < 32 && c->cpus >> lim->cpus)
 		return fail(x, "property 'cpus' names a CPU this machine lacks: it has CPUs 0 to %u",
 			    lim->cpus - 1);
@@ -457,6 +495,31 @@ int vmconfig_check(const struct vm_config *c, unsigned n, const struct vmcfg_lim
 		return -1;
 	}
 	return 0;
+}
+
+unsigned vmconfig_drop_module_vms(struct vm_config *c, unsigned n, const struct vmcfg_limits *lim, char *msg,
+				  size_t msglen)
+{
+	size_t used = 0;
+	unsigned k = 0;
+
+	if (msglen)
+		msg[0] = '\0';
+	for (unsigned i = 0; i < n; i++) {
+		char path[8 + VMCFG_NAME_MAX], err[256];
+		struct ctx x = { NULL, 0, path, err, sizeof(err) };
+
+		q_snprintf(path, sizeof(path), "/vms/%s", c[i].name);
+		if ((vmconfig_is_module(c[i].kernel) || vmconfig_is_module(c[i].initramfs)) &&
+		    check_vm(&x, &c[i], lim)) {
+			if (used < msglen)
+				used += q_snprintf(msg + used, msglen - used, "quire: %s not started: %s\n",
+						   c[i].name, err);
+			continue;
+		}
+		c[k++] = c[i];
+	}
+	return k;
 }
 
 bool bootargs_has(const char *s, const char *word)

@@ -33,7 +33,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: vmcheck [--cpus N] [--image NAME=PATH]... CONFIG.dtb\n"
 			"  --cpus N            physical CPUs of the target (default %d)\n"
-			"  --image NAME=PATH   an image the build carries, by its name in configs\n",
+			"  --image NAME=PATH   an image the build carries, by its name in configs\n"
+			"                      (module:NAME: a boot module, else checked only at boot)\n",
 		VMCFG_MAX_CPUS);
 	exit(2);
 }
@@ -85,8 +86,11 @@ int main(int argc, char **argv)
 {
 	static struct vmcfg_image images[MAX_IMAGES + 1];
 	struct vm_config vms[VMCFG_MAX_VMS];
-	/* With a swap disk (Quire checks again at boot, where there may be none). */
-	struct vmcfg_limits lim = { VMCFG_MAX_CPUS, 0, images, true };
+	/*
+	 * With a swap disk (Quire checks again at boot, where there may be none);
+	 * boot modules ("module:NAME") not given as --image are checked at boot.
+	 */
+	struct vmcfg_limits lim = { VMCFG_MAX_CPUS, 0, images, true, true };
 	unsigned nimages = 0;
 	u64 size, carried = 0, machine, overhead, guest = 0;
 	const char *config_path;

@@ -10,6 +10,7 @@
 #include <quire/swap.h>
 #include <quire/conmux.h>
 #include <quire/guest.h>
+#include <quire/modules.h>
 #include <quire/printf.h>
 #include <quire/sched.h>
 #include <quire/share.h>
@@ -189,7 +190,7 @@ static const void *vm_config_blob(const char **from, char *err, size_t errlen)
 	return g ? g->data : NULL;
 }
 
-/* Images a VM may boot: everything carried but the guest DT template and the config. */
+/* Images a VM may boot: everything carried but the guest DT template and the config, then the boot modules. */
 static unsigned bootable_images(struct vmcfg_image *out, unsigned max)
 {
 	unsigned n = 0;
@@ -197,6 +198,7 @@ static unsigned bootable_images(struct vmcfg_image *out, unsigned max)
 	for (const struct vmcfg_image *g = guest_images; g->name && n + 1 < max; g++)
 		if (strcmp(g->name, "guest_dtb") && strcmp(g->name, "vm_config"))
 			out[n++] = *g;
+	n += modules_images(out + n, max - n - 1);
 	out[n] = (struct vmcfg_image){ NULL, NULL, 0 };
 	return n;
 }
@@ -251,8 +253,8 @@ void vm_stopped_hook(void)
 static void start_vms(unsigned ipa_bits)
 {
 	static struct vm_config cfg[MAX_VMS];
-	struct vmcfg_image images[8];
-	struct vmcfg_limits lim = { cpus_online(), pool_free_pages(&vmm_pool), images, swap_enabled() };
+	struct vmcfg_image images[8 + MAX_MODULES];
+	struct vmcfg_limits lim = { cpus_online(), pool_free_pages(&vmm_pool), images, swap_enabled(), false };
 	const char *from, *blocker = machine_vm_blocker(&machine);
 	u64 guest = 0, limits = 0, kept = 0;
 	char err[256];
@@ -269,8 +271,15 @@ static void start_vms(unsigned ipa_bits)
 		conmux_start(true);
 		return;
 	}
-	bootable_images(images, 8);
+	bootable_images(images, ARRAY_SIZE(images));
 	n = blob ? vmconfig_parse(blob, cfg, MAX_VMS, &mib, err, sizeof(err)) : -1;
+	if (n > 0) {
+		/* A VM on a boot module the loader did not give (or that does not suit it) is refused alone. */
+		static char refused[MAX_VMS * 160];
+
+		n = vmconfig_drop_module_vms(cfg, n, &lim, refused, sizeof(refused));
+		console_write(refused);
+	}
 	if (n < 0 || vmconfig_check(cfg, n, &lim, err, sizeof(err))) {
 		printk("quire: VM configuration (%s) refused: %s\n", from, err);
 		printk("quire: starting no VM\n");

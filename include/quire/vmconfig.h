@@ -12,6 +12,7 @@
 #define VMCFG_MAX_CPUS 8
 #define VMCFG_NAME_MAX 16	  /* with the NUL */
 #define VMCFG_BOOTARGS_MAX 256	  /* with the NUL */
+#define VMCFG_IMAGE_MAX 24	  /* an image name with the NUL: "module:" and a 15-character boot module name */
 #define VMCFG_IPA_BITS 39	  /* the guest-physical space Quire gives every VM */
 #define VMCFG_RAM_BASE 0x40000000UL /* default memory-base, as on QEMU virt */
 #define VMCFG_SCAN_PAGES 64	  /* default share-scan-pages */
@@ -28,8 +29,8 @@ struct vm_config {
 	u64 mem_base, mem_size;		/* guest RAM, bytes */
 	u64 resident_limit;		/* bytes of guest RAM it may hold in machine pages */
 	u64 resident_min;		/* ... of which the machine keeps this much for it (less only with swap) */
-	char kernel[VMCFG_NAME_MAX];	/* image names carried in quire.bin */
-	char initramfs[VMCFG_NAME_MAX]; /* "" if none */
+	char kernel[VMCFG_IMAGE_MAX];	/* image names: carried in quire.bin, or "module:NAME", a boot module */
+	char initramfs[VMCFG_IMAGE_MAX]; /* "" if none */
 	char bootargs[VMCFG_BOOTARGS_MAX];
 	bool bootargs_set; /* the config has bootargs (perhaps ""); if not, Linux guests get Quire's default */
 	u32 cpus;			/* affinity: bit i = physical CPU i may run its vCPUs;
@@ -55,6 +56,7 @@ struct vmcfg_limits {
 	u64 machine_pages;	/* pages the VMM pool can hand to VMs */
 	const struct vmcfg_image *images; /* ends with a NULL name */
 	bool swap;		/* there is a swap disk: VMs with swap are guaranteed only their resident-min */
+	bool modules_later;	/* the build: boot modules are not known, VMs naming one are checked at boot */
 };
 
 /* Device windows of the guest platform (docs/guest-platform.md): RAM may not overlap them. */
@@ -75,6 +77,17 @@ int vmconfig_parse(const void *fdt, struct vm_config *out, unsigned max, u32 *ma
 /* Check parsed VMs against what this machine and build have: 0, or -1 with err. */
 int vmconfig_check(const struct vm_config *c, unsigned n, const struct vmcfg_limits *lim, char *err,
 		   size_t errlen);
+
+/*
+ * At boot, before vmconfig_check: a VM whose kernel or initramfs is a boot
+ * module ("module:NAME") that is absent or does not suit it is taken out of
+ * c[0..n), refused alone, as no build could check it; one line for each in
+ * msg ("quire: VM not started: ..."). Returns how many VMs are left.
+ */
+unsigned vmconfig_drop_module_vms(struct vm_config *c, unsigned n, const struct vmcfg_limits *lim, char *msg,
+				  size_t msglen);
+/* Does this image name a boot module ("module:NAME")? */
+bool vmconfig_is_module(const char *image);
 
 /*
  * The pages a VM may hold: its resident limit plus the most stage-2 table
