@@ -59,7 +59,8 @@ def test_vm_boots_a_module_from_qemu_loader(boot, tmp_path):
                "--module", f"raw:mt2={mod}@0x50000000", "--", "-initrd", cfg,
                "-append", "quire.input=monitor", timeout=90)
     # Kept out of the page pool, named in the banner's reservations.
-    con.expect(r"reserved 0x0050000000-0x005000885f\s+34 KiB \(module:mt2\)")
+    end = 0x50000000 + mod.stat().st_size - 1
+    con.expect(rf"reserved 0x0050000000-0x{end:010x}\s+\d+ KiB \(module:mt2\)")
     out = wait_lines(con, [
         r"quire: vm2 not started: /vms/vm2: property 'kernel' names boot module 'nothere', but the "
         r"host DT's /chosen gives only: mt2",
@@ -80,8 +81,8 @@ def test_hostile_module_refused_and_boot_goes_on(boot, tmp_path):
     con = boot("--image", image(), "--smp", "2", "--mem", "1G",
                "--module", f"raw:bad={mod}@0x50000800", "--", "-initrd", cfg,
                "-append", "quire.input=monitor", timeout=90)
-    con.expect(r"quire: host DT: /chosen/module@50000800 reg: 0x50000800\+0x8860 does not start on a 4 KiB "
-               r"page; not used")
+    con.expect(rf"quire: host DT: /chosen/module@50000800 reg: 0x50000800\+{mod.stat().st_size:#x} does not "
+               r"start on a 4 KiB page; not used")
     out = wait_lines(con, [
         r"quire: vm1 not started: /vms/vm1: property 'kernel' names boot module 'bad', but the host DT's "
         r"/chosen gives none",
@@ -114,7 +115,7 @@ def test_uboot_loads_modules_from_the_sd_card(boot, tmp_path):
     # (U-Boot's own lines go to its video console by then: Quire's banner shows what it loaded.)
     con.expect(r"platform:\s+rpi4 \(Raspberry Pi 4 Model B\)")
     con.expect(r"reserved 0x000f000000-0x000f000\w+\s+\d+ B \(module:vms\)")
-    con.expect(r"reserved 0x0010000000-0x001000885f\s+34 KiB \(module:mt2\)")
+    con.expect(rf"reserved 0x0010000000-0x{0x10000000 + mod.stat().st_size - 1:010x}\s+\d+ KiB \(module:mt2\)")
     out = wait_lines(con, [
         r"quire: vm2 not started: /vms/vm2: property 'kernel' names boot module 'nothere', but the "
         r"host DT's /chosen gives only: mt2",
