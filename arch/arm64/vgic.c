@@ -483,6 +483,18 @@ static bool fill_marked(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu, unsi
 	return true;
 }
 
+/* Does a list register in use hold a forwarded or a level-sensitive interrupt? Lock held. */
+static bool lrs_to_watch(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu)
+{
+	for (u32 used = vc->lr_used; used; used &= used - 1) {
+		struct virq *q = irq_of(g, vcpu, vc->lr_irq[__builtin_ctz(used)]);
+
+		if (q->hw || !q->edge)
+			return true;
+	}
+	return false;
+}
+
 void vgic_flush_slow(struct vcpu *v)
 {
 	struct vgic *g = vgic_of(v->vm);
@@ -537,9 +549,15 @@ void vgic_flush_slow(struct vcpu *v)
 			left = !fill_marked(g, vc, v->index, 32 + 64 * w, &g->spi_cand[w], ~0UL);
 	/* More than fits: ask for a maintenance interrupt when the list registers drain. */
 	gich_write(GICH_HCR, GICH_HCR_EN | (left ? GICH_HCR_UIE : 0));
-	/* Come back while list registers are in use (to retire them) or work is left. */
-	if (left || vc->lr_used)
-		atomic_store(&v->vgic_active, true);
+	/*
+	 * Come back before the next entry while work is left, or while a list
+	 * register holds what must be resampled (a forwarded or a level-sensitive
+	 * interrupt: its pending state follows a line). An edge one the guest has
+	 * finished with can wait: whatever needs its list register next marks an
+	 * interrupt, and that brings the flush, which retires it first.
+	 */
+	if (left || lrs_to_watch(g, vc, v->index))
+		atomic_store_explicit(&v->vgic_active, true, memory_order_relaxed);
 	spin_unlock(&g->lock);
 }
 
