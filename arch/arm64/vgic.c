@@ -131,17 +131,48 @@ void vgic_set_ppi_level(struct vcpu *v, u32 intid, bool level)
 		vcpu_kick(v);
 }
 
+static int free_lr(struct vgic_cpu *vc);
+static u32 lr_value(struct virq *q, unsigned intid, unsigned src);
+
+/*
+ * A physical PPI for the loaded vCPU (its timer's, its PMU's), left active:
+ * straight into a free list register with the HW bit when it can go there
+ * (enabled, not in one already), without waiting for a flush; else pending,
+ * for the flush. Either way it is resampled on the entries that follow
+ * while it is only pending (vgic_watch).
+ */
 static void forward_hw_ppi(struct vcpu *v, u32 intid)
 {
 	struct vgic *g = vgic_of(v->vm);
-	struct virq *q = &g->cpu[v->index].priv[intid];
+	struct vgic_cpu *vc = &g->cpu[v->index];
+	struct virq *q = &vc->priv[intid];
+	int i;
 
 	spin_lock(&g->lock);
-	q->pending = true;
 	q->hw = true;
-	cand_mark(g, v->index, intid);
+	if (q->lr >= 0 && !(gich_read(GICH_LR(q->lr)) & GICH_LR_STATE)) {
+		/* Its last one, finished (the guest deactivated it) but not retired yet. */
+		vc->lr_used &= ~(1u << q->lr);
+		gich_write(GICH_LR(q->lr), 0);
+		q->lr = -1;
+	}
+	if (q->lr < 0 && q->enabled && g->enabled && (i = free_lr(vc)) >= 0) {
+		q->lr = i;
+		vc->lr_irq[i] = intid;
+		vc->lr_used |= 1u << i;
+		gich_write(GICH_LR(i), lr_value(q, intid, 0));
+		/*
+		 * Any list register watched before is resampled one entry later: a
+		 * line that dropped since the last exit lets the guest take one
+		 * stale interrupt, as it may anyway between two exits.
+		 */
+		v->vgic_watch = VGIC_WATCH_NEXT;
+	} else {
+		q->pending = true;
+		cand_mark(g, v->index, intid);
+		atomic_store_explicit(&v->vgic_active, true, memory_order_relaxed);
+	}
 	spin_unlock(&g->lock);
-	atomic_store(&v->vgic_active, true);
 }
 
 void vgic_forward_vtimer(struct vcpu *v)
@@ -550,14 +581,28 @@ void vgic_flush_slow(struct vcpu *v)
 	/* More than fits: ask for a maintenance interrupt when the list registers drain. */
 	gich_write(GICH_HCR, GICH_HCR_EN | (left ? GICH_HCR_UIE : 0));
 	/*
-	 * Come back before the next entry while work is left, or while a list
-	 * register holds what must be resampled (a forwarded or a level-sensitive
-	 * interrupt: its pending state follows a line). An edge one the guest has
+	 * Flush again before the next entry while work is left; resample on each
+	 * entry while a list register holds a forwarded or a level-sensitive
+	 * interrupt (its pending state follows a line). An edge one the guest has
 	 * finished with can wait: whatever needs its list register next marks an
 	 * interrupt, and that brings the flush, which retires it first.
 	 */
-	if (left || lrs_to_watch(g, vc, v->index))
+	if (left)
 		atomic_store_explicit(&v->vgic_active, true, memory_order_relaxed);
+	v->vgic_watch = lrs_to_watch(g, vc, v->index) ? VGIC_WATCH : 0;
+	spin_unlock(&g->lock);
+}
+
+void vgic_resample(struct vcpu *v)
+{
+	struct vgic *g = vgic_of(v->vm);
+	struct vgic_cpu *vc = &g->cpu[v->index];
+
+	spin_lock(&g->lock);
+	sync_lrs(g, vc, v->index);
+	hw_ppi_resample(vc, PPI_VTIMER, vtimer_level);
+	hw_ppi_resample(vc, PPI_PMU, pmu_irq_level);
+	v->vgic_watch = lrs_to_watch(g, vc, v->index) ? VGIC_WATCH : 0;
 	spin_unlock(&g->lock);
 }
 
@@ -652,6 +697,7 @@ void vgic_vcpu_stop(struct vcpu *v)
 		gich_write(GICH_LR(i), 0);
 	}
 	vc->lr_used = 0;
+	v->vgic_watch = 0;
 	vc->vmcr = vc->apr = 0;
 	vc->timer_active = false;
 	vc->pmu_active = false;

@@ -23,6 +23,11 @@ struct vcpu {
 	u64 entry, context;
 	/* Interrupt work pending or in the list registers: checked on every exit, so kept here. */
 	_Atomic bool vgic_active;
+	/*
+	 * Its CPU's only: a list register holds what is resampled on each entry
+	 * (a forwarded or level interrupt); VGIC_WATCH_NEXT: from the next exit on.
+	 */
+	u8 vgic_watch;
 	u64 args[4]; /* x0..x3 at entry */
 	struct {
 		u64 cval;	/* CNTP_CVAL_EL0 */

@@ -57,12 +57,23 @@ void vgic_set_ppi_level(struct vcpu *v, u32 intid, bool level);
 void vgic_forward_vtimer(struct vcpu *v);
 /* The PMU overflow interrupt (PPI 7) fired on this CPU for v's counters: forward it the same way. */
 void vgic_forward_pmu(struct vcpu *v);
+#define VGIC_WATCH 1
+#define VGIC_WATCH_NEXT 2 /* put in a list register during this exit, its line high: no need yet */
+
 void vgic_flush_slow(struct vcpu *v);
-/* Before entering the guest: retire finished list registers and fill free ones. */
+void vgic_resample(struct vcpu *v);
+/*
+ * Before entering the guest: retire finished list registers and fill free
+ * ones if there is interrupt work; else only resample what is watched.
+ */
 static inline void vgic_flush(struct vcpu *v)
 {
 	if (atomic_load_explicit(&v->vgic_active, memory_order_acquire))
 		vgic_flush_slow(v);
+	else if (v->vgic_watch == VGIC_WATCH)
+		vgic_resample(v);
+	else if (v->vgic_watch == VGIC_WATCH_NEXT)
+		v->vgic_watch = VGIC_WATCH;
 }
 /* Loaded vCPU, after vgic_flush: is an interrupt pending in its list registers (for WFI)? */
 bool vgic_lr_pending(struct vcpu *v);
