@@ -112,8 +112,9 @@ static bool is_device(u64 ipa)
 /*
  * A load or store at an emulated device's IPA, from its syndrome (iss: a
  * data abort's, ISV set): the device answers, the guest goes on past it.
+ * False if no emulated device is there.
  */
-static void emulate_mmio(struct vcpu *v, struct trap_frame *f, u64 ipa, u32 iss)
+static bool emulate_mmio(struct vcpu *v, struct trap_frame *f, u64 ipa, u32 iss)
 {
 	unsigned size = 1u << ISS_SAS(iss), rt = ISS_SRT(iss);
 	bool write = iss & ISS_WNR, ok;
@@ -125,8 +126,10 @@ static void emulate_mmio(struct vcpu *v, struct trap_frame *f, u64 ipa, u32 iss)
 		ok = vgic_dist_access(v, ipa - VGIC_DIST_BASE, size, write, &val);
 	else if (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE)
 		ok = vpl011_access(v->vm, ipa - VPL011_BASE, size, write, &val);
-	else
+	else if (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE)
 		ok = virtio_mmio_access(v->vm, ipa - VIRTIO_MMIO_BASE, size, write, &val);
+	else
+		return false;
 	if (!ok) {
 		vm_log_once(v->vm, VM_LOG_MMIO,
 			    "quire: %s vCPU %u: %s of %u bytes at device address 0x%lx, no such register "
@@ -143,12 +146,13 @@ static void emulate_mmio(struct vcpu *v, struct trap_frame *f, u64 ipa, u32 iss)
 		f->x[rt] = val;
 	}
 	f->elr += 4;
+	return true;
 }
 
 /*
  * The common device access, before the violation handler: a data abort
  * with a syndrome, a translation fault not on a stage-1 walk, at a device's
- * IPA (which is never RAM: vmconfig_check keeps RAM off the device space).
+ * IPA (never RAM: vmconfig_check keeps RAM off the device space; checked anyway).
  * Anything else takes the general path, which ends at emulate_mmio too.
  */
 static bool mmio_fast(struct vcpu *v, struct trap_frame *f)
@@ -161,10 +165,7 @@ static bool mmio_fast(struct vcpu *v, struct trap_frame *f)
 		return false;
 	/* HPFAR_EL2.FIPA (bits [43:4]) holds IPA[51:12]; the page offset comes from FAR. */
 	ipa = ((read_sysreg(hpfar_el2) >> 4) & 0xffffffffffUL) << 12 | (f->far & 0xfff);
-	if (!is_device(ipa) || vm_in_ram(v->vm, IPA(ipa)))
-		return false;
-	emulate_mmio(v, f, ipa, iss);
-	return true;
+	return !vm_in_ram(v->vm, IPA(ipa)) && emulate_mmio(v, f, ipa, iss);
 }
 
 static void abort_from_guest(struct vcpu *v, struct trap_frame *f)
@@ -183,10 +184,8 @@ static void abort_from_guest(struct vcpu *v, struct trap_frame *f)
 		vcpu_wait_io(v, gen);
 		return;
 	}
-	if (r == VIO_SEA_OUTSIDE && flt.isv && is_device(flt.ipa.bits)) {
-		emulate_mmio(v, f, flt.ipa.bits, esr_iss(f->esr));
+	if (r == VIO_SEA_OUTSIDE && flt.isv && emulate_mmio(v, f, flt.ipa.bits, esr_iss(f->esr)))
 		return;
-	}
 	if (flt.instr && (f->elr & ~0x7ffUL) == read_sysreg(vbar_el1)) {
 		/* The guest's own vector table cannot be fetched: injecting again would loop forever. */
 		printk("quire: %s vCPU %u: its exception vector at 0x%lx is not in guest RAM (%s); "

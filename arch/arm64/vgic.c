@@ -33,6 +33,12 @@ static struct vgic *vgic_of(struct vm *vm)
 	return &vgics[vm->id - 1];
 }
 
+/* The same, with the vCPU's interface at hand (the list-register paths). */
+static inline struct virq *irq_in(struct vgic *g, struct vgic_cpu *vc, unsigned intid)
+{
+	return intid < 32 ? &vc->priv[intid] : &g->spi[intid - 32];
+}
+
 static struct virq *irq_of(struct vgic *g, unsigned vcpu, unsigned intid)
 {
 	if (intid < 32)
@@ -140,6 +146,12 @@ static u32 lr_value(struct virq *q, unsigned intid, unsigned src);
  * (enabled, not in one already), without waiting for a flush; else pending,
  * for the flush. Either way it is resampled on the entries that follow
  * while it is only pending (vgic_watch).
+ *
+ * The direct way takes no lock: everything it touches is this CPU's while
+ * the vCPU is loaded here (its banked PPIs change only by its own traps,
+ * its list-register bookkeeping only on this CPU, never concurrently with
+ * this handler), except the distributor's enable, which another vCPU may
+ * write meanwhile: either order is a valid one.
  */
 static void forward_hw_ppi(struct vcpu *v, u32 intid)
 {
@@ -148,15 +160,11 @@ static void forward_hw_ppi(struct vcpu *v, u32 intid)
 	struct virq *q = &vc->priv[intid];
 	int i;
 
-	spin_lock(&g->lock);
 	q->hw = true;
-	if (q->lr >= 0 && !(gich_read(GICH_LR(q->lr)) & GICH_LR_STATE)) {
-		/* Its last one, finished (the guest deactivated it) but not retired yet. */
-		vc->lr_used &= ~(1u << q->lr);
-		gich_write(GICH_LR(q->lr), 0);
-		q->lr = -1;
-	}
-	if (q->lr < 0 && q->enabled && g->enabled && (i = free_lr(vc)) >= 0) {
+	/* Its own list register again if the guest has finished with its last one there. */
+	i = q->lr >= 0 ? (gich_read(GICH_LR(q->lr)) & GICH_LR_STATE ? -1 : q->lr) : free_lr(vc);
+	if (i >= 0 && q->enabled && __atomic_load_n(&g->enabled, __ATOMIC_RELAXED)) {
+		q->pending = false; /* in a list register now, as a flush would leave it */
 		q->lr = i;
 		vc->lr_irq[i] = intid;
 		vc->lr_used |= 1u << i;
@@ -167,12 +175,13 @@ static void forward_hw_ppi(struct vcpu *v, u32 intid)
 		 * stale interrupt, as it may anyway between two exits.
 		 */
 		v->vgic_watch = VGIC_WATCH_NEXT;
-	} else {
-		q->pending = true;
-		cand_mark(g, v->index, intid);
-		atomic_store_explicit(&v->vgic_active, true, memory_order_relaxed);
+		return;
 	}
+	spin_lock(&g->lock); /* ppi_cand is shared with the other CPUs' marks */
+	q->pending = true;
+	cand_mark(g, v->index, intid);
 	spin_unlock(&g->lock);
+	atomic_store_explicit(&v->vgic_active, true, memory_order_relaxed);
 }
 
 void vgic_forward_vtimer(struct vcpu *v)
@@ -420,12 +429,12 @@ static u32 lr_value(struct virq *q, unsigned intid, unsigned src)
  * emulated timer masked, the UART drained) is withdrawn too: its pending
  * state follows its level. Lock held.
  */
-static void sync_lrs(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu)
+static void sync_lrs(struct vgic *g, struct vgic_cpu *vc)
 {
 	for (u32 used = vc->lr_used; used; used &= used - 1) {
 		unsigned i = __builtin_ctz(used);
 		u32 state = gich_read(GICH_LR(i)) & GICH_LR_STATE;
-		struct virq *q = irq_of(g, vcpu, vc->lr_irq[i]);
+		struct virq *q = irq_in(g, vc, vc->lr_irq[i]);
 
 		if (state && (state != GICH_LR_PENDING || q->edge || q->hw || q->level || q->pending))
 			continue;
@@ -462,7 +471,7 @@ static int free_lr(struct vgic_cpu *vc)
  * loaded (its timer and PMU registers are the CPU's), before every entry
  * that syncs the list registers, so also after each load. Lock held.
  */
-static void hw_ppi_resample(struct vgic_cpu *vc, u32 intid, bool (*level)(void))
+static inline void hw_ppi_resample(struct vgic_cpu *vc, u32 intid, bool (*level)(void))
 {
 	struct virq *q = &vc->priv[intid];
 
@@ -494,7 +503,7 @@ static bool fill_marked(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu, unsi
 {
 	for (u64 bits = *cand & which; bits; bits &= bits - 1) {
 		unsigned b = __builtin_ctzl(bits), id = base + b;
-		struct virq *q = irq_of(g, vcpu, id);
+		struct virq *q = irq_in(g, vc, id);
 		int i;
 
 		if (!q->pending && !(q->level && !q->edge)) {
@@ -515,10 +524,10 @@ static bool fill_marked(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu, unsi
 }
 
 /* Does a list register in use hold a forwarded or a level-sensitive interrupt? Lock held. */
-static bool lrs_to_watch(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu)
+static bool lrs_to_watch(struct vgic *g, struct vgic_cpu *vc)
 {
 	for (u32 used = vc->lr_used; used; used &= used - 1) {
-		struct virq *q = irq_of(g, vcpu, vc->lr_irq[__builtin_ctz(used)]);
+		struct virq *q = irq_in(g, vc, vc->lr_irq[__builtin_ctz(used)]);
 
 		if (q->hw || !q->edge)
 			return true;
@@ -536,7 +545,7 @@ void vgic_flush_slow(struct vcpu *v)
 	/* Cleared before looking, so a concurrent mark_dirty is never lost. */
 	atomic_store(&v->vgic_active, false);
 	spin_lock(&g->lock);
-	sync_lrs(g, vc, v->index);
+	sync_lrs(g, vc);
 	hw_ppi_resample(vc, PPI_VTIMER, vtimer_level);
 	hw_ppi_resample(vc, PPI_PMU, pmu_irq_level);
 	/* SGIs: one list register per (SGI, source) pair. */
@@ -589,7 +598,7 @@ void vgic_flush_slow(struct vcpu *v)
 	 */
 	if (left)
 		atomic_store_explicit(&v->vgic_active, true, memory_order_relaxed);
-	v->vgic_watch = lrs_to_watch(g, vc, v->index) ? VGIC_WATCH : 0;
+	v->vgic_watch = lrs_to_watch(g, vc) ? VGIC_WATCH : 0;
 	spin_unlock(&g->lock);
 }
 
@@ -599,10 +608,10 @@ void vgic_resample(struct vcpu *v)
 	struct vgic_cpu *vc = &g->cpu[v->index];
 
 	spin_lock(&g->lock);
-	sync_lrs(g, vc, v->index);
+	sync_lrs(g, vc);
 	hw_ppi_resample(vc, PPI_VTIMER, vtimer_level);
 	hw_ppi_resample(vc, PPI_PMU, pmu_irq_level);
-	v->vgic_watch = lrs_to_watch(g, vc, v->index) ? VGIC_WATCH : 0;
+	v->vgic_watch = lrs_to_watch(g, vc) ? VGIC_WATCH : 0;
 	spin_unlock(&g->lock);
 }
 
