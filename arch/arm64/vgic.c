@@ -138,7 +138,7 @@ void vgic_set_ppi_level(struct vcpu *v, u32 intid, bool level)
 }
 
 static int free_lr(struct vgic_cpu *vc);
-static u32 lr_value(struct virq *q, unsigned intid, unsigned src);
+static void lr_put(struct vgic_cpu *vc, struct virq *q, int i, unsigned intid, unsigned src);
 
 /*
  * A physical PPI for the loaded vCPU (its timer's, its PMU's), left active:
@@ -165,10 +165,7 @@ static void forward_hw_ppi(struct vcpu *v, u32 intid)
 	i = q->lr >= 0 ? (gich_read(GICH_LR(q->lr)) & GICH_LR_STATE ? -1 : q->lr) : free_lr(vc);
 	if (i >= 0 && q->enabled && __atomic_load_n(&g->enabled, __ATOMIC_RELAXED)) {
 		q->pending = false; /* in a list register now, as a flush would leave it */
-		q->lr = i;
-		vc->lr_irq[i] = intid;
-		vc->lr_used |= 1u << i;
-		gich_write(GICH_LR(i), lr_value(q, intid, 0));
+		lr_put(vc, q, i, intid, 0);
 		/*
 		 * Any list register watched before is resampled one entry later: a
 		 * line that dropped since the last exit lets the guest take one
@@ -423,6 +420,15 @@ static u32 lr_value(struct virq *q, unsigned intid, unsigned src)
 	return lr;
 }
 
+/* Interrupt intid (from src, an SGI's) into list register i. Lock held, or the CPU's own (forward_hw_ppi). */
+static void lr_put(struct vgic_cpu *vc, struct virq *q, int i, unsigned intid, unsigned src)
+{
+	q->lr = i;
+	vc->lr_irq[i] = intid;
+	vc->lr_used |= 1u << i;
+	gich_write(GICH_LR(i), lr_value(q, intid, src));
+}
+
 /*
  * Retire list registers the guest has finished with. A level-sensitive
  * interrupt still only pending in one whose line has dropped since (the
@@ -515,10 +521,7 @@ static bool fill_marked(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu, unsi
 		if ((i = free_lr(vc)) < 0)
 			return false;
 		q->pending = false;
-		q->lr = i;
-		vc->lr_irq[i] = id;
-		vc->lr_used |= 1u << i;
-		gich_write(GICH_LR(i), lr_value(q, id, 0));
+		lr_put(vc, q, i, id, 0);
 	}
 	return true;
 }
@@ -535,6 +538,14 @@ static bool lrs_to_watch(struct vgic *g, struct vgic_cpu *vc)
 	return false;
 }
 
+/* Retire what the guest has finished with; withdraw what is pending only on a line that dropped. Lock held. */
+static void resample(struct vgic *g, struct vgic_cpu *vc)
+{
+	sync_lrs(g, vc);
+	hw_ppi_resample(vc, PPI_VTIMER, vtimer_level);
+	hw_ppi_resample(vc, PPI_PMU, pmu_irq_level);
+}
+
 void vgic_flush_slow(struct vcpu *v)
 {
 	struct vgic *g = vgic_of(v->vm);
@@ -545,9 +556,7 @@ void vgic_flush_slow(struct vcpu *v)
 	/* Cleared before looking, so a concurrent mark_dirty is never lost. */
 	atomic_store(&v->vgic_active, false);
 	spin_lock(&g->lock);
-	sync_lrs(g, vc);
-	hw_ppi_resample(vc, PPI_VTIMER, vtimer_level);
-	hw_ppi_resample(vc, PPI_PMU, pmu_irq_level);
+	resample(g, vc);
 	/* SGIs: one list register per (SGI, source) pair. */
 	for (u64 bits = vc->ppi_cand & 0xffff; bits; bits &= bits - 1) {
 		unsigned id = __builtin_ctzl(bits);
@@ -565,10 +574,7 @@ void vgic_flush_slow(struct vcpu *v)
 				break;
 			}
 			vc->sgi_src[id] &= ~(1u << src);
-			q->lr = i;
-			vc->lr_irq[i] = id;
-			vc->lr_used |= 1u << i;
-			gich_write(GICH_LR(i), lr_value(q, id, src));
+			lr_put(vc, q, i, id, src);
 		}
 		/*
 		 * The same SGI again while one is in a list register (active, its
@@ -608,9 +614,7 @@ void vgic_resample(struct vcpu *v)
 	struct vgic_cpu *vc = &g->cpu[v->index];
 
 	spin_lock(&g->lock);
-	sync_lrs(g, vc);
-	hw_ppi_resample(vc, PPI_VTIMER, vtimer_level);
-	hw_ppi_resample(vc, PPI_PMU, pmu_irq_level);
+	resample(g, vc);
 	v->vgic_watch = lrs_to_watch(g, vc) ? VGIC_WATCH : 0;
 	spin_unlock(&g->lock);
 }
