@@ -115,6 +115,29 @@ el1_sync:
 	ldp	x0, x1, [sp], #32
 	b	el1_debug
 
+/* x2-x17 at sp + 16 on, as the EL1 handlers below lay out their frames. */
+	.macro	save_x2_x17
+	stp	x2, x3, [sp, #16]
+	stp	x4, x5, [sp, #32]
+	stp	x6, x7, [sp, #48]
+	stp	x8, x9, [sp, #64]
+	stp	x10, x11, [sp, #80]
+	stp	x12, x13, [sp, #96]
+	stp	x14, x15, [sp, #112]
+	stp	x16, x17, [sp, #128]
+	.endm
+
+	.macro	restore_x2_x17
+	ldp	x16, x17, [sp, #128]
+	ldp	x14, x15, [sp, #112]
+	ldp	x12, x13, [sp, #96]
+	ldp	x10, x11, [sp, #80]
+	ldp	x8, x9, [sp, #64]
+	ldp	x6, x7, [sp, #48]
+	ldp	x4, x5, [sp, #32]
+	ldp	x2, x3, [sp, #16]
+	.endm
+
 /*
  * A debug exception from EL1 (breakpoint, software step, watchpoint):
  * guest_debug(esr, far, elr) in C, with every register it may clobber saved.
@@ -124,28 +147,14 @@ el1_sync:
 el1_debug:
 	sub	sp, sp, #160
 	stp	x0, x1, [sp]
-	stp	x2, x3, [sp, #16]
-	stp	x4, x5, [sp, #32]
-	stp	x6, x7, [sp, #48]
-	stp	x8, x9, [sp, #64]
-	stp	x10, x11, [sp, #80]
-	stp	x12, x13, [sp, #96]
-	stp	x14, x15, [sp, #112]
-	stp	x16, x17, [sp, #128]
+	save_x2_x17
 	stp	x18, x30, [sp, #144]
 	mrs	x0, esr_el1
 	mrs	x1, far_el1
 	mrs	x2, elr_el1
 	bl	guest_debug
 	ldp	x18, x30, [sp, #144]
-	ldp	x16, x17, [sp, #128]
-	ldp	x14, x15, [sp, #112]
-	ldp	x12, x13, [sp, #96]
-	ldp	x10, x11, [sp, #80]
-	ldp	x8, x9, [sp, #64]
-	ldp	x6, x7, [sp, #48]
-	ldp	x4, x5, [sp, #32]
-	ldp	x2, x3, [sp, #16]
+	restore_x2_x17
 	ldp	x0, x1, [sp], #160
 	eret
 
@@ -164,14 +173,7 @@ bad_vector:
 el1_irq:
 	sub	sp, sp, #192
 	stp	x0, x1, [sp]
-	stp	x2, x3, [sp, #16]
-	stp	x4, x5, [sp, #32]
-	stp	x6, x7, [sp, #48]
-	stp	x8, x9, [sp, #64]
-	stp	x10, x11, [sp, #80]
-	stp	x12, x13, [sp, #96]
-	stp	x14, x15, [sp, #112]
-	stp	x16, x17, [sp, #128]
+	save_x2_x17
 	stp	x18, x29, [sp, #144]
 	mrs	x0, elr_el1
 	mrs	x1, spsr_el1
@@ -183,14 +185,7 @@ el1_irq:
 	msr	elr_el1, x0
 	msr	spsr_el1, x1
 	ldp	x18, x29, [sp, #144]
-	ldp	x16, x17, [sp, #128]
-	ldp	x14, x15, [sp, #112]
-	ldp	x12, x13, [sp, #96]
-	ldp	x10, x11, [sp, #80]
-	ldp	x8, x9, [sp, #64]
-	ldp	x6, x7, [sp, #48]
-	ldp	x4, x5, [sp, #32]
-	ldp	x2, x3, [sp, #16]
+	restore_x2_x17
 	ldp	x0, x1, [sp], #192
 	eret
 
