@@ -130,9 +130,28 @@ void vcpu_kick(struct vcpu *v)
 	atomic_store(&c->resched, true);
 	if (v->pcpu == cpu_id())
 		return; /* it looks at resched before it re-enters the guest */
-	/* The stores above reach the other CPU before the SGI that makes it look. */
-	dsb(ish);
-	gic_kick(v->pcpu);
+	gic_kick(v->pcpu); /* its DSB makes the stores above visible before the SGI */
+}
+
+/*
+ * An interrupt for v, already marked in its vGIC (vgic_active, a
+ * sequentially consistent store). Loaded on its CPU and not blocked, v
+ * only needs to come to EL2: the flush before it re-enters the guest, or
+ * its idle loop's wake test, takes the mark, and the scheduler has nothing
+ * to decide. A kick for a vCPU that is not loaded, or that gave its CPU
+ * away, goes through the scheduler. If v is being switched out or in
+ * meanwhile, vgic_restore marks it again on its next load.
+ */
+void vcpu_kick_irq(struct vcpu *v)
+{
+	struct cpu *c = &cpus[v->pcpu];
+
+	if (atomic_load(&v->blocked) || __atomic_load_n(&c->vcpu, __ATOMIC_RELAXED) != v) {
+		vcpu_kick(v);
+		return;
+	}
+	if (v->pcpu != cpu_id())
+		gic_kick(v->pcpu); /* its DSB makes the mark visible before the SGI */
 }
 
 void vm_set_irq_level(struct vm *vm, u32 intid, bool level)

@@ -91,8 +91,9 @@ static void mark_dirty(struct vm *vm, unsigned vcpu)
 
 	if (!v)
 		return;
-	atomic_store_explicit(&v->vgic_active, true, memory_order_release);
-	vcpu_kick(v);
+	/* Sequentially consistent: ordered before vcpu_kick_irq's load of v->blocked. */
+	atomic_store(&v->vgic_active, true);
+	vcpu_kick_irq(v);
 }
 
 /* Kick every vCPU an SPI may go to. Lock held. */
@@ -134,7 +135,7 @@ void vgic_set_ppi_level(struct vcpu *v, u32 intid, bool level)
 	atomic_store(&v->vgic_active, true);
 	spin_unlock(&g->lock);
 	if (level && v->pcpu != cpu_id())
-		vcpu_kick(v);
+		vcpu_kick_irq(v);
 }
 
 static int free_lr(struct vgic_cpu *vc);
@@ -252,12 +253,13 @@ static void send_sgi(struct vm *vm, struct vgic *g, unsigned from, u32 sgir)
 		mask = 1u << from;
 	else if (filter == 3)
 		return; /* reserved */
-	for (unsigned c = 0; c < vm->nvcpus; c++)
-		if (mask & (1u << c)) {
-			g->cpu[c].sgi_src[id] |= 1u << from;
-			cand_mark(g, c, id);
-			mark_dirty(vm, c);
-		}
+	for (mask &= vcpu_mask(vm); mask; mask &= mask - 1) {
+		unsigned c = __builtin_ctz(mask);
+
+		g->cpu[c].sgi_src[id] |= 1u << from;
+		g->cpu[c].ppi_cand |= 1UL << id;
+		mark_dirty(vm, c);
+	}
 }
 
 static bool byte_ok(u64 off)
@@ -351,6 +353,15 @@ bool vgic_dist_access(struct vcpu *v, u64 off, unsigned size, bool write, u64 *v
 		return true;
 	}
 	spin_lock(&g->lock);
+	if (off == GICD_SGIR) {
+		/* First: a guest's IPIs. Write-only: reads as zero. */
+		if (write)
+			send_sgi(vm, g, c, (u32)*val);
+		else
+			*val = 0;
+		spin_unlock(&g->lock);
+		return true;
+	}
 	if (off >= GICD_IPRIORITYR && off < GICD_ICFGR) {
 		for (unsigned b = 0; b < size; b++)
 			byte_field(vm, g, c, off + b, write, val, b);
@@ -393,9 +404,6 @@ bool vgic_dist_access(struct vcpu *v, u64 off, unsigned size, bool write, u64 *v
 				*val |= (u64)(q->edge ? 2 : 0) << (2 * i);
 			}
 		}
-	} else if (off == GICD_SGIR) {
-		if (write)
-			send_sgi(vm, g, c, (u32)*val);
 	} else if (off >= 0x080 && off < 0x100) {
 		/* IGROUPR: everything is Group 0 here; RAZ/WI */
 	} else {
@@ -426,6 +434,10 @@ static void lr_put(struct vgic_cpu *vc, struct virq *q, int i, unsigned intid, u
 	q->lr = i;
 	vc->lr_irq[i] = intid;
 	vc->lr_used |= 1u << i;
+	if (q->hw || !q->edge)
+		vc->lr_watch |= 1u << i;
+	else
+		vc->lr_watch &= ~(1u << i);
 	gich_write(GICH_LR(i), lr_value(q, intid, src));
 }
 
@@ -526,16 +538,10 @@ static bool fill_marked(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu, unsi
 	return true;
 }
 
-/* Does a list register in use hold a forwarded or a level-sensitive interrupt? Lock held. */
-static bool lrs_to_watch(struct vgic *g, struct vgic_cpu *vc)
+/* Does a list register in use hold a forwarded or a level-sensitive interrupt? */
+static inline bool lrs_to_watch(struct vgic_cpu *vc)
 {
-	for (u32 used = vc->lr_used; used; used &= used - 1) {
-		struct virq *q = irq_in(g, vc, vc->lr_irq[__builtin_ctz(used)]);
-
-		if (q->hw || !q->edge)
-			return true;
-	}
-	return false;
+	return vc->lr_used & vc->lr_watch;
 }
 
 /* Retire what the guest has finished with; withdraw what is pending only on a line that dropped. Lock held. */
@@ -546,33 +552,27 @@ static void resample(struct vgic *g, struct vgic_cpu *vc)
 	hw_ppi_resample(vc, PPI_PMU, pmu_irq_level);
 }
 
-void vgic_flush_slow(struct vcpu *v)
+/*
+ * SGIs into list registers: one per (SGI, source) pair, one pair at a time
+ * per SGI. False if some did not fit. Lock held.
+ */
+static bool fill_sgis(struct vgic *g, struct vgic_cpu *vc)
 {
-	struct vgic *g = vgic_of(v->vm);
-	struct vgic_cpu *vc = &g->cpu[v->index];
-	bool left = false;
-	int i;
-
-	/* Cleared before looking, so a concurrent mark_dirty is never lost. */
-	atomic_store(&v->vgic_active, false);
-	spin_lock(&g->lock);
-	resample(g, vc);
-	/* SGIs: one list register per (SGI, source) pair. */
 	for (u64 bits = vc->ppi_cand & 0xffff; bits; bits &= bits - 1) {
-		unsigned id = __builtin_ctzl(bits);
+		unsigned id = __builtin_ctzl(bits), src;
 		struct virq *q = &vc->priv[id];
+		int i;
 
 		if (!vc->sgi_src[id]) {
 			vc->ppi_cand &= ~(1UL << id); /* a stale mark */
 			continue;
 		}
-		while (vc->sgi_src[id] && q->enabled && g->enabled && q->lr < 0) {
-			unsigned src = __builtin_ctz(vc->sgi_src[id]);
-
-			if ((i = free_lr(vc)) < 0) {
-				left = true;
-				break;
-			}
+		if (!q->enabled || !g->enabled)
+			continue;
+		if (q->lr < 0) {
+			if ((i = free_lr(vc)) < 0)
+				return false;
+			src = __builtin_ctz(vc->sgi_src[id]);
 			vc->sgi_src[id] &= ~(1u << src);
 			lr_put(vc, q, i, id, src);
 		}
@@ -581,13 +581,27 @@ void vgic_flush_slow(struct vcpu *v)
 		 * handler running): ask for a maintenance interrupt when the guest
 		 * deactivates that one, or a vCPU that never exits would not get it.
 		 */
-		if (vc->sgi_src[id] && q->enabled && g->enabled && q->lr >= 0) {
+		if (vc->sgi_src[id]) {
 			u32 lr = gich_read(GICH_LR(q->lr));
 
 			if (lr & GICH_LR_STATE)
 				gich_write(GICH_LR(q->lr), lr | GICH_LR_EOI);
 		}
 	}
+	return true;
+}
+
+void vgic_flush_slow(struct vcpu *v)
+{
+	struct vgic *g = vgic_of(v->vm);
+	struct vgic_cpu *vc = &g->cpu[v->index];
+	bool left;
+
+	/* Cleared before looking, so a concurrent mark_dirty is never lost. */
+	atomic_store(&v->vgic_active, false);
+	spin_lock(&g->lock);
+	resample(g, vc);
+	left = !fill_sgis(g, vc);
 	if (!left && (vc->ppi_cand & ~0xffffUL))
 		left = !fill_marked(g, vc, v->index, 0, &vc->ppi_cand, ~0xffffUL);
 	for (unsigned w = 0; w < ARRAY_SIZE(g->spi_cand) && !left; w++)
@@ -604,7 +618,7 @@ void vgic_flush_slow(struct vcpu *v)
 	 */
 	if (left)
 		atomic_store_explicit(&v->vgic_active, true, memory_order_relaxed);
-	v->vgic_watch = lrs_to_watch(g, vc) ? VGIC_WATCH : 0;
+	v->vgic_watch = lrs_to_watch(vc) ? VGIC_WATCH : 0;
 	spin_unlock(&g->lock);
 }
 
@@ -615,7 +629,7 @@ void vgic_resample(struct vcpu *v)
 
 	spin_lock(&g->lock);
 	resample(g, vc);
-	v->vgic_watch = lrs_to_watch(g, vc) ? VGIC_WATCH : 0;
+	v->vgic_watch = lrs_to_watch(vc) ? VGIC_WATCH : 0;
 	spin_unlock(&g->lock);
 }
 

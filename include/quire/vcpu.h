@@ -44,6 +44,8 @@ bool hypercall(struct vcpu *v, u64 x[4]);
 
 /* Arch: make a vCPU look at its state again (wake its CPU, or make it leave the guest). */
 void vcpu_kick(struct vcpu *v);
+/* The same for an interrupt marked in v's vGIC: the scheduler is asked only if it must be. */
+void vcpu_kick_irq(struct vcpu *v);
 /* Arch: what a VM of this kind needs beyond RAM (the vGIC, the CPU interface frame). */
 int vm_arch_init(struct vm *vm, unsigned cpu);
 #endif

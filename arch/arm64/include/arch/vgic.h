@@ -30,6 +30,7 @@ struct vgic_cpu {
 	u64 ppi_cand;       /* PPIs (bit = INTID) that may want a list register: see vgic_cand_mark */
 	u16 sgi_src[16];    /* pending SGIs by source vCPU */
 	u32 lr_used;        /* list registers Quire filled and has not seen retire */
+	u32 lr_watch;       /* of those, the ones holding a forwarded or level-sensitive interrupt */
 	s16 lr_irq[VGIC_MAX_LRS];
 	u8 lr_src[VGIC_MAX_LRS];
 	/* The CPU interface while the vCPU is not loaded. */
