@@ -52,11 +52,13 @@ void irq_handle(struct vcpu *v)
 		gic_eoi(iar);
 		if (id == SGI_KICK) {
 			/*
-			 * The most frequent: the caller looks at the run queue and the list
-			 * registers before re-entry. Anything else pending brings the CPU
-			 * back at once; one GICC_IAR read less on the IPI path.
+			 * The most frequent: SGIs sent to the loaded vCPU go straight in;
+			 * the caller looks at the run queue and the list registers before
+			 * re-entry. Anything else pending brings the CPU back at once.
 			 */
 			gic_deactivate(iar);
+			if (v)
+				vgic_take_sgis(v);
 			return;
 		}
 		if (id == PPI_VTIMER && v) {
@@ -311,6 +313,25 @@ static void wfi_trap(struct vcpu *v, struct trap_frame *f)
 /* PSTATE.SS, saved in SPSR_EL2: software step's state (active-not-pending when 1). */
 #define SPSR_SS (1UL << 21)
 
+/* Before the guest runs again: a VM stopped meanwhile, the scheduler's turn, the list registers. */
+static inline void guest_resume(struct vcpu *v, struct trap_frame *f)
+{
+	if (atomic_load(&v->vm->off))
+		vcpu_exit();
+	if (atomic_load(&this_cpu()->resched) || atomic_load(&v->blocked))
+		sched_resched(f);
+	vgic_flush(this_cpu()->vcpu);
+}
+
+/* A physical interrupt: its own short path (an IPI's delivery goes here). */
+static void guest_irq(struct trap_frame *f)
+{
+	struct vcpu *v = this_cpu()->vcpu;
+
+	irq_handle(v);
+	guest_resume(v, f);
+}
+
 void guest_trap(struct trap_frame *f, unsigned vector)
 {
 	struct vcpu *v = this_cpu()->vcpu;
@@ -318,8 +339,10 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 	u64 elr = f->elr;
 
 	if (vector == VEC_LOWER64_IRQ || vector == VEC_LOWER64_IRQ + 1) {
-		irq_handle(v);
-	} else if (vector != VEC_LOWER64_SYNC) {
+		guest_irq(f);
+		return;
+	}
+	if (vector != VEC_LOWER64_SYNC) {
 		printk("quire: %s vCPU %u: SError or AArch32 exception (ESR_EL2 0x%lx); stopping the VM\n",
 		       v->vm->name, v->index, f->esr);
 		vm_power_off(v->vm, "stopped");
@@ -362,9 +385,5 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 		if (f->elr == elr + 4)
 			f->spsr &= ~SPSR_SS;
 	}
-	if (atomic_load(&v->vm->off))
-		vcpu_exit();
-	if (atomic_load(&this_cpu()->resched) || atomic_load(&v->blocked))
-		sched_resched(f);
-	vgic_flush(this_cpu()->vcpu);
+	guest_resume(v, f);
 }

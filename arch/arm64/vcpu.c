@@ -286,7 +286,9 @@ void vcpu_wait_io(struct vcpu *v, u64 gen)
 
 bool vcpu_wake_pending(struct vcpu *v, u64 now)
 {
-	return (atomic_load(&v->vgic_active) && vgic_wake_pending(v)) || vcpu_timer_deadline(v) <= now;
+	bool marked = atomic_load(&v->vgic_active) || atomic_load(&v->sgi_mail[0]) || atomic_load(&v->sgi_mail[1]);
+
+	return (marked && vgic_wake_pending(v)) || vcpu_timer_deadline(v) <= now;
 }
 
 u64 vcpu_timer_deadline(struct vcpu *v)

@@ -23,6 +23,8 @@ struct vcpu {
 	u64 entry, context;
 	/* Interrupt work pending or in the list registers: checked on every exit, so kept here. */
 	_Atomic bool vgic_active;
+	/* SGIs sent to it and not yet taken: word id / 8, bit (id % 8) * 8 + source vCPU (arch/arm64/vgic.c). */
+	_Atomic u64 sgi_mail[2];
 	/*
 	 * Its CPU's only: a list register holds what is resampled on each entry
 	 * (a forwarded or level interrupt); VGIC_WATCH_NEXT: from the next exit on.

@@ -76,6 +76,8 @@ static inline void vgic_flush(struct vcpu *v)
 	else if (v->vgic_watch == VGIC_WATCH_NEXT)
 		v->vgic_watch = VGIC_WATCH;
 }
+/* Loaded vCPU, on a kick: the SGIs sent to it into list registers, or queued for vgic_flush. */
+void vgic_take_sgis(struct vcpu *v);
 /* Loaded vCPU, after vgic_flush: is an interrupt pending in its list registers (for WFI)? */
 bool vgic_lr_pending(struct vcpu *v);
 /* Unloaded vCPU: would it have an interrupt to take if it ran now? */
