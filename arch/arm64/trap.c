@@ -175,7 +175,15 @@ static bool mmio_fast(struct vcpu *v, struct trap_frame *f)
 		return false;
 	/* HPFAR_EL2.FIPA (bits [43:4]) holds IPA[51:12]; the page offset comes from FAR. */
 	ipa = ((read_sysreg(hpfar_el2) >> 4) & 0xffffffffffUL) << 12 | (f->far & 0xfff);
-	return !vm_in_ram(v->vm, IPA(ipa)) && emulate_mmio(v, f, ipa, iss);
+	if (vm_in_ram(v->vm, IPA(ipa)))
+		return false;
+	if (ipa == VGIC_SGIR && (iss & (ISS_WNR | 3u << 22)) == (ISS_WNR | 2u << 22)) {
+		/* A 32-bit write to GICD_SGIR, an IPI: the most frequent device write, straight in. */
+		vgic_sgir_write(v, ISS_SRT(iss) == 31 ? 0 : (u32)f->x[ISS_SRT(iss)]);
+		f->elr += 4;
+		return true;
+	}
+	return emulate_mmio(v, f, ipa, iss);
 }
 
 static void abort_from_guest(struct vcpu *v, struct trap_frame *f)
@@ -314,12 +322,18 @@ static void wfi_trap(struct vcpu *v, struct trap_frame *f)
 #define SPSR_SS (1UL << 21)
 
 /* Before the guest runs again: a VM stopped meanwhile, the scheduler's turn, the list registers. */
+static inline bool guest_may_go_on(struct vcpu *v)
+{
+	return !atomic_load(&v->vm->off) && !atomic_load(&this_cpu()->resched) && !atomic_load(&v->blocked);
+}
+
 static inline void guest_resume(struct vcpu *v, struct trap_frame *f)
 {
-	if (atomic_load(&v->vm->off))
-		vcpu_exit();
-	if (atomic_load(&this_cpu()->resched) || atomic_load(&v->blocked))
+	if (!guest_may_go_on(v)) {
+		if (atomic_load(&v->vm->off))
+			vcpu_exit();
 		sched_resched(f);
+	}
 	vgic_flush(this_cpu()->vcpu);
 }
 
@@ -330,6 +344,34 @@ static void guest_irq(struct trap_frame *f)
 
 	irq_handle(v);
 	guest_resume(v, f);
+}
+
+/*
+ * A guest's IRQ, from vectors.S with only x0-x18 and x30 saved: handled, and
+ * true if the guest may go on at once. False if the scheduler or a stop
+ * needs the whole frame: the vector saves the rest and calls guest_irq_rest.
+ */
+bool guest_irq_fast(void)
+{
+	struct vcpu *v = this_cpu()->vcpu;
+
+	if (!v)
+		return false; /* not from a guest after all: el2_exception's crash report */
+	irq_handle(v);
+	if (!guest_may_go_on(v))
+		return false;
+	vgic_flush(v);
+	return true;
+}
+
+void guest_irq_rest(struct trap_frame *f)
+{
+	struct vcpu *v = this_cpu()->vcpu;
+
+	if (!v)
+		el2_exception(f, VEC_LOWER64_IRQ);
+	else
+		guest_resume(v, f);
 }
 
 void guest_trap(struct trap_frame *f, unsigned vector)

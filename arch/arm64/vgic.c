@@ -273,6 +273,11 @@ static void send_sgi(struct vm *vm, unsigned from, u32 sgir)
 	}
 }
 
+void vgic_sgir_write(struct vcpu *v, u32 sgir)
+{
+	send_sgi(v->vm, v->index, sgir);
+}
+
 /* The vCPU's mail into its pending SGIs: before anything looks at them. Lock held, on its CPU. */
 static void mail_take(struct vgic_cpu *vc, struct vcpu *v)
 {
@@ -383,7 +388,7 @@ bool vgic_dist_access(struct vcpu *v, u64 off, unsigned size, bool write, u64 *v
 	if (off == GICD_SGIR) {
 		/* A guest's IPIs: no lock. Write-only: reads as zero. */
 		if (write)
-			send_sgi(vm, c, (u32)*val);
+			vgic_sgir_write(v, (u32)*val);
 		else
 			*val = 0;
 		return true;

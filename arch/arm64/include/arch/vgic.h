@@ -50,6 +50,8 @@ struct vgic {
 
 void vgic_init(struct vm *vm);
 bool vgic_dist_access(struct vcpu *v, u64 off, unsigned size, bool write, u64 *val);
+#define VGIC_SGIR (VGIC_DIST_BASE + 0xf00) /* GICD_SGIR: the guest's IPIs */
+void vgic_sgir_write(struct vcpu *v, u32 sgir);
 /* Set a level-sensitive SPI's line (an emulated device's interrupt output). */
 void vgic_set_level(struct vm *vm, u32 intid, bool level);
 /* Set a vCPU's level-sensitive PPI (an emulated timer's output). */
