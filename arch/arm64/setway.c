@@ -27,7 +27,7 @@
 #include <quire/console.h>
 #include <quire/vcpu.h>
 #include <arch/setway.h>
-#include <arch/stage2.h>
+#include <quire/vm.h>
 #include <arch/sysreg.h>
 
 #define SCTLR_EL1_M (1UL << 0)

@@ -46,7 +46,7 @@ const char *fault_class_name(enum fault_class c);
 
 /*
  * What the violation handler needs from the arch beyond quire/vm.h
- * (arch/arm64/stage2.c and page.c; the host fake in tests/host/fake_s2.c).
+ * (arch/arm64/stage2.c and page.c; the host's in tests/host/fake_arch.c).
  */
 struct vm;
 /*

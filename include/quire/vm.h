@@ -13,9 +13,10 @@
 struct vcpu;
 
 struct stage2 {
-	paddr_t root;	/* level-1 table (arch) or the fake's state (host tests) */
+	paddr_t root;	/* the root table's machine address (core/stage2.c) */
 	u16 vmid;
 	unsigned start_level;
+	_Atomic u32 table_races; /* table pages a racing fill installed first (given back) */
 };
 
 /* Per-VM sharing state (struct vm; see quire/share.h). */
@@ -174,7 +175,7 @@ int vm_copy_in(struct vm *vm, u64 at, const u8 *data, u64 len, unsigned cpu);
 enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsigned cpu);
 const char *vio_result_name(enum vio_result r);
 
-/* Stage-2 translation, provided by arch/ (or the host shim). */
+/* Stage-2 translation: core/stage2.c, over the arch's descriptors (arch/s2_desc.h). */
 #define S2_R 1u
 #define S2_W 2u
 #define S2_X 4u
@@ -251,4 +252,10 @@ bool s2_test_clear_young(struct vm *vm, ipa_t ipa);
 int s2_set_young(struct vm *vm, ipa_t ipa);
 /* The TLBs forget the VM's entries, so accesses after cleared access flags fault and show. */
 void s2_flush_young(struct vm *vm);
+/*
+ * Clean and invalidate every page the VM maps (Normal memory) to the point
+ * of coherency, for set/way emulation; run in a trap of one of its vCPUs.
+ * Returns the pages done.
+ */
+u64 s2_flush_dcache(struct vm *vm);
 #endif

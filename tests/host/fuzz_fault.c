@@ -4,7 +4,7 @@
  *
  * Input: 24 bytes of (esr, far, hpfar) for fault_decode; then one byte of
  * quota and 4-byte operations on a fresh VM over the real pools and the fake
- * stage-2 (fake_s2.c): a fault (page, class, write/fetch, CPU) or a reserve
+ * stage-2 walker on the fake arch (fake_arch.c): a fault (page, class, write/fetch, CPU) or a reserve
  * of idle pages. A reference model tracks which pages and tables are mapped
  * and what is charged, and predicts every answer.
  *
@@ -20,7 +20,7 @@
 
 #include <quire/errno.h>
 #include <quire/vm.h>
-#include "fake_s2.h"
+#include "fake_arch.h"
 #include "hostmem.h"
 
 #define REQUIRE(cond, ...)                                                       \

@@ -11,6 +11,7 @@ static struct span {
 	paddr_t base; /* page aligned */
 	u64 size;     /* whole pages */
 	u8 *host;
+	bool pool; /* backs a hostmem_pool */
 } spans[MAX_SPANS];
 static unsigned nspans;
 
@@ -28,6 +29,7 @@ void *hostmem_add(paddr_t base, u64 size)
 	s = &spans[nspans++];
 	s->base = start;
 	s->size = end - start;
+	s->pool = false;
 	s->host = aligned_alloc(PAGE_SIZE, s->size);
 	if (!s->host) {
 		fprintf(stderr, "hostmem: out of host memory (%llu bytes)\n", (unsigned long long)s->size);
@@ -51,6 +53,14 @@ void *hostmem_ptr(paddr_t pa)
 			return spans[i].host + (pa - spans[i].base);
 	fprintf(stderr, "hostmem: machine address 0x%llx is not backed\n", (unsigned long long)pa);
 	abort();
+}
+
+bool hostmem_in_pool(paddr_t pa)
+{
+	for (unsigned i = 0; i < nspans; i++)
+		if (pa >= spans[i].base && pa - spans[i].base < spans[i].size)
+			return spans[i].pool;
+	return false;
 }
 
 bool hostmem_page_is_zero(paddr_t pa)
@@ -96,6 +106,7 @@ void hostmem_pool(struct pool *p, paddr_t base, u32 pages, void **desc)
 	m.nmem = 1;
 	m.mem_total = m.mem[0].size;
 	hostmem_add(base, m.mem[0].size);
+	spans[nspans - 1].pool = true;
 	*desc = malloc(pool_desc_bytes(&m));
 	if (!*desc || pool_init(p, &m, NULL, 0, *desc) != pages) {
 		fprintf(stderr, "hostmem_pool: no pool of %u pages\n", pages);

@@ -20,6 +20,8 @@ void *hostmem_add(paddr_t base, u64 size);
 void hostmem_reset(void);
 /* The host address of machine address pa; aborts if pa is not backed. */
 void *hostmem_ptr(paddr_t pa);
+/* Is pa in a pool's pages (hostmem_pool)? */
+bool hostmem_in_pool(paddr_t pa);
 /* Is the 4 KiB page at pa all zeros? */
 bool hostmem_page_is_zero(paddr_t pa);
 

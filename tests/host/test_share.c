@@ -1,6 +1,6 @@
 /*
  * Sharing identical guest pages (core/share.c, share_merge.c, share_scan.c,
- * page_hash.c) over the real pools, the fake stage-2 (fake_s2.c) and host
+ * page_hash.c) over the real pools, the real stage-2 walker on the fake arch (fake_arch.c) and host
  * memory (hostmem.c): the zero page, stable and unstable merging, the
  * reverse map and refcounts, copy-on-write through violation_handle, groups,
  * images, quotas, the scanner's budget, and the page hashes.
@@ -32,7 +32,7 @@
 #include <quire/swap.h>
 #include <quire/vm.h>
 #include "../../core/share_priv.h"
-#include "fake_s2.h"
+#include "fake_arch.h"
 #include "hostmem.h"
 #include "vm_registry.h"
 
@@ -47,7 +47,8 @@
 #define FSC_PERM_L3 0x0f
 
 #define NSLOTS 4	/* VMs at once: ids 1..NSLOTS, registry[id - 1] */
-#define MAXPAGES 512	/* guest pages per VM at most: one fake table page */
+#define MAXPAGES 512	/* guest pages per VM at most: one last-level table */
+#define TABLES (1 + FAKE_S2_PATH_TABLES) /* a VM's root and the tables to its pages */
 #define SLICE 1000	/* scanner slice, in made-up ticks */
 
 /* ---- the machine and its VMs -------------------------------------------- */
@@ -1219,8 +1220,8 @@ static void shared_page_freed_when_the_last_user_goes(void **state)
 	assert_int_equal(refs(s), 1);
 	free0 = pool_free_pages(&pool);
 	vm_unmake(2, 0);
-	/* Its root, its table and the shared page. */
-	assert_int_equal(pool_free_pages(&pool), free0 + 3);
+	/* Its root, its tables and the shared page. */
+	assert_int_equal(pool_free_pages(&pool), free0 + TABLES + 1);
 	assert_int_equal(share_shared_pages(), 0);
 	assert_int_equal(atomic_load(&pool_desc(&pool, pool_pidx_of(&pool, s))->flags) & ~MP_ZEROED, MP_IDLE);
 	check_all(true, NULL);
@@ -1285,7 +1286,7 @@ static void cow_at_quota_keeps_the_mapping(void **state)
 	(void)state;
 	setup_machine(512, page_hash_mul);
 	vm_make(0, SHARE_DOMAIN, "dA", 64, 100);
-	vm_make(1, SHARE_DOMAIN, "dA", 64, 2 + 3); /* root, table, three data pages */
+	vm_make(1, SHARE_DOMAIN, "dA", 64, TABLES + 3); /* root, tables, three data pages */
 	write_page(0, 0, 1);
 	write_page(1, 0, 1);
 	write_page(1, 4, 0);
@@ -1322,7 +1323,7 @@ static void cow_at_quota_keeps_the_mapping(void **state)
 	write_page(0, 2, 3);
 	write_page(0, 5, 4);
 	scan_rounds(2);
-	assert_int_equal(atomic_load(&V(1)->pool.charged), 2);
+	assert_int_equal(atomic_load(&V(1)->pool.charged), TABLES);
 	assert_int_equal(guest_write(1, 0, 7, &one, 1, 0), VIO_MAPPED);
 	assert_int_equal(guest_write(1, 3, 7, &one, 1, 0), VIO_MAPPED);
 	assert_int_equal(guest_write(1, 4, 7, &one, 1, 0), VIO_MAPPED);
@@ -1349,7 +1350,7 @@ static void last_user_cow_within_quota_and_limit(void **state)
 	(void)state;
 	setup_machine(512, page_hash_mul);
 	vm_make(0, SHARE_DOMAIN, "dA", 64, 100);
-	vm_make(1, SHARE_DOMAIN, "dA", 64, 2 + 3); /* root, table, three data pages */
+	vm_make(1, SHARE_DOMAIN, "dA", 64, TABLES + 3); /* root, tables, three data pages */
 	write_page(0, 0, 1);
 	write_page(1, 0, 1);
 	scan_rounds(2);
@@ -1380,7 +1381,7 @@ static void last_user_cow_within_quota_and_limit(void **state)
 	V(1)->pool.data_limit = 3;
 	assert_int_equal(guest_write(1, 0, 7, &one, 1, 0), VIO_SEA_QUOTA);
 	assert_int_equal(atomic_load(&V(1)->pool.active), 3);
-	assert_int_equal(atomic_load(&V(1)->pool.charged), 2 + 3);
+	assert_int_equal(atomic_load(&V(1)->pool.charged), TABLES + 3);
 	assert_true(is_ro(1, 0));
 	assert_int_equal(atomic_load(&V(1)->pool.quota_hits), 2);
 	check_all(true, NULL);
@@ -1391,7 +1392,7 @@ static void last_user_cow_within_quota_and_limit(void **state)
 	assert_int_equal(pa_of(1, 0), s);
 	assert_false(is_ro(1, 0));
 	assert_int_equal(atomic_load(&V(1)->pool.active), 4);
-	assert_int_equal(atomic_load(&V(1)->pool.charged), 2 + 4);
+	assert_int_equal(atomic_load(&V(1)->pool.charged), TABLES + 4);
 	assert_int_equal(share_flags(pool_pidx_of(&pool, s)), MP_ACTIVE);
 	check_all(true, NULL);
 	vm_unmake(0, 0);
@@ -1627,7 +1628,7 @@ static void regression_zero_page_cow_quota_hit_not_counted(void **state)
 
 	(void)state;
 	setup_machine(512, page_hash_mul);
-	vm_make(0, SHARE_SELF, NULL, 64, 2 + 1); /* root, table, one data page */
+	vm_make(0, SHARE_SELF, NULL, 64, TABLES + 1); /* root, tables, one data page */
 	write_page(0, 0, 0);
 	scan_rounds(1);
 	assert_int_equal(pa_of(0, 0), sh.zero_pa);

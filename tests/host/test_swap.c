@@ -1,6 +1,6 @@
 /*
  * Swap (core/swap.c, core/swap_slots.c) through violation_handle, over the
- * real pools, the fake stage-2 (fake_s2.c), a fake disk (fake_blk.c) whose
+ * real pools, the real stage-2 walker on the fake arch (fake_arch.c), a fake disk (fake_blk.c) whose
  * requests wait until the test completes them, and host memory.
  *
  * A guest is simulated: an access to a page not mapped takes a translation
@@ -29,7 +29,7 @@
 #include "../../core/share_priv.h"
 #include "../../core/swap_priv.h"
 #include "fake_blk.h"
-#include "fake_s2.h"
+#include "fake_arch.h"
 #include "hostmem.h"
 #include "vm_registry.h"
 

@@ -1,6 +1,6 @@
 /*
  * The access-violation handler (core/violation.c) over the real pools and a
- * fake stage-2 (fake_s2.c): first touch, races between vCPUs, faults outside
+ * the real stage-2 walker (core/stage2.c) on the fake arch (fake_arch.c): first touch, races between vCPUs, faults outside
  * RAM, unhandled classes, quota and machine exhaustion, and teardown.
  * Faults are built as ESR/FAR/HPFAR values and go through fault_decode.
  *
@@ -20,13 +20,14 @@
 #include <quire/errno.h>
 #include <quire/share.h>
 #include <quire/vm.h>
-#include "fake_s2.h"
+#include "fake_arch.h"
 #include "hostmem.h"
 
 #define MACH_BASE 0x80000000UL
 #define RAM GUEST_RAM_BASE
 #define PG(n) (RAM + (u64)(n) * PAGE_SIZE)
-#define REGION_PAGES 512 /* one fake table page per 2 MiB */
+#define REGION_PAGES 512 /* one last-level table per 2 MiB */
+#define T FAKE_S2_PATH_TABLES /* tables below the root on the way to the first leaf */
 
 #define FSC_TRANS_L3 0x07
 #define FSC_TRANS_L2 0x06
@@ -114,7 +115,7 @@ static _Atomic bool freed_any; /* destroy_flushes_tlb_before_freeing */
 static int teardown(void **state)
 {
 	(void)state;
-	atomic_store(&fake_s2_yield, false);
+	atomic_store(&fake_arch_yield, false);
 	if (vm.s2.root)
 		s2_destroy(&vm, give_back, NULL, 0);
 	if (vm2.s2.root)
@@ -126,7 +127,7 @@ static int teardown(void **state)
 	free(share_meta_mem);
 	share_meta_mem = NULL;
 	hostmem_reset();
-	fake_s2_cache_reset();
+	fake_arch_reset();
 	atomic_store(&freed_any, false);
 	return 0;
 }
@@ -218,20 +219,19 @@ static void first_touch_maps_once(void **state)
 	assert_true(hostmem_page_is_zero(pool_pa(&pool, i)));
 	assert_int_equal(atomic_load(&vm.pool.fills), 1);
 	assert_int_equal(atomic_load(&vm.pool.active), 1);
-	assert_int_equal(atomic_load(&vm.pool.pgtables), 2);
-	assert_int_equal(atomic_load(&vm.pool.charged), 3);
+	assert_int_equal(atomic_load(&vm.pool.pgtables), 1 + T);
+	assert_int_equal(atomic_load(&vm.pool.charged), 2 + T);
 	assert_int_equal(atomic_load(&vm.pool.quota_hits), 0);
 	fake_s2_stats(&vm, &st);
-	assert_int_equal(st.maps, 1);
 	assert_int_equal(st.leaves, 1);
 	assert_int_equal(s2_lookup(&vm, IPA(PG(4))), 0);
 	assert_int_equal(s2_lookup(&vm, IPA(PG(6))), 0);
 
 	/* Same 2 MiB: no new table. Another 2 MiB: one more. Reads and fetches map too. */
 	assert_int_equal(fault_on(&vm, PG(6), FSC_TRANS_L3, false, false, 0), VIO_MAPPED);
-	assert_int_equal(atomic_load(&vm.pool.charged), 4);
+	assert_int_equal(atomic_load(&vm.pool.charged), 3 + T);
 	assert_int_equal(fault_on(&vm, PG(REGION_PAGES + 1), FSC_TRANS_L2, false, true, 3), VIO_MAPPED);
-	assert_int_equal(atomic_load(&vm.pool.charged), 6);
+	assert_int_equal(atomic_load(&vm.pool.charged), 5 + T);
 	check_mapped(&vm, PG(6));
 	check_mapped(&vm, PG(REGION_PAGES + 1));
 	/* The first and last pages of RAM. */
@@ -269,7 +269,7 @@ static void second_fault_on_same_page_races(void **state)
 	assert_int_equal(atomic_load(&vm.pool.active), 1);
 	assert_int_equal(atomic_load(&vm.pool.quota_hits), 0);
 	fake_s2_stats(&vm, &st);
-	assert_int_equal(st.maps, 1);
+	assert_int_equal(st.leaves, 1);
 	check_books(&vm);
 	check_machine();
 }
@@ -362,11 +362,11 @@ static void stale_write_permission_fault_retries(void **state)
 static void quota_exhaustion(void **state)
 {
 	(void)state;
-	/* Root + one table + 10 data pages. */
-	setup(1024, MiB(64), 12);
+	/* Root + the tables to the first leaf + 10 data pages. */
+	setup(1024, MiB(64), 11 + T);
 	for (unsigned k = 0; k < 10; k++)
 		assert_int_equal(touch(PG(k)), VIO_MAPPED);
-	assert_int_equal(atomic_load(&vm.pool.charged), 12);
+	assert_int_equal(atomic_load(&vm.pool.charged), 11 + T);
 	for (unsigned k = 10; k < 13; k++) {
 		assert_int_equal(touch(PG(k)), VIO_SEA_QUOTA);
 		assert_int_equal(s2_lookup(&vm, IPA(PG(k))), 0);
@@ -374,7 +374,7 @@ static void quota_exhaustion(void **state)
 	}
 	assert_int_equal(touch(PG(3 * REGION_PAGES)), VIO_SEA_QUOTA);
 	assert_int_equal(atomic_load(&vm.pool.quota_hits), 4);
-	assert_int_equal(atomic_load(&vm.pool.charged), 12);
+	assert_int_equal(atomic_load(&vm.pool.charged), 11 + T);
 	assert_int_equal(atomic_load(&vm.pool.fills), 10);
 	check_books(&vm);
 	check_machine();
@@ -385,21 +385,21 @@ static void quota_exhaustion(void **state)
 static void quota_exhausted_by_table_page(void **state)
 {
 	(void)state;
-	setup(1024, MiB(64), 12);
+	setup(1024, MiB(64), 11 + T);
 	for (unsigned k = 0; k < 9; k++)
 		assert_int_equal(touch(PG(k)), VIO_MAPPED);
-	assert_int_equal(atomic_load(&vm.pool.charged), 11);
+	assert_int_equal(atomic_load(&vm.pool.charged), 10 + T);
 	/* The new region's table takes the last unit of quota; then no data page can be had. */
 	assert_int_equal(touch(PG(REGION_PAGES)), VIO_SEA_QUOTA);
-	assert_int_equal(atomic_load(&vm.pool.charged), 12);
-	assert_int_equal(atomic_load(&vm.pool.pgtables), 3);
+	assert_int_equal(atomic_load(&vm.pool.charged), 11 + T);
+	assert_int_equal(atomic_load(&vm.pool.pgtables), 2 + T);
 	assert_int_equal(atomic_load(&vm.pool.quota_hits), 1);
 	assert_int_equal(s2_lookup(&vm, IPA(PG(REGION_PAGES))), 0);
 	check_books(&vm);
 	check_machine();
 	/* The quota is used up for every page now, under the old table too. */
 	assert_int_equal(touch(PG(9)), VIO_SEA_QUOTA);
-	assert_int_equal(atomic_load(&vm.pool.charged), 12);
+	assert_int_equal(atomic_load(&vm.pool.charged), 11 + T);
 	check_books(&vm);
 	check_machine();
 }
@@ -410,10 +410,10 @@ static void machine_exhaustion(void **state)
 
 	(void)state;
 	setup(64, MiB(64), 100000);
-	/* Root and one table, then data pages until one page is left. */
+	/* Root and the tables to the first leaf, then data pages until one page is left. */
 	for (k = 0; pool_free_pages(&pool) > 1; k++)
 		assert_int_equal(touch(PG(k)), VIO_MAPPED);
-	assert_int_equal(k, 64 - 3);
+	assert_int_equal(k, 64 - 2 - T);
 	/* The last page becomes the new region's table; no data page is left for it. */
 	assert_int_equal(touch(PG(REGION_PAGES)), VIO_SEA_NOMEM);
 	assert_int_equal(pool_free_pages(&pool), 0);
@@ -437,13 +437,13 @@ static void idle_set_used_first(void **state)
 
 	(void)state;
 	setup(256, MiB(16), 100);
-	assert_int_equal(vmpool_reserve_idle(&vm.pool, 0, 4), 4);
-	assert_int_equal(atomic_load(&vm.pool.charged), 5);
+	assert_int_equal(vmpool_reserve_idle(&vm.pool, 0, T + 3), T + 3);
+	assert_int_equal(atomic_load(&vm.pool.charged), T + 4);
 	z0 = atomic_load(&hostmem_zero_calls);
-	/* Data page and table page both from the idle set: no new charge, no zeroing. */
+	/* Data page and table pages all from the idle set: no new charge, no zeroing. */
 	assert_int_equal(touch(PG(1)), VIO_MAPPED);
 	assert_int_equal(atomic_load(&hostmem_zero_calls), z0);
-	assert_int_equal(atomic_load(&vm.pool.charged), 5);
+	assert_int_equal(atomic_load(&vm.pool.charged), T + 4);
 	assert_int_equal(atomic_load(&vm.pool.idle.count), 2);
 	check_mapped(&vm, PG(1));
 	check_books(&vm);
@@ -559,8 +559,8 @@ static void vcpus_race_on_the_same_pages(void **state)
 		assert_int_equal(atomic_load(&vm.pool.charged), atomic_load(&vm.pool.fills) +
 				 atomic_load(&vm.pool.pgtables) + atomic_load(&vm.pool.idle.count));
 		fake_s2_stats(&vm, &st);
-		assert_int_equal(st.tables, 1 + 4);
-		assert_int_equal(st.maps, NPAGES);
+		assert_int_equal(st.tables, 1 + (T - 1) + 4);
+		assert_int_equal(st.leaves, NPAGES);
 		table_races += st.table_races;
 		for (unsigned k = 0; k < NPAGES; k++) {
 			pidx_t i = check_mapped(&vm, race_page[k]);
@@ -624,7 +624,7 @@ static void vcpus_race_on_one_page(void **state)
 
 	(void)state;
 	setup_machine(256);
-	atomic_store(&fake_s2_yield, true);
+	atomic_store(&fake_arch_yield, true);
 	for (int round = 0; round < 200; round++) {
 		pthread_t t[NTHREADS];
 
@@ -640,15 +640,15 @@ static void vcpus_race_on_one_page(void **state)
 		assert_int_equal(one_page_results[VIO_RACED], NTHREADS - 1);
 		fake_s2_stats(&vm, &st);
 		table_races += st.table_races;
-		assert_int_equal(st.tables, 2);
-		assert_int_equal(atomic_load(&vm.pool.charged) - atomic_load(&vm.pool.idle.count), 3);
+		assert_int_equal(st.tables, 1 + T);
+		assert_int_equal(atomic_load(&vm.pool.charged) - atomic_load(&vm.pool.idle.count), 2 + T);
 		check_mapped(&vm, PG(REGION_PAGES + 9));
 		check_books(&vm);
 		check_machine();
 		destroy_vm(&vm, 0);
 		assert_int_equal(pool_free_pages(&pool), total);
 	}
-	atomic_store(&fake_s2_yield, false);
+	atomic_store(&fake_arch_yield, false);
 	printf("one page, 200 rounds: %llu table installs lost to a racing vCPU\n",
 	       (unsigned long long)table_races);
 }
@@ -684,7 +684,7 @@ static void destroy_returns_every_page(void **state)
 static void regression_raced_fault_at_quota_is_refused(void **state)
 {
 	(void)state;
-	setup(1024, MiB(64), 12);
+	setup(1024, MiB(64), 11 + T);
 	for (unsigned k = 0; k < 10; k++)
 		assert_int_equal(touch(PG(k)), VIO_MAPPED);
 	assert_int_equal(atomic_load(&vm.pool.charged), vm.pool.quota);
@@ -697,7 +697,7 @@ static void regression_raced_fault_with_machine_empty_is_refused(void **state)
 {
 	(void)state;
 	setup(16, MiB(64), 1000);
-	for (unsigned k = 0; k < 14; k++)
+	for (unsigned k = 0; k < 15 - T; k++)
 		assert_int_equal(touch(PG(k)), VIO_MAPPED);
 	assert_int_equal(pool_free_pages(&pool), 0);
 	assert_int_equal(touch(PG(4)), VIO_RACED);
@@ -738,24 +738,24 @@ static void regression_fill_syncs_icache_before_exec(void **state)
 	assert_int_equal(touch(PG(1)), VIO_MAPPED);
 	pa = s2_lookup(&vm, IPA(PG(1)));
 	assert_int_equal(fake_s2_prot(&vm, IPA(PG(1))), S2_R | S2_W);
-	assert_int_equal(atomic_load(&fake_s2_icache_syncs), 0); /* the fill path pays nothing */
+	assert_int_equal(atomic_load(&fake_arch_icache_syncs), 0); /* the fill path pays nothing */
 	/* The first fetch: a permission fault; synced, then executable, same page. */
 	assert_int_equal(fault_on(&vm, PG(1) + 0x40, FSC_PERM_L3, false, true, 0), VIO_MAPPED);
 	assert_int_equal(s2_lookup(&vm, IPA(PG(1))), pa);
 	assert_int_equal(fake_s2_prot(&vm, IPA(PG(1))), S2_RWX);
-	assert_int_equal(atomic_load(&fake_s2_icache_syncs), 1);
-	assert_int_equal(atomic_load(&fake_s2_local_flushes), 1);
+	assert_int_equal(atomic_load(&fake_arch_icache_syncs), 1);
+	assert_int_equal(atomic_load(&fake_tlbi_local), 1);
 	/* Another vCPU's stale XN entry: nothing to grant, its TLB entry goes, it retries. */
 	assert_int_equal(fault_on(&vm, PG(1), FSC_PERM_L3, false, true, 1), VIO_RACED);
-	assert_int_equal(atomic_load(&fake_s2_local_flushes), 2);
+	assert_int_equal(atomic_load(&fake_tlbi_local), 2);
 	/* First touch by a fetch: synced and executable at once. */
 	assert_int_equal(fault_on(&vm, PG(2), FSC_TRANS_L3, false, true, 0), VIO_MAPPED);
 	assert_int_equal(fake_s2_prot(&vm, IPA(PG(2))), S2_RWX);
-	assert_int_equal(atomic_load(&fake_s2_icache_syncs), 2);
+	assert_int_equal(atomic_load(&fake_arch_icache_syncs), 2);
 	/* A fetch from a page not mapped at all (unmapped meanwhile): retry, nothing granted. */
 	assert_int_equal(fault_on(&vm, PG(3), FSC_PERM_L3, false, true, 0), VIO_RACED);
 	assert_int_equal(s2_lookup(&vm, IPA(PG(3))), 0);
-	assert_int_equal(atomic_load(&fake_s2_x_unsynced), 0);
+	assert_int_equal(atomic_load(&fake_arch_x_unsynced), 0);
 	assert_int_equal(atomic_load(&vm.pool.fills), 2);
 	check_books(&vm);
 	check_machine();
@@ -778,7 +778,7 @@ static void regression_reused_page_synced_for_its_next_owner(void **state)
 	for (unsigned g = 0; g < 8; g++)
 		assert_int_equal(fault_on(&vm2, PG(g), FSC_PERM_L3, false, true, 0),
 				 s2_lookup(&vm2, IPA(PG(g))) ? VIO_MAPPED : VIO_RACED);
-	assert_int_equal(atomic_load(&fake_s2_x_unsynced), 0);
+	assert_int_equal(atomic_load(&fake_arch_x_unsynced), 0);
 }
 
 /* Sharing over an image, for the S1PTW tests: the image page at IMG_BASE mapped at PG(g). */
@@ -823,7 +823,7 @@ static void regression_s1ptw_permission_fault_is_a_write(void **state)
 	/* A translation fault on a walk reads (WnR is no guide there): a data page, not executable. */
 	assert_int_equal(fault_esr(&vm, PG(7), 0x20UL << 26 | ISS_S1PTW | FSC_TRANS_L3, 0), VIO_MAPPED);
 	assert_int_equal(fake_s2_prot(&vm, IPA(PG(7))), S2_R | S2_W);
-	assert_int_equal(atomic_load(&fake_s2_x_unsynced), 0);
+	assert_int_equal(atomic_load(&fake_arch_x_unsynced), 0);
 	share_vm_stop(&vm);
 }
 
@@ -836,7 +836,7 @@ static void regression_tlb_conflict_flushes_and_retries(void **state)
 	assert_int_equal(fault_on(&vm, PG(2), FSC_TLB_CONFLICT, false, true, 1), VIO_RACED);
 	/* HPFAR_EL2 is UNKNOWN for it: an address outside RAM changes nothing. */
 	assert_int_equal(fault_on(&vm, RAM - PAGE_SIZE, FSC_TLB_CONFLICT, true, false, 0), VIO_RACED);
-	assert_int_equal(atomic_load(&fake_s2_local_flushes), 3);
+	assert_int_equal(atomic_load(&fake_tlbi_local), 3);
 	assert_int_equal(s2_lookup(&vm, IPA(PG(2))), 0);
 	assert_int_equal(atomic_load(&vm.pool.fills), 0);
 	check_books(&vm);
@@ -869,7 +869,7 @@ static void regression_copy_in_gives_back_an_unmapped_page(void **state)
 	assert_int_equal(((u8 *)hostmem_ptr(s2_lookup(&vm, IPA(PG(1)))))[100], 0);
 	/* Mapped executable at once, so synced first. */
 	assert_int_equal(fake_s2_prot(&vm, IPA(PG(0))), S2_RWX);
-	assert_int_equal(atomic_load(&fake_s2_x_unsynced), 0);
+	assert_int_equal(atomic_load(&fake_arch_x_unsynced), 0);
 	/* A resident limit of one page refuses the second: the first stays, counted. */
 	teardown(NULL);
 	setup(256, MiB(16), 1000);
@@ -887,7 +887,7 @@ static _Atomic unsigned long flushes_at_first_free;
 static void give_back_after_flush(struct vm *v, ipa_t ipa, paddr_t pa, unsigned cpu)
 {
 	if (!atomic_exchange(&freed_any, true))
-		atomic_store(&flushes_at_first_free, atomic_load(&fake_s2_vm_flushes));
+		atomic_store(&flushes_at_first_free, atomic_load(&fake_tlbi_vm));
 	give_back(v, ipa, pa, cpu);
 }
 

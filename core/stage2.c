@@ -1,0 +1,361 @@
+/*
+ * The stage-2 walker and its concurrency protocol, the same on any
+ * architecture; the descriptor format and the TLB and cache maintenance are
+ * the arch's (arch/s2_desc.h), as small inline primitives.
+ *
+ * Tables come from the VM's own pool and count against its quota. Filling an
+ * invalid entry needs no TLB maintenance (invalid entries are never cached),
+ * so the fault path installs tables and leaves with a CAS and no lock; a
+ * racing vCPU that loses gives its page back. Changing a valid leaf is
+ * break-before-make: s2_claim() swaps it for S2E_BUSY (invalid, but not
+ * empty, so a fault there retries instead of filling it) and invalidates the
+ * TLBs; s2_install() makes the new one. Invalid leaves may hold a swap entry
+ * (quire/s2_entry.h); nothing here takes one for a mapping.
+ *
+ * Executable leaves and the instruction caches: a leaf the fault path fills
+ * for a data access is execute-never, and s2_grant_exec() allows execution
+ * after the first fetch faults (core/violation.c invalidates the page's
+ * instruction-cache lines first). s2_install() never makes a leaf
+ * executable: it serves sharing and swap, whose pages get new contents (a
+ * copy, a merge, a read from disk), so they too wait for their first fetch,
+ * as KVM's do; a copy-on-write or swap-in of data pays no invalidation.
+ */
+#include <quire/errno.h>
+#include <quire/fault.h>
+#include <quire/s2_entry.h>
+#include <quire/vm.h>
+#include <arch/s2_desc.h>
+
+#define ENTRIES (1u << S2_TABLE_BITS)
+
+static inline unsigned level_shift(unsigned level)
+{
+	return PAGE_SHIFT + S2_TABLE_BITS * (S2_LAST_LEVEL - level);
+}
+
+static inline _Atomic u64 *entry_at(paddr_t table, unsigned level, u64 ipa)
+{
+	return s2_table(table) + ((ipa >> level_shift(level)) & (ENTRIES - 1));
+}
+
+/* A zeroed page from the VM's pool, for a table. */
+static int table_alloc(struct vm *vm, unsigned cpu, paddr_t *pa)
+{
+	int why = 0;
+	pidx_t i = vmpool_take(&vm->pool, cpu, &why);
+
+	if (i == PIDX_NONE)
+		return why == 2 ? -ENOMEM : -EDQUOT;
+	atomic_store_explicit(&pool_desc(vm->pool.vmm, i)->flags, MP_PGTABLE | MP_PINNED,
+			      memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->pool.pgtables, 1, memory_order_relaxed);
+	*pa = pool_pa(vm->pool.vmm, i);
+	return 0;
+}
+
+static void table_free(struct vm *vm, paddr_t pa, unsigned cpu)
+{
+	vmpool_give_back_table(&vm->pool, cpu, pool_pidx_of(vm->pool.vmm, pa));
+	atomic_fetch_sub_explicit(&vm->pool.pgtables, 1, memory_order_relaxed);
+}
+
+int s2_init(struct vm *vm, unsigned cpu)
+{
+	vm->s2.vmid = vm->id;
+	vm->s2.start_level = S2_START_LEVEL;
+	atomic_store_explicit(&vm->s2.table_races, 0, memory_order_relaxed);
+	return table_alloc(vm, cpu, &vm->s2.root);
+}
+
+/* The last-level table for ipa, created on the way if need be. */
+static int walk_create(struct vm *vm, u64 ipa, unsigned cpu, paddr_t *last)
+{
+	paddr_t table = vm->s2.root;
+
+	for (unsigned level = S2_START_LEVEL; level < S2_LAST_LEVEL; level++) {
+		_Atomic u64 *e = entry_at(table, level, ipa);
+		u64 v = atomic_load_explicit(e, memory_order_acquire);
+
+		if (!s2d_valid(v)) {
+			paddr_t t;
+			int rc = table_alloc(vm, cpu, &t);
+
+			if (rc)
+				return rc;
+			s2_before_publish(); /* the zeroed table, before the entry that points to it */
+			u64 nv = s2d_table(t);
+			if (atomic_compare_exchange_strong_explicit(e, &v, nv, memory_order_acq_rel,
+								    memory_order_acquire)) {
+				v = nv;
+			} else {
+				/* Another vCPU installed one; v is it. */
+				table_free(vm, t, cpu);
+				atomic_fetch_add_explicit(&vm->s2.table_races, 1, memory_order_relaxed);
+			}
+		}
+		table = s2d_addr(v);
+	}
+	*last = table;
+	return 0;
+}
+
+int s2_prepare(struct vm *vm, ipa_t ipa, unsigned cpu, struct s2_slot *slot)
+{
+	paddr_t last;
+	int rc = walk_create(vm, ipa.bits, cpu, &last);
+
+	if (rc)
+		return rc;
+	slot->e = entry_at(last, S2_LAST_LEVEL, ipa.bits);
+	/* Valid, busy being changed, or swapped: either way not ours to fill. */
+	return atomic_load_explicit(slot->e, memory_order_relaxed) ? -EEXIST : 0;
+}
+
+int s2_fill(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
+{
+	u64 expected = 0;
+
+	(void)vm;
+	s2_before_publish(); /* the page's contents (zeroes), before the mapping */
+	if (!atomic_compare_exchange_strong_explicit(slot->e, &expected, s2d_leaf(pa, prot),
+						     memory_order_release, memory_order_relaxed))
+		return -EEXIST;
+	s2_after_fill();
+	return 0;
+}
+
+/* The last-level entry for ipa, or NULL if a table on the way is missing. */
+static _Atomic u64 *leaf_entry(struct vm *vm, u64 ipa)
+{
+	paddr_t table = vm->s2.root;
+
+	for (unsigned level = S2_START_LEVEL; level < S2_LAST_LEVEL; level++) {
+		u64 v = atomic_load_explicit(entry_at(table, level, ipa), memory_order_acquire);
+
+		if (!s2d_valid(v))
+			return NULL;
+		table = s2d_addr(v);
+	}
+	return entry_at(table, S2_LAST_LEVEL, ipa);
+}
+
+/* The leaf at ipa (0 if no table leads there), with the given order. */
+static u64 leaf_at(struct vm *vm, u64 ipa, _Atomic u64 **e, memory_order mo)
+{
+	*e = leaf_entry(vm, ipa);
+	return *e ? atomic_load_explicit(*e, mo) : 0;
+}
+
+paddr_t s2_lookup(struct vm *vm, ipa_t ipa)
+{
+	_Atomic u64 *e;
+	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_acquire);
+
+	return s2d_valid(v) ? s2d_addr(v) : 0;
+}
+
+bool s2_get(struct vm *vm, ipa_t ipa, struct s2_leaf *out)
+{
+	_Atomic u64 *e;
+	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_acquire);
+
+	if (!s2d_valid(v))
+		return false;
+	out->pa = s2d_addr(v);
+	out->prot = s2d_prot(v);
+	return true;
+}
+
+u64 s2_next_leaf(struct vm *vm, u64 from, u64 end)
+{
+	u64 ipa = ALIGN_DOWN(from, PAGE_SIZE);
+
+	while (ipa < end) {
+		paddr_t table = vm->s2.root;
+		unsigned level;
+
+		for (level = S2_START_LEVEL; level <= S2_LAST_LEVEL; level++) {
+			u64 v = atomic_load_explicit(entry_at(table, level, ipa), memory_order_acquire);
+
+			if (!s2d_valid(v)) {
+				/* Nothing mapped below this entry: go to the next one at this level. */
+				ipa = ALIGN_DOWN(ipa, 1UL << level_shift(level)) + (1UL << level_shift(level));
+				break;
+			}
+			table = s2d_addr(v);
+		}
+		if (level > S2_LAST_LEVEL)
+			return ipa;
+	}
+	return end;
+}
+
+int s2_claim(struct vm *vm, ipa_t ipa, struct s2_slot *slot, struct s2_leaf *old)
+{
+	_Atomic u64 *e;
+	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_acquire);
+
+	if (!s2d_valid(v) || !atomic_compare_exchange_strong_explicit(e, &v, S2E_BUSY, memory_order_acq_rel,
+								      memory_order_relaxed))
+		return -ENOENT;
+	/* Break: no walker sees the old leaf, and then no TLB holds it. */
+	s2_tlbi_ipa(vm, ipa.bits);
+	slot->e = e;
+	old->pa = s2d_addr(v);
+	old->prot = s2d_prot(v);
+	return 0;
+}
+
+void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
+{
+	(void)vm;
+	s2_before_publish(); /* make: the page's contents, before the leaf that maps them */
+	/* Execute-never: the first fetch faults and invalidates the instruction caches (violation.c). */
+	atomic_store_explicit(slot->e, s2d_leaf(pa, prot & ~S2_X), memory_order_release);
+	s2_after_install();
+}
+
+bool s2_test_clear_young(struct vm *vm, ipa_t ipa)
+{
+	_Atomic u64 *e;
+	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_relaxed);
+
+	/*
+	 * No break-before-make: only the access flag and software bits change
+	 * (a failed CAS means it changed: young). A page read ahead is spared once.
+	 */
+	if (!s2d_valid(v))
+		return false;
+	if (s2d_young(v)) {
+		atomic_compare_exchange_strong_explicit(e, &v, s2d_make_old(v), memory_order_relaxed,
+							memory_order_relaxed);
+		return true;
+	}
+	if (!s2d_ahead(v) || s2d_seen(v))
+		return false;
+	atomic_compare_exchange_strong_explicit(e, &v, s2d_mark_seen(v), memory_order_relaxed, memory_order_relaxed);
+	return true;
+}
+
+int s2_set_young(struct vm *vm, ipa_t ipa)
+{
+	_Atomic u64 *e;
+	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_relaxed);
+
+	while (s2d_valid(v))
+		if (atomic_compare_exchange_weak_explicit(e, &v, s2d_make_young(v), memory_order_release,
+							  memory_order_relaxed))
+			return s2d_ahead(v) ? 2 : 1;
+	return 0;
+}
+
+void s2_flush_young(struct vm *vm)
+{
+	s2_tlbi_vm(vm);
+}
+
+int s2_grant_exec(struct vm *vm, ipa_t ipa, paddr_t pa)
+{
+	_Atomic u64 *e;
+	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_relaxed);
+	int rc = -ENOENT;
+
+	/*
+	 * Only the execute permission changes (no break-before-make). The
+	 * I-cache invalidation the caller did completed before this release
+	 * store. Other CPUs that cached the execute-never entry fault, find it
+	 * executable and drop their entry the same way.
+	 */
+	while (s2d_valid(v) && s2d_addr(v) == pa && !s2d_device(v)) {
+		if (s2d_exec(v)) {
+			rc = 0;
+			break;
+		}
+		if (atomic_compare_exchange_weak_explicit(e, &v, s2d_grant_exec(v), memory_order_release,
+							  memory_order_relaxed)) {
+			rc = 1;
+			break;
+		}
+	}
+	if (rc >= 0)
+		s2_tlbi_ipa_local(vm, ipa.bits); /* this CPU's stale execute-never entry */
+	return rc;
+}
+
+/* Clean and invalidate every Normal page mapped below table to the point of coherency. */
+static u64 flush_level(paddr_t table, unsigned level)
+{
+	u64 pages = 0;
+
+	for (unsigned i = 0; i < ENTRIES; i++) {
+		u64 v = atomic_load_explicit(s2_table(table) + i, memory_order_acquire);
+
+		if (!s2d_valid(v))
+			continue;
+		if (level < S2_LAST_LEVEL) {
+			pages += flush_level(s2d_addr(v), level + 1);
+		} else if (!s2d_device(v)) {
+			s2_dcache_clean_page(s2d_addr(v));
+			pages++;
+		}
+	}
+	return pages;
+}
+
+u64 s2_flush_dcache(struct vm *vm)
+{
+	/*
+	 * Runs in a trap of one of the VM's vCPUs, so its tables stay (they are
+	 * freed only when every vCPU is gone). A page that leaves the VM while
+	 * it is walked is cleaned and invalidated anyway: harmless to its next
+	 * owner, as both keep the data.
+	 */
+	u64 pages = flush_level(vm->s2.root, S2_START_LEVEL);
+
+	s2_dcache_done();
+	return pages;
+}
+
+struct destroy_fns {
+	void (*page)(struct vm *, ipa_t, paddr_t, unsigned);
+	void (*swapped)(struct vm *, u64, unsigned);
+};
+
+static void destroy_level(struct vm *vm, paddr_t table, unsigned level, u64 base,
+			  const struct destroy_fns *fn, unsigned cpu)
+{
+	for (u64 i = 0; i < ENTRIES; i++) {
+		_Atomic u64 *e = s2_table(table) + i;
+		u64 v = atomic_load_explicit(e, memory_order_relaxed);
+		u64 ipa = base + (i << level_shift(level));
+
+		if (level == S2_LAST_LEVEL && s2e_swapped(v) && fn->swapped)
+			fn->swapped(vm, s2e_slot(v), cpu);
+		if (!s2d_valid(v))
+			continue;
+		atomic_store_explicit(e, 0, memory_order_relaxed);
+		if (level == S2_LAST_LEVEL)
+			fn->page(vm, IPA(ipa), s2d_addr(v), cpu);
+		else
+			destroy_level(vm, s2d_addr(v), level + 1, ipa, fn, cpu);
+	}
+	table_free(vm, table, cpu);
+}
+
+void s2_destroy(struct vm *vm, void (*fn)(struct vm *, ipa_t, paddr_t, unsigned),
+		void (*swapped)(struct vm *, u64, unsigned), unsigned cpu)
+{
+	struct destroy_fns fns = { fn, swapped };
+
+	/*
+	 * The TLBs forget the VM before any of its pages or tables goes back to
+	 * the pool: a page freed while a TLB still mapped it could be read or
+	 * written through that entry by its next owner's time. Nothing fills
+	 * the TLBs for this VMID again: none of its vCPUs runs any more (every
+	 * CPU that ran one left with stage 2 off), so no stage-2 walk of these
+	 * tables happens between this flush and the frees below.
+	 */
+	s2_tlbi_vm(vm);
+	destroy_level(vm, vm->s2.root, S2_START_LEVEL, 0, &fns, cpu);
+	vm->s2.root = 0;
+}
