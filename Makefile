@@ -5,6 +5,7 @@
 #   make run [SMP=4 MEM=2G BOOT=direct|uboot|tfa PLATFORM=... DISK=swap.img]
 #   make test                          host unit tests + QEMU integration tests
 #   make bench                         figures -> build/bench/results.json
+#   make BENCH=1                       the bench variant, build/<platform>-bench/ (make bench builds it)
 
 PLATFORM ?= qemu-virt
 CROSS ?= aarch64-linux-gnu-
@@ -16,8 +17,10 @@ ifneq ($(filter $(PLATFORM),qemu-virt rpi4),$(PLATFORM))
 $(error PLATFORM must be qemu-virt or rpi4, not '$(PLATFORM)')
 endif
 
-# Test-only variants get their own build directory; so does each VM configuration's image.
-VARIANT := $(if $(CRASH_TEST),-crashtest)
+# Variants for tests and benchmarks get their own build directory; so does each VM configuration's image.
+# CRASH_TEST=1: a CPU faults on purpose. BENCH=1: the boot-time benchmarks (bench/, quire.bench=),
+# which no other image carries.
+VARIANT := $(if $(CRASH_TEST),-crashtest)$(if $(BENCH),-bench)
 B := build/$(PLATFORM)$(VARIANT)
 VMS ?= dts/vms/default.dts
 VMS_NAME := $(basename $(notdir $(VMS)))
@@ -31,13 +34,13 @@ CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
 	-march=armv8-a -mgeneral-regs-only -mstrict-align -mno-outline-atomics \
 	-fpie -fno-plt -fno-stack-protector -flto -fno-tree-loop-distribute-patterns \
 	-Iinclude -Iinclude/libc -Iarch/arm64/include -I$(ARM64)/include \
-	-DQUIRE_VERSION='"$(VERSION)"' $(if $(CRASH_TEST),-DQUIRE_TEST_CRASH)
+	-DQUIRE_VERSION='"$(VERSION)"' $(if $(CRASH_TEST),-DQUIRE_TEST_CRASH) $(if $(BENCH),-DQUIRE_BENCH)
 ASFLAGS := -D__ASSEMBLER__ -Ulinux -Iinclude -Iarch/arm64/include
 LDFLAGS := -nostdlib -static-pie -Wl,--no-dynamic-linker -Wl,-z,norelro \
 	-Wl,-z,max-page-size=4096 -Wl,--build-id=none -Wl,--no-warn-rwx-segments -T arch/arm64/quire.ld
 
 SRCS := $(filter-out arch/arm64/guest_images.S,$(wildcard arch/arm64/*.S arch/arm64/*.c core/*.c \
-	pool/*.c lib/*.c drivers/*.c)) $(wildcard platform/$(PLATFORM)/*.c)
+	pool/*.c lib/*.c drivers/*.c)) $(wildcard platform/$(PLATFORM)/*.c) $(if $(BENCH),$(wildcard bench/*.c))
 OBJS := $(patsubst %,$(B)/obj/%.o,$(SRCS))
 # The guest images and the VM configuration differ per configuration; the rest is shared.
 IMG_OBJ := $(O)/obj/arch/arm64/guest_images.S.o
@@ -129,6 +132,7 @@ images:
 	$(MAKE) PLATFORM=qemu-virt VMS=dts/vms/linux-tools.dts
 	$(MAKE) PLATFORM=rpi4
 	$(MAKE) PLATFORM=qemu-virt CRASH_TEST=1
+	$(MAKE) PLATFORM=qemu-virt BENCH=1
 	$(MAKE) -C tests/shim
 
 run: setup all

@@ -6,6 +6,7 @@
 #include <libfdt.h>
 #include <string.h>
 #include <quire/banner.h>
+#include <quire/bench.h>
 #include <quire/blk.h>
 #include <quire/swap.h>
 #include <quire/conmux.h>
@@ -31,7 +32,6 @@
 extern char _start[], _end[];
 extern _Atomic unsigned cpus_crashed;
 void idle_loop(void);
-void bench_blk(struct pool *p, const char *bootargs);
 s64 smccc_smc(u64 fid, u64 a1, u64 a2, u64 a3);
 
 static struct machine machine;
@@ -110,36 +110,6 @@ static void memory_init(paddr_t fdt)
 	printk("share: %s page hash, zero page and sharing metadata %lu KiB (%u bytes per page) = %lu.%02lu%% of RAM\n",
 	       share_hash_name(), share >> 10, (unsigned)(share / (ram >> PAGE_SHIFT)), share * 100 / ram,
 	       share * 10000 / ram % 100);
-}
-
-/* Pool alloc+free on the fault path's per-CPU fast path, for make bench. */
-static void bench_pool(void)
-{
-	const unsigned n = 100000;
-	u64 t0 = counter_read();
-
-	for (unsigned k = 0; k < n; k++)
-		pool_free(&vmm_pool, 0, pool_alloc(&vmm_pool, 0), false);
-	printk("bench: pool_alloc_free ops=%u ticks=%lu freq=%lu\n", n, counter_read() - t0,
-	       counter_freq());
-}
-
-/* The two page hashes over the same page (Quire's own code: not zero, not uniform), for make bench. */
-static void bench_hash(void)
-{
-	static u64 (*const fn[])(const void *) = { page_hash_crc, page_hash_mul };
-	static const char *const name[] = { "crc32c", "mul" };
-	const unsigned n = 2000;
-	u64 sink = 0;
-
-	for (unsigned f = 0; f < 2; f++) {
-		u64 t0 = counter_read();
-
-		for (unsigned k = 0; k < n; k++)
-			sink += fn[f]((const u8 *)_start + (k % 16) * PAGE_SIZE);
-		printk("bench: page_hash %s pages=%u ticks=%lu freq=%lu (%lx)\n", name[f], n, counter_read() - t0,
-		       counter_freq(), (unsigned long)(sink & 0xf));
-	}
 }
 
 /*
@@ -362,15 +332,11 @@ void __noreturn boot_primary(paddr_t fdt, unsigned entry_el)
 	printk("stage 2: %u-bit IPA, 4 KiB granule, walks from level 1, VTCR_EL2 0x%lx\n", ipa_bits,
 	       s2_vtcr());
 	printk("sched: time slice %u us; a woken vCPU preempts after %u us\n", SCHED_SLICE_US, SCHED_MIN_US);
-	if (bootargs_has(machine.bootargs, "quire.bench=pool"))
-		bench_pool();
-	if (bootargs_has(machine.bootargs, "quire.bench=hash"))
-		bench_hash();
+	bench_boot(BENCH_POOL_READY, &vmm_pool, machine.bootargs);
 	blk_use_pool(&vmm_pool);
 	blk_init(&machine, BLK_MIN_BYTES);
 	swap_init(&vmm_pool, 0);
-	if (bootargs_has(machine.bootargs, "quire.bench=blk"))
-		bench_blk(&vmm_pool, machine.bootargs);
+	bench_boot(BENCH_DISK_READY, &vmm_pool, machine.bootargs);
 	if (machine.uart.found)
 		console_input_init(&machine);
 	start_vms(ipa_bits);

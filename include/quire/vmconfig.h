@@ -160,6 +160,6 @@ const char *image_kind_name(enum image_kind kind);
 int image_layout(const struct vm_config *c, const u8 *data, u64 size, u64 initrd_size,
 		 struct image_layout *out, char *err, size_t errlen);
 
-/* Is `word` (e.g. "quire.bench=pool") among the bootargs? */
+/* Is `word` (e.g. "quire.novm") among the bootargs? */
 bool bootargs_has(const char *bootargs, const char *word);
 #endif

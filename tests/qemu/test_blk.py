@@ -2,9 +2,10 @@
 
 Quire finds a virtio-blk device among the virtio-mmio slots, drives it
 through one split virtqueue with several requests in flight, and takes
-completions by interrupt. The raw bench (boot argument quire.bench=blk)
-writes a pattern, reads it back into cleared pages and checks every word;
-the tests also read the pattern from the disk file itself. Without a usable
+completions by interrupt. The raw bench (boot argument quire.bench=blk,
+in the bench variant only: make BENCH=1) writes a pattern, reads it back
+into cleared pages and checks every word; the tests also read the pattern
+from the disk file itself. Without a usable
 disk (none, too small, legacy) Quire says why in one line and runs without
 swap; an I/O error the disk reports is a FAIL line, never a crash.
 """
@@ -19,7 +20,7 @@ from conftest import image, memtest, vm_config
 
 SEQ = 1
 MIB = 8  # the bench's size here: quire.bench_blk_mib
-GOLDEN = 0x9e3779b97f4a7c15  # arch/arm64/bench_blk.c, pattern()
+GOLDEN = 0x9e3779b97f4a7c15  # bench/blk.c, pattern()
 BENCH_LINE = (r"bench: blk (write|read) pages=(\d+) pages_per_req=(\d+) ticks=(\d+) freq=(\d+)"
               r"(?: verified=(\d))?\r*\n")
 
@@ -47,7 +48,7 @@ def bench_lines(con, n=4):
 
 def test_bench_writes_reads_and_verifies(boot, tmp_path):
     img = disk(tmp_path, 64 << 20)
-    con = boot("--image", image(), "--smp", "2", "--mem", "1G", "--disk", str(img), "--",
+    con = boot("--image", image(variant="-bench"), "--smp", "2", "--mem", "1G", "--disk", str(img), "--",
                "-append", f"quire.novm quire.bench=blk quire.bench_blk_mib={MIB}", timeout=60)
     m = con.expect(r"swap disk: virtio-blk at 0x([0-9a-f]{8}) \(INTID (\d+)\), 64 MiB \(131072 sectors\), "
                    r"(\d+) descriptors, up to (\d+) requests in flight \((\d+) of one page\)\r*\n")
@@ -108,7 +109,7 @@ def test_read_error_is_reported_not_fatal(boot, tmp_path):
     # Every read fails with EIO (5); writes go through.
     conf.write_text('[inject-error]\nevent = "read_aio"\niotype = "read"\nerrno = "5"\n')
     cfg = vm_config([memtest(SEQ, 1, 64)], tmp_path / "vms.dtb")
-    con = boot("--image", image(), "--smp", "2", "--mem", "1G",
+    con = boot("--image", image(variant="-bench"), "--smp", "2", "--mem", "1G",
                "--disk-spec", f"file=blkdebug:{conf}:{img}", "--",
                "-initrd", cfg, "-append", "quire.bench=blk quire.bench_blk_mib=2", timeout=60)
     con.expect(r"swap disk: virtio-blk at 0x[0-9a-f]{8} \(INTID \d+\), 16 MiB")

@@ -1,6 +1,7 @@
 /*
  * The swap disk's raw throughput, for make bench (boot argument
- * quire.bench=blk; quire.bench_blk_mib=N for another size than 64 MiB).
+ * quire.bench=blk, bench variant only; quire.bench_blk_mib=N for another
+ * size than 64 MiB).
  * Only blk_submit and blk_complete, the latter from the disk's interrupt:
  * the boot CPU keeps blk_depth() requests in flight and waits in WFI
  * between completions, then takes the interrupt through irq_handle like
@@ -11,6 +12,7 @@
  * timed part, so the ticks are the disk's and the driver's alone.
  */
 #include <string.h>
+#include <quire/bench.h>
 #include <quire/blk.h>
 #include <quire/console.h>
 #include <quire/pool.h>
