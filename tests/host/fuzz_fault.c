@@ -121,7 +121,8 @@ static struct vm vm;
 
 static struct model {
 	bool mapped[RAM_PAGES];
-	bool table[NREGIONS];
+	bool table[NREGIONS];	/* the last-level table of each 2 MiB */
+	u32 upper;		/* tables above those (shared by all of RAM), made so far */
 	u32 nmapped, ntables, idle;
 	u64 quota_hits;
 } mo;
@@ -219,9 +220,17 @@ static void do_fault(const u8 *op)
 	} else {
 		unsigned r = page / 512;
 
-		/* The table comes first and stays, even if the data page then cannot be had. */
+		/* The tables come first, top down, and stay, even if the data page then cannot be had. */
 		want = VIO_MAPPED;
-		if (!mo.table[r]) {
+		while (want == VIO_MAPPED && mo.upper < FAKE_S2_PATH_TABLES - 1) {
+			want = model_take(&left, &pending);
+			if (want == VIO_MAPPED) {
+				mo.upper++;
+				mo.ntables++;
+				pending--; /* now counted as a table */
+			}
+		}
+		if (want == VIO_MAPPED && !mo.table[r]) {
 			want = model_take(&left, &pending);
 			if (want == VIO_MAPPED) {
 				mo.table[r] = true;
