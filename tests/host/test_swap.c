@@ -1,5 +1,5 @@
 /*
- * Swap (core/swap.c, core/swap_slots.c) through violation_handle, over the
+ * Swap (core/swap*.c) through violation_handle, over the
  * real pools, the fake stage-2 (fake_s2.c), a fake disk (fake_blk.c) whose
  * requests wait until the test completes them, and host memory.
  *
@@ -838,9 +838,9 @@ static void two_vms(void **state)
 /*
  * regression (not in the run list: fails until fixed): with a resident limit
  * of at most SWAP_BATCH pages, swap_ahead in the very fault that mapped a
- * fresh (zero) page clears its access flag and claims it in clock_pick's
- * second sweep, and write_out drops it as a zero page: the guest returns to
- * an unmapped page and faults again, forever.
+ * fresh (zero) page clears its access flag and claims it in
+ * swap_clock_pick's second sweep, and swap_write_out drops it as a zero
+ * page: the guest returns to an unmapped page and faults again, forever.
  */
 static void regression_ahead_evicts_fresh_page(void **state)
 {
