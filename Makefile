@@ -105,7 +105,7 @@ $(O)/vms.checked: $(VMS_DTB) $(VMCHECK) $(GUEST_MEMTEST) $(GUEST_KERNEL) $(GUEST
 	@echo "  VMCHECK $(VMS)"
 	$(Q)$(VMCHECK) $(addprefix --image ,$(IMAGES)) $(VMS_DTB) > $@ || { cat $@; rm -f $@; exit 1; }
 	$(Q)$(if $(V),cat $@)
-$(VMCHECK): $(wildcard tools/*.c tools/Makefile core/vmconfig.c core/linux_layout.c core/image_layout.c lib/printf.c include/quire/*.h) | setup
+$(VMCHECK): $(wildcard tools/*.c tools/Makefile core/vmconfig* core/linux_layout.c core/image_layout.c lib/printf.c include/quire/*.h) | setup
 	$(Q)$(MAKE) -s -C tools
 build/guests/memtest.bin: FORCE
 	$(Q)$(MAKE) -s -C tests/guests

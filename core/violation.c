@@ -8,7 +8,7 @@
  * still zero) in the VM's idle set for the next fault. A write to a page
  * mapped read-only for sharing is a permission fault: share_cow(). Past
  * the resident limit of a VM with swap, and on a page swapped out, the
- * swap code answers (core/swap.c).
+ * swap code answers (core/swap*.c).
  *
  * A page filled for a data access is mapped execute-never; the first
  * instruction fetch from it is a permission fault that invalidates the

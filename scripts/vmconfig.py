@@ -17,7 +17,7 @@ def linux(vcpus=2, mem_mib=512, limit_mib=None, name=None, **kw):
 
 
 def quota_pages(vm):
-    """The pages a VM may hold (core/vmconfig.c, vmconfig_quota_pages)."""
+    """The pages a VM may hold (core/vmconfig_check.c, vmconfig_quota_pages)."""
     mem = vm["memory_mib"]
     return vm["resident_limit_mib"] * 256 + 1 + -(-mem // 1024) + -(-mem // 2) + 2
 

@@ -1,6 +1,6 @@
 /*
  * vmcheck: check a VM-config DTB at build time with the code Quire runs at
- * boot (core/vmconfig.c), against the images the build carries and the
+ * boot (core/vmconfig*.c), against the images the build carries and the
  * machine the config names (docs/config.md).
  *
  *   vmcheck [--cpus N] [--image NAME=PATH]... CONFIG.dtb

@@ -1,6 +1,6 @@
 /*
  * What Quire knows about the machine it runs on. Everything here comes from
- * the host device tree (core/machine.c); nothing is hard-coded per board.
+ * the host device tree (core/machine*.c); nothing is hard-coded per board.
  */
 #ifndef QUIRE_MACHINE_H
 #define QUIRE_MACHINE_H
@@ -26,7 +26,7 @@ struct cpu_desc {
 };
 
 /* HVC from EL2 traps to Quire itself: machine_from_fdt refuses it, so only SMC is ever set. */
-/* Only SMC: Quire runs at EL2, where an HVC would trap to itself (machine.c refuses "hvc"). */
+/* Only SMC: Quire runs at EL2, where an HVC would trap to itself (machine_cpus.c refuses "hvc"). */
 enum psci_conduit { PSCI_CONDUIT_NONE, PSCI_CONDUIT_SMC };
 
 struct reserved_region {

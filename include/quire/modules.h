@@ -48,7 +48,7 @@ unsigned modules_images(struct vmcfg_image *out, unsigned max);
 
 const char *module_kind_name(enum module_kind k);
 
-/* core/machine.c's, for modules.c: a "quire: host DT: " line, and RAM kept out of the pool. */
+/* core/machine*.c's, for modules.c: a "quire: host DT: " line, and RAM kept out of the pool. */
 void machine_note(struct machine *m, const char *line);
 void machine_reserve(struct machine *m, struct region r, const char *name);
 #endif

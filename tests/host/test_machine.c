@@ -1358,7 +1358,7 @@ static void fit_image(void **state)
 /* ---- known defects ------------------------------------------------------ */
 
 /*
- * BUG (core/machine.c, parse_psci): the PSCI 0.1 cpu_on property is read as
+ * BUG (core/machine_cpus.c, machine_parse_psci): the PSCI 0.1 cpu_on property is read as
  * a u32 without checking its length. An empty one yields the next structure
  * token (2, FDT_END_NODE) as the CPU_ON function ID, with the conduit set.
  */
@@ -1373,7 +1373,7 @@ static void regression_empty_cpu_on_property(void **state)
 		fail_msg("empty cpu_on accepted: conduit %d, CPU_ON id 0x%x", m.psci.conduit, m.psci.cpu_on);
 }
 
-/* BUG (core/machine.c, parse_timer): the same for the timer's clock-frequency. */
+/* BUG (core/machine_devices.c, machine_parse_timer): the same for the timer's clock-frequency. */
 static void regression_empty_clock_frequency_property(void **state)
 {
 	void *fdt = load("full.dtb"), *e = editable(fdt);

@@ -2,7 +2,7 @@
  * Boot modules (core/modules.c) through machine_from_fdt and machine_fit:
  * the good ones of each kind are kept and reserved, every hostile one is
  * refused with a "quire: host DT: <node> <property>: ..." note and not
- * used; and the VM config's side (core/vmconfig.c): a VM naming a module
+ * used; and the VM config's side (core/vmconfig_check.c): a VM naming a module
  * ("module:NAME") is left to the boot by the build's checker, and at boot
  * refused alone when the module is absent.
  *

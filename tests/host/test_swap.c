@@ -1,6 +1,6 @@
 /*
- * Swap (core/swap.c, core/swap_slots.c) through violation_handle, over the
- * real pools, the real stage-2 walker on the fake arch (fake_arch.c), a fake disk (fake_blk.c) whose
+ * Swap (core/swap*.c) through violation_handle, over the real pools, the
+ * real stage-2 walker on the fake arch (fake_arch.c), a fake disk (fake_blk.c) whose
  * requests wait until the test completes them, and host memory.
  *
  * A guest is simulated: an access to a page not mapped takes a translation
@@ -838,9 +838,9 @@ static void two_vms(void **state)
 /*
  * regression (not in the run list: fails until fixed): with a resident limit
  * of at most SWAP_BATCH pages, swap_ahead in the very fault that mapped a
- * fresh (zero) page clears its access flag and claims it in clock_pick's
- * second sweep, and write_out drops it as a zero page: the guest returns to
- * an unmapped page and faults again, forever.
+ * fresh (zero) page clears its access flag and claims it in
+ * swap_clock_pick's second sweep, and swap_write_out drops it as a zero
+ * page: the guest returns to an unmapped page and faults again, forever.
  */
 static void regression_ahead_evicts_fresh_page(void **state)
 {
