@@ -163,3 +163,7 @@ bench: setup
 
 clean:
 	rm -rf build
+
+# For scripts/layering: a variable's value.
+print-%:
+	@echo $($*)

@@ -106,11 +106,11 @@ void debug_reset(struct vcpu_debug *d)
 
 static void regs_restore(struct vcpu_debug *d)
 {
-	for (unsigned n = 0; n < nbrps; n++) {
+	for (unsigned n = 0; n < MIN(nbrps, DBG_MAX_BPS); n++) { /* MIN: for the compiler's bounds check */
 		hw_write(n, 4, d->bvr[n]);
 		hw_write(n, 5, d->bcr[n]);
 	}
-	for (unsigned n = 0; n < nwrps; n++) {
+	for (unsigned n = 0; n < MIN(nwrps, DBG_MAX_BPS); n++) {
 		hw_write(n, 6, d->wvr[n]);
 		hw_write(n, 7, d->wcr[n]);
 	}
@@ -132,11 +132,11 @@ void debug_put(struct vcpu_debug *d)
 		return;
 	d->mdscr = read_sysreg(mdscr_el1) & MDSCR_GUEST;
 	d->mdccint = read_sysreg(mdccint_el1) & MDCCINT_GUEST;
-	for (unsigned n = 0; n < nbrps; n++) {
+	for (unsigned n = 0; n < MIN(nbrps, DBG_MAX_BPS); n++) {
 		d->bvr[n] = hw_read(n, 4);
 		d->bcr[n] = hw_read(n, 5);
 	}
-	for (unsigned n = 0; n < nwrps; n++) {
+	for (unsigned n = 0; n < MIN(nwrps, DBG_MAX_BPS); n++) {
 		d->wvr[n] = hw_read(n, 6);
 		d->wcr[n] = hw_read(n, 7);
 	}

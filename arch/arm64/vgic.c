@@ -736,7 +736,7 @@ bool vgic_wake_pending(struct vcpu *v)
 	for (unsigned id = 0; id < 16 && !yes; id++)
 		yes = (vc->sgi_src[id] || (atomic_load(&v->sgi_mail[id / 8]) >> (id % 8 * 8) & 0xff)) &&
 		      vc->priv[id].enabled && g->enabled;
-	for (u64 b = vc->ppi_cand & ~0xffffUL; b && !yes; b &= b - 1)
+	for (u64 b = vc->ppi_cand & 0xffff0000UL; b && !yes; b &= b - 1) /* PPIs: 16-31 */
 		yes = wants_lr(g, &vc->priv[__builtin_ctzl(b)], __builtin_ctzl(b), v->index);
 	for (unsigned w = 0; w < ARRAY_SIZE(g->spi_cand) && !yes; w++)
 		for (u64 b = g->spi_cand[w]; b && !yes; b &= b - 1) {
