@@ -1,9 +1,8 @@
 /*
- * Per-CPU state and bringing up the secondary CPUs, each with the enable
- * method its DT cpu node names: PSCI CPU_ON over the /psci conduit, or a
- * spin-table release address.
+ * Bringing up the secondary CPUs, each with the enable method its DT cpu
+ * node names: PSCI CPU_ON over the /psci conduit, or a spin-table release
+ * address. Entry code: each secondary goes on into idle_loop().
  */
-#include <quire/clock.h>
 #include <stdatomic.h>
 #include <quire/console.h>
 #include <arch/cpu.h>
@@ -14,67 +13,14 @@
 #define PSCI_ALREADY_ON (-4)
 #define CPU_UP_TIMEOUT_US 500000
 
-struct cpu cpus[MAX_CPUS];
-u8 cpu_stacks[MAX_CPUS][STACK_SIZE] __aligned(16);
 /* Logical id -> MPIDR affinity, read by secondary_entry with its MMU off. */
 u64 cpu_mpidr[MAX_CPUS];
 static _Atomic bool cpu_up[MAX_CPUS];
-static _Atomic unsigned ncpus_up = 1;
 
 s64 smccc_smc(u64 fid, u64 a1, u64 a2, u64 a3);
 void secondary_entry(void);
 void secondary_main(unsigned id);
 void idle_loop(void);
-
-void udelay(u64 us)
-{
-	u64 start = counter_read(), ticks = us * counter_freq() / 1000000;
-
-	while (counter_read() - start < ticks)
-		;
-}
-
-u64 clock_ticks_us(u64 ticks)
-{
-	u64 f = counter_freq();
-
-	/* Split so that ticks * 10^6 cannot overflow for any uptime. */
-	return ticks / f * 1000000 + ticks % f * 1000000 / f;
-}
-
-u64 clock_ticks(void)
-{
-	return counter_read();
-}
-
-u64 clock_freq(void)
-{
-	return counter_freq();
-}
-
-u64 clock_us(void)
-{
-	return clock_ticks_us(counter_read());
-}
-
-void __noreturn cpu_halt(void)
-{
-	asm volatile("msr daifset, #0xf");
-	for (;;)
-		wfi();
-}
-
-unsigned cpus_online(void)
-{
-	return atomic_load_explicit(&ncpus_up, memory_order_acquire);
-}
-
-void cpu_init_percpu(unsigned id, u64 mpidr)
-{
-	cpus[id].id = id;
-	cpus[id].mpidr = mpidr;
-	write_sysreg(&cpus[id], tpidr_el2);
-}
 
 static const char *start_cpu(const struct machine *m, const struct cpu_desc *c)
 {
@@ -167,7 +113,7 @@ void secondary_main(unsigned id)
 {
 	cpu_init_percpu(id, cpu_mpidr[id]);
 	gic_init_cpu_if_present();
-	atomic_fetch_add_explicit(&ncpus_up, 1, memory_order_release);
+	cpu_online_add();
 	atomic_store_explicit(&cpu_up[id], true, memory_order_release);
 	dsb(ish);
 	sev();

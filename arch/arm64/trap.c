@@ -25,23 +25,6 @@
 #include <arch/vgic.h>
 
 
-static u32 console_irq;
-
-void console_input_init(const struct machine *m)
-{
-	console_irq = m->uart.irq;
-	if (console_irq >= 32) {
-		pl011_rx_irq(true);
-		gic_enable_spi(console_irq, cpu_id());
-	}
-}
-
-void console_input_resume(void)
-{
-	if (console_irq >= 32)
-		gic_set_pending(console_irq);
-}
-
 void irq_handle(struct vcpu *v)
 {
 	for (;;) {
@@ -91,7 +74,7 @@ void irq_handle(struct vcpu *v)
 		} else if (id >= 32 && id == blk_irq()) {
 			/* The swap disk: InterruptACK, then the used ring, inside blk_complete. */
 			blk_complete(cpu_id());
-		} else if (id == console_irq) {
+		} else if (id == console_input_irq()) {
 			int c;
 
 			/* Also raised by software when a VM made room for bytes held for it. */

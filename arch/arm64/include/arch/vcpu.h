@@ -12,6 +12,8 @@ void __noreturn vcpu_exit(void);
 void irq_handle(struct vcpu *v);
 /* The physical console UART's input interrupt, to the console multiplexer. */
 void console_input_init(const struct machine *m);
+/* Its interrupt id, or ~0 if it has none Quire takes. */
+u32 console_input_irq(void);
 /* At the end of a trap: switch to another vCPU if the scheduler says so (f becomes its frame). */
 void sched_resched(struct trap_frame *f);
 /* The slice timer (EL2 physical timer) fired. */
