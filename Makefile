@@ -3,7 +3,7 @@
 #                                      build build/<platform>/quire.{elf,bin} (other VMS: in
 #                                      build/<platform>/vms-<name>/), the VM config checked first
 #   make run [SMP=4 MEM=2G BOOT=direct|uboot|tfa PLATFORM=... DISK=swap.img]
-#   make test                          host unit tests + QEMU integration tests
+#   make test                          host unit tests, the arch/core layering check, QEMU tests
 #   make bench                         figures -> build/bench/results.json
 #   make BENCH=1                       the bench variant, build/<platform>-bench/ (make bench builds it)
 
@@ -147,6 +147,7 @@ test: setup
 
 test-host: setup
 	$(MAKE) -C tests/host
+	scripts/layering
 
 test-qemu:
 	/usr/bin/python3 -m pytest -v tests/qemu $(PYTEST_ARGS)

@@ -323,8 +323,12 @@ static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu
 	rc = s2_init(vm, cpu);
 	if (!rc)
 		share_vm_init(vm);
-	if (!rc)
-		rc = vm_arch_init(vm, cpu);
+	if (!rc) {
+		struct vm_passthrough d = vm_arch_init(vm);
+
+		for (u64 off = 0; off < d.size && !rc; off += PAGE_SIZE)
+			rc = s2_map_page(vm, IPA(d.ipa.bits + off), d.pa + off, S2_R | S2_W | S2_DEVICE, cpu);
+	}
 	if (rc) {
 		q_snprintf(err, errlen, "no pages for its stage-2 tables");
 		return NULL;

@@ -11,6 +11,7 @@
 #include <quire/machine.h>
 #include <quire/pl011.h>
 #include <quire/platform.h>
+#include <quire/run.h>
 #include <arch/cpu.h>
 #include <arch/gic.h>
 #include <arch/mmu.h>

@@ -25,7 +25,7 @@ void ptimer_update(struct vcpu *v)
 	vgic_set_ppi_level(v, PPI_PTIMER, fired(v, counter_read()) && !(v->ptimer.ctl & CTL_IMASK));
 }
 
-void ptimer_access(struct vcpu *v, unsigned op2, bool read, u64 *val)
+bool ptimer_access(struct vcpu *v, unsigned op2, bool read, u64 *val)
 {
 	u64 now = counter_read();
 
@@ -49,8 +49,7 @@ void ptimer_access(struct vcpu *v, unsigned op2, bool read, u64 *val)
 			v->ptimer.cval = *val;
 		break;
 	}
-	if (!read) {
+	if (!read)
 		ptimer_update(v);
-		vcpu_timer_changed(v);
-	}
+	return !read;
 }

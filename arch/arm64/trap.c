@@ -11,7 +11,7 @@
 #include <quire/sched.h>
 #include <quire/fault.h>
 #include <quire/swap.h>
-#include <quire/pl011.h>
+#include <quire/run.h>
 #include <quire/vdev.h>
 #include <arch/cpu.h>
 #include <arch/esr.h>
@@ -24,66 +24,6 @@
 #include <arch/vcpu.h>
 #include <arch/vgic.h>
 
-
-void irq_handle(struct vcpu *v)
-{
-	for (;;) {
-		u32 iar = gic_ack(), id = iar & 0x3ff;
-
-		if (id >= GIC_SPURIOUS)
-			return;
-		gic_eoi(iar);
-		if (id == SGI_KICK) {
-			/*
-			 * The most frequent: SGIs sent to the loaded vCPU go straight in;
-			 * the caller looks at the run queue and the list registers before
-			 * re-entry. Anything else pending brings the CPU back at once.
-			 */
-			gic_deactivate(iar);
-			if (v)
-				vgic_take_sgis(v);
-			return;
-		}
-		if (id == PPI_VTIMER && v) {
-			/* Stays active until the guest deactivates it through the HW-linked list register. */
-			vgic_forward_vtimer(v);
-			continue;
-		}
-		if (id == PPI_PMU && v) {
-			/* The same: its PMU registers are the CPU's (pmu.c), so the level is its own. */
-			vgic_forward_pmu(v);
-			continue;
-		}
-		if (id == gic_maint_irq()) {
-			/*
-			 * Level-sensitive: its condition holds until the list registers are
-			 * synced. Off until then (vgic_flush turns GICH_HCR on again before
-			 * re-entry), so the deactivation below does not make it pending again.
-			 */
-			gich_write(GICH_HCR, 0);
-			if (v)
-				atomic_store(&v->vgic_active, true);
-		}
-		gic_deactivate(iar);
-		if (id == PPI_HTIMER) {
-			sched_timer_fired();
-			if (v)
-				ptimer_update(v); /* perhaps its deadline */
-		} else if (id == gic_maint_irq()) {
-			/* Handled above: the list registers are synced before re-entry. */
-		} else if (id >= 32 && id == blk_irq()) {
-			/* The swap disk: InterruptACK, then the used ring, inside blk_complete. */
-			blk_complete(cpu_id());
-		} else if (id == console_input_irq()) {
-			int c;
-
-			/* Also raised by software when a VM made room for bytes held for it. */
-			conmux_input_drain();
-			while ((c = pl011_getc()) >= 0)
-				conmux_input((char)c, cpu_id());
-		}
-	}
-}
 
 static bool is_device(u64 ipa)
 {
@@ -247,7 +187,8 @@ static void sysreg_trap(struct vcpu *v, struct trap_frame *f)
 		setway_op(v);
 		r = SR_DONE;
 	} else if (a.op0 == 3 && a.op1 == 3 && a.crn == 14 && a.crm == 2 && a.op2 <= 2) { /* CNTP_TVAL/CTL/CVAL_EL0 */
-		ptimer_access(v, a.op2, a.read, &a.val);
+		if (ptimer_access(v, a.op2, a.read, &a.val))
+			vcpu_timer_changed(v);
 		r = SR_DONE;
 	} else if (a.op0 == 3 && !a.read && setway_vm_reg_write(v, a.op1, a.crn, a.crm, a.op2, a.val)) {
 		r = SR_DONE;

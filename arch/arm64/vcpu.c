@@ -1,6 +1,8 @@
 /*
- * Running vCPUs on physical CPUs: loading a vCPU's state into the CPU and
- * saving it back, entry by ERET, and each CPU's scheduling loop.
+ * A vCPU's state on a physical CPU: loading it and saving it back, entry
+ * by ERET, the EL2 controls for guests, Quire's own timer and waiting for
+ * an interrupt. Primitives for core's run loop (core/run.c): nothing here
+ * calls core.
  *
  * A vCPU's general registers live in the trap frame at the top of its CPU's
  * stack while it is loaded, and in its vcpu_ctx otherwise. A switch saves
@@ -9,15 +11,10 @@
  * timer and the vGIC CPU interface are switched eagerly; FP/SIMD lazily
  * (CPTR_EL2.TFP traps the first use after a switch), and so are the debug
  * registers (MDCR_EL2.TDA, debug.c) and the PMU (MDCR_EL2.TPM, pmu.c),
- * except for a vCPU that was debugging or counting. A CPU with a single
- * vCPU never arms its slice timer and never switches: it costs nothing.
+ * except for a vCPU that was debugging or counting.
  */
 #include <string.h>
-#include <quire/clock.h>
-#include <quire/console.h>
 #include <quire/sched.h>
-#include <quire/share.h>
-#include <quire/swap.h>
 #include <quire/vdev.h>
 #include <arch/cpu.h>
 #include <arch/debug.h>
@@ -65,8 +62,6 @@
 #define CPACR_EL1_FPEN (3UL << 20)
 #define PSR_EL1h_DAIF 0x3c5
 
-void vcpu_enter(struct trap_frame *f) __noreturn;
-
 struct fpsimd {
 	u64 q[64]; /* q0-q31 */
 	u64 fpsr, fpcr;
@@ -111,16 +106,12 @@ enum sysreg_result vcpu_debug_access(struct vcpu *v, struct sysreg_access *a)
 	return r;
 }
 
-static struct trap_frame *frame_here(void)
+struct trap_frame *cpu_frame(void)
 {
 	return (struct trap_frame *)(cpu_stacks[cpu_id()] + STACK_SIZE) - 1;
 }
 
-static u64 us_to_ticks(u64 us)
-{
-	return counter_freq() * us / 1000000;
-}
-
+/* Kicks: primitives, as the vGIC raises interrupts with them too; the scheduler decides on the other CPU. */
 void vcpu_kick(struct vcpu *v)
 {
 	struct cpu *c = &cpus[v->pcpu];
@@ -154,26 +145,20 @@ void vcpu_kick_irq(struct vcpu *v)
 		gic_kick(v->pcpu); /* its DSB makes the mark visible before the SGI */
 }
 
+
 void vm_set_irq_level(struct vm *vm, u32 intid, bool level)
 {
 	vgic_set_level(vm, intid, level);
 }
 
-int vm_arch_init(struct vm *vm, unsigned cpu)
+struct vm_passthrough vm_arch_init(struct vm *vm)
 {
 	vgic_init(vm);
 	/* The guest's GIC CPU interface is the hardware's GICV frame. */
-	for (u64 off = 0; off < gic_gicv_size(); off += PAGE_SIZE) {
-		int rc = s2_map_page(vm, IPA(VGIC_CPU_BASE + off), gic_gicv_base() + off,
-				     S2_R | S2_W | S2_DEVICE, cpu);
-		if (rc)
-			return rc;
-	}
-	return 0;
+	return (struct vm_passthrough){ IPA(VGIC_CPU_BASE), gic_gicv_base(), gic_gicv_size() };
 }
 
-/* The EL2 physical timer: the end of a slice or the next blocked vCPU's timer. */
-static void htimer_arm(u64 when)
+void htimer_arm(u64 when)
 {
 	if (when == ~0UL) {
 		write_sysreg(0, cnthp_ctl_el2);
@@ -182,106 +167,6 @@ static void htimer_arm(u64 when)
 		write_sysreg(1, cnthp_ctl_el2);
 	}
 	isb();
-}
-
-void sched_timer_fired(void)
-{
-	write_sysreg(0, cnthp_ctl_el2);
-	atomic_store(&this_cpu()->resched, true);
-}
-
-/* Arm the timer for whatever may need this CPU next while cur runs (or none). */
-/*
- * cur's physical timer deadline, for Quire's timer while cur is loaded. One
- * already passed has set its interrupt (ptimer_update on load, on Quire's
- * timer, on a write): arming for it again would fire at once, for ever.
- */
-static u64 own_ptimer(struct vcpu *cur)
-{
-	u64 t = cur ? ptimer_deadline(cur) : ~0UL;
-
-	return t > counter_read() ? t : ~0UL;
-}
-
-static void arm_next(struct cpu *c, struct vcpu *cur)
-{
-	u64 t = MIN(sched_next_deadline(c->id, cur), own_ptimer(cur));
-
-	if (cur && sched_queued(c->id) > 1) {
-		u64 end = c->slice_start + us_to_ticks(atomic_load(&c->woke) ? SCHED_MIN_US : SCHED_SLICE_US);
-
-		t = end < t ? end : t;
-	}
-	htimer_arm(t);
-}
-
-static bool irq_waiting(void)
-{
-	return read_sysreg(isr_el1) != 0;
-}
-
-void idle_work(struct cpu *c, struct vcpu *cur)
-{
-	u64 t0 = counter_read(), slice = us_to_ticks(SCHED_SLICE_US), t1;
-
-	/* The sharing scanner stops at the first interrupt: the CPU has better things to do. */
-	if (share_scan(c->id, t0, slice, irq_waiting))
-		share_add_ticks(counter_read() - t0);
-	t1 = counter_read();
-	/* Wake for the next blocked vCPU's timer here (other than cur), cur's physical timer, or the scanner. */
-	htimer_arm(MIN(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)), own_ptimer(cur)));
-}
-
-void vcpu_timer_changed(struct vcpu *v)
-{
-	arm_next(this_cpu(), v);
-}
-
-static void reap_stopped(struct cpu *c, struct vcpu *cur);
-
-bool vcpu_idle_until(struct vcpu *v, bool (*woken)(struct vcpu *v))
-{
-	struct cpu *c = this_cpu();
-	struct vcpu_pmu *pmu = &ctx_of(v)->pmu;
-	u64 pmcr;
-
-	while (!woken(v)) {
-		if (sched_queued(c->id) > 1) {
-			/* A stopped neighbour's vCPUs here are this CPU's to retire, idle or not. */
-			reap_stopped(c, v);
-			if (sched_any_runnable(c->id, v, counter_read())) {
-				atomic_store(&v->blocked, true);
-				return false;
-			}
-		}
-		atomic_store(&c->resched, false);
-		/* Quire's idle work is not the guest's to count. */
-		pmcr = pmu_pause(pmu);
-		idle_work(c, v);
-		dsb(sy);
-		wfi();
-		pmu_resume(pmu, pmcr);
-		irq_handle(v);
-	}
-	/* The kick of a pause that landed after the loop looked at it was cleared above: the scheduler must see it. */
-	if (atomic_load(&v->vm->paused))
-		atomic_store(&c->resched, true);
-	return true;
-}
-
-static bool io_done(struct vcpu *v)
-{
-	return swap_gen() != v->io_gen || atomic_load(&v->vm->off);
-}
-
-void vcpu_wait_io(struct vcpu *v, u64 gen)
-{
-	v->io_gen = gen;
-	/* Whoever completes a request bumps the generation, then kicks vCPUs with io_wait set. */
-	atomic_store(&v->io_wait, true);
-	/* If it gives the CPU away, the scheduler looks at io_wait; whoever resumes it clears it. */
-	if (vcpu_idle_until(v, io_done))
-		atomic_store(&v->io_wait, false);
 }
 
 bool vcpu_wake_pending(struct vcpu *v, u64 now)
@@ -331,24 +216,17 @@ static void vcpu_reset(struct vcpu *v, struct vcpu_ctx *x)
 	atomic_store(&v->state, VCPU_RUNNING);
 }
 
-static void vcpu_load(struct vcpu *v, struct trap_frame *f)
+void vcpu_load(struct vcpu *v, struct trap_frame *f, bool shared_cpu)
 {
 	struct cpu *c = this_cpu();
 	struct vcpu_ctx *x = ctx_of(v);
 	struct vm *vm = v->vm;
 	bool fresh = atomic_load(&v->state) == VCPU_START;
 
-	if (fresh) {
+	if (fresh)
 		vcpu_reset(v, x);
-		if (atomic_exchange(&vm->report_start, false)) {
-			u64 now = clock_us();
-
-			printk("quire: %s: first instruction %lu us after it stopped (teardown %lu us)\n", vm->name,
-			       (unsigned long)(now - vm->stop_us), (unsigned long)(vm->reaped_us - vm->stop_us));
-		}
-	}
 	/* Where vCPUs share the CPU, WFE (a spinning lock) gives the CPU to another. */
-	write_sysreg(HCR_GUEST | setway_hcr(v) | (sched_queued(c->id) > 1 ? HCR_TWE : 0), hcr_el2);
+	write_sysreg(HCR_GUEST | setway_hcr(v) | (shared_cpu ? HCR_TWE : 0), hcr_el2);
 	write_sysreg(s2_vttbr(vm), vttbr_el2);
 	write_sysreg((1UL << 31) | v->index, vmpidr_el2);
 	/* Before its timer is restored: CVAL compares with the counter less this. */
@@ -376,22 +254,9 @@ static void vcpu_load(struct vcpu *v, struct trap_frame *f)
 	ptimer_update(v);
 	*f = x->frame;
 	c->vcpu = v;
-	atomic_fetch_add(&vm->loaded, 1);
-	c->slice_start = counter_read();
 }
 
-/* v is off its CPU: for a paused VM, the latest such moment is when its time stopped. */
-static void vcpu_unloaded(struct vcpu *v)
-{
-	struct vm *vm = v->vm;
-	u64 now = counter_read(), at = atomic_load(&vm->paused_at);
-
-	while (atomic_load(&vm->paused) && at < now && !atomic_compare_exchange_weak(&vm->paused_at, &at, now))
-		;
-	atomic_fetch_sub(&vm->loaded, 1);
-}
-
-static void vcpu_save(struct vcpu *v, const struct trap_frame *f)
+void vcpu_save(struct vcpu *v, const struct trap_frame *f)
 {
 	struct vcpu_ctx *x = ctx_of(v);
 
@@ -406,7 +271,40 @@ static void vcpu_save(struct vcpu *v, const struct trap_frame *f)
 	mdcr_write(NULL);
 	vgic_save(v);
 	this_cpu()->vcpu = NULL;
-	vcpu_unloaded(v);
+}
+
+void vcpu_stop_here(struct vcpu *v)
+{
+	struct vcpu_ctx *x = ctx_of(v);
+
+	/* Its debug and PMU state goes with it; none of it may act for the next vCPU here. */
+	pmu_put(&x->pmu);
+	debug_put(&x->dbg);
+	mdcr_write(NULL);
+	vgic_vcpu_stop(v);
+	this_cpu()->vcpu = NULL;
+}
+
+u64 vcpu_pmu_pause(struct vcpu *v)
+{
+	return pmu_pause(&ctx_of(v)->pmu);
+}
+
+void vcpu_pmu_resume(struct vcpu *v, u64 saved)
+{
+	pmu_resume(&ctx_of(v)->pmu, saved);
+}
+
+bool cpu_irq_waiting(void)
+{
+	return read_sysreg(isr_el1) != 0;
+}
+
+void cpu_wait(void)
+{
+	/* Everything this CPU wrote is out before it sleeps (another CPU may be waiting on it). */
+	dsb(sy);
+	wfi();
 }
 
 void vcpu_fp_trap(struct vcpu *v)
@@ -424,48 +322,28 @@ void vcpu_fp_trap(struct vcpu *v)
 	}
 }
 
-/* v leaves its CPU for good (its VM stopped): nothing of it may stay behind. */
-static void vcpu_retire(struct cpu *c, struct vcpu *v)
+void vcpu_retire(struct vcpu *v)
 {
+	struct cpu *c = this_cpu();
+
 	if (c->fp_owner == v)
 		c->fp_owner = NULL;
 	c->last_ran[v->vm->id - 1] = NULL;
 }
 
-/* Mark this CPU's vCPUs of stopped VMs dead, and reap each VM whose last vCPU that was. */
-static void reap_stopped(struct cpu *c, struct vcpu *cur)
-{
-	struct vcpu *dead[MAX_VMS * MAX_VCPUS];
-	unsigned n = sched_stopped(c->id, cur, dead, MAX_VMS * MAX_VCPUS);
-
-	for (unsigned i = 0; i < n; i++) {
-		struct vcpu *v = dead[i];
-		int s = atomic_load(&v->state);
-
-		/* STARTING: a CPU_ON is filling it in; look again next time. */
-		if (s == VCPU_STARTING || !atomic_compare_exchange_strong(&v->state, &s, VCPU_DEAD))
-			continue;
-		vcpu_retire(c, v);
-		vm_reap(v->vm, c->id);
-	}
-}
-
-static void __noreturn sched_loop(void);
-
 /*
  * Nothing on this stack is needed any more: start over just below the trap
  * frame at its top, which vcpu_load fills while the loop still runs.
  */
-static void __noreturn run_loop_fresh_stack(void)
+void __noreturn cpu_run_fresh(void (*loop)(void))
 {
 	write_sysreg(HCR_RW, hcr_el2);
 	isb();
-	asm volatile("mov sp, %0\n\tbr %1" : : "r"(frame_here()), "r"(sched_loop) : "memory");
+	asm volatile("mov sp, %0\n\tbr %1" : : "r"(cpu_frame()), "r"(loop) : "memory");
 	__builtin_unreachable();
 }
 
-/* EL2 controls that are the same for every vCPU on this CPU. */
-static void cpu_guest_setup(void)
+void cpu_guest_setup(void)
 {
 	debug_cpu_init();
 	pmu_cpu_init();
@@ -476,113 +354,4 @@ static void cpu_guest_setup(void)
 	write_sysreg(s2_vtcr(), vtcr_el2);
 	write_sysreg(read_sysreg(midr_el1), vpidr_el2);
 	isb();
-}
-
-void __noreturn vcpu_loop(void)
-{
-	run_loop_fresh_stack();
-}
-
-static void __noreturn sched_loop(void)
-{
-	struct cpu *c = this_cpu();
-	struct trap_frame *f = frame_here();
-
-	cpu_guest_setup();
-	for (;;) {
-		struct vcpu *v;
-
-		atomic_store(&c->resched, false);
-		atomic_store(&c->woke, false);
-		irq_handle(NULL);
-		reap_stopped(c, NULL);
-		v = sched_pick(c->id, NULL, counter_read());
-		if (v) {
-			vcpu_load(v, f);
-			atomic_store(&v->blocked, false);
-			atomic_store(&v->io_wait, false);
-			arm_next(c, v);
-			vgic_flush(v);
-			vcpu_enter(f);
-		}
-		idle_work(c, NULL);
-		dsb(sy);
-		wfi();
-	}
-}
-
-void __noreturn vcpu_exit(void)
-{
-	struct cpu *c = this_cpu();
-	struct vcpu *v = c->vcpu;
-
-	/* Its debug and PMU state goes with it; none of it may act for the next vCPU here. */
-	pmu_put(&ctx_of(v)->pmu);
-	debug_put(&ctx_of(v)->dbg);
-	mdcr_write(NULL);
-	vgic_vcpu_stop(v);
-	c->vcpu = NULL;
-	vcpu_unloaded(v); /* before a reap can rebuild the VM */
-	if (atomic_load(&v->vm->off)) {
-		int s = atomic_load(&v->state);
-
-		if (s != VCPU_DEAD && atomic_compare_exchange_strong(&v->state, &s, VCPU_DEAD)) {
-			vcpu_retire(c, v);
-			vm_reap(v->vm, c->id);
-		}
-	}
-	run_loop_fresh_stack();
-}
-
-void sched_resched(struct trap_frame *f)
-{
-	struct cpu *c = this_cpu();
-	struct vcpu *v = c->vcpu, *next;
-	u64 now, ran;
-	bool paused, must, woke;
-
-	/* Cleared before anything is looked at: a kick after this (a pause, say) asks again. */
-	atomic_store(&c->resched, false);
-	paused = atomic_load(&v->vm->paused);
-	/* Alone on its CPU (most kicks are interrupts for it): nothing to reap, nobody to switch to. */
-	if (sched_queued(c->id) == 1 && !paused) {
-		v->yield = false;
-		if (atomic_load_explicit(&c->woke, memory_order_relaxed))
-			atomic_store(&c->woke, false);
-		if (atomic_load_explicit(&v->blocked, memory_order_relaxed))
-			atomic_store(&v->blocked, false);
-		if (atomic_load_explicit(&v->io_wait, memory_order_relaxed))
-			atomic_store(&v->io_wait, false);
-		return;
-	}
-	now = counter_read();
-	ran = now - c->slice_start;
-	must = atomic_load(&v->blocked) || paused || v->yield;
-	woke = atomic_exchange(&c->woke, false);
-	reap_stopped(c, v);
-	if (!must && ran < us_to_ticks(SCHED_SLICE_US) && !(woke && ran >= us_to_ticks(SCHED_MIN_US))) {
-		if (woke)
-			atomic_store(&c->woke, true); /* preempt when the minimum is up */
-		arm_next(c, v);
-		return;
-	}
-	next = sched_pick(c->id, v, now);
-	v->yield = false;
-	if (!next) {
-		if (paused) {
-			vcpu_save(v, f);
-			run_loop_fresh_stack();
-		}
-		/* Alone: keep running (a WFI may return early, a page still in transit faults again). */
-		atomic_store(&v->blocked, false);
-		atomic_store(&v->io_wait, false);
-		c->slice_start = now;
-		arm_next(c, v);
-		return;
-	}
-	vcpu_save(v, f);
-	vcpu_load(next, f);
-	atomic_store(&next->blocked, false);
-	atomic_store(&next->io_wait, false);
-	arm_next(c, next);
 }

@@ -48,6 +48,12 @@ bool hypercall(struct vcpu *v, u64 x[4]);
 void vcpu_kick(struct vcpu *v);
 /* The same for an interrupt marked in v's vGIC: the scheduler is asked only if it must be. */
 void vcpu_kick_irq(struct vcpu *v);
-/* Arch: what a VM of this kind needs beyond RAM (the vGIC, the CPU interface frame). */
-int vm_arch_init(struct vm *vm, unsigned cpu);
+/* Device memory the arch hands a VM as it is: at ipa, size bytes of the machine's pa (0 if none). */
+struct vm_passthrough {
+	ipa_t ipa;
+	paddr_t pa;
+	u64 size;
+};
+/* Arch: what a VM of this kind needs beyond RAM (the vGIC), and what core maps for it (its CPU interface). */
+struct vm_passthrough vm_arch_init(struct vm *vm);
 #endif

@@ -11,8 +11,8 @@
 
 #define PPI_PTIMER 30
 
-/* A trapped CNTP_* access (op0 3, op1 3, CRn 14, CRm 2; op2 0 TVAL, 1 CTL, 2 CVAL). */
-void ptimer_access(struct vcpu *v, unsigned op2, bool read, u64 *val);
+/* A trapped CNTP_* access (op0 3, op1 3, CRn 14, CRm 2; op2 0 TVAL, 1 CTL, 2 CVAL); true if its deadline may have moved. */
+bool ptimer_access(struct vcpu *v, unsigned op2, bool read, u64 *val);
 /* The counter value at which its output rises (perhaps passed already), ~0 if it cannot (off or masked). */
 u64 ptimer_deadline(const struct vcpu *v);
 /* Look at its output now and set its interrupt's level (after a timer interrupt, on load). */

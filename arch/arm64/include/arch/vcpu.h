@@ -4,37 +4,39 @@
 #include <arch/trap_frame.h>
 #include <arch/sysreg_access.h>
 
-/* This CPU's loop: wait for its vCPU to be started, run it. */
-void __noreturn vcpu_loop(void);
-/* Leave the guest for good (powered off, CPU_OFF, fatal): back to vcpu_loop on a clean stack. */
-void __noreturn vcpu_exit(void);
-/* Take every pending physical interrupt; v is the vCPU running here, if any. */
-void irq_handle(struct vcpu *v);
 /* The physical console UART's input interrupt, to the console multiplexer. */
 void console_input_init(const struct machine *m);
 /* Its interrupt id, or ~0 if it has none Quire takes. */
 u32 console_input_irq(void);
-/* At the end of a trap: switch to another vCPU if the scheduler says so (f becomes its frame). */
-void sched_resched(struct trap_frame *f);
-/* The slice timer (EL2 physical timer) fired. */
-void sched_timer_fired(void);
-/* v, running here, changed a timer deadline Quire keeps for it: arm Quire's own timer again. */
-void vcpu_timer_changed(struct vcpu *v);
+
 /*
- * The CPU is about to wait (nothing to run, or its lone vCPU cur in WFI):
- * run the sharing scanner, then arm the timer for the other vCPUs'
- * deadlines and the scanner's next slice.
+ * Primitives of core's run loop (core/run.c): the context switch. v's
+ * general registers are in f, the frame at the top of this CPU's stack
+ * (cpu_frame), while it runs; the rest in its saved context otherwise.
  */
-struct cpu;
-void idle_work(struct cpu *c, struct vcpu *cur);
-/*
- * v waits on its CPU until woken(v); the CPU runs the sharing scanner and
- * sleeps meanwhile. false: another vCPU here can run, so v is left blocked
- * and the caller gives the CPU away.
- */
-bool vcpu_idle_until(struct vcpu *v, bool (*woken)(struct vcpu *v));
-/* After VIO_WAIT: wait (running others here meanwhile) until swap_gen() is no longer gen. */
-void vcpu_wait_io(struct vcpu *v, u64 gen);
+struct trap_frame *cpu_frame(void);
+/* Load v (reset first if it is starting) into this CPU and f; shared_cpu: other vCPUs queue here. */
+void vcpu_load(struct vcpu *v, struct trap_frame *f, bool shared_cpu);
+void vcpu_save(struct vcpu *v, const struct trap_frame *f);
+/* v leaves this CPU without saving (it stops): its debug, PMU and vGIC state let go. */
+void vcpu_stop_here(struct vcpu *v);
+/* v leaves this CPU for good (its VM stopped): nothing of it may stay behind. */
+void vcpu_retire(struct vcpu *v);
+/* Enter the guest loaded in f (ERET). */
+void __noreturn vcpu_enter(struct trap_frame *f);
+/* Run loop() on this CPU's stack from the top, with no guest state in the CPU's controls. */
+void __noreturn cpu_run_fresh(void (*loop)(void));
+/* EL2 controls that are the same for every vCPU on this CPU. */
+void cpu_guest_setup(void);
+/* Quire's own timer at the counter's value when (~0: off). */
+void htimer_arm(u64 when);
+/* An interrupt waits for this CPU (which runs with them masked). */
+bool cpu_irq_waiting(void);
+/* Sleep until an interrupt. */
+void cpu_wait(void);
+/* v's PMU stopped while Quire works for it, and started again (the value pause gave). */
+u64 vcpu_pmu_pause(struct vcpu *v);
+void vcpu_pmu_resume(struct vcpu *v, u64 saved);
 /* The vCPU's first FP/SIMD use since it was loaded: give it its registers. */
 void vcpu_fp_trap(struct vcpu *v);
 /* A trapped debug or PMU register access (MDCR_EL2): debug.c or pmu.c with v's state, MDCR_EL2 kept in step. */
