@@ -47,8 +47,9 @@ el2_guest_irq:
 	ldr	x30, [sp, #FRAME_X(30)]
 	add	sp, sp, #FRAME_SIZE
 	eret
-1:	/* x20-x29 are the guest's still: C preserved them. */
+1:	/* x20-x29 are the guest's still: C preserved them. x30 is the call's now: the guest's back first. */
 	frame_save_x20_x29
+	ldr	x30, [sp, #FRAME_X(30)]
 	frame_save_x30_el2
 	mov	x0, sp
 	bl	guest_irq_rest
