@@ -242,15 +242,15 @@ static void bits_write(struct vm *vm, struct vgic *g, unsigned vcpu, unsigned fi
 	}
 }
 
+/* A mailbox word holds 8 SGIs of 8 sources each: one bit per (SGI, source vCPU). */
+_Static_assert(MAX_VCPUS <= 8, "sgi_mail: 8 sources per SGI");
+
 /*
  * GICD_SGIR, without the lock: each SGI goes into its target's mail, and
  * the target's CPU takes it, straight into a list register when it can
  * (vgic_take_sgis, on the kick) or in the flush before that vCPU's next
  * entry (a target on this CPU, not loaded, or blocked).
  */
-/* A mailbox word holds 8 SGIs of 8 sources each: one bit per (SGI, source vCPU). */
-_Static_assert(MAX_VCPUS <= 8, "sgi_mail: 8 sources per SGI");
-
 static void send_sgi(struct vm *vm, unsigned from, u32 sgir)
 {
 	unsigned id = sgir & 0xf, filter = (sgir >> 24) & 3;
