@@ -62,7 +62,7 @@ void __noreturn boot_primary(paddr_t fdt, unsigned entry_el)
 
 	early_console();
 	cpus[0].id = 0;
-	cpus[0].mpidr = read_sysreg(mpidr_el1) & MPIDR_AFF_MASK;
+	cpus[0].arch.mpidr = read_sysreg(mpidr_el1) & MPIDR_AFF_MASK;
 	write_sysreg(&cpus[0], tpidr_el2);
 
 	if (!fdt || (fdt & 7))

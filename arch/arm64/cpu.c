@@ -67,7 +67,7 @@ void cpu_online_add(void)
 void cpu_init_percpu(unsigned id, u64 mpidr)
 {
 	cpus[id].id = id;
-	cpus[id].mpidr = mpidr;
+	cpus[id].arch.mpidr = mpidr;
 	write_sysreg(&cpus[id], tpidr_el2);
 }
 

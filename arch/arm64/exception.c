@@ -32,7 +32,7 @@ static void crash_report(const struct trap_frame *f, unsigned vector)
 	u32 ec = esr_ec(f->esr);
 
 	APPEND("\n*** QUIRE CRASH on CPU %u (MPIDR 0x%lx): %s exception\n", cpu_id(),
-	       this_cpu()->mpidr, vector_names[vector & 15]);
+	       this_cpu()->arch.mpidr, vector_names[vector & 15]);
 	APPEND("  EC 0x%02x: %s\n", ec, esr_ec_name(ec));
 	APPEND("  ESR_EL2 0x%08lx  IL %u  ISS 0x%07x", f->esr, (unsigned)((f->esr >> 25) & 1),
 	       esr_iss(f->esr));

@@ -198,8 +198,8 @@ static void vcpu_reset(struct vcpu *v, struct vcpu_ctx *x)
 	el1_context_reset(&x->el1);
 	x->el1.cpacr = CPACR_EL1_FPEN;
 	memset(&x->fp, 0, sizeof(x->fp));
-	if (c->fp_owner == v)
-		c->fp_owner = NULL;
+	if (c->arch.fp_owner == v)
+		c->arch.fp_owner = NULL;
 	memset(&x->frame, 0, sizeof(x->frame));
 	x->frame.x[0] = v->context;
 	x->frame.x[1] = v->args[1];
@@ -231,10 +231,10 @@ void vcpu_load(struct vcpu *v, struct trap_frame *f, bool shared_cpu)
 	write_sysreg((1UL << 31) | v->index, vmpidr_el2);
 	/* Before its timer is restored: CVAL compares with the counter less this. */
 	write_sysreg(vm->cntvoff, cntvoff_el2);
-	write_sysreg(CPTR_EL2_RES1 | (c->fp_owner == v ? 0 : CPTR_EL2_TFP), cptr_el2);
+	write_sysreg(CPTR_EL2_RES1 | (c->arch.fp_owner == v ? 0 : CPTR_EL2_TFP), cptr_el2);
 	isb();
 	el1_context_restore(&x->el1);
-	if (fresh || c->last_ran[vm->id - 1] != v) {
+	if (fresh || c->arch.last_ran[vm->id - 1] != v) {
 		/*
 		 * TLBs are shared by the vCPUs of a VM (one VMID) but a guest keeps
 		 * them per CPU: what another of its vCPUs (or an earlier life of the
@@ -243,7 +243,7 @@ void vcpu_load(struct vcpu *v, struct trap_frame *f, bool shared_cpu)
 		asm volatile("tlbi vmalls12e1\n\tic iallu" : : : "memory");
 		dsb(nsh);
 		isb();
-		c->last_ran[vm->id - 1] = v;
+		c->arch.last_ran[vm->id - 1] = v;
 	}
 	vgic_restore(v);
 	/* After the vGIC: a PMU overflow interrupt it had active is active again before its level returns. */
@@ -314,11 +314,11 @@ void vcpu_fp_trap(struct vcpu *v)
 	/* TFP traps EL2's own use of the registers too: clear it before moving them. */
 	write_sysreg(CPTR_EL2_RES1, cptr_el2);
 	isb();
-	if (c->fp_owner != v) {
-		if (c->fp_owner)
-			fpsimd_save(&ctx_of(c->fp_owner)->fp);
+	if (c->arch.fp_owner != v) {
+		if (c->arch.fp_owner)
+			fpsimd_save(&ctx_of(c->arch.fp_owner)->fp);
 		fpsimd_restore(&ctx_of(v)->fp);
-		c->fp_owner = v;
+		c->arch.fp_owner = v;
 	}
 }
 
@@ -326,9 +326,9 @@ void vcpu_retire(struct vcpu *v)
 {
 	struct cpu *c = this_cpu();
 
-	if (c->fp_owner == v)
-		c->fp_owner = NULL;
-	c->last_ran[v->vm->id - 1] = NULL;
+	if (c->arch.fp_owner == v)
+		c->arch.fp_owner = NULL;
+	c->arch.last_ran[v->vm->id - 1] = NULL;
 }
 
 /*

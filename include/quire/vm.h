@@ -2,12 +2,11 @@
 #ifndef QUIRE_VM_H
 #define QUIRE_VM_H
 #include <quire/fault.h>
+#include <quire/config.h>
 #include <quire/pool.h>
 #include <quire/spinlock.h>
 #include <quire/vmconfig.h>
 
-#define MAX_VMS 8
-#define MAX_VCPUS 8
 #define GUEST_RAM_BASE 0x40000000UL
 
 struct vcpu;

@@ -7,24 +7,13 @@
 #define STACK_SIZE 0x4000 /* per CPU */
 
 #ifndef __ASSEMBLER__
+#include <quire/cpu.h>
 #include <quire/machine.h>
 #include <arch/sysreg.h>
 #include <quire/vm.h>
 
 struct vcpu;
 
-struct cpu {
-	unsigned id; /* logical: 0 is the boot CPU */
-	u64 mpidr;
-	struct vcpu *vcpu;	  /* loaded (its state is in this CPU), if any */
-	_Atomic bool resched;	  /* look at the run queue before entering a guest again */
-	_Atomic bool woke;	  /* ... because a blocked vCPU here may have woken */
-	u64 slice_start;	  /* counter when the loaded vCPU's slice began */
-	struct vcpu *fp_owner;	  /* whose FP/SIMD registers this CPU holds */
-	struct vcpu *last_ran[MAX_VMS]; /* per VM, its vCPU this CPU ran last (TLB privacy) */
-};
-
-extern struct cpu cpus[MAX_CPUS];
 extern u8 cpu_stacks[MAX_CPUS][STACK_SIZE];
 
 static inline struct cpu *this_cpu(void)
