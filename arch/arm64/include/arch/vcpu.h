@@ -50,4 +50,6 @@ void guest_irq_rest(struct trap_frame *f);
 /* Exception injection into the guest's EL1 (its registers are live on this CPU). */
 void inject_data_abort(struct trap_frame *f, u64 far, bool instr, bool write);
 void inject_undef(struct trap_frame *f);
+/* The guest faulted fetching at its own exception vector: an abort injected now would loop. */
+bool inject_abort_would_loop(const struct trap_frame *f);
 #endif

@@ -1,0 +1,167 @@
+/*
+ * A guest's exits, dispatched (include/quire/exit.h): stage-2 aborts to the
+ * violation handler, device accesses to the emulated devices, hypercalls,
+ * WFI and WFE to the run loop; and what must happen before the guest runs
+ * again. The arch's trap code decodes the exit; anything the guest may not
+ * do becomes an exception in the guest, never a crash of Quire.
+ */
+#include <quire/console.h>
+#include <quire/exit.h>
+#include <quire/fault.h>
+#include <quire/run.h>
+#include <quire/swap.h>
+#include <quire/vdev.h>
+#include <quire/vm.h>
+#include <arch/cpu.h>
+#include <arch/regs.h>
+#include <arch/vcpu.h>
+#include <arch/vgic.h>
+
+static bool is_device(u64 ipa)
+{
+	return (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE) ||
+	       (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE) ||
+	       (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE);
+}
+
+/*
+ * A load or store at an emulated device's address: the device answers, the
+ * guest goes on past it. False if no emulated device is there.
+ */
+static bool emulate_mmio(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a)
+{
+	u64 ipa = a->ipa, val = a->write ? vcpu_reg(f, a->reg) : 0;
+	bool ok;
+
+	if (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE)
+		ok = vgic_dist_access(v, ipa - VGIC_DIST_BASE, a->size, a->write, &val);
+	else if (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE)
+		ok = vpl011_access(v->vm, ipa - VPL011_BASE, a->size, a->write, &val);
+	else if (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE)
+		ok = virtio_mmio_access(v->vm, ipa - VIRTIO_MMIO_BASE, a->size, a->write, &val);
+	else
+		return false;
+	if (!ok) {
+		vm_log_once(v->vm, VM_LOG_MMIO,
+			    "quire: %s vCPU %u: %s of %u bytes at device address 0x%lx, no such register "
+			    "for that size: %s (logged once)\n",
+			    v->vm->name, v->index, a->write ? "write" : "read", a->size, ipa,
+			    a->write ? "ignored" : "reads as zero");
+		val = 0;
+	}
+	if (!a->write) {
+		if (a->sign_extend && a->size < 8 && (val & (1UL << (8 * a->size - 1))))
+			val |= ~0UL << (8 * a->size);
+		if (!a->reg64)
+			val &= 0xffffffffUL;
+		vcpu_reg_set(f, a->reg, val);
+	}
+	vcpu_skip_insn(f);
+	return true;
+}
+
+static void exit_abort(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt)
+{
+	u64 gen = swap_gen();
+	enum vio_result r = violation_handle(v->vm, flt, cpu_id());
+
+	if (r == VIO_MAPPED || r == VIO_RACED || r == VIO_STOP)
+		return;
+	if (r == VIO_WAIT) {
+		vcpu_wait_io(v, gen);
+		return;
+	}
+	if (r == VIO_SEA_OUTSIDE && flt->isv) {
+		struct mmio_access a = { flt->ipa.bits, 1u << flt->sas, flt->srt, flt->write, flt->sse, flt->sf };
+
+		if (emulate_mmio(v, f, &a))
+			return;
+	}
+	if (flt->instr && inject_abort_would_loop(f)) {
+		/* The guest's own vector table cannot be fetched: injecting again would loop forever. */
+		printk("quire: %s vCPU %u: its exception vector at 0x%lx is not in guest RAM (%s); "
+		       "it cannot take an abort; stopping the VM\n",
+		       v->vm->name, v->index, vcpu_pc(f), vio_result_name(r));
+		vm_power_off(v->vm, "stopped");
+		vcpu_exit();
+	}
+	if (r == VIO_SEA_OUTSIDE && is_device(flt->ipa.bits))
+		vm_log_once(v->vm, VM_LOG_MMIO_NOISV,
+			    "quire: %s vCPU %u: device access at IPA 0x%lx by an instruction with no syndrome "
+			    "(load/store pair or writeback) cannot be emulated; injecting a synchronous "
+			    "external abort (logged once)\n", v->vm->name, v->index, flt->ipa.bits);
+	else
+		vm_log_once(v->vm, VM_LOG_VIO + r,
+			    "quire: %s vCPU %u: %s at IPA 0x%lx (VA 0x%lx, %s, level %u): %s; "
+			    "injecting a synchronous external abort (logged once)\n",
+			    v->vm->name, v->index, flt->instr ? "instruction fetch" : flt->write ? "write" : "read",
+			    flt->ipa.bits, flt->va, fault_class_name(flt->cls), flt->level, vio_result_name(r));
+	inject_data_abort(f, flt->va, flt->instr, flt->write);
+}
+
+/*
+ * WFI: the vCPU waits for an interrupt. Alone on its CPU it waits right here,
+ * still loaded (a physical WFI, woken by its own timer's PPI or a kick);
+ * if another vCPU here can run, it blocks and gives the CPU away. WFE
+ * (trapped only where vCPUs share a CPU: a lock spinning) yields the slice.
+ */
+static bool wfi_woken(struct vcpu *v)
+{
+	vgic_flush(v);
+	return vgic_lr_pending(v) || atomic_load(&v->vm->off) || atomic_load(&v->vm->paused);
+}
+
+static void exit_wait(struct vcpu *v, struct trap_frame *f, bool wfe)
+{
+	vcpu_skip_insn(f);
+	if (wfe) {
+		v->yield = true;
+		atomic_store(&this_cpu()->resched, true);
+		return;
+	}
+	vcpu_idle_until(v, wfi_woken);
+}
+
+bool exit_handle(struct vcpu *v, struct trap_frame *f, const struct vm_exit *e)
+{
+	switch (e->kind) {
+	case EXIT_MMIO:
+		/* RAM is never a device (vmconfig_check keeps them apart): checked anyway. */
+		return !vm_in_ram(v->vm, IPA(e->mmio.ipa)) && emulate_mmio(v, f, &e->mmio);
+	case EXIT_ABORT:
+		exit_abort(v, f, &e->abort);
+		break;
+	case EXIT_HYPERCALL:
+		if (!hypercall(v, vcpu_args(f)))
+			vcpu_exit();
+		break;
+	case EXIT_WAIT:
+		exit_wait(v, f, e->wfe);
+		break;
+	}
+	return true;
+}
+
+static inline bool may_go_on(struct vcpu *v)
+{
+	return !atomic_load(&v->vm->off) && !atomic_load(&this_cpu()->resched) && !atomic_load(&v->blocked);
+}
+
+void exit_resume(struct vcpu *v, struct trap_frame *f)
+{
+	if (!may_go_on(v)) {
+		if (atomic_load(&v->vm->off))
+			vcpu_exit();
+		sched_resched(f);
+	}
+	vgic_flush(this_cpu()->vcpu);
+}
+
+bool exit_irq(struct vcpu *v)
+{
+	irq_handle(v);
+	if (!may_go_on(v))
+		return false;
+	vgic_flush(v);
+	return true;
+}

@@ -1,0 +1,58 @@
+/*
+ * A guest's exit as core sees it. The arch's trap code decodes its own
+ * syndrome into this record and hands it to exit_handle() (core/exit.c),
+ * which dispatches it: the violation handler, the emulated devices, the
+ * hypercalls, waiting. Exits only the arch can handle (its system
+ * registers, FP, debug) it handles itself.
+ */
+#ifndef QUIRE_EXIT_H
+#define QUIRE_EXIT_H
+#include <quire/fault.h>
+#include <quire/vcpu.h>
+
+struct trap_frame;
+
+/* A load or store at a device's address, as its syndrome gives it. */
+struct mmio_access {
+	u64 ipa;
+	u8 size;	/* bytes: 1, 2, 4 or 8 */
+	u8 reg;		/* the register loaded or stored; 31: the zero register */
+	bool write;
+	bool sign_extend; /* a load sign-extends to the register */
+	bool reg64;	/* a load fills all 64 bits of the register (else 32) */
+};
+
+enum exit_kind {
+	EXIT_ABORT,	/* a stage-2 abort: the violation handler, then perhaps a device */
+	EXIT_MMIO,	/* a translation fault with a syndrome outside RAM: straight to the device */
+	EXIT_HYPERCALL, /* a hypercall or PSCI call; the PC is past the instruction */
+	EXIT_WAIT,	/* WFI, or WFE (wfe) */
+};
+
+struct vm_exit {
+	enum exit_kind kind;
+	union {
+		struct s2_fault abort;
+		struct mmio_access mmio;
+		bool wfe;
+	};
+};
+
+/*
+ * Handle the exit; f is the guest's frame (its registers, arch/regs.h).
+ * False only for EXIT_MMIO with no device at that address: the arch then
+ * decodes the exit whole, as EXIT_ABORT.
+ */
+bool exit_handle(struct vcpu *v, struct trap_frame *f, const struct vm_exit *e);
+/*
+ * Before the guest runs again: a VM stopped meanwhile (never returns), the
+ * scheduler's turn (f may become another vCPU's), the list registers.
+ */
+void exit_resume(struct vcpu *v, struct trap_frame *f);
+/*
+ * Physical interrupts taken from the guest v, handled. True if v may go on
+ * at once (its list registers filled); false if exit_resume must run, with
+ * the whole frame.
+ */
+bool exit_irq(struct vcpu *v);
+#endif
