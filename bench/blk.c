@@ -16,6 +16,7 @@
 #include <quire/blk.h>
 #include <quire/console.h>
 #include <quire/pool.h>
+#include <quire/run.h>
 #include <arch/cpu.h>
 #include <arch/sysreg.h>
 #include <arch/vcpu.h>

@@ -24,11 +24,7 @@ static bool is_device(u64 ipa)
 	       (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE);
 }
 
-/*
- * A load or store at an emulated device's address: the device answers, the
- * guest goes on past it. False if no emulated device is there.
- */
-static bool emulate_mmio(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a)
+bool exit_device(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a)
 {
 	u64 ipa = a->ipa, val = a->write ? vcpu_reg(f, a->reg) : 0;
 	bool ok;
@@ -60,7 +56,7 @@ static bool emulate_mmio(struct vcpu *v, struct trap_frame *f, const struct mmio
 	return true;
 }
 
-static void exit_abort(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt)
+void exit_abort(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt)
 {
 	u64 gen = swap_gen();
 	enum vio_result r = violation_handle(v->vm, flt, cpu_id());
@@ -74,7 +70,7 @@ static void exit_abort(struct vcpu *v, struct trap_frame *f, const struct s2_fau
 	if (r == VIO_SEA_OUTSIDE && flt->isv) {
 		struct mmio_access a = { flt->ipa.bits, 1u << flt->sas, flt->srt, flt->write, flt->sse, flt->sf };
 
-		if (emulate_mmio(v, f, &a))
+		if (exit_device(v, f, &a))
 			return;
 	}
 	if (flt->instr && inject_abort_would_loop(f)) {
@@ -111,7 +107,7 @@ static bool wfi_woken(struct vcpu *v)
 	return vgic_lr_pending(v) || atomic_load(&v->vm->off) || atomic_load(&v->vm->paused);
 }
 
-static void exit_wait(struct vcpu *v, struct trap_frame *f, bool wfe)
+void exit_wait(struct vcpu *v, struct trap_frame *f, bool wfe)
 {
 	vcpu_skip_insn(f);
 	if (wfe) {
@@ -122,45 +118,16 @@ static void exit_wait(struct vcpu *v, struct trap_frame *f, bool wfe)
 	vcpu_idle_until(v, wfi_woken);
 }
 
-bool exit_handle(struct vcpu *v, struct trap_frame *f, const struct vm_exit *e)
+void exit_hypercall(struct vcpu *v, struct trap_frame *f)
 {
-	switch (e->kind) {
-	case EXIT_MMIO:
-		/* RAM is never a device (vmconfig_check keeps them apart): checked anyway. */
-		return !vm_in_ram(v->vm, IPA(e->mmio.ipa)) && emulate_mmio(v, f, &e->mmio);
-	case EXIT_ABORT:
-		exit_abort(v, f, &e->abort);
-		break;
-	case EXIT_HYPERCALL:
-		if (!hypercall(v, vcpu_args(f)))
-			vcpu_exit();
-		break;
-	case EXIT_WAIT:
-		exit_wait(v, f, e->wfe);
-		break;
-	}
-	return true;
-}
-
-static inline bool may_go_on(struct vcpu *v)
-{
-	return !atomic_load(&v->vm->off) && !atomic_load(&this_cpu()->resched) && !atomic_load(&v->blocked);
-}
-
-void exit_resume(struct vcpu *v, struct trap_frame *f)
-{
-	if (!may_go_on(v)) {
-		if (atomic_load(&v->vm->off))
-			vcpu_exit();
-		sched_resched(f);
-	}
-	vgic_flush(this_cpu()->vcpu);
+	if (!hypercall(v, vcpu_args(f)))
+		vcpu_exit();
 }
 
 bool exit_irq(struct vcpu *v)
 {
 	irq_handle(v);
-	if (!may_go_on(v))
+	if (!exit_may_go_on(v))
 		return false;
 	vgic_flush(v);
 	return true;

@@ -8,7 +8,11 @@
 #ifndef QUIRE_EXIT_H
 #define QUIRE_EXIT_H
 #include <quire/fault.h>
+#include <quire/run.h>
 #include <quire/vcpu.h>
+#include <quire/vm.h>
+#include <arch/cpu.h>
+#include <arch/vgic.h>
 
 struct trap_frame;
 
@@ -39,16 +43,59 @@ struct vm_exit {
 };
 
 /*
+ * A load or store at an emulated device's address: the device answers, the
+ * guest goes on past it. False if no emulated device is there.
+ */
+bool exit_device(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a);
+void exit_abort(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt);
+void exit_hypercall(struct vcpu *v, struct trap_frame *f);
+void exit_wait(struct vcpu *v, struct trap_frame *f, bool wfe);
+
+/*
  * Handle the exit; f is the guest's frame (its registers, arch/regs.h).
  * False only for EXIT_MMIO with no device at that address: the arch then
- * decodes the exit whole, as EXIT_ABORT.
+ * decodes the exit whole, as EXIT_ABORT. Inline, as exit_resume: where the
+ * kind is known the call is the handler's own, and the fast paths (a
+ * device read, an IPI) pay for no dispatch.
  */
-bool exit_handle(struct vcpu *v, struct trap_frame *f, const struct vm_exit *e);
+static inline bool exit_handle(struct vcpu *v, struct trap_frame *f, const struct vm_exit *e)
+{
+	switch (e->kind) {
+	case EXIT_MMIO:
+		/* RAM is never a device (vmconfig_check keeps them apart): checked anyway. */
+		return !vm_in_ram(v->vm, IPA(e->mmio.ipa)) && exit_device(v, f, &e->mmio);
+	case EXIT_ABORT:
+		exit_abort(v, f, &e->abort);
+		break;
+	case EXIT_HYPERCALL:
+		exit_hypercall(v, f);
+		break;
+	case EXIT_WAIT:
+		exit_wait(v, f, e->wfe);
+		break;
+	}
+	return true;
+}
+
+/* Nothing for the scheduler to do: v's VM runs, its CPU is not asked to look, v is not blocked. */
+static inline bool exit_may_go_on(struct vcpu *v)
+{
+	return !atomic_load(&v->vm->off) && !atomic_load(&this_cpu()->resched) && !atomic_load(&v->blocked);
+}
+
 /*
  * Before the guest runs again: a VM stopped meanwhile (never returns), the
  * scheduler's turn (f may become another vCPU's), the list registers.
  */
-void exit_resume(struct vcpu *v, struct trap_frame *f);
+static inline void exit_resume(struct vcpu *v, struct trap_frame *f)
+{
+	if (!exit_may_go_on(v)) {
+		if (atomic_load(&v->vm->off))
+			vcpu_exit();
+		sched_resched(f);
+	}
+	vgic_flush(this_cpu()->vcpu);
+}
 /*
  * Physical interrupts taken from the guest v, handled. True if v may go on
  * at once (its list registers filled); false if exit_resume must run, with
