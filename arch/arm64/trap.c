@@ -127,6 +127,7 @@ static void sysreg_trap(struct vcpu *v, struct trap_frame *f)
 
 /* PSTATE.SS, saved in SPSR_EL2: software step's state (active-not-pending when 1). */
 #define SPSR_SS (1UL << 21)
+#define MDSCR_EL1_SS (1UL << 0)
 
 /* A physical interrupt: its own short path (an IPI's delivery goes here). */
 static void guest_irq(struct trap_frame *f)
@@ -213,9 +214,11 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 		 * An instruction Quire emulated (and skipped) has been executed: if
 		 * the guest is stepping it, the step is done, and the guest takes its
 		 * software step exception before the next one (PSTATE.SS = 0,
-		 * active-pending), as if the instruction had not trapped.
+		 * active-pending), as if the instruction had not trapped. Stepping
+		 * needs MDSCR_EL1.SS, which is 0 here unless the vCPU's debug state
+		 * is loaded (debug.c): one read spares every other exit the rest.
 		 */
-		if (f->elr == elr + 4)
+		if ((read_sysreg(mdscr_el1) & MDSCR_EL1_SS) && f->elr == elr + 4)
 			f->spsr &= ~SPSR_SS;
 	}
 	exit_resume(v, f);
