@@ -56,13 +56,8 @@ bool exit_device(struct vcpu *v, struct trap_frame *f, const struct mmio_access 
 	return true;
 }
 
-void exit_abort(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt)
+void exit_abort_rest(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt, enum vio_result r, u64 gen)
 {
-	u64 gen = swap_gen();
-	enum vio_result r = violation_handle(v->vm, flt, cpu_id());
-
-	if (r == VIO_MAPPED || r == VIO_RACED || r == VIO_STOP)
-		return;
 	if (r == VIO_WAIT) {
 		vcpu_wait_io(v, gen);
 		return;

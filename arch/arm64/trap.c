@@ -34,27 +34,38 @@
 
 /*
  * The common device access, decoded before anything else: a data abort
- * with a syndrome, a translation fault not on a stage-1 walk. A 32-bit
- * write to GICD_SGIR, an IPI, the most frequent, goes to the vGIC at once
- * (true, with *e untouched); anything else becomes an EXIT_MMIO.
+ * with a syndrome, a translation fault not on a stage-1 walk, outside the
+ * VM's RAM: EXIT_MMIO. A 32-bit write to GICD_SGIR, an IPI, the most
+ * frequent, goes to the vGIC at once (MMIO_SGIR).
  */
-static bool mmio_decode(struct vcpu *v, struct trap_frame *f, struct vm_exit *e)
+enum mmio_decoded { MMIO_NOT, MMIO_EXIT, MMIO_SGIR };
+
+static enum mmio_decoded mmio_decode(struct vcpu *v, struct trap_frame *f, struct vm_exit *e)
 {
 	u32 iss = esr_iss(f->esr);
 	u64 ipa;
 
 	if ((iss & (ISS_ISV | ISS_CM | ISS_S1PTW)) != ISS_ISV || (iss & 0x3c) != 0x04)
-		return false;
+		return MMIO_NOT;
 	/* HPFAR_EL2.FIPA (bits [43:4]) holds IPA[51:12]; the page offset comes from FAR. */
 	ipa = ((read_sysreg(hpfar_el2) >> 4) & 0xffffffffffUL) << 12 | (f->far & 0xfff);
-	if (ipa == VGIC_SGIR && (iss & (ISS_WNR | 3u << 22)) == (ISS_WNR | 2u << 22) && !vm_in_ram(v->vm, IPA(ipa))) {
+	/* RAM is never a device (vmconfig_check keeps them apart): a fault there is the violation handler's. */
+	if (vm_in_ram(v->vm, IPA(ipa)))
+		return MMIO_NOT;
+	if (ipa == VGIC_SGIR && (iss & (ISS_WNR | 3u << 22)) == (ISS_WNR | 2u << 22)) {
 		vgic_sgir_write(v, ISS_SRT(iss) == 31 ? 0 : (u32)f->x[ISS_SRT(iss)]);
 		f->elr += 4;
-		return true;
+		return MMIO_SGIR;
 	}
 	e->kind = EXIT_MMIO;
 	e->mmio = (struct mmio_access){ ipa, 1u << ISS_SAS(iss), ISS_SRT(iss), iss & ISS_WNR, iss & ISS_SSE, iss & ISS_SF };
-	return exit_handle(v, f, e);
+	return MMIO_EXIT;
+}
+
+static void abort_decode(struct trap_frame *f, struct vm_exit *e)
+{
+	e->kind = EXIT_ABORT;
+	fault_decode(f->esr, f->far, read_sysreg(hpfar_el2), &e->abort); /* EC 0x20 or 0x24: true */
 }
 
 static void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
@@ -64,6 +75,47 @@ static void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
 		    "injecting UNDEF (logged once)\n",
 		    v->vm->name, v->index, esr_ec_name(ec), ec, esr_iss(f->esr), f->elr);
 	inject_undef(f);
+}
+
+static void sysreg_trap(struct vcpu *v, struct trap_frame *f);
+
+/* ESR_EL2 into core's exit record; false if the exit was arm64's own, handled here. */
+static bool exit_decode(struct vcpu *v, struct trap_frame *f, u32 ec, struct vm_exit *e)
+{
+	switch (ec) {
+	case EC_DABT_LOW:
+		switch (mmio_decode(v, f, e)) {
+		case MMIO_EXIT:
+			return true;
+		case MMIO_SGIR:
+			return false;
+		case MMIO_NOT:
+			break;
+		}
+		/* fall through */
+	case EC_IABT_LOW:
+		abort_decode(f, e);
+		return true;
+	case EC_SMC64:
+		f->elr += 4; /* a trapped SMC returns to itself; HVC already points past */
+		/* fall through */
+	case EC_HVC64:
+		e->kind = EXIT_HYPERCALL;
+		return true;
+	case EC_WFx:
+		e->kind = EXIT_WAIT;
+		e->wfe = f->esr & 1; /* ISS.TI */
+		return true;
+	case EC_FP_ASIMD:
+		vcpu_fp_trap(v);
+		return false;
+	case EC_SYS64:
+		sysreg_trap(v, f);
+		return false;
+	default:
+		undef(v, f, ec);
+		return false;
+	}
 }
 
 /*
@@ -178,38 +230,10 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 		vm_power_off(v->vm, "stopped");
 		vcpu_exit();
 	} else {
-		switch (ec) {
-		case EC_DABT_LOW:
-			if (mmio_decode(v, f, &e))
-				break;
-			/* fall through */
-		case EC_IABT_LOW:
-			e.kind = EXIT_ABORT;
-			fault_decode(f->esr, f->far, read_sysreg(hpfar_el2), &e.abort); /* EC 0x20 or 0x24: true */
-			exit_handle(v, f, &e);
-			break;
-		case EC_SMC64:
-			f->elr += 4; /* a trapped SMC returns to itself; HVC already points past */
-			/* fall through */
-		case EC_HVC64:
-			e.kind = EXIT_HYPERCALL;
-			exit_handle(v, f, &e);
-			break;
-		case EC_WFx:
-			e.kind = EXIT_WAIT;
-			e.wfe = f->esr & 1; /* ISS.TI */
-			exit_handle(v, f, &e);
-			break;
-		case EC_FP_ASIMD:
-			vcpu_fp_trap(v);
-			break;
-		case EC_SYS64:
-			sysreg_trap(v, f);
-			break;
-		default:
-			undef(v, f, ec);
-			break;
-		}
+		/* One call of core's, so that the fault path inlines into this one. */
+		if (exit_decode(v, f, ec, &e))
+			while (!exit_handle(v, f, &e))
+				abort_decode(f, &e); /* no device there: the violation handler says what it is */
 		/*
 		 * An instruction Quire emulated (and skipped) has been executed: if
 		 * the guest is stepping it, the step is done, and the guest takes its

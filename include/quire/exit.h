@@ -9,6 +9,7 @@
 #define QUIRE_EXIT_H
 #include <quire/fault.h>
 #include <quire/run.h>
+#include <quire/swap.h>
 #include <quire/vcpu.h>
 #include <quire/vm.h>
 #include <arch/cpu.h>
@@ -28,7 +29,7 @@ struct mmio_access {
 
 enum exit_kind {
 	EXIT_ABORT,	/* a stage-2 abort: the violation handler, then perhaps a device */
-	EXIT_MMIO,	/* a translation fault with a syndrome outside RAM: straight to the device */
+	EXIT_MMIO,	/* a translation fault with a syndrome outside the VM's RAM: straight to the device */
 	EXIT_HYPERCALL, /* a hypercall or PSCI call; the PC is past the instruction */
 	EXIT_WAIT,	/* WFI, or WFE (wfe) */
 };
@@ -47,7 +48,18 @@ struct vm_exit {
  * guest goes on past it. False if no emulated device is there.
  */
 bool exit_device(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a);
-void exit_abort(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt);
+/* What the violation handler could not settle (gen: swap_gen() before it ran). */
+void exit_abort_rest(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt, enum vio_result r, u64 gen);
+
+/* A stage-2 abort. Inline: the fault path (a fill, copy-on-write, a swap-in) pays for no call of its own. */
+static inline void exit_abort(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt)
+{
+	u64 gen = swap_gen();
+	enum vio_result r = violation_handle(v->vm, flt, cpu_id());
+
+	if (r != VIO_MAPPED && r != VIO_RACED && r != VIO_STOP)
+		exit_abort_rest(v, f, flt, r, gen);
+}
 void exit_hypercall(struct vcpu *v, struct trap_frame *f);
 void exit_wait(struct vcpu *v, struct trap_frame *f, bool wfe);
 
@@ -62,8 +74,7 @@ static inline bool exit_handle(struct vcpu *v, struct trap_frame *f, const struc
 {
 	switch (e->kind) {
 	case EXIT_MMIO:
-		/* RAM is never a device (vmconfig_check keeps them apart): checked anyway. */
-		return !vm_in_ram(v->vm, IPA(e->mmio.ipa)) && exit_device(v, f, &e->mmio);
+		return exit_device(v, f, &e->mmio);
 	case EXIT_ABORT:
 		exit_abort(v, f, &e->abort);
 		break;
