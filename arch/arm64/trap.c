@@ -79,7 +79,7 @@ static void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
 
 static void sysreg_trap(struct vcpu *v, struct trap_frame *f);
 
-/* ESR_EL2 into core's exit record; false if the exit was arm64's own, handled here. */
+/* ESR_EL2 into core's exit record (an abort's fault still to decode); false if the exit was arm64's own, handled here. */
 static bool exit_decode(struct vcpu *v, struct trap_frame *f, u32 ec, struct vm_exit *e)
 {
 	switch (ec) {
@@ -94,7 +94,7 @@ static bool exit_decode(struct vcpu *v, struct trap_frame *f, u32 ec, struct vm_
 		}
 		/* fall through */
 	case EC_IABT_LOW:
-		abort_decode(f, e);
+		e->kind = EXIT_ABORT; /* decoded whole by the caller */
 		return true;
 	case EC_SMC64:
 		f->elr += 4; /* a trapped SMC returns to itself; HVC already points past */
@@ -230,10 +230,16 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 		vm_power_off(v->vm, "stopped");
 		vcpu_exit();
 	} else {
-		/* One call of core's, so that the fault path inlines into this one. */
-		if (exit_decode(v, f, ec, &e))
-			while (!exit_handle(v, f, &e))
-				abort_decode(f, &e); /* no device there: the violation handler says what it is */
+		/*
+		 * One call of core's handler, and one of the fault's decoding, so that
+		 * the fault path inlines into this one. A device access where there is
+		 * no device comes round again as an abort, for the violation handler.
+		 */
+		for (bool again = exit_decode(v, f, ec, &e); again; e.kind = EXIT_ABORT) {
+			if (e.kind == EXIT_ABORT)
+				abort_decode(f, &e);
+			again = !exit_handle(v, f, &e);
+		}
 		/*
 		 * An instruction Quire emulated (and skipped) has been executed: if
 		 * the guest is stepping it, the step is done, and the guest takes its
