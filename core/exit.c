@@ -24,7 +24,7 @@ static bool is_device(u64 ipa)
 	       (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE);
 }
 
-bool exit_device(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a)
+bool exit_mmio(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a)
 {
 	u64 ipa = a->ipa, val = a->write ? vcpu_reg(f, a->reg) : 0;
 	bool ok;
@@ -65,7 +65,7 @@ void exit_abort_rest(struct vcpu *v, struct trap_frame *f, const struct s2_fault
 	if (r == VIO_SEA_OUTSIDE && flt->isv) {
 		struct mmio_access a = { flt->ipa.bits, 1u << flt->sas, flt->srt, flt->write, flt->sse, flt->sf };
 
-		if (exit_device(v, f, &a))
+		if (exit_mmio(v, f, &a))
 			return;
 	}
 	if (flt->instr && inject_abort_would_loop(f)) {

@@ -1,7 +1,7 @@
 /*
- * Exceptions taken from a guest (entry code): ESR_EL2 decoded into a
- * portable exit record for core (core/exit.c: stage-2 aborts, device
- * accesses, hypercalls, WFI and WFE), physical interrupts to core's
+ * Exceptions taken from a guest (entry code): ESR_EL2 decoded into
+ * portable exit records for core's handlers (core/exit.c: stage-2 aborts,
+ * device accesses, hypercalls, WFI and WFE), physical interrupts to core's
  * handler; the exits that are arm64's own (system registers, FP/SIMD,
  * SError, the unknown) handled here. Anything the guest may not do becomes
  * an exception in the guest, never a crash of Quire.
@@ -33,39 +33,31 @@
 #define ISS_WNR (1u << 6)
 
 /*
- * The common device access, decoded before anything else: a data abort
+ * The common device access, before the violation handler: a data abort
  * with a syndrome, a translation fault not on a stage-1 walk, outside the
- * VM's RAM: EXIT_MMIO. A 32-bit write to GICD_SGIR, an IPI, the most
- * frequent, goes to the vGIC at once (MMIO_SGIR).
+ * VM's RAM, to core as a struct mmio_access. A 32-bit write to GICD_SGIR,
+ * an IPI, the most frequent, goes to the vGIC at once. False if it is not
+ * such an access, or no device is there: then it is decoded whole.
  */
-enum mmio_decoded { MMIO_NOT, MMIO_EXIT, MMIO_SGIR };
-
-static enum mmio_decoded mmio_decode(struct vcpu *v, struct trap_frame *f, struct vm_exit *e)
+static bool mmio_fast(struct vcpu *v, struct trap_frame *f)
 {
 	u32 iss = esr_iss(f->esr);
 	u64 ipa;
 
 	if ((iss & (ISS_ISV | ISS_CM | ISS_S1PTW)) != ISS_ISV || (iss & 0x3c) != 0x04)
-		return MMIO_NOT;
+		return false;
 	/* HPFAR_EL2.FIPA (bits [43:4]) holds IPA[51:12]; the page offset comes from FAR. */
 	ipa = ((read_sysreg(hpfar_el2) >> 4) & 0xffffffffffUL) << 12 | (f->far & 0xfff);
 	/* RAM is never a device (vmconfig_check keeps them apart): a fault there is the violation handler's. */
 	if (vm_in_ram(v->vm, IPA(ipa)))
-		return MMIO_NOT;
+		return false;
 	if (ipa == VGIC_SGIR && (iss & (ISS_WNR | 3u << 22)) == (ISS_WNR | 2u << 22)) {
 		vgic_sgir_write(v, ISS_SRT(iss) == 31 ? 0 : (u32)f->x[ISS_SRT(iss)]);
 		f->elr += 4;
-		return MMIO_SGIR;
+		return true;
 	}
-	e->kind = EXIT_MMIO;
-	e->mmio = (struct mmio_access){ ipa, 1u << ISS_SAS(iss), ISS_SRT(iss), iss & ISS_WNR, iss & ISS_SSE, iss & ISS_SF };
-	return MMIO_EXIT;
-}
-
-static void abort_decode(struct trap_frame *f, struct vm_exit *e)
-{
-	e->kind = EXIT_ABORT;
-	fault_decode(f->esr, f->far, read_sysreg(hpfar_el2), &e->abort); /* EC 0x20 or 0x24: true */
+	return exit_mmio(v, f, &(struct mmio_access){ ipa, 1u << ISS_SAS(iss), ISS_SRT(iss), iss & ISS_WNR,
+						       iss & ISS_SSE, iss & ISS_SF });
 }
 
 static void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
@@ -75,47 +67,6 @@ static void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
 		    "injecting UNDEF (logged once)\n",
 		    v->vm->name, v->index, esr_ec_name(ec), ec, esr_iss(f->esr), f->elr);
 	inject_undef(f);
-}
-
-static void sysreg_trap(struct vcpu *v, struct trap_frame *f);
-
-/* ESR_EL2 into core's exit record (an abort's fault still to decode); false if the exit was arm64's own, handled here. */
-static bool exit_decode(struct vcpu *v, struct trap_frame *f, u32 ec, struct vm_exit *e)
-{
-	switch (ec) {
-	case EC_DABT_LOW:
-		switch (mmio_decode(v, f, e)) {
-		case MMIO_EXIT:
-			return true;
-		case MMIO_SGIR:
-			return false;
-		case MMIO_NOT:
-			break;
-		}
-		/* fall through */
-	case EC_IABT_LOW:
-		e->kind = EXIT_ABORT; /* decoded whole by the caller */
-		return true;
-	case EC_SMC64:
-		f->elr += 4; /* a trapped SMC returns to itself; HVC already points past */
-		/* fall through */
-	case EC_HVC64:
-		e->kind = EXIT_HYPERCALL;
-		return true;
-	case EC_WFx:
-		e->kind = EXIT_WAIT;
-		e->wfe = f->esr & 1; /* ISS.TI */
-		return true;
-	case EC_FP_ASIMD:
-		vcpu_fp_trap(v);
-		return false;
-	case EC_SYS64:
-		sysreg_trap(v, f);
-		return false;
-	default:
-		undef(v, f, ec);
-		return false;
-	}
 }
 
 /*
@@ -218,7 +169,7 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 	struct vcpu *v = this_cpu()->vcpu;
 	u32 ec = esr_ec(f->esr);
 	u64 elr = f->elr;
-	struct vm_exit e;
+	struct s2_fault flt;
 
 	if (vector == VEC_LOWER64_IRQ || vector == VEC_LOWER64_IRQ + 1) {
 		guest_irq(f);
@@ -230,15 +181,33 @@ void guest_trap(struct trap_frame *f, unsigned vector)
 		vm_power_off(v->vm, "stopped");
 		vcpu_exit();
 	} else {
-		/*
-		 * One call of core's handler, and one of the fault's decoding, so that
-		 * the fault path inlines into this one. A device access where there is
-		 * no device comes round again as an abort, for the violation handler.
-		 */
-		for (bool again = exit_decode(v, f, ec, &e); again; e.kind = EXIT_ABORT) {
-			if (e.kind == EXIT_ABORT)
-				abort_decode(f, &e);
-			again = !exit_handle(v, f, &e);
+		switch (ec) {
+		case EC_DABT_LOW:
+			if (mmio_fast(v, f))
+				break;
+			/* fall through */
+		case EC_IABT_LOW:
+			if (fault_decode(f->esr, f->far, read_sysreg(hpfar_el2), &flt)) /* EC 0x20 or 0x24: true */
+				exit_abort(v, f, &flt);
+			break;
+		case EC_SMC64:
+			f->elr += 4; /* a trapped SMC returns to itself; HVC already points past */
+			/* fall through */
+		case EC_HVC64:
+			exit_hypercall(v, f);
+			break;
+		case EC_WFx:
+			exit_wait(v, f, f->esr & 1 /* ISS.TI: WFE */);
+			break;
+		case EC_FP_ASIMD:
+			vcpu_fp_trap(v);
+			break;
+		case EC_SYS64:
+			sysreg_trap(v, f);
+			break;
+		default:
+			undef(v, f, ec);
+			break;
 		}
 		/*
 		 * An instruction Quire emulated (and skipped) has been executed: if

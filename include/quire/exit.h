@@ -1,7 +1,8 @@
 /*
- * A guest's exit as core sees it. The arch's trap code decodes its own
- * syndrome into this record and hands it to exit_handle() (core/exit.c),
- * which dispatches it: the violation handler, the emulated devices, the
+ * A guest's exits as core sees them. The arch's trap code decodes its own
+ * syndrome into portable records (struct s2_fault for an abort, struct
+ * mmio_access for a device access) and calls core's handler for each kind
+ * (core/exit.c): the violation handler, the emulated devices, the
  * hypercalls, waiting. Exits only the arch can handle (its system
  * registers, FP, debug) it handles itself.
  */
@@ -27,31 +28,25 @@ struct mmio_access {
 	bool reg64;	/* a load fills all 64 bits of the register (else 32) */
 };
 
-enum exit_kind {
-	EXIT_ABORT,	/* a stage-2 abort: the violation handler, then perhaps a device */
-	EXIT_MMIO,	/* a translation fault with a syndrome outside the VM's RAM: straight to the device */
-	EXIT_HYPERCALL, /* a hypercall or PSCI call; the PC is past the instruction */
-	EXIT_WAIT,	/* WFI, or WFE (wfe) */
-};
-
-struct vm_exit {
-	enum exit_kind kind;
-	union {
-		struct s2_fault abort;
-		struct mmio_access mmio;
-		bool wfe;
-	};
-};
-
 /*
- * A load or store at an emulated device's address: the device answers, the
- * guest goes on past it. False if no emulated device is there.
+ * Core's handlers, one per kind of exit the arch decodes (f is the guest's
+ * frame: its registers, arch/regs.h):
+ *  - exit_abort: a stage-2 abort (struct s2_fault): the violation handler,
+ *    then perhaps a device, or an abort injected into the guest;
+ *  - exit_mmio: a translation fault with a syndrome outside the VM's RAM
+ *    (struct mmio_access): straight to the device. False if there is no
+ *    device there: the arch then decodes the fault whole, for exit_abort;
+ *  - exit_hypercall: a hypercall or PSCI call, the PC past the instruction;
+ *  - exit_wait: WFI, or WFE (wfe).
+ * No switch on a kind between the arch's decoding and them: the hot ones
+ * (a fill, a device read) inline into the trap as they did before.
  */
-bool exit_device(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a);
+bool exit_mmio(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a);
+void exit_hypercall(struct vcpu *v, struct trap_frame *f);
+void exit_wait(struct vcpu *v, struct trap_frame *f, bool wfe);
 /* What the violation handler could not settle (gen: swap_gen() before it ran). */
 void exit_abort_rest(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt, enum vio_result r, u64 gen);
 
-/* A stage-2 abort. Inline: the fault path (a fill, copy-on-write, a swap-in) pays for no call of its own. */
 static inline void exit_abort(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt)
 {
 	u64 gen = swap_gen();
@@ -59,33 +54,6 @@ static inline void exit_abort(struct vcpu *v, struct trap_frame *f, const struct
 
 	if (r != VIO_MAPPED && r != VIO_RACED && r != VIO_STOP)
 		exit_abort_rest(v, f, flt, r, gen);
-}
-void exit_hypercall(struct vcpu *v, struct trap_frame *f);
-void exit_wait(struct vcpu *v, struct trap_frame *f, bool wfe);
-
-/*
- * Handle the exit; f is the guest's frame (its registers, arch/regs.h).
- * False only for EXIT_MMIO with no device at that address: the arch then
- * decodes the exit whole, as EXIT_ABORT. Inline, as exit_resume: where the
- * kind is known the call is the handler's own, and the fast paths (a
- * device read, an IPI) pay for no dispatch.
- */
-static inline bool exit_handle(struct vcpu *v, struct trap_frame *f, const struct vm_exit *e)
-{
-	switch (e->kind) {
-	case EXIT_MMIO:
-		return exit_device(v, f, &e->mmio);
-	case EXIT_ABORT:
-		exit_abort(v, f, &e->abort);
-		break;
-	case EXIT_HYPERCALL:
-		exit_hypercall(v, f);
-		break;
-	case EXIT_WAIT:
-		exit_wait(v, f, e->wfe);
-		break;
-	}
-	return true;
 }
 
 /* Nothing for the scheduler to do: v's VM runs, its CPU is not asked to look, v is not blocked. */
