@@ -10,8 +10,6 @@
 #include <arch/sysreg.h>
 #include <arch/vgic.h>
 
-_Static_assert(IRQ_SLICE == PPI_HTIMER, "Quire's timer");
-
 u32 irq_take(struct vcpu *v)
 {
 	for (;;) {

@@ -242,6 +242,9 @@ static void bits_write(struct vm *vm, struct vgic *g, unsigned vcpu, unsigned fi
 	}
 }
 
+/* A mailbox word holds 8 SGIs of 8 sources each: one bit per (SGI, source vCPU). */
+_Static_assert(MAX_VCPUS <= 8, "sgi_mail: 8 sources per SGI");
+
 /*
  * GICD_SGIR, without the lock: each SGI goes into its target's mail, and
  * the target's CPU takes it, straight into a list register when it can

@@ -135,7 +135,7 @@ bool vm_power_off(struct vm *vm, const char *how);
 void vm_reap(struct vm *vm, unsigned cpu);
 /*
  * Called by the reaper at the end, once the VM is STOPPED and its restart,
- * if one was queued, is done; provided by arch/ (with quire.exit=last-vm it
+ * if one was queued, is done; core/boot.c (with quire.exit=last-vm it
  * powers the machine off when every VM made is stopped).
  */
 void vm_stopped_hook(void);

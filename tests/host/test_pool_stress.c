@@ -20,6 +20,8 @@
 
 #include <quire/pool.h>
 #include "hostmem.h"
+#define STRESS_NAME "test_pool_stress"
+#include "stress.h"
 
 #define NTHREADS 4
 #define MACH_BASE 0x80000000UL
@@ -31,29 +33,8 @@ static struct pool pool;
 static struct vm_pool vp[NVMS];
 static const u32 quota[NVMS] = { 60, 150 };
 static _Atomic u8 *holder; /* per descriptor: 0 free, else thread + 1 */
-static _Atomic unsigned errors;
 static _Atomic bool stop;
 static pthread_barrier_t barrier;
-
-#define FAIL(...)                                                                            \
-	do {                                                                                 \
-		if (atomic_fetch_add(&errors, 1) < 20)                                       \
-			fprintf(stderr, "test_pool_stress: " __VA_ARGS__);                  \
-	} while (0)
-
-#define CHECK(cond, ...)                                                                    \
-	do {                                                                                 \
-		if (!(cond))                                                                 \
-			FAIL(__VA_ARGS__);                                                  \
-	} while (0)
-
-static u64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (u64)ts.tv_sec * 1000000000u + ts.tv_nsec;
-}
 
 static u64 xorshift(u64 *s)
 {

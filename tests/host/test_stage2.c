@@ -19,6 +19,8 @@
 #include <quire/vm.h>
 #include "fake_arch.h"
 #include "hostmem.h"
+#define STRESS_NAME "test_stage2"
+#include "stress.h"
 
 #define NTHREADS 4
 #define MACH_BASE 0x80000000UL
@@ -28,27 +30,12 @@
 
 static struct pool pool;
 static struct vm vm;
-static _Atomic unsigned errors;
 static pthread_barrier_t barrier;
 static u64 phase_ms = 400;
 
-#define FAIL(...)                                                                            \
-	do {                                                                                 \
-		if (atomic_fetch_add(&errors, 1) < 20)                                       \
-			fprintf(stderr, "test_stage2: " __VA_ARGS__);                        \
-	} while (0)
-#define CHECK(c, ...)                   \
-	do {                            \
-		if (!(c))               \
-			FAIL(__VA_ARGS__); \
-	} while (0)
-
 static u64 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (u64)ts.tv_sec * 1000 + (u64)ts.tv_nsec / 1000000;
+	return now_ns() / 1000000;
 }
 
 static void vm_up(void)

@@ -2,9 +2,10 @@
 #ifndef ARCH_IRQ_H
 #define ARCH_IRQ_H
 #include <quire/vcpu.h>
+#include <arch/gic.h>
 
 #define IRQ_NONE (~0u)
-#define IRQ_SLICE 26u /* PPI 26, the EL2 physical timer: time slices, wake-ups */
+#define IRQ_SLICE PPI_HTIMER /* Quire's own timer: time slices, wake-ups */
 
 /*
  * Acknowledge pending interrupts and handle the vGIC's own (v: the vCPU
