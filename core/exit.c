@@ -24,36 +24,13 @@ static bool is_device(u64 ipa)
 	       (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE);
 }
 
-bool exit_mmio(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a)
+void exit_mmio_bad(struct vcpu *v, const struct mmio_access *a)
 {
-	u64 ipa = a->ipa, val = a->write ? vcpu_reg(f, a->reg) : 0;
-	bool ok;
-
-	if (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE)
-		ok = vgic_dist_access(v, ipa - VGIC_DIST_BASE, a->size, a->write, &val);
-	else if (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE)
-		ok = vpl011_access(v->vm, ipa - VPL011_BASE, a->size, a->write, &val);
-	else if (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE)
-		ok = virtio_mmio_access(v->vm, ipa - VIRTIO_MMIO_BASE, a->size, a->write, &val);
-	else
-		return false;
-	if (!ok) {
-		vm_log_once(v->vm, VM_LOG_MMIO,
-			    "quire: %s vCPU %u: %s of %u bytes at device address 0x%lx, no such register "
-			    "for that size: %s (logged once)\n",
-			    v->vm->name, v->index, a->write ? "write" : "read", a->size, ipa,
-			    a->write ? "ignored" : "reads as zero");
-		val = 0;
-	}
-	if (!a->write) {
-		if (a->sign_extend && a->size < 8 && (val & (1UL << (8 * a->size - 1))))
-			val |= ~0UL << (8 * a->size);
-		if (!a->reg64)
-			val &= 0xffffffffUL;
-		vcpu_reg_set(f, a->reg, val);
-	}
-	vcpu_skip_insn(f);
-	return true;
+	vm_log_once(v->vm, VM_LOG_MMIO,
+		    "quire: %s vCPU %u: %s of %u bytes at device address 0x%lx, no such register "
+		    "for that size: %s (logged once)\n",
+		    v->vm->name, v->index, a->write ? "write" : "read", a->size, a->ipa,
+		    a->write ? "ignored" : "reads as zero");
 }
 
 void exit_abort_rest(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt, enum vio_result r, u64 gen)
@@ -102,7 +79,7 @@ static bool wfi_woken(struct vcpu *v)
 	return vgic_lr_pending(v) || atomic_load(&v->vm->off) || atomic_load(&v->vm->paused);
 }
 
-void exit_wait(struct vcpu *v, struct trap_frame *f, bool wfe)
+__noinline void exit_wait(struct vcpu *v, struct trap_frame *f, bool wfe)
 {
 	vcpu_skip_insn(f);
 	if (wfe) {

@@ -60,7 +60,20 @@ static bool mmio_fast(struct vcpu *v, struct trap_frame *f)
 						       iss & ISS_SSE, iss & ISS_SF });
 }
 
-static void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
+/*
+ * A stage-2 abort, decoded whole for core. Not inlined into guest_trap: the
+ * fault's record and the fill's registers would cost every other exit a
+ * bigger frame.
+ */
+static void guest_abort(struct vcpu *v, struct trap_frame *f)
+{
+	struct s2_fault flt;
+
+	if (fault_decode(f->esr, f->far, read_sysreg(hpfar_el2), &flt)) /* EC 0x20 or 0x24: true */
+		exit_abort(v, f, &flt);
+}
+
+static __noinline void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
 {
 	vm_log_once(v->vm, VM_LOG_UNDEF,
 		    "quire: %s vCPU %u: %s (EC 0x%02x, ISS 0x%07x) at 0x%lx is not emulated; "
@@ -77,7 +90,7 @@ static void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
  * writes it makes trap (TVM, setway.c); ACTLR_EL1 (TACR) reads as zero and
  * ignores writes; the rest is UNDEF. Each unhandled kind is logged once per VM.
  */
-static void sysreg_trap(struct vcpu *v, struct trap_frame *f)
+static __noinline void sysreg_trap(struct vcpu *v, struct trap_frame *f)
 {
 	u32 iss = esr_iss(f->esr);
 	unsigned rt = (iss >> 5) & 31;
@@ -164,61 +177,79 @@ void guest_irq_rest(struct trap_frame *f)
 		exit_resume(v, f);
 }
 
+/*
+ * The other exceptions from a guest, by el2_exception: FIQ (an interrupt,
+ * as IRQ), SError and AArch32 (not Quire's guests: the VM stops).
+ */
 void guest_trap(struct trap_frame *f, unsigned vector)
 {
 	struct vcpu *v = this_cpu()->vcpu;
-	u32 ec = esr_ec(f->esr);
-	u64 elr = f->elr;
-	struct s2_fault flt;
 
+	if (vector == VEC_LOWER64_SYNC) {
+		guest_sync(f);
+		return;
+	}
 	if (vector == VEC_LOWER64_IRQ || vector == VEC_LOWER64_IRQ + 1) {
 		guest_irq(f);
 		return;
 	}
-	if (vector != VEC_LOWER64_SYNC) {
-		printk("quire: %s vCPU %u: SError or AArch32 exception (ESR_EL2 0x%lx); stopping the VM\n",
-		       v->vm->name, v->index, f->esr);
-		vm_power_off(v->vm, "stopped");
-		vcpu_exit();
-	} else {
-		switch (ec) {
-		case EC_DABT_LOW:
-			if (mmio_fast(v, f))
-				break;
-			/* fall through */
-		case EC_IABT_LOW:
-			if (fault_decode(f->esr, f->far, read_sysreg(hpfar_el2), &flt)) /* EC 0x20 or 0x24: true */
-				exit_abort(v, f, &flt);
-			break;
-		case EC_SMC64:
-			f->elr += 4; /* a trapped SMC returns to itself; HVC already points past */
-			/* fall through */
-		case EC_HVC64:
-			exit_hypercall(v, f);
-			break;
-		case EC_WFx:
-			exit_wait(v, f, f->esr & 1 /* ISS.TI: WFE */);
-			break;
-		case EC_FP_ASIMD:
-			vcpu_fp_trap(v);
-			break;
-		case EC_SYS64:
-			sysreg_trap(v, f);
-			break;
-		default:
-			undef(v, f, ec);
-			break;
-		}
-		/*
-		 * An instruction Quire emulated (and skipped) has been executed: if
-		 * the guest is stepping it, the step is done, and the guest takes its
-		 * software step exception before the next one (PSTATE.SS = 0,
-		 * active-pending), as if the instruction had not trapped. Stepping
-		 * needs MDSCR_EL1.SS, which is 0 here unless the vCPU's debug state
-		 * is loaded (debug.c): one read spares every other exit the rest.
-		 */
-		if ((read_sysreg(mdscr_el1) & MDSCR_EL1_SS) && f->elr == elr + 4)
-			f->spsr &= ~SPSR_SS;
+	printk("quire: %s vCPU %u: SError or AArch32 exception (ESR_EL2 0x%lx); stopping the VM\n",
+	       v->vm->name, v->index, f->esr);
+	vm_power_off(v->vm, "stopped");
+	vcpu_exit();
+}
+
+/*
+ * A synchronous exception from a guest, straight from its vector (the most
+ * frequent exit, a stage-2 fill, pays for no other dispatch): ESR_EL2.EC
+ * decoded for core's handlers or arm64's own.
+ */
+void guest_sync(struct trap_frame *f)
+{
+	struct vcpu *v = this_cpu()->vcpu;
+	u32 ec = esr_ec(f->esr);
+	u64 elr = f->elr;
+
+	if (!v) {
+		el2_exception(f, VEC_LOWER64_SYNC); /* not from a guest after all: the crash report */
+		return;
 	}
+	switch (ec) {
+	case EC_DABT_LOW:
+		if (mmio_fast(v, f))
+			break;
+		/* fall through */
+	case EC_IABT_LOW:
+		guest_abort(v, f);
+		break;
+	case EC_SMC64:
+		f->elr += 4; /* a trapped SMC returns to itself; HVC already points past */
+		/* fall through */
+	case EC_HVC64:
+		exit_hypercall(v, f);
+		break;
+	case EC_WFx:
+		exit_wait(v, f, f->esr & 1 /* ISS.TI: WFE */);
+		break;
+	case EC_FP_ASIMD:
+		vcpu_fp_trap(v);
+		break;
+	case EC_SYS64:
+		sysreg_trap(v, f);
+		break;
+	default:
+		undef(v, f, ec);
+		break;
+	}
+	/*
+	 * An instruction Quire emulated (and skipped) has been executed: if
+	 * the guest is stepping it, the step is done, and the guest takes its
+	 * software step exception before the next one (PSTATE.SS = 0,
+	 * active-pending), as if the instruction had not trapped. Stepping
+	 * needs MDSCR_EL1.SS, which is 0 here unless the vCPU's debug state
+	 * is loaded (debug.c): one read spares every other exit the rest.
+	 */
+	if ((read_sysreg(mdscr_el1) & MDSCR_EL1_SS) && f->elr == elr + 4)
+		f->spsr &= ~SPSR_SS;
 	exit_resume(v, f);
 }

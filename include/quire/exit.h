@@ -12,8 +12,10 @@
 #include <quire/run.h>
 #include <quire/swap.h>
 #include <quire/vcpu.h>
+#include <quire/vdev.h>
 #include <quire/vm.h>
 #include <arch/cpu.h>
+#include <arch/regs.h>
 #include <arch/vgic.h>
 
 struct trap_frame;
@@ -36,16 +38,46 @@ struct mmio_access {
  *  - exit_mmio: a translation fault with a syndrome outside the VM's RAM
  *    (struct mmio_access): straight to the device. False if there is no
  *    device there: the arch then decodes the fault whole, for exit_abort;
+ *    exit_mmio_bad logs a register the device does not have;
  *  - exit_hypercall: a hypercall or PSCI call, the PC past the instruction;
  *  - exit_wait: WFI, or WFE (wfe).
  * No switch on a kind between the arch's decoding and them: the hot ones
  * (a fill, a device read) inline into the trap as they did before.
  */
-bool exit_mmio(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a);
+void exit_mmio_bad(struct vcpu *v, const struct mmio_access *a);
 void exit_hypercall(struct vcpu *v, struct trap_frame *f);
 void exit_wait(struct vcpu *v, struct trap_frame *f, bool wfe);
 /* What the violation handler could not settle (gen: swap_gen() before it ran). */
 void exit_abort_rest(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt, enum vio_result r, u64 gen);
+
+/* Inline: the device read is the hot exit after the fill, and its record stays in registers. */
+static inline bool exit_mmio(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a)
+{
+	u64 ipa = a->ipa, val = a->write ? vcpu_reg(f, a->reg) : 0;
+	bool ok;
+
+	if (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE)
+		ok = vgic_dist_access(v, ipa - VGIC_DIST_BASE, a->size, a->write, &val);
+	else if (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE)
+		ok = vpl011_access(v->vm, ipa - VPL011_BASE, a->size, a->write, &val);
+	else if (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE)
+		ok = virtio_mmio_access(v->vm, ipa - VIRTIO_MMIO_BASE, a->size, a->write, &val);
+	else
+		return false;
+	if (!ok) {
+		exit_mmio_bad(v, a);
+		val = 0;
+	}
+	if (!a->write) {
+		if (a->sign_extend && a->size < 8 && (val & (1UL << (8 * a->size - 1))))
+			val |= ~0UL << (8 * a->size);
+		if (!a->reg64)
+			val &= 0xffffffffUL;
+		vcpu_reg_set(f, a->reg, val);
+	}
+	vcpu_skip_insn(f);
+	return true;
+}
 
 static inline void exit_abort(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt)
 {
