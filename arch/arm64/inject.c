@@ -46,6 +46,12 @@ void inject_data_abort(struct trap_frame *f, u64 far, bool instr, bool write)
 	enter_el1_vector(f, (u64)ec << ESR_EC_SHIFT | ESR_IL | (write ? ESR_WNR : 0) | DFSC_SEA);
 }
 
+bool inject_abort_would_loop(const struct trap_frame *f)
+{
+	/* An instruction abort at the guest's own vectors: taking one there faults again. */
+	return (f->elr & ~0x7ffUL) == read_sysreg(vbar_el1);
+}
+
 void inject_undef(struct trap_frame *f)
 {
 	enter_el1_vector(f, (u64)EC_UNKNOWN << ESR_EC_SHIFT | ESR_IL);

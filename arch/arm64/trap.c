@@ -1,18 +1,15 @@
 /*
- * Exceptions taken from a guest: dispatch on ESR_EL2.EC. Stage-2 aborts go
- * to the violation handler or an emulated device, HVC and trapped SMC to the
- * hypercalls, WFI to a real WFI, physical interrupts to the vGIC; anything
- * the guest may not do becomes an exception in the guest, never a crash of
- * Quire.
+ * Exceptions taken from a guest (entry code): ESR_EL2 decoded into
+ * portable exit records for core's handlers (core/exit.c: stage-2 aborts,
+ * device accesses, hypercalls, WFI and WFE), physical interrupts to core's
+ * handler; the exits that are arm64's own (system registers, FP/SIMD,
+ * SError, the unknown) handled here. Anything the guest may not do becomes
+ * an exception in the guest, never a crash of Quire.
  */
-#include <quire/blk.h>
-#include <quire/conmux.h>
+#include <quire/exit.h>
 #include <quire/console.h>
-#include <quire/sched.h>
 #include <quire/fault.h>
-#include <quire/swap.h>
 #include <quire/run.h>
-#include <quire/vdev.h>
 #include <arch/cpu.h>
 #include <arch/esr.h>
 #include <arch/gic.h>
@@ -25,13 +22,6 @@
 #include <arch/vgic.h>
 
 
-static bool is_device(u64 ipa)
-{
-	return (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE) ||
-	       (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE) ||
-	       (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE);
-}
-
 /* ISS of a data abort (ESR_EL2, EC 0x24): the instruction syndrome. */
 #define ISS_ISV (1u << 24)
 #define ISS_SAS(iss) (((iss) >> 22) & 3)
@@ -43,113 +33,47 @@ static bool is_device(u64 ipa)
 #define ISS_WNR (1u << 6)
 
 /*
- * A load or store at an emulated device's IPA, from its syndrome (iss: a
- * data abort's, ISV set): the device answers, the guest goes on past it.
- * False if no emulated device is there.
- */
-static bool emulate_mmio(struct vcpu *v, struct trap_frame *f, u64 ipa, u32 iss)
-{
-	unsigned size = 1u << ISS_SAS(iss), rt = ISS_SRT(iss);
-	bool write = iss & ISS_WNR, ok;
-	u64 val = 0;
-
-	if (write)
-		val = rt == 31 ? 0 : f->x[rt];
-	if (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE)
-		ok = vgic_dist_access(v, ipa - VGIC_DIST_BASE, size, write, &val);
-	else if (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE)
-		ok = vpl011_access(v->vm, ipa - VPL011_BASE, size, write, &val);
-	else if (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE)
-		ok = virtio_mmio_access(v->vm, ipa - VIRTIO_MMIO_BASE, size, write, &val);
-	else
-		return false;
-	if (!ok) {
-		vm_log_once(v->vm, VM_LOG_MMIO,
-			    "quire: %s vCPU %u: %s of %u bytes at device address 0x%lx, no such register "
-			    "for that size: %s (logged once)\n",
-			    v->vm->name, v->index, write ? "write" : "read", size, ipa,
-			    write ? "ignored" : "reads as zero");
-		val = 0;
-	}
-	if (!write && rt != 31) {
-		if ((iss & ISS_SSE) && size < 8 && (val & (1UL << (8 * size - 1))))
-			val |= ~0UL << (8 * size);
-		if (!(iss & ISS_SF))
-			val &= 0xffffffffUL;
-		f->x[rt] = val;
-	}
-	f->elr += 4;
-	return true;
-}
-
-/*
  * The common device access, before the violation handler: a data abort
- * with a syndrome, a translation fault not on a stage-1 walk, at a device's
- * IPA (never RAM: vmconfig_check keeps RAM off the device space; checked anyway).
- * Anything else takes the general path, which ends at emulate_mmio too.
+ * with a syndrome, a translation fault not on a stage-1 walk, outside the
+ * VM's RAM, to core as a struct mmio_access. A 32-bit write to GICD_SGIR,
+ * an IPI, the most frequent, goes to the vGIC at once. False if it is not
+ * such an access, or no device is there: then it is decoded whole.
  */
 static bool mmio_fast(struct vcpu *v, struct trap_frame *f)
 {
 	u32 iss = esr_iss(f->esr);
 	u64 ipa;
 
-	if (esr_ec(f->esr) != EC_DABT_LOW || (iss & (ISS_ISV | ISS_CM | ISS_S1PTW)) != ISS_ISV ||
-	    (iss & 0x3c) != 0x04)
+	if ((iss & (ISS_ISV | ISS_CM | ISS_S1PTW)) != ISS_ISV || (iss & 0x3c) != 0x04)
 		return false;
 	/* HPFAR_EL2.FIPA (bits [43:4]) holds IPA[51:12]; the page offset comes from FAR. */
 	ipa = ((read_sysreg(hpfar_el2) >> 4) & 0xffffffffffUL) << 12 | (f->far & 0xfff);
+	/* RAM is never a device (vmconfig_check keeps them apart): a fault there is the violation handler's. */
 	if (vm_in_ram(v->vm, IPA(ipa)))
 		return false;
 	if (ipa == VGIC_SGIR && (iss & (ISS_WNR | 3u << 22)) == (ISS_WNR | 2u << 22)) {
-		/* A 32-bit write to GICD_SGIR, an IPI: the most frequent device write, straight in. */
 		vgic_sgir_write(v, ISS_SRT(iss) == 31 ? 0 : (u32)f->x[ISS_SRT(iss)]);
 		f->elr += 4;
 		return true;
 	}
-	return emulate_mmio(v, f, ipa, iss);
+	return exit_mmio(v, f, &(struct mmio_access){ ipa, 1u << ISS_SAS(iss), ISS_SRT(iss), iss & ISS_WNR,
+						       iss & ISS_SSE, iss & ISS_SF });
 }
 
-static void abort_from_guest(struct vcpu *v, struct trap_frame *f)
+/*
+ * A stage-2 abort, decoded whole for core. Not inlined into guest_trap: the
+ * fault's record and the fill's registers would cost every other exit a
+ * bigger frame.
+ */
+static void guest_abort(struct vcpu *v, struct trap_frame *f)
 {
 	struct s2_fault flt;
-	enum vio_result r;
 
-	u64 gen = swap_gen();
-
-	if (!fault_decode(f->esr, f->far, read_sysreg(hpfar_el2), &flt))
-		return; /* not reached: called for EC 0x20 and 0x24 only */
-	r = violation_handle(v->vm, &flt, cpu_id());
-	if (r == VIO_MAPPED || r == VIO_RACED || r == VIO_STOP)
-		return;
-	if (r == VIO_WAIT) {
-		vcpu_wait_io(v, gen);
-		return;
-	}
-	if (r == VIO_SEA_OUTSIDE && flt.isv && emulate_mmio(v, f, flt.ipa.bits, esr_iss(f->esr)))
-		return;
-	if (flt.instr && (f->elr & ~0x7ffUL) == read_sysreg(vbar_el1)) {
-		/* The guest's own vector table cannot be fetched: injecting again would loop forever. */
-		printk("quire: %s vCPU %u: its exception vector at 0x%lx is not in guest RAM (%s); "
-		       "it cannot take an abort; stopping the VM\n",
-		       v->vm->name, v->index, f->elr, vio_result_name(r));
-		vm_power_off(v->vm, "stopped");
-		vcpu_exit();
-	}
-	if (r == VIO_SEA_OUTSIDE && is_device(flt.ipa.bits))
-		vm_log_once(v->vm, VM_LOG_MMIO_NOISV,
-			    "quire: %s vCPU %u: device access at IPA 0x%lx by an instruction with no syndrome "
-			    "(load/store pair or writeback) cannot be emulated; injecting a synchronous "
-			    "external abort (logged once)\n", v->vm->name, v->index, flt.ipa.bits);
-	else
-		vm_log_once(v->vm, VM_LOG_VIO + r,
-			    "quire: %s vCPU %u: %s at IPA 0x%lx (VA 0x%lx, %s, level %u): %s; "
-			    "injecting a synchronous external abort (logged once)\n",
-			    v->vm->name, v->index, flt.instr ? "instruction fetch" : flt.write ? "write" : "read",
-			    flt.ipa.bits, flt.va, fault_class_name(flt.cls), flt.level, vio_result_name(r));
-	inject_data_abort(f, f->far, flt.instr, flt.write);
+	if (fault_decode(f->esr, f->far, read_sysreg(hpfar_el2), &flt)) /* EC 0x20 or 0x24: true */
+		exit_abort(v, f, &flt);
 }
 
-static void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
+static __noinline void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
 {
 	vm_log_once(v->vm, VM_LOG_UNDEF,
 		    "quire: %s vCPU %u: %s (EC 0x%02x, ISS 0x%07x) at 0x%lx is not emulated; "
@@ -166,7 +90,7 @@ static void undef(struct vcpu *v, struct trap_frame *f, u32 ec)
  * writes it makes trap (TVM, setway.c); ACTLR_EL1 (TACR) reads as zero and
  * ignores writes; the rest is UNDEF. Each unhandled kind is logged once per VM.
  */
-static void sysreg_trap(struct vcpu *v, struct trap_frame *f)
+static __noinline void sysreg_trap(struct vcpu *v, struct trap_frame *f)
 {
 	u32 iss = esr_iss(f->esr);
 	unsigned rt = (iss >> 5) & 31;
@@ -217,49 +141,9 @@ static void sysreg_trap(struct vcpu *v, struct trap_frame *f)
 	}
 }
 
-/*
- * WFI: the vCPU waits for an interrupt. Alone on its CPU it waits right here,
- * still loaded (a physical WFI, woken by its own timer's PPI or a kick);
- * if another vCPU here can run, it blocks and gives the CPU away. WFE
- * (trapped only where vCPUs share a CPU: a lock spinning) yields the slice.
- */
-static bool wfi_woken(struct vcpu *v)
-{
-	vgic_flush(v);
-	return vgic_lr_pending(v) || atomic_load(&v->vm->off) || atomic_load(&v->vm->paused);
-}
-
-static void wfi_trap(struct vcpu *v, struct trap_frame *f)
-{
-	struct cpu *c = this_cpu();
-
-	f->elr += 4;
-	if (f->esr & 1) {
-		v->yield = true;
-		atomic_store(&c->resched, true);
-		return;
-	}
-	vcpu_idle_until(v, wfi_woken);
-}
-
 /* PSTATE.SS, saved in SPSR_EL2: software step's state (active-not-pending when 1). */
 #define SPSR_SS (1UL << 21)
-
-/* Before the guest runs again: a VM stopped meanwhile, the scheduler's turn, the list registers. */
-static inline bool guest_may_go_on(struct vcpu *v)
-{
-	return !atomic_load(&v->vm->off) && !atomic_load(&this_cpu()->resched) && !atomic_load(&v->blocked);
-}
-
-static inline void guest_resume(struct vcpu *v, struct trap_frame *f)
-{
-	if (!guest_may_go_on(v)) {
-		if (atomic_load(&v->vm->off))
-			vcpu_exit();
-		sched_resched(f);
-	}
-	vgic_flush(this_cpu()->vcpu);
-}
+#define MDSCR_EL1_SS (1UL << 0)
 
 /* A physical interrupt: its own short path (an IPI's delivery goes here). */
 static void guest_irq(struct trap_frame *f)
@@ -267,7 +151,7 @@ static void guest_irq(struct trap_frame *f)
 	struct vcpu *v = this_cpu()->vcpu;
 
 	irq_handle(v);
-	guest_resume(v, f);
+	exit_resume(v, f);
 }
 
 /*
@@ -279,13 +163,8 @@ bool guest_irq_fast(void)
 {
 	struct vcpu *v = this_cpu()->vcpu;
 
-	if (!v)
-		return false; /* not from a guest after all: el2_exception's crash report */
-	irq_handle(v);
-	if (!guest_may_go_on(v))
-		return false;
-	vgic_flush(v);
-	return true;
+	/* No vCPU: not from a guest after all, el2_exception's crash report. */
+	return v && exit_irq(v);
 }
 
 void guest_irq_rest(struct trap_frame *f)
@@ -295,61 +174,82 @@ void guest_irq_rest(struct trap_frame *f)
 	if (!v)
 		el2_exception(f, VEC_LOWER64_IRQ);
 	else
-		guest_resume(v, f);
+		exit_resume(v, f);
 }
 
+/*
+ * The other exceptions from a guest, by el2_exception: FIQ (an interrupt,
+ * as IRQ), SError and AArch32 (not Quire's guests: the VM stops).
+ */
 void guest_trap(struct trap_frame *f, unsigned vector)
+{
+	struct vcpu *v = this_cpu()->vcpu;
+
+	if (vector == VEC_LOWER64_SYNC) {
+		guest_sync(f);
+		return;
+	}
+	if (vector == VEC_LOWER64_IRQ || vector == VEC_LOWER64_IRQ + 1) {
+		guest_irq(f);
+		return;
+	}
+	printk("quire: %s vCPU %u: SError or AArch32 exception (ESR_EL2 0x%lx); stopping the VM\n",
+	       v->vm->name, v->index, f->esr);
+	vm_power_off(v->vm, "stopped");
+	vcpu_exit();
+}
+
+/*
+ * A synchronous exception from a guest, straight from its vector (the most
+ * frequent exit, a stage-2 fill, pays for no other dispatch): ESR_EL2.EC
+ * decoded for core's handlers or arm64's own.
+ */
+void guest_sync(struct trap_frame *f)
 {
 	struct vcpu *v = this_cpu()->vcpu;
 	u32 ec = esr_ec(f->esr);
 	u64 elr = f->elr;
 
-	if (vector == VEC_LOWER64_IRQ || vector == VEC_LOWER64_IRQ + 1) {
-		guest_irq(f);
+	if (!v) {
+		el2_exception(f, VEC_LOWER64_SYNC); /* not from a guest after all: the crash report */
 		return;
 	}
-	if (vector != VEC_LOWER64_SYNC) {
-		printk("quire: %s vCPU %u: SError or AArch32 exception (ESR_EL2 0x%lx); stopping the VM\n",
-		       v->vm->name, v->index, f->esr);
-		vm_power_off(v->vm, "stopped");
-		vcpu_exit();
-	} else {
-		switch (ec) {
-		case EC_DABT_LOW:
-			if (mmio_fast(v, f))
-				break;
-			/* fall through */
-		case EC_IABT_LOW:
-			abort_from_guest(v, f);
+	switch (ec) {
+	case EC_DABT_LOW:
+		if (mmio_fast(v, f))
 			break;
-		case EC_SMC64:
-			f->elr += 4; /* a trapped SMC returns to itself; HVC already points past */
-			/* fall through */
-		case EC_HVC64:
-			if (!hypercall(v, f->x))
-				vcpu_exit();
-			break;
-		case EC_WFx:
-			wfi_trap(v, f);
-			break;
-		case EC_FP_ASIMD:
-			vcpu_fp_trap(v);
-			break;
-		case EC_SYS64:
-			sysreg_trap(v, f);
-			break;
-		default:
-			undef(v, f, ec);
-			break;
-		}
-		/*
-		 * An instruction Quire emulated (and skipped) has been executed: if
-		 * the guest is stepping it, the step is done, and the guest takes its
-		 * software step exception before the next one (PSTATE.SS = 0,
-		 * active-pending), as if the instruction had not trapped.
-		 */
-		if (f->elr == elr + 4)
-			f->spsr &= ~SPSR_SS;
+		/* fall through */
+	case EC_IABT_LOW:
+		guest_abort(v, f);
+		break;
+	case EC_SMC64:
+		f->elr += 4; /* a trapped SMC returns to itself; HVC already points past */
+		/* fall through */
+	case EC_HVC64:
+		exit_hypercall(v, f);
+		break;
+	case EC_WFx:
+		exit_wait(v, f, f->esr & 1 /* ISS.TI: WFE */);
+		break;
+	case EC_FP_ASIMD:
+		vcpu_fp_trap(v);
+		break;
+	case EC_SYS64:
+		sysreg_trap(v, f);
+		break;
+	default:
+		undef(v, f, ec);
+		break;
 	}
-	guest_resume(v, f);
+	/*
+	 * An instruction Quire emulated (and skipped) has been executed: if
+	 * the guest is stepping it, the step is done, and the guest takes its
+	 * software step exception before the next one (PSTATE.SS = 0,
+	 * active-pending), as if the instruction had not trapped. Stepping
+	 * needs MDSCR_EL1.SS, which is 0 here unless the vCPU's debug state
+	 * is loaded (debug.c): one read spares every other exit the rest.
+	 */
+	if ((read_sysreg(mdscr_el1) & MDSCR_EL1_SS) && f->elr == elr + 4)
+		f->spsr &= ~SPSR_SS;
+	exit_resume(v, f);
 }

@@ -2,7 +2,9 @@
  * EL2 exception vectors (entry code). Every entry saves the general
  * registers and the syndrome registers into a struct trap_frame on the
  * current stack and calls el2_exception(frame, vector index), then leaves
- * through el2_restore (enter.S) to ELR_EL2.
+ * through el2_restore (enter.S) to ELR_EL2. A guest's synchronous
+ * exceptions go to guest_sync(frame) instead, and its IRQs take a shorter
+ * path (el2_guest_irq).
  */
 #include <arch/asm.h>
 #include <arch/trap_frame.h>
@@ -18,9 +20,14 @@
 	.text
 	.align	11
 FUNC(el2_vectors)
-	.irp	i, 0, 1, 2, 3, 4, 5, 6, 7, 8
+	.irp	i, 0, 1, 2, 3, 4, 5, 6, 7
 	ventry	\i
 	.endr
+	/* 8, a synchronous exception from a guest: the whole frame, then straight to guest_sync. */
+	.align	7
+	sub	sp, sp, #FRAME_SIZE
+	stp	x0, x1, [sp, #FRAME_X(0)]
+	b	el2_guest_sync
 	/* 9, an IRQ from a guest: saves only what C may clobber first. */
 	.align	7
 	sub	sp, sp, #FRAME_SIZE
@@ -55,10 +62,18 @@ el2_guest_irq:
 	bl	guest_irq_rest
 	b	el2_restore
 
-el2_trap_common:
+/* The rest of the frame (x0, x1 are saved), then \handler(frame, x1), then out through el2_restore. */
+.macro frame_call handler
 	frame_save_x2_x19
 	frame_save_x20_x29
 	frame_save_x30_el2
 	mov	x0, sp
-	bl	el2_exception
+	bl	\handler
 	b	el2_restore
+.endm
+
+el2_guest_sync:
+	frame_call guest_sync
+
+el2_trap_common:
+	frame_call el2_exception

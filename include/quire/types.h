@@ -33,5 +33,6 @@ typedef u64 paddr_t;
 #define __aligned(n) __attribute__((aligned(n)))
 #define __printf(a, b) __attribute__((format(printf, a, b)))
 #define __unused __attribute__((unused))
+#define __noinline __attribute__((noinline))
 
 #endif

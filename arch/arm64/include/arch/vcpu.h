@@ -43,6 +43,7 @@ void vcpu_fp_trap(struct vcpu *v);
 enum sysreg_result vcpu_debug_access(struct vcpu *v, struct sysreg_access *a);
 /* Called from el2_exception for exceptions taken from the guest. */
 void guest_trap(struct trap_frame *f, unsigned vector);
+void guest_sync(struct trap_frame *f);
 /* vectors.S's short IRQ path from a guest: trap.c */
 bool guest_irq_fast(void);
 void guest_irq_rest(struct trap_frame *f);
@@ -50,4 +51,6 @@ void guest_irq_rest(struct trap_frame *f);
 /* Exception injection into the guest's EL1 (its registers are live on this CPU). */
 void inject_data_abort(struct trap_frame *f, u64 far, bool instr, bool write);
 void inject_undef(struct trap_frame *f);
+/* The guest faulted fetching at its own exception vector: an abort injected now would loop. */
+bool inject_abort_would_loop(const struct trap_frame *f);
 #endif

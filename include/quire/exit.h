@@ -1,0 +1,116 @@
+/*
+ * A guest's exits as core sees them. The arch's trap code decodes its own
+ * syndrome into portable records (struct s2_fault for an abort, struct
+ * mmio_access for a device access) and calls core's handler for each kind
+ * (core/exit.c): the violation handler, the emulated devices, the
+ * hypercalls, waiting. Exits only the arch can handle (its system
+ * registers, FP, debug) it handles itself.
+ */
+#ifndef QUIRE_EXIT_H
+#define QUIRE_EXIT_H
+#include <quire/fault.h>
+#include <quire/run.h>
+#include <quire/swap.h>
+#include <quire/vcpu.h>
+#include <quire/vdev.h>
+#include <quire/vm.h>
+#include <arch/cpu.h>
+#include <arch/regs.h>
+#include <arch/vgic.h>
+
+struct trap_frame;
+
+/* A load or store at a device's address, as its syndrome gives it. */
+struct mmio_access {
+	u64 ipa;
+	u8 size;	/* bytes: 1, 2, 4 or 8 */
+	u8 reg;		/* the register loaded or stored; 31: the zero register */
+	bool write;
+	bool sign_extend; /* a load sign-extends to the register */
+	bool reg64;	/* a load fills all 64 bits of the register (else 32) */
+};
+
+/*
+ * Core's handlers, one per kind of exit the arch decodes (f is the guest's
+ * frame: its registers, arch/regs.h):
+ *  - exit_abort: a stage-2 abort (struct s2_fault): the violation handler,
+ *    then perhaps a device, or an abort injected into the guest;
+ *  - exit_mmio: a translation fault with a syndrome outside the VM's RAM
+ *    (struct mmio_access): straight to the device. False if there is no
+ *    device there: the arch then decodes the fault whole, for exit_abort;
+ *    exit_mmio_bad logs a register the device does not have;
+ *  - exit_hypercall: a hypercall or PSCI call, the PC past the instruction;
+ *  - exit_wait: WFI, or WFE (wfe).
+ * No switch on a kind between the arch's decoding and them: the hot ones
+ * (a fill, a device read) inline into the trap as they did before.
+ */
+void exit_mmio_bad(struct vcpu *v, const struct mmio_access *a);
+void exit_hypercall(struct vcpu *v, struct trap_frame *f);
+void exit_wait(struct vcpu *v, struct trap_frame *f, bool wfe);
+/* What the violation handler could not settle (gen: swap_gen() before it ran). */
+void exit_abort_rest(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt, enum vio_result r, u64 gen);
+
+/* Inline: the device read is the hot exit after the fill, and its record stays in registers. */
+static inline bool exit_mmio(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a)
+{
+	u64 ipa = a->ipa, val = a->write ? vcpu_reg(f, a->reg) : 0;
+	bool ok;
+
+	if (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE)
+		ok = vgic_dist_access(v, ipa - VGIC_DIST_BASE, a->size, a->write, &val);
+	else if (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE)
+		ok = vpl011_access(v->vm, ipa - VPL011_BASE, a->size, a->write, &val);
+	else if (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE)
+		ok = virtio_mmio_access(v->vm, ipa - VIRTIO_MMIO_BASE, a->size, a->write, &val);
+	else
+		return false;
+	if (!ok) {
+		exit_mmio_bad(v, a);
+		val = 0;
+	}
+	if (!a->write) {
+		if (a->sign_extend && a->size < 8 && (val & (1UL << (8 * a->size - 1))))
+			val |= ~0UL << (8 * a->size);
+		if (!a->reg64)
+			val &= 0xffffffffUL;
+		vcpu_reg_set(f, a->reg, val);
+	}
+	vcpu_skip_insn(f);
+	return true;
+}
+
+static inline void exit_abort(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt)
+{
+	u64 gen = swap_gen();
+	enum vio_result r = violation_handle(v->vm, flt, cpu_id());
+
+	if (r != VIO_MAPPED && r != VIO_RACED && r != VIO_STOP)
+		exit_abort_rest(v, f, flt, r, gen);
+}
+
+/* Nothing for the scheduler to do: v's VM runs, its CPU is not asked to look, v is not blocked. */
+static inline bool exit_may_go_on(struct vcpu *v)
+{
+	return !atomic_load(&v->vm->off) && !atomic_load(&this_cpu()->resched) && !atomic_load(&v->blocked);
+}
+
+/*
+ * Before the guest runs again: a VM stopped meanwhile (never returns), the
+ * scheduler's turn (f may become another vCPU's), the list registers.
+ */
+static inline void exit_resume(struct vcpu *v, struct trap_frame *f)
+{
+	if (!exit_may_go_on(v)) {
+		if (atomic_load(&v->vm->off))
+			vcpu_exit();
+		sched_resched(f);
+	}
+	vgic_flush(this_cpu()->vcpu);
+}
+/*
+ * Physical interrupts taken from the guest v, handled. True if v may go on
+ * at once (its list registers filled); false if exit_resume must run, with
+ * the whole frame.
+ */
+bool exit_irq(struct vcpu *v);
+#endif
