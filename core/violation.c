@@ -134,6 +134,18 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 	return VIO_MAPPED;
 }
 
+const char *fault_class_name(enum fault_class c)
+{
+	static const char *const names[] = {
+		[FAULT_ADDR_SIZE] = "address size fault",	[FAULT_TRANSLATION] = "translation fault",
+		[FAULT_ACCESS_FLAG] = "access flag fault",	[FAULT_PERMISSION] = "permission fault",
+		[FAULT_EXTERNAL] = "synchronous external abort", [FAULT_ALIGNMENT] = "alignment fault",
+		[FAULT_TLB_CONFLICT] = "TLB conflict abort",	[FAULT_OTHER] = "other fault",
+	};
+
+	return (unsigned)c < ARRAY_SIZE(names) ? names[c] : "invalid fault class";
+}
+
 const char *vio_result_name(enum vio_result r)
 {
 	switch (r) {

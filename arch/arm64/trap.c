@@ -9,6 +9,7 @@
 #include <quire/exit.h>
 #include <quire/console.h>
 #include <quire/fault.h>
+#include <arch/fault_decode.h>
 #include <quire/run.h>
 #include <arch/cpu.h>
 #include <arch/esr.h>

@@ -40,8 +40,6 @@ struct s2_fault {
 	ipa_t ipa;	    /* HPFAR_EL2.FIPA << 12 | FAR_EL2[11:0] */
 };
 
-/* Decode; returns false (and leaves f untouched) if esr is not a lower-EL abort. */
-bool fault_decode(u64 esr, u64 far, u64 hpfar, struct s2_fault *f);
 const char *fault_class_name(enum fault_class c);
 
 /*

@@ -1,9 +1,11 @@
 /*
- * What Quire keeps in invalid stage-2 leaves. The table walker looks only at
- * bit 0 of an invalid descriptor, so the other 63 bits are Quire's: a page
- * out on the swap disk costs no memory beyond the leaf it already had. The
- * arm64 tables and the host fake share this encoding; a valid leaf (bit 0
- * set) is the arch's own business.
+ * What Quire keeps in invalid stage-2 leaves. A table walker ignores the
+ * rest of an invalid descriptor, so those bits are Quire's: a page out on
+ * the swap disk costs no memory beyond the leaf it already had. Which bits
+ * they are is the arch's (arch/s2_desc.h: S2E_VALID, the bits that make a
+ * descriptor valid, and S2E_BUSY, S2E_SWAP, S2E_SLOT_SHIFT, S2E_SLOT_MAX);
+ * these helpers are the same everywhere. A valid leaf is the arch's own
+ * business.
  *
  *   0                         empty: a fault fills it
  *   S2E_BUSY                  claimed for a moment (merge, copy-on-write): a fault retries
@@ -14,12 +16,7 @@
 #ifndef QUIRE_S2_ENTRY_H
 #define QUIRE_S2_ENTRY_H
 #include <quire/types.h>
-
-#define S2E_VALID (1UL << 0)
-#define S2E_BUSY (1UL << 1)
-#define S2E_SWAP (1UL << 2)
-#define S2E_SLOT_SHIFT 12
-#define S2E_SLOT_MAX ((1UL << 36) - 1) /* 256 TiB of swap */
+#include <arch/s2_desc.h>
 
 static inline bool s2e_swapped(u64 e)
 {
@@ -33,7 +30,7 @@ static inline bool s2e_transit(u64 e)
 
 static inline u64 s2e_slot(u64 e)
 {
-	return e >> S2E_SLOT_SHIFT;
+	return e >> S2E_SLOT_SHIFT & S2E_SLOT_MAX;
 }
 
 static inline u64 s2e_make(u64 slot, bool transit)

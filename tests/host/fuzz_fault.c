@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arch/fault_decode.h>
 #include <quire/errno.h>
 #include <quire/vm.h>
 #include "fake_arch.h"

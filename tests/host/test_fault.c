@@ -1,5 +1,5 @@
 /*
- * fault_decode (core/fault.c) on hand-built ESR_EL2 values: the ISS encoding
+ * fault_decode (arch/arm64/fault.c) on hand-built ESR_EL2 values: the ISS encoding
  * of data and instruction aborts from a lower EL (Arm ARM D19.2, ESR_EL2),
  * and the IPA from HPFAR_EL2.FIPA and FAR_EL2.
  */
@@ -11,6 +11,7 @@
 
 #include <string.h>
 
+#include <arch/fault_decode.h>
 #include <quire/fault.h>
 
 #define EC_IABT_LOW 0x20u
@@ -317,20 +318,6 @@ static void ipa_from_hpfar_and_far(void **state)
 	assert_int_equal(f.va, 0xffff000000000001ULL);
 }
 
-static void class_names(void **state)
-{
-	(void)state;
-	assert_string_equal(fault_class_name(FAULT_TRANSLATION), "translation fault");
-	assert_string_equal(fault_class_name(FAULT_PERMISSION), "permission fault");
-	for (int c = FAULT_ADDR_SIZE; c <= FAULT_OTHER; c++) {
-		assert_non_null(fault_class_name(c));
-		for (int d = FAULT_ADDR_SIZE; d < c; d++)
-			assert_string_not_equal(fault_class_name(c), fault_class_name(d));
-	}
-	assert_string_equal(fault_class_name(FAULT_OTHER + 1), "invalid fault class");
-	assert_string_equal(fault_class_name((enum fault_class)-1), "invalid fault class");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,7 +333,6 @@ int main(void)
 		cmocka_unit_test(other_exception_classes_rejected),
 		cmocka_unit_test(upper_esr_bits_ignored),
 		cmocka_unit_test(ipa_from_hpfar_and_far),
-		cmocka_unit_test(class_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

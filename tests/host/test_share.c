@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arch/fault_decode.h>
 #include <quire/console.h>
 #include <quire/share.h>
 #include <quire/swap.h>

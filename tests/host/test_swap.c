@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arch/fault_decode.h>
 #include <quire/s2_entry.h>
 #include <quire/share.h>
 #include <quire/swap.h>

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arch/fault_decode.h>
 #include <quire/errno.h>
 #include <quire/share.h>
 #include <quire/vm.h>
@@ -902,6 +903,20 @@ static void destroy_flushes_tlb_before_freeing(void **state)
 	assert_int_equal(atomic_load(&flushes_at_first_free), 1);
 }
 
+static void class_names(void **state)
+{
+	(void)state;
+	assert_string_equal(fault_class_name(FAULT_TRANSLATION), "translation fault");
+	assert_string_equal(fault_class_name(FAULT_PERMISSION), "permission fault");
+	for (int c = FAULT_ADDR_SIZE; c <= FAULT_OTHER; c++) {
+		assert_non_null(fault_class_name(c));
+		for (int d = FAULT_ADDR_SIZE; d < c; d++)
+			assert_string_not_equal(fault_class_name(c), fault_class_name(d));
+	}
+	assert_string_equal(fault_class_name(FAULT_OTHER + 1), "invalid fault class");
+	assert_string_equal(fault_class_name((enum fault_class)-1), "invalid fault class");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -929,6 +944,7 @@ int main(void)
 		cmocka_unit_test_teardown(regression_tlb_conflict_flushes_and_retries, teardown),
 		cmocka_unit_test_teardown(destroy_flushes_tlb_before_freeing, teardown),
 		cmocka_unit_test_teardown(regression_copy_in_gives_back_an_unmapped_page, teardown),
+		cmocka_unit_test(class_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,11 +3,11 @@
  * needs, as small inline primitives: VMSAv8-64, 4 KiB granule (Arm ARM
  * D8.3), walks starting at level 1 (39-bit IPA, one root table). Tables and
  * pages are reached at their machine address: Quire maps RAM 1:1 at EL2.
- * Invalid descriptors hold Quire's own encoding (quire/s2_entry.h).
+ * Invalid descriptors hold Quire's own marks (quire/s2_entry.h): the
+ * walker looks only at bit 0 of one, so they use bits 1, 2 and 12 up.
  */
 #ifndef ARCH_S2_DESC_H
 #define ARCH_S2_DESC_H
-#include <quire/s2_entry.h>
 #include <quire/vm.h>
 #include <arch/sysreg.h>
 
@@ -30,7 +30,12 @@
 #define S2D_SW_SEEN (1UL << 56)	 /* ... and the swap clock passed it once */
 #define S2D_ADDR_MASK 0x0000fffffffff000UL
 
-_Static_assert(S2D_VALID == S2E_VALID, "invalid descriptors are the ones quire/s2_entry.h encodes");
+/* Quire's marks in an invalid descriptor (quire/s2_entry.h). */
+#define S2E_VALID S2D_VALID
+#define S2E_BUSY (1UL << 1)
+#define S2E_SWAP (1UL << 2)
+#define S2E_SLOT_SHIFT 12
+#define S2E_SLOT_MAX ((1UL << 36) - 1) /* 256 TiB of swap */
 
 static inline _Atomic u64 *s2_table(paddr_t pa)
 {

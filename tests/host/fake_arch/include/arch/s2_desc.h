@@ -11,14 +11,13 @@
 #ifndef FAKE_ARCH_S2_DESC_H
 #define FAKE_ARCH_S2_DESC_H
 #include <stdatomic.h>
-#include <quire/s2_entry.h>
 #include <quire/vm.h>
 
 #define S2_START_LEVEL 0
 #define S2_LAST_LEVEL 3
 #define S2_TABLE_BITS 9
 
-#define FD_VALID S2E_VALID
+#define FD_VALID (1ull << 0)
 #define FD_TABLE (1ull << 1)	/* a table descriptor (never set in a leaf) */
 #define FD_PROT_SHIFT 2		/* S2_R, S2_W, S2_X, S2_DEVICE at bits [5:2] */
 #define FD_PROT_MASK ((u64)(S2_RWX | S2_DEVICE) << FD_PROT_SHIFT)
@@ -26,6 +25,12 @@
 #define FD_AHEAD (1ull << 60)
 #define FD_SEEN (1ull << 61)
 #define FD_ADDR_MASK 0x0000fffffffff000ull
+/* Quire's marks in an invalid descriptor: in high bits, where EPT's ignored ones are, not arm64's 1 and 2. */
+#define S2E_VALID FD_VALID
+#define S2E_BUSY (1ull << 52)
+#define S2E_SWAP (1ull << 53)
+#define S2E_SLOT_SHIFT 12
+#define S2E_SLOT_MAX ((1ull << 36) - 1)
 
 /* fake_arch.c */
 void *hostmem_ptr(paddr_t pa);
