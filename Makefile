@@ -57,12 +57,12 @@ Q := $(if $(V),,@)
 $(B)/obj/%.c.o: %.c | setup
 	@mkdir -p $(dir $@)
 	@echo "  CC      $(B)/$<"
-	$(Q)$(CC) $(CFLAGS) -MMD -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/obj/%.S.o: %.S | setup
 	@mkdir -p $(dir $@)
 	@echo "  AS      $(B)/$<"
-	$(Q)$(CC) $(CFLAGS) $(ASFLAGS) -MMD -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(ASFLAGS) -MMD -MP -c $< -o $@
 
 $(O)/quire.elf: $(OBJS) $(IMG_OBJ) arch/arm64/quire.ld
 	@echo "  LD      $@"
