@@ -19,10 +19,15 @@ static void reclaim(struct vm *vm, unsigned want, unsigned sweeps, u64 keep, uns
 
 void swap_ahead(struct vm *vm, ipa_t keep, unsigned cpu)
 {
-	u32 active = atomic_load(&vm->pool.active), writing = atomic_load(&vm->swap.writing);
-	u32 room = MIN((u32)(SWAP_BATCH + SWAP_RA_MAX), vm->pool.data_limit / 4);
+	u32 active, writing, room;
 	const struct pool *p = vm->pool.vmm;
 
+	/* First: every fill comes here, and most VMs do not swap. */
+	if (!vm->swap.on || !swap_enabled())
+		return;
+	active = atomic_load(&vm->pool.active);
+	writing = atomic_load(&vm->swap.writing);
+	room = MIN((u32)(SWAP_BATCH + SWAP_RA_MAX), vm->pool.data_limit / 4);
 	/*
 	 * Keep the pages over a low mark (a batch and a read-ahead window below
 	 * the limit) on their way out before the limit is reached, so faults
@@ -30,8 +35,6 @@ void swap_ahead(struct vm *vm, ipa_t keep, unsigned cpu)
 	 * already cold, never the one just mapped. A request's worth at a time,
 	 * so the disk gets long requests.
 	 */
-	if (!vm->swap.on || !swap_enabled())
-		return;
 	if (active + room >= vm->pool.data_limit + writing + BLK_MAX_PAGES)
 		reclaim(vm, active + room - vm->pool.data_limit - writing, 0, keep.bits, cpu);
 	/*
