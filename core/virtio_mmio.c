@@ -225,8 +225,12 @@ static int reg_write(struct virtio_dev *d, u64 r, u32 val, unsigned cpu)
 		q->ready = true;
 		break;
 	case REG_QUEUE_NOTIFY:
-		/* Only a running device takes its queues; a notify of any other queue is ignored. */
-		if (val < d->ops->nqueues && d->q[val].ready && virtio_live(d))
+		/*
+		 * Once the features are agreed, a ready queue is taken. Linux notifies
+		 * some (the balloon's stats queue) before DRIVER_OK, as QEMU allows.
+		 */
+		if (val < d->ops->nqueues && d->q[val].ready && (d->status & VIRTIO_STATUS_FEATURES_OK) &&
+		    !(d->status & VIRTIO_STATUS_NEEDS_RESET))
 			return d->ops->notify(d, val, cpu);
 		break;
 	case REG_INT_ACK:

@@ -14,6 +14,6 @@ void vpl011_input(struct vm *vm, char c);
 /* Arch: the guest made room in its full FIFO: run the console input interrupt soon (conmux_input_drain). */
 void console_input_resume(void);
 
-/* Arch: set an emulated device's (level-sensitive) interrupt line. */
+/* Arch: set an emulated device's interrupt line (a rising edge latches an edge-triggered one). */
 void vm_set_irq_level(struct vm *vm, u32 intid, bool level);
 #endif
