@@ -54,7 +54,6 @@ static void dev_reset(struct virtio_dev *d)
 	d->dev_features_sel = d->drv_features_sel = d->queue_sel = 0;
 	d->driver_features = 0;
 	d->isr = 0;
-	d->broken_logged = false;
 	for (unsigned q = 0; q < VIRTIO_QUEUES_MAX; q++)
 		d->q[q] = (struct virtq){ 0 };
 	if (d->ops->reset)
@@ -66,6 +65,8 @@ void virtio_attach(struct vm *vm, unsigned slot, struct virtio_dev *d)
 {
 	d->vm = vm;
 	d->slot = slot;
+	/* Once per device life, not per driver reset: a driver that breaks and resets in a loop is not a log flood. */
+	d->broken_logged = false;
 	spin_lock(&d->lock);
 	dev_reset(d);
 	spin_unlock(&d->lock);

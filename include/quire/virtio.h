@@ -60,7 +60,7 @@ struct virtio_dev {
 	u64 driver_features;
 	u32 isr;			/* InterruptStatus */
 	u32 config_generation;
-	bool broken_logged;		/* a rule the driver broke, logged once per device */
+	bool broken_logged;		/* a rule the driver broke, logged once per device life (not per reset) */
 	u8 config[VIRTIO_CONFIG_MAX];
 	struct virtq q[VIRTIO_QUEUES_MAX];
 };

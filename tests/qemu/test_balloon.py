@@ -6,7 +6,7 @@ and deflates it. Quire's own counters (monitor 'stats') and the guest's own view
 import re
 import time
 
-from conftest import Guest, boot_vms, focus, monitor
+from conftest import Guest, boot_vms, focus, memtest, monitor, run_until_off
 from vmconfig import linux
 
 MEM_MIB = 512
@@ -123,3 +123,16 @@ def test_balloon_refusals(boot, tmp_path):
     assert "no VM 'nosuch'" in monitor(con, "balloon nosuch 1")
     focus(con, "vm1")
     assert g.sh("echo alive").strip() == "alive"
+
+
+def test_hostile_driver_is_contained(boot, tmp_path):
+    """A bare-metal driver that lies to its balloon in every way memtest's mode 28 knows:
+    each lie resets only that device (the guest checks NEEDS_RESET and the interrupt
+    status itself), one log line, and a healthy VM beside it runs to its end."""
+    text = run_until_off(boot, tmp_path, [memtest(28, balloon="on"), memtest(1)], smp=2)
+    assert re.search(r"\[vm1\] memtest: virtio-hostile ok cases=14", text), text[-3000:]
+    assert re.search(r"\[vm2\] memtest: seq ok", text), text[-3000:]
+    logged = re.findall(r"quire: vm1: virtio-balloon in slot 0: (.*); the device needs a reset \(logged once\)", text)
+    assert logged == ["a queue made ready with a bad size, or areas outside RAM or misaligned"], logged
+    assert "quire: vm2: virtio" not in text
+    assert "FAIL" not in text and "crash" not in text.lower()
