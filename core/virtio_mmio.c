@@ -177,6 +177,12 @@ static void status_write(struct virtio_dev *d, u32 val)
 		virtio_broken(d, "DRIVER_OK without FEATURES_OK");
 		val &= ~VIRTIO_STATUS_DRIVER_OK;
 	}
+	/* 2.1.2: a device that needs a reset says so by a configuration interrupt once the driver runs it. */
+	if ((val & VIRTIO_STATUS_DRIVER_OK) && !(d->status & VIRTIO_STATUS_DRIVER_OK) &&
+	    (d->status & VIRTIO_STATUS_NEEDS_RESET)) {
+		d->isr |= VIRTIO_INT_CONFIG;
+		irq_update(d);
+	}
 	d->status = val | (d->status & VIRTIO_STATUS_NEEDS_RESET);
 }
 
