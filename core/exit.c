@@ -6,11 +6,13 @@
  * do becomes an exception in the guest, never a crash of Quire.
  */
 #include <quire/console.h>
+#include <quire/errno.h>
 #include <quire/exit.h>
 #include <quire/fault.h>
 #include <quire/run.h>
 #include <quire/swap.h>
 #include <quire/vdev.h>
+#include <quire/virtio.h>
 #include <quire/vm.h>
 #include <arch/cpu.h>
 #include <arch/regs.h>
@@ -31,6 +33,26 @@ void exit_mmio_bad(struct vcpu *v, const struct mmio_access *a)
 		    "for that size: %s (logged once)\n",
 		    v->vm->name, v->index, a->write ? "write" : "read", a->size, a->ipa,
 		    a->write ? "ignored" : "reads as zero");
+}
+
+void exit_virtio(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a)
+{
+	u64 gen = swap_gen(), val = a->write ? vcpu_reg(f, a->reg) : 0;
+	int rc = virtio_mmio_access(v->vm, a->ipa - VIRTIO_MMIO_BASE, a->size, a->write, &val, cpu_id());
+
+	/*
+	 * A notify whose guest memory is on its way from swap (-EAGAIN), or
+	 * claimed for a moment (-EBUSY): the guest stays at its store and makes
+	 * it again, after the disk for -EAGAIN; the device goes on from where it
+	 * stopped.
+	 */
+	if (rc == -EAGAIN) {
+		vcpu_wait_io(v, gen);
+		return;
+	}
+	if (rc == -EBUSY)
+		return;
+	exit_mmio_done(v, f, a, rc == 0, val);
 }
 
 void exit_abort_rest(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt, enum vio_result r, u64 gen)

@@ -9,6 +9,7 @@
 #include <quire/console.h>
 #include <quire/errno.h>
 #include <quire/monitor.h>
+#include <quire/balloon.h>
 #include <quire/clock.h>
 #include <quire/pool.h>
 #include <quire/share.h>
@@ -45,6 +46,7 @@ static void cmd_list(const struct command *c, char **arg, unsigned cpu);
 static void cmd_stats(const struct command *c, char **arg, unsigned cpu);
 static void cmd_lifecycle(const struct command *c, char **arg, unsigned cpu);
 static void cmd_share(const struct command *c, char **arg, unsigned cpu);
+static void cmd_balloon(const struct command *c, char **arg, unsigned cpu);
 static int op_pause(struct vm *vm, unsigned cpu);
 static int op_resume(struct vm *vm, unsigned cpu);
 static int op_kill(struct vm *vm, unsigned cpu);
@@ -57,6 +59,8 @@ static const struct command commands[] = {
 	  cmd_stats, NULL, NULL },
 	{ "share", NULL, "<vm> [pages]", "sharing counters of a VM; with pages, its scan rate per slice "
 	  "(0 stops scanning it)", cmd_share, NULL, NULL },
+	{ "balloon", NULL, "<vm> <MiB>", "ask its guest to give MiB of its memory back (0: take it all again)",
+	  cmd_balloon, NULL, NULL },
 	{ "pause", NULL, "<vm>", "stop running its vCPUs", cmd_lifecycle, op_pause, "a running VM" },
 	{ "resume", NULL, "<vm>", "run a paused VM again", cmd_lifecycle, op_resume, "a paused VM" },
 	{ "kill", NULL, "<vm>", "power it off; its memory goes back to the pool", cmd_lifecycle,
@@ -149,6 +153,47 @@ static void stats_line(struct vm *vm)
 	       (unsigned long)atomic_load(&vm->swap.squeezed), (unsigned long)atomic_load(&vm->cache_flushes));
 }
 
+/* The balloon's line, if the VM has one: Quire's side, then the guest's own figures (bytes, as MiB). */
+static void balloon_line(struct vm *vm, unsigned cpu)
+{
+	struct balloon_info b;
+
+	balloon_info(vm, &b, cpu);
+	if (!b.present)
+		return;
+	printk("quire: balloon %s driver=%u target_mib=%lu actual_mib=%lu inflated=%lu deflated=%lu reported=%lu "
+	       "discarded=%lu guest_stats=%u guest_free_mib=%lu guest_avail_mib=%lu guest_total_mib=%lu "
+	       "guest_major_faults=%lu\n",
+	       vm->name, b.driver, pages_mib(b.target), pages_mib(b.actual), (unsigned long)b.inflated,
+	       (unsigned long)b.deflated, (unsigned long)b.reported, (unsigned long)b.discarded, b.stats_valid,
+	       mib(b.stats[BALLOON_S_MEMFREE]), mib(b.stats[BALLOON_S_AVAIL]), mib(b.stats[BALLOON_S_MEMTOT]),
+	       (unsigned long)b.stats[BALLOON_S_MAJFLT]);
+}
+
+static void cmd_balloon(const struct command *c, char **arg, unsigned cpu)
+{
+	struct vm *vm = find(arg[0]);
+	char *end = arg[1];
+	u64 want = 0;
+
+	(void)c;
+	if (!vm)
+		return;
+	while (end && *end >= '0' && *end <= '9' && want <= mib(vm->cfg.mem_size))
+		want = want * 10 + (u64)(*end++ - '0');
+	if (!arg[1] || end == arg[1] || *end || want > mib(vm->cfg.mem_size)) {
+		printk("quire: balloon %s: MiB must be a number from 0 to its %lu MiB of memory, not '%s'\n", vm->name,
+		       mib(vm->cfg.mem_size), arg[1] ? arg[1] : "");
+		return;
+	}
+	if (balloon_set_target(vm, (u32)(want << (20 - PAGE_SHIFT)))) {
+		printk("quire: balloon %s: it has no balloon (balloon = \"on\" in its config)\n", vm->name);
+		return;
+	}
+	printk("quire: balloon %s: asking its guest to hold %lu MiB in its balloon\n", vm->name, (unsigned long)want);
+	balloon_line(vm, cpu);
+}
+
 static void swap_line(void)
 {
 	struct swap_stats st;
@@ -207,16 +252,19 @@ static void cmd_stats(const struct command *c, char **arg, unsigned cpu)
 	unsigned n = 0;
 	struct vm *vm;
 
-	(void)c, (void)cpu;
+	(void)c;
 	if (arg[0]) {
-		if ((vm = find(arg[0])))
+		if ((vm = find(arg[0]))) {
 			stats_line(vm);
+			balloon_line(vm, cpu);
+		}
 		return;
 	}
 	for (unsigned id = 1; id <= MAX_VMS; id++) {
 		if (!(vm = slot(id)))
 			continue;
 		stats_line(vm);
+		balloon_line(vm, cpu);
 		vmm = vmm ? vmm : vm->pool.vmm;
 		n++;
 	}

@@ -215,6 +215,29 @@ void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
 	s2_after_install();
 }
 
+void s2_clear(struct vm *vm, struct s2_slot *slot)
+{
+	(void)vm;
+	/* Claimed, so broken already: no walker or TLB holds the page; an empty leaf needs no barrier before it. */
+	atomic_store_explicit(slot->e, 0, memory_order_release);
+}
+
+int s2_take_swapped(struct vm *vm, ipa_t ipa, u64 *swap_slot)
+{
+	_Atomic u64 *e;
+	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_acquire);
+
+	if (s2e_transit(v) || (v & S2E_BUSY))
+		return -EBUSY;
+	if (!s2e_swapped(v))
+		return -ENOENT;
+	/* Only the swapped entry it saw: a swap-in taking it meanwhile wins. */
+	if (!atomic_compare_exchange_strong_explicit(e, &v, 0, memory_order_acq_rel, memory_order_relaxed))
+		return -EBUSY;
+	*swap_slot = s2e_slot(v);
+	return 0;
+}
+
 bool s2_test_clear_young(struct vm *vm, ipa_t ipa)
 {
 	_Atomic u64 *e;

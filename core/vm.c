@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <libfdt.h>
+#include <quire/balloon.h>
 #include <quire/clock.h>
 #include <quire/conmux.h>
 #include <quire/console.h>
@@ -334,6 +335,8 @@ static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu
 		return NULL;
 	}
 	vpl011_reset(vm);
+	if (c->balloon)
+		balloon_attach(vm, VMCFG_BALLOON_SLOT);
 	if (load_image(vm, g, cpu, err, errlen))
 		return NULL;
 	return vm;

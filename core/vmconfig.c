@@ -21,10 +21,11 @@ static const char *const no_props[] = { NULL };
 static const char *const root_props[] = { "compatible", "machine-memory-mib", NULL };
 static const char *const vm_props[] = {
 	"vcpus", "memory-mib", "memory-base", "resident-limit-mib", "kernel", "initramfs",
-	"bootargs", "cpus", "arg", "sharing", "share-domain", "share-scan-pages", "swap-mib", "swap-full", "resident-min-mib", NULL,
+	"bootargs", "cpus", "arg", "sharing", "share-domain", "share-scan-pages", "swap-mib", "swap-full", "resident-min-mib", "balloon", NULL,
 };
 static const char *const sharing_modes[] = { "off", "zero", "self", "domain" };
 static const char *const swap_full_policies[] = { "stop", "wait" };
+static const char *const on_off[] = { "off", "on" };
 
 /* bootargs: any string, "" too (a command line that is empty, not Quire's default). */
 static int get_bootargs(const struct ctx *x, struct vm_config *c)
@@ -129,7 +130,7 @@ static int get_image(const struct ctx *x, const char *name, bool required, char 
 static int parse_vm(const struct ctx *x, struct vm_config *c)
 {
 	u32 mem_mib = 0, limit_mib, min_mib, swap_mib = 0;
-	unsigned full = SWAP_FULL_STOP;
+	unsigned full = SWAP_FULL_STOP, balloon = 0;
 
 	*c = (struct vm_config){ .mem_base = VMCFG_RAM_BASE, .cpus = VMCFG_CPUS_ALL,
 				 .sharing = SHARE_SELF, .scan_pages = VMCFG_SCAN_PAGES };
@@ -144,6 +145,7 @@ static int parse_vm(const struct ctx *x, struct vm_config *c)
 	    vmcfg_get_u32(x, "swap-mib", false, 0, ~0u, &swap_mib) ||
 	    vmcfg_get_choice(x, "swap-full", swap_full_policies, ARRAY_SIZE(swap_full_policies), "\"stop\" or \"wait\"",
 			     &full) ||
+	    vmcfg_get_choice(x, "balloon", on_off, ARRAY_SIZE(on_off), "\"on\" or \"off\"", &balloon) ||
 	    get_image(x, "kernel", true, c->kernel) || get_image(x, "initramfs", false, c->initramfs) ||
 	    get_bootargs(x, c) ||
 	    get_cpus(x, &c->cpus) || vmcfg_get_u64(x, "arg", &c->arg) || get_sharing(x, c))
@@ -158,6 +160,7 @@ static int parse_vm(const struct ctx *x, struct vm_config *c)
 	c->resident_min = MiB(min_mib);
 	c->swap_limit = MiB(swap_mib);
 	c->swap_full = full;
+	c->balloon = balloon;
 	return 0;
 }
 

@@ -76,10 +76,10 @@ static void print_vm(const struct vm_config *c)
 			if (c->cpus & BIT(i))
 				used += snprintf(cpus + used, sizeof(cpus) - used, "%s%u",
 						 used ? "," : "", i);
-	printf("%-15s %u vCPU%s, %s at 0x%llx, resident limit %s, kernel %s%s%s, CPUs %s\n",
+	printf("%-15s %u vCPU%s, %s at 0x%llx, resident limit %s, kernel %s%s%s, CPUs %s%s\n",
 	       c->name, c->vcpus, c->vcpus == 1 ? "" : "s", mib(c->mem_size, mem, sizeof(mem)),
 	       (unsigned long long)c->mem_base, mib(c->resident_limit, lim, sizeof(lim)), c->kernel,
-	       c->initramfs[0] ? " + initramfs " : "", c->initramfs, cpus);
+	       c->initramfs[0] ? " + initramfs " : "", c->initramfs, cpus, c->balloon ? ", balloon" : "");
 }
 
 int main(int argc, char **argv)

@@ -113,6 +113,9 @@ void vgic_set_level(struct vm *vm, u32 intid, bool level)
 	if (q->level != level) {
 		q->level = level;
 		if (level) {
+			/* Edge-triggered (GICD_ICFGR, as a virtio-mmio slot's is): the rising edge latches it. */
+			if (q->edge)
+				q->pending = true;
 			cand_mark(g, 0, intid);
 			spi_changed(vm, q);
 		}

@@ -50,20 +50,9 @@ void exit_wait(struct vcpu *v, struct trap_frame *f, bool wfe);
 /* What the violation handler could not settle (gen: swap_gen() before it ran). */
 void exit_abort_rest(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt, enum vio_result r, u64 gen);
 
-/* Inline: the device read is the hot exit after the fill, and its record stays in registers. */
-static inline bool exit_mmio(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a)
+/* A device access done (ok: the device had the register): the loaded value in place, the guest past it. */
+static inline void exit_mmio_done(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a, bool ok, u64 val)
 {
-	u64 ipa = a->ipa, val = a->write ? vcpu_reg(f, a->reg) : 0;
-	bool ok;
-
-	if (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE)
-		ok = vgic_dist_access(v, ipa - VGIC_DIST_BASE, a->size, a->write, &val);
-	else if (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE)
-		ok = vpl011_access(v->vm, ipa - VPL011_BASE, a->size, a->write, &val);
-	else if (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE)
-		ok = virtio_mmio_access(v->vm, ipa - VIRTIO_MMIO_BASE, a->size, a->write, &val);
-	else
-		return false;
 	if (!ok) {
 		exit_mmio_bad(v, a);
 		val = 0;
@@ -76,6 +65,28 @@ static inline bool exit_mmio(struct vcpu *v, struct trap_frame *f, const struct 
 		vcpu_reg_set(f, a->reg, val);
 	}
 	vcpu_skip_insn(f);
+}
+
+/* The virtio-mmio window: out of line, a notify may have to run again (core/exit.c). */
+void exit_virtio(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a);
+
+/* Inline: the device read is the hot exit after the fill, and its record stays in registers. */
+static inline bool exit_mmio(struct vcpu *v, struct trap_frame *f, const struct mmio_access *a)
+{
+	u64 ipa = a->ipa, val = a->write ? vcpu_reg(f, a->reg) : 0;
+	bool ok;
+
+	if (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE) {
+		ok = vgic_dist_access(v, ipa - VGIC_DIST_BASE, a->size, a->write, &val);
+	} else if (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE) {
+		ok = vpl011_access(v->vm, ipa - VPL011_BASE, a->size, a->write, &val);
+	} else if (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE) {
+		exit_virtio(v, f, a);
+		return true;
+	} else {
+		return false;
+	}
+	exit_mmio_done(v, f, a, ok, val);
 	return true;
 }
 

@@ -5,6 +5,7 @@
 #include <quire/config.h>
 #include <quire/pool.h>
 #include <quire/spinlock.h>
+#include <quire/vdev_map.h>
 #include <quire/vmconfig.h>
 
 #define GUEST_RAM_BASE 0x40000000UL
@@ -48,6 +49,8 @@ struct vm_swap {
 	_Atomic u64 squeezed;	/* times it wrote out below its limit because the machine ran short */
 };
 
+struct virtio_dev;
+
 struct vm {
 	u8 id; /* 1.. ; 0 is Quire */
 	char name[16];
@@ -57,6 +60,7 @@ struct vm {
 	struct stage2 s2;
 	struct vm_share share;
 	struct vm_swap swap;
+	struct virtio_dev *virtio[VIRTIO_MMIO_SLOTS]; /* its devices by virtio-mmio slot (core/virtio_mmio.c) */
 	unsigned nvcpus;
 	struct vcpu *vcpu[MAX_VCPUS];
 	_Atomic u32 logged;	/* VM_LOG_* bits: what was already logged once */
@@ -232,6 +236,15 @@ int s2_claim(struct vm *vm, ipa_t ipa, struct s2_slot *slot, struct s2_leaf *old
  * path invalidates its instruction-cache lines before it allows execution.
  */
 void s2_install(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot);
+/* A claimed leaf becomes empty: the next access fills a new page. */
+void s2_clear(struct vm *vm, struct s2_slot *slot);
+/*
+ * A page swapped out at ipa leaves the VM: its leaf becomes empty and
+ * *swap_slot is the slot it held (the caller frees it). -ENOENT if the leaf
+ * is not a swapped page; -EBUSY if it is on its way to or from the disk,
+ * or being changed.
+ */
+int s2_take_swapped(struct vm *vm, ipa_t ipa, u64 *swap_slot);
 /*
  * Unmap every page (giving it to fn, and each swapped page's slot to
  * swapped) and free every table; the VM must not run nor have disk I/O in flight.

@@ -18,6 +18,7 @@
 #define VMCFG_SCAN_PAGES 64	  /* default share-scan-pages */
 #define VMCFG_CPUS_ALL 0xffffffffu /* default affinity: every CPU the machine has */
 #define VMCFG_DT_MAX (64UL << 10) /* a Linux guest's DT slot at the RAM base */
+#define VMCFG_BALLOON_SLOT 0	  /* the virtio-mmio slot of a VM's balloon */
 
 enum vm_sharing { SHARE_OFF, SHARE_ZERO, SHARE_SELF, SHARE_DOMAIN };
 /* What a VM at its resident limit does when its swap space is full. */
@@ -41,6 +42,7 @@ struct vm_config {
 	u32 scan_pages;			/* sharing scanner: pages per slice */
 	u64 swap_limit;			/* bytes of swap space */
 	enum vm_swap_full swap_full;
+	bool balloon;			/* a virtio-balloon in virtio-mmio slot VMCFG_BALLOON_SLOT */
 };
 
 /* An image the build carries, as the checker needs it (name, bytes). */

@@ -1503,6 +1503,195 @@ static void mode_virtio(void)
 }
 
 /*
+ * ---- 28: virtio-hostile: a driver that lies, against the balloon in slot 0
+ * (the VM's config says balloon = "on"). Each lie must put the device into
+ * DEVICE_NEEDS_RESET with a configuration interrupt status, and a reset
+ * must bring it back; then an honest inflate of one page works, and that
+ * page reads as zero afterwards (it left the VM). A notification storm
+ * changes nothing. ----
+ */
+#define VQ_NUM 8
+#define WR(a, v) (RD(a) = (v))
+#define VS_NEEDS_RESET 0x40u
+
+struct vq_desc {
+	u64 addr;
+	u32 len;
+	unsigned short flags, next;
+};
+
+static u64 vq_base;     /* the rings: desc at +0, avail at +0x1000, used at +0x2000 */
+static u64 vq_last_used;
+
+static void vq_wr64(u64 reg, u64 v)
+{
+	R32(VIRTIO_MMIO + reg) = (u32)v;
+	R32(VIRTIO_MMIO + reg + 4) = (u32)(v >> 32);
+}
+
+/* Reset, negotiate VERSION_1 only, and set up queue 0 of num entries at desc/avail/used. */
+static void vq_setup(u64 num, u64 desc, u64 avail, u64 used)
+{
+	u64 b = VIRTIO_MMIO;
+
+	R32(b + 0x070) = 0;
+	R32(b + 0x070) = 1 | 2; /* ACKNOWLEDGE | DRIVER */
+	R32(b + 0x024) = 1;	/* DriverFeaturesSel: bits 32-63 */
+	R32(b + 0x020) = 1;	/* VIRTIO_F_VERSION_1 */
+	R32(b + 0x024) = 0;
+	R32(b + 0x020) = 0;
+	R32(b + 0x070) = 1 | 2 | 8; /* FEATURES_OK */
+	R32(b + 0x030) = 0;	    /* QueueSel: inflate */
+	R32(b + 0x038) = (u32)num;
+	vq_wr64(0x080, desc);
+	vq_wr64(0x090, avail);
+	vq_wr64(0x0a0, used);
+	for (u64 a = vq_base; a < vq_base + 0x3000; a += 8)
+		WR(a, 0);
+	vq_last_used = 0;
+	R32(b + 0x044) = 1; /* QueueReady */
+	R32(b + 0x070) = 1 | 2 | 8 | 4; /* DRIVER_OK */
+}
+
+static void vq_honest(void)
+{
+	vq_setup(VQ_NUM, vq_base, vq_base + 0x1000, vq_base + 0x2000);
+}
+
+/* Put one chain head in the avail ring and notify queue 0. */
+static void vq_offer(unsigned short head, unsigned short idx_bump)
+{
+	volatile unsigned short *avail = (volatile unsigned short *)(vq_base + 0x1000);
+	unsigned short idx = avail[1];
+
+	avail[2 + idx % VQ_NUM] = head;
+	asm volatile("dmb ishst" ::: "memory");
+	avail[1] = (unsigned short)(idx + idx_bump);
+	asm volatile("dsb ish" ::: "memory");
+	R32(VIRTIO_MMIO + 0x050) = 0;
+}
+
+static void vq_desc(unsigned i, u64 addr, u32 len, unsigned short flags, unsigned short next)
+{
+	volatile struct vq_desc *d = (volatile struct vq_desc *)vq_base + i;
+
+	d->addr = addr;
+	d->len = len;
+	d->flags = flags;
+	d->next = next;
+}
+
+/* The device refused this lie as the spec asks: NEEDS_RESET, a config interrupt status, and a reset clears it. */
+static bool vq_refused(const char *what)
+{
+	u32 st = R32(VIRTIO_MMIO + 0x070), isr = R32(VIRTIO_MMIO + 0x060);
+
+	if (!(st & VS_NEEDS_RESET) || !(isr & 2)) {
+		pr("memtest: virtio-hostile FAIL %s: status 0x%x interrupt status 0x%x\n", what, st, isr);
+		return false;
+	}
+	R32(VIRTIO_MMIO + 0x064) = isr; /* InterruptACK */
+	R32(VIRTIO_MMIO + 0x070) = 0;
+	if (R32(VIRTIO_MMIO + 0x070) || R32(VIRTIO_MMIO + 0x060)) {
+		pr("memtest: virtio-hostile FAIL %s: a reset left status 0x%x\n", what, R32(VIRTIO_MMIO + 0x070));
+		return false;
+	}
+	return true;
+}
+
+static void mode_virtio_hostile(void)
+{
+	u64 pfn_page = cfg.free + 64 * PAGE_SIZE, victim = cfg.free + 128 * PAGE_SIZE, cases = 0;
+	volatile unsigned short *used = (volatile unsigned short *)0;
+
+	vq_base = cfg.free + 16 * PAGE_SIZE;
+	used = (volatile unsigned short *)(vq_base + 0x2000);
+	if (!need_ram("virtio-hostile", victim + PAGE_SIZE))
+		return;
+	if (R32(VIRTIO_MMIO + 8) != 5) {
+		pr("memtest: virtio-hostile FAIL slot 0 is device %u, not the balloon (balloon = \"on\"?)\n",
+		   R32(VIRTIO_MMIO + 8));
+		return;
+	}
+	/* Rings outside RAM, a size past QueueNumMax, a size not a power of 2, a misaligned ring. */
+	vq_setup(VQ_NUM, 0x1000, vq_base + 0x1000, vq_base + 0x2000);
+	cases += vq_refused("desc outside RAM");
+	vq_setup(1024, vq_base, vq_base + 0x1000, vq_base + 0x2000);
+	cases += vq_refused("queue size 1024");
+	vq_setup(6, vq_base, vq_base + 0x1000, vq_base + 0x2000);
+	cases += vq_refused("queue size 6");
+	vq_setup(VQ_NUM, vq_base + 8, vq_base + 0x1000, vq_base + 0x2000);
+	cases += vq_refused("misaligned desc");
+	vq_setup(VQ_NUM, vq_base, vq_base + 0x1000, cfg.ram_end - 8);
+	cases += vq_refused("used ring past RAM's end");
+	/* Lies in the rings. */
+	vq_honest();
+	vq_offer(0, 1000);
+	cases += vq_refused("avail idx 1000 ahead");
+	vq_honest();
+	vq_offer(VQ_NUM + 3, 1);
+	cases += vq_refused("head past the table");
+	vq_honest();
+	vq_desc(0, pfn_page, 4, 1, 1);
+	vq_desc(1, pfn_page, 4, 1, 0);
+	vq_offer(0, 1);
+	cases += vq_refused("a chain that loops");
+	vq_honest();
+	vq_desc(0, pfn_page, 4, 1, 77);
+	vq_offer(0, 1);
+	cases += vq_refused("next past the table");
+	vq_honest();
+	vq_desc(0, 0x1000, 4, 0, 0);
+	vq_offer(0, 1);
+	cases += vq_refused("a buffer outside RAM");
+	vq_honest();
+	vq_desc(0, cfg.ram_end - 16, 0xffffffffu, 0, 0);
+	vq_offer(0, 1);
+	cases += vq_refused("a huge length");
+	vq_honest();
+	vq_desc(0, pfn_page, 4, 4, 0); /* INDIRECT, not offered */
+	vq_offer(0, 1);
+	cases += vq_refused("an indirect descriptor");
+	vq_honest();
+	WR(pfn_page, 0x7f000000UL); /* a page number far outside RAM */
+	vq_desc(0, pfn_page, 4, 0, 0);
+	vq_offer(0, 1);
+	cases += vq_refused("a page number outside RAM");
+	vq_honest();
+	vq_desc(0, pfn_page, 3, 0, 0);
+	vq_offer(0, 1);
+	cases += vq_refused("a buffer of 3 bytes");
+	if (cases != 14)
+		return;
+	/* A storm of notifications with nothing offered, and to queues that do not exist: nothing happens. */
+	vq_honest();
+	for (u32 k = 0; k < 20000; k++)
+		R32(VIRTIO_MMIO + 0x050) = k % 9;
+	if (R32(VIRTIO_MMIO + 0x070) & VS_NEEDS_RESET || used[1] != 0) {
+		pr("memtest: virtio-hostile FAIL a notify storm changed the device: status 0x%x used %u\n",
+		   R32(VIRTIO_MMIO + 0x070), used[1]);
+		return;
+	}
+	/* Honest at last: inflate one page we wrote; it leaves the VM and reads as zero after. */
+	for (u64 a = victim; a < victim + PAGE_SIZE; a += 8)
+		WR(a, 0x5a5a5a5a5a5a5a5aUL ^ a);
+	*(volatile u32 *)pfn_page = (u32)(victim >> 12);
+	vq_desc(0, pfn_page, 4, 0, 0);
+	vq_offer(0, 1);
+	if (used[1] != 1 || (R32(VIRTIO_MMIO + 0x070) & VS_NEEDS_RESET)) {
+		pr("memtest: virtio-hostile FAIL an honest inflate: used %u status 0x%x\n", used[1],
+		   R32(VIRTIO_MMIO + 0x070));
+		return;
+	}
+	for (u64 a = victim; a < victim + PAGE_SIZE; a += 8)
+		if (RD(a)) {
+			pr("memtest: virtio-hostile FAIL an inflated page still reads 0x%lx at 0x%lx\n", RD(a), a);
+			return;
+		}
+	pr("memtest: virtio-hostile ok cases=%lu\n", cases);
+}
+
+/*
  * ---- 21: ipi: vCPU 0 sends IPI_COUNT SGIs to vCPU 1, which only spins with
  * interrupts unmasked (no trap, no timer). Each carries a sequence number in
  * memory; vCPU 0 sends the next once vCPU 1's handler has counted this one
@@ -2428,6 +2617,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 25: mode_debug(); break;
 	case 26: mode_pmu(); break;
 	case 27: mode_dbg_hostile(); break;
+	case 28: mode_virtio_hostile(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();

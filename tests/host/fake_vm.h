@@ -40,4 +40,5 @@ extern size_t nscreen;
 void screen_clear(void);
 /* Send console output to the screen and start from a clean line. */
 void screen_attach(void);
+extern u32 fake_balloon_target;
 #endif
