@@ -306,7 +306,7 @@ static int empty_slot(u64 r, unsigned size, bool write, u64 *val)
 
 int virtio_mmio_access(struct vm *vm, u64 off, unsigned size, bool write, u64 *val, unsigned cpu)
 {
-	unsigned slot = off / VIRTIO_MMIO_SLOT;
+	u64 slot = off / VIRTIO_MMIO_SLOT; /* 64 bits: an offset far past the window must not wrap to a slot */
 	u64 r = off % VIRTIO_MMIO_SLOT;
 	struct virtio_dev *d = slot < VIRTIO_MMIO_SLOTS ? vm->virtio[slot] : NULL;
 	int rc = 0;

@@ -241,7 +241,7 @@ void s2_clear(struct vm *vm, struct s2_slot *slot);
 /*
  * A page swapped out at ipa leaves the VM: its leaf becomes empty and
  * *swap_slot is the slot it held (the caller frees it). -ENOENT if the leaf
- * is not a swapped page; -EBUSY if it is on its way to or from the disk,
+ * is empty; -EBUSY if it maps a page (a claim lost a race), is on its way to or from the disk,
  * or being changed.
  */
 int s2_take_swapped(struct vm *vm, ipa_t ipa, u64 *swap_slot);
