@@ -63,10 +63,11 @@ static int queue_of(const struct virtio_dev *d, unsigned q)
 }
 
 /*
- * One page the guest gave back: it leaves the VM. -EBUSY if it is on its
- * way to or from the disk, or claimed for a moment: the request is taken
- * again (the guest's notify runs again), and the pages before it are gone
- * already, so that repeats nothing.
+ * One page the guest gave back: it leaves the VM. -EAGAIN if it is on its
+ * way to or from the disk, -EBUSY if it is claimed for a moment: the
+ * request is taken again (the guest's notify runs again, after the disk
+ * for -EAGAIN), and the pages before it are gone already, so that repeats
+ * nothing.
  */
 static int give_back(struct balloon *b, u64 pfn, unsigned cpu)
 {
