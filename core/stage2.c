@@ -227,8 +227,11 @@ int s2_take_swapped(struct vm *vm, ipa_t ipa, u64 *swap_slot)
 	_Atomic u64 *e;
 	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_acquire);
 
-	/* Mapped after all (the claim lost a race with a change), in transit, or claimed: not now. */
-	if (s2d_valid(v) || s2e_transit(v) || (v & S2E_BUSY))
+	/* On its way to or from the disk: once the disk is done. */
+	if (s2e_transit(v))
+		return -EAGAIN;
+	/* Mapped after all (the claim lost a race with a change), or claimed: in a moment. */
+	if (s2d_valid(v) || (v & S2E_BUSY))
 		return -EBUSY;
 	if (!s2e_swapped(v))
 		return -ENOENT;

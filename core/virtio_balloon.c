@@ -62,11 +62,20 @@ static int queue_of(const struct virtio_dev *d, unsigned q)
 	return (int)q;
 }
 
-/* One page the guest gave back: it leaves the VM. */
-static void give_back(struct balloon *b, u64 pfn, unsigned cpu)
+/*
+ * One page the guest gave back: it leaves the VM. -EAGAIN if it is on its
+ * way to or from the disk, -EBUSY if it is claimed for a moment: the
+ * request is taken again (the guest's notify runs again, after the disk
+ * for -EAGAIN), and the pages before it are gone already, so that repeats
+ * nothing.
+ */
+static int give_back(struct balloon *b, u64 pfn, unsigned cpu)
 {
-	if (vm_discard_page(b->dev.vm, pfn << PAGE_SHIFT, cpu) == 1)
+	int rc = vm_discard_page(b->dev.vm, pfn << PAGE_SHIFT, cpu);
+
+	if (rc == 1)
 		b->discarded++;
+	return rc < 0 ? rc : 0;
 }
 
 /* An inflate (or deflate) request: its readable part is an array of 32-bit page frame numbers. */
@@ -91,8 +100,8 @@ static int pfns(struct balloon *b, struct virtq_chain *c, bool inflate, unsigned
 				virtio_broken(&b->dev, "a page number outside the VM's RAM");
 				return -EPROTO;
 			}
-			if (inflate)
-				give_back(b, pfn[j], cpu);
+			if (inflate && (rc = give_back(b, pfn[j], cpu)))
+				return rc;
 		}
 	}
 	if (inflate)
@@ -105,6 +114,9 @@ static int pfns(struct balloon *b, struct virtq_chain *c, bool inflate, unsigned
 /* A free page report: each writable segment is a free block of the guest's, page aligned. */
 static int report(struct balloon *b, struct virtq_chain *c, unsigned cpu)
 {
+	u64 pages = 0;
+	int rc;
+
 	for (unsigned k = c->nout; k < c->nout + c->nin; k++) {
 		const struct virtq_seg *s = &c->seg[k];
 
@@ -113,9 +125,12 @@ static int report(struct balloon *b, struct virtq_chain *c, unsigned cpu)
 			return -EPROTO;
 		}
 		for (u64 a = s->addr; a < s->addr + s->len; a += PAGE_SIZE)
-			give_back(b, a >> PAGE_SHIFT, cpu);
-		b->reported += s->len >> PAGE_SHIFT;
+			if ((rc = give_back(b, a >> PAGE_SHIFT, cpu)))
+				return rc;
+		pages += s->len >> PAGE_SHIFT;
 	}
+	/* Counted once the whole report is done: a report taken again is not counted twice. */
+	b->reported += pages;
 	return 0;
 }
 

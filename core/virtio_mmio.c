@@ -170,6 +170,11 @@ static void status_write(struct virtio_dev *d, u32 val)
 	}
 	/* NEEDS_RESET is the device's: a driver cannot set or clear it; it can only reset. */
 	val = (val & ~VIRTIO_STATUS_NEEDS_RESET) | (d->status & VIRTIO_STATUS_NEEDS_RESET);
+	/* 2.1.1: the driver never clears a bit but by a reset (clearing FEATURES_OK would reopen negotiation). */
+	if (d->status & ~val) {
+		virtio_broken(d, "the driver cleared device status bits without a reset");
+		return;
+	}
 	if ((val & VIRTIO_STATUS_FEATURES_OK) && !(d->status & VIRTIO_STATUS_FEATURES_OK) &&
 	    ((d->driver_features & ~offered(d)) || !(d->driver_features & 1UL << VIRTIO_F_VERSION_1)))
 		val &= ~VIRTIO_STATUS_FEATURES_OK; /* refused: the driver reads it back clear (3.1.1 step 6) */

@@ -241,8 +241,9 @@ void s2_clear(struct vm *vm, struct s2_slot *slot);
 /*
  * A page swapped out at ipa leaves the VM: its leaf becomes empty and
  * *swap_slot is the slot it held (the caller frees it). -ENOENT if the leaf
- * is empty; -EBUSY if it maps a page (a claim lost a race), is on its way to or from the disk,
- * or being changed.
+ * is empty; -EAGAIN if it is on its way to or from the disk (try again once
+ * swap_gen() moves on); -EBUSY if it maps a page (a claim lost a race) or
+ * is being changed (try again at once).
  */
 int s2_take_swapped(struct vm *vm, ipa_t ipa, u64 *swap_slot);
 /*

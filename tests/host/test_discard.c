@@ -681,7 +681,7 @@ static void clean_page_frees_page_and_slot(void **state)
 	check_empty();
 }
 
-/* On its way from the disk (a read waiting): -EBUSY, and the leaf as it was; it goes once it is in. */
+/* On its way from the disk (a read waiting): -EAGAIN (wait for the disk), and the leaf as it was; it goes once it is in. */
 static void page_coming_in_stays(void **state)
 {
 	u8 b;
@@ -701,7 +701,7 @@ static void page_coming_in_stays(void **state)
 	}
 	e = fake_s2_raw(&vm, IPA(PG(g)));
 	assert_true(fake_blk_pending() > 0);
-	assert_int_equal(vm_discard_page(&vm, PG(g), 0), -EBUSY);
+	assert_int_equal(vm_discard_page(&vm, PG(g), 0), -EAGAIN);
 	assert_int_equal(fake_s2_raw(&vm, IPA(PG(g))), e);
 	fake_blk_complete(~0u, 0);
 	expect_page(&vm, PG(g), (u8)(g + 1));
@@ -712,7 +712,7 @@ static void page_coming_in_stays(void **state)
 	check_empty();
 }
 
-/* On its way to the disk (its write waiting): -EBUSY, the leaf as it was, the write completes and counts. */
+/* On its way to the disk (its write waiting): -EAGAIN, the leaf as it was, the write completes and counts. */
 static void page_going_out_stays(void **state)
 {
 	u32 g = ~0u, slots0;
@@ -736,7 +736,7 @@ static void page_going_out_stays(void **state)
 	e = fake_s2_raw(&vm, IPA(PG(g)));
 	assert_true(fake_blk_pending() > 0);
 	slots0 = atomic_load(&vm.swap.slots);
-	assert_int_equal(vm_discard_page(&vm, PG(g), 0), -EBUSY);
+	assert_int_equal(vm_discard_page(&vm, PG(g), 0), -EAGAIN);
 	assert_int_equal(fake_s2_raw(&vm, IPA(PG(g))), e);
 	assert_int_equal(atomic_load(&vm.swap.slots), slots0);
 	fake_blk_complete(~0u, 0);
@@ -748,7 +748,7 @@ static void page_going_out_stays(void **state)
 	check_empty();
 }
 
-/* Crafted invalid leaves: in transit, claimed (S2E_BUSY): -EBUSY and untouched. */
+/* Crafted invalid leaves: in transit (-EAGAIN), claimed (S2E_BUSY, -EBUSY): untouched. */
 static void busy_leaves_stay(void **state)
 {
 	struct s2_slot slot;
@@ -786,7 +786,7 @@ static void busy_leaves_stay(void **state)
 		assert_int_equal(s2_prepare(&vm, IPA(PG(g)), 0, &sl), -EEXIST);
 		e = sl.e;
 		atomic_store(e, s2e_make(s2e_slot(v), true));
-		assert_int_equal(vm_discard_page(&vm, PG(g), 0), -EBUSY);
+		assert_int_equal(vm_discard_page(&vm, PG(g), 0), -EAGAIN);
 		assert_int_equal(atomic_load(e), s2e_make(s2e_slot(v), true));
 		/* Busy without a slot (a claim in the middle of a change): the same. */
 		atomic_store(e, S2E_BUSY);

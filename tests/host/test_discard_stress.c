@@ -284,7 +284,7 @@ static void *discarder(void *arg)
 			atomic_fetch_add(&st.discarded, 1);
 		else if (rc == 0)
 			atomic_fetch_add(&st.nothing, 1);
-		else if (rc == -EBUSY)
+		else if (rc == -EBUSY || rc == -EAGAIN) /* claimed, or on its way to or from the disk */
 			atomic_fetch_add(&st.discard_busy, 1);
 		else
 			FAIL("vm_discard_page said %d\n", rc);

@@ -1032,6 +1032,34 @@ static void config_space(void **state)
 	assert_int_equal(irq_rises[INTID(4)], 0);
 }
 
+/* ---- 8b. A driver never clears a status bit but by a reset (2.1.1) -------------------------- */
+
+static void clearing_status_bits_needs_reset(void **state)
+{
+	(void)state;
+	setup();
+	attach();
+	/* FEATURES_OK dropped after negotiation: it would reopen the features. */
+	assert_int_equal(negotiate(V1), ACK | DRV | FOK);
+	wr(R_STATUS, ACK | DRV);
+	assert_true(rd(R_STATUS) & NEEDS_RESET);
+	assert_int_equal(rd(R_STATUS) & (ACK | DRV | FOK), ACK | DRV | FOK); /* the write was not taken */
+	wr(R_DRV_FEATURES_SEL, 1);
+	wr(R_DRV_FEATURES, 0);
+	/* A reset, then DRIVER_OK dropped from a running device. */
+	bring_up(0, 8);
+	assert_true(virtio_live(&fa.dev));
+	wr(R_STATUS, ACK | DRV | FOK);
+	assert_false(virtio_live(&fa.dev));
+	assert_true(rd(R_STATUS) & NEEDS_RESET);
+	assert_int_equal(rd(R_INT_STATUS) & VIRTIO_INT_CONFIG, VIRTIO_INT_CONFIG);
+	/* Adding bits is the driver's way; a reset brings it back. */
+	wr(R_STATUS, 0);
+	assert_int_equal(rd(R_STATUS), 0);
+	bring_up(0, 8);
+	assert_true(virtio_live(&fa.dev));
+}
+
 /* ---- 9. NEEDS_RESET is the device's ------------------------------------------------------ */
 
 static void status_cannot_touch_needs_reset(void **state)
@@ -1153,6 +1181,7 @@ int main(void)
 		cmocka_unit_test_teardown(notify_only_a_ready_queue_of_a_running_device, teardown),
 		cmocka_unit_test_teardown(hostile_ring_then_reset, teardown),
 		cmocka_unit_test_teardown(config_space, teardown),
+		cmocka_unit_test_teardown(clearing_status_bits_needs_reset, teardown),
 		cmocka_unit_test_teardown(status_cannot_touch_needs_reset, teardown),
 		cmocka_unit_test_teardown(reset_all_resets_every_device, teardown),
 	};

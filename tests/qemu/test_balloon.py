@@ -82,33 +82,37 @@ def test_freed_memory_comes_back(boot, tmp_path):
          timeout=300)
 
 
-def test_inflate_and_deflate(boot, tmp_path):
-    con, g = boot_balloon(boot, tmp_path)
-    used0 = int(g.sh("free -m | awk '/Mem:/ {print $3}'"))
-    focus(con, "the monitor")
-    assert "asking its guest to hold 128 MiB" in monitor(con, "balloon vm1 128")
-    deadline = time.time() + 60
+def balloon_settles(con, mib, within=60):
+    """The balloon line once the guest's balloon holds mib MiB (or the last one after `within` seconds)."""
+    deadline = time.time() + within
     while True:
         _, b = stats(con)
-        if b["actual_mib"] == 128 or time.time() > deadline:
-            break
+        if b["actual_mib"] == mib or time.time() > deadline:
+            return b
         time.sleep(1)
+
+
+def used_mib(g):
+    return int(g.sh("free -m | awk '/Mem:/ {print $3}'"))
+
+
+def test_inflate_and_deflate(boot, tmp_path):
+    con, g = boot_balloon(boot, tmp_path)
+    used0 = used_mib(g)
+    focus(con, "the monitor")
+    assert "asking its guest to hold 128 MiB" in monitor(con, "balloon vm1 128")
+    b = balloon_settles(con, 128)
     assert b["target_mib"] == 128 and b["actual_mib"] == 128 and b["inflated"] == 128 * 256, b
     focus(con, "vm1")
     # The balloon's pages are the guest's no more: with deflate-on-OOM Linux counts them as used.
-    used1 = int(g.sh("free -m | awk '/Mem:/ {print $3}'"))
+    used1 = used_mib(g)
     assert used1 - used0 >= 120, (used0, used1)
     focus(con, "the monitor")
     monitor(con, "balloon vm1 0")
-    deadline = time.time() + 60
-    while True:
-        _, b = stats(con)
-        if b["actual_mib"] == 0 or time.time() > deadline:
-            break
-        time.sleep(1)
+    b = balloon_settles(con, 0)
     assert b["actual_mib"] == 0 and b["deflated"] == 128 * 256, b
     focus(con, "vm1")
-    used2 = int(g.sh("free -m | awk '/Mem:/ {print $3}'"))
+    used2 = used_mib(g)
     assert used2 - used0 <= 8, (used0, used2)
 
 
