@@ -239,7 +239,8 @@ static struct balloon *balloon_of(struct vm *vm)
 {
 	struct balloon *b = &balloons[vm->id - 1];
 
-	return b->dev.ops && b->dev.vm == vm ? b : NULL;
+	/* The VM's own slot says: a VM made again in the same place without a balloon has none. */
+	return vm->virtio[VMCFG_BALLOON_SLOT] == &b->dev ? b : NULL;
 }
 
 void balloon_attach(struct vm *vm, unsigned slot)
