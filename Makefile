@@ -107,8 +107,10 @@ $(O)/vms.checked: $(VMS_DTB) $(VMCHECK) $(GUEST_MEMTEST) $(GUEST_KERNEL) $(GUEST
 	$(Q)$(if $(V),cat $@)
 $(VMCHECK): $(wildcard tools/*.c tools/Makefile core/vmconfig* core/linux_layout.c core/image_layout.c lib/printf.c include/quire/*.h) | setup
 	$(Q)$(MAKE) -s -C tools
-build/guests/memtest.bin: FORCE
+build/guests/memtest.bin: FORCE | setup
 	$(Q)$(MAKE) -s -C tests/guests
+# Debian's kernel is fetched by setup.
+$(GUEST_KERNEL): | setup ;
 # Made by the same tests/guests make (qemuboot.c, QEMU's -kernel protocol).
 $(GUEST_QEMUBOOT) $(GUEST_QEMUBOOT_ELF): build/guests/memtest.bin ;
 build/guests/initramfs.cpio.gz: scripts/mkinitramfs $(filter-out %/bptest.c,$(wildcard tests/guests/linux/*)) | setup

@@ -243,11 +243,23 @@ static struct balloon *balloon_of(struct vm *vm)
 	return vm->virtio[VMCFG_BALLOON_SLOT] == &b->dev ? b : NULL;
 }
 
-void balloon_attach(struct vm *vm, unsigned slot)
+void balloon_attach(struct vm *vm, unsigned slot, bool deflate_on_oom)
 {
 	struct balloon *b = &balloons[vm->id - 1];
 
-	*b = (struct balloon){ .dev.ops = &balloon_ops };
+	/*
+	 * Under its lock: the monitor may still be reading the balloon of the
+	 * VM that held this place before (its slot still points here).
+	 */
+	spin_lock(&b->dev.lock);
+	b->target = b->actual = 0;
+	b->inflated = b->deflated = b->reported = b->discarded = 0;
+	b->stats_held = b->stats_valid = false;
+	for (unsigned k = 0; k < BALLOON_S_NR; k++)
+		b->stats[k] = 0;
+	b->dev.ops = &balloon_ops;
+	b->dev.withheld = deflate_on_oom ? 0 : 1UL << F_DEFLATE_ON_OOM;
+	spin_unlock(&b->dev.lock);
 	virtio_attach(vm, slot, &b->dev);
 }
 

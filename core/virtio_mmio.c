@@ -45,7 +45,7 @@ static void irq_update(struct virtio_dev *d)
 
 static u64 offered(const struct virtio_dev *d)
 {
-	return d->ops->features | 1UL << VIRTIO_F_VERSION_1;
+	return (d->ops->features & ~d->withheld) | 1UL << VIRTIO_F_VERSION_1;
 }
 
 static void dev_reset(struct virtio_dev *d)

@@ -336,7 +336,7 @@ static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu
 	}
 	vpl011_reset(vm);
 	if (c->balloon)
-		balloon_attach(vm, VMCFG_BALLOON_SLOT);
+		balloon_attach(vm, VMCFG_BALLOON_SLOT, c->balloon_oom);
 	if (load_image(vm, g, cpu, err, errlen))
 		return NULL;
 	return vm;

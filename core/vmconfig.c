@@ -21,7 +21,8 @@ static const char *const no_props[] = { NULL };
 static const char *const root_props[] = { "compatible", "machine-memory-mib", NULL };
 static const char *const vm_props[] = {
 	"vcpus", "memory-mib", "memory-base", "resident-limit-mib", "kernel", "initramfs",
-	"bootargs", "cpus", "arg", "sharing", "share-domain", "share-scan-pages", "swap-mib", "swap-full", "resident-min-mib", "balloon", NULL,
+	"bootargs", "cpus", "arg", "sharing", "share-domain", "share-scan-pages", "swap-mib", "swap-full", "resident-min-mib", "balloon",
+	"balloon-deflate-on-oom", NULL,
 };
 static const char *const sharing_modes[] = { "off", "zero", "self", "domain" };
 static const char *const swap_full_policies[] = { "stop", "wait" };
@@ -130,7 +131,7 @@ static int get_image(const struct ctx *x, const char *name, bool required, char 
 static int parse_vm(const struct ctx *x, struct vm_config *c)
 {
 	u32 mem_mib = 0, limit_mib, min_mib, swap_mib = 0;
-	unsigned full = SWAP_FULL_STOP, balloon = 0;
+	unsigned full = SWAP_FULL_STOP, balloon = 0, oom = 1;
 
 	*c = (struct vm_config){ .mem_base = VMCFG_RAM_BASE, .cpus = VMCFG_CPUS_ALL,
 				 .sharing = SHARE_SELF, .scan_pages = VMCFG_SCAN_PAGES };
@@ -146,10 +147,13 @@ static int parse_vm(const struct ctx *x, struct vm_config *c)
 	    vmcfg_get_choice(x, "swap-full", swap_full_policies, ARRAY_SIZE(swap_full_policies), "\"stop\" or \"wait\"",
 			     &full) ||
 	    vmcfg_get_choice(x, "balloon", on_off, ARRAY_SIZE(on_off), "\"on\" or \"off\"", &balloon) ||
+	    vmcfg_get_choice(x, "balloon-deflate-on-oom", on_off, ARRAY_SIZE(on_off), "\"on\" or \"off\"", &oom) ||
 	    get_image(x, "kernel", true, c->kernel) || get_image(x, "initramfs", false, c->initramfs) ||
 	    get_bootargs(x, c) ||
 	    get_cpus(x, &c->cpus) || vmcfg_get_u64(x, "arg", &c->arg) || get_sharing(x, c))
 		return -1;
+	if (!balloon && fdt_getprop(x->fdt, x->node, "balloon-deflate-on-oom", NULL))
+		return vmcfg_fail(x, "property 'balloon-deflate-on-oom' needs balloon = \"on\"");
 	min_mib = limit_mib;
 	if (vmcfg_get_u32(x, "resident-min-mib", false, 1, limit_mib, &min_mib))
 		return -1;
@@ -161,6 +165,7 @@ static int parse_vm(const struct ctx *x, struct vm_config *c)
 	c->swap_limit = MiB(swap_mib);
 	c->swap_full = full;
 	c->balloon = balloon;
+	c->balloon_oom = balloon && oom;
 	return 0;
 }
 

@@ -79,7 +79,8 @@ static void print_vm(const struct vm_config *c)
 	printf("%-15s %u vCPU%s, %s at 0x%llx, resident limit %s, kernel %s%s%s, CPUs %s%s\n",
 	       c->name, c->vcpus, c->vcpus == 1 ? "" : "s", mib(c->mem_size, mem, sizeof(mem)),
 	       (unsigned long long)c->mem_base, mib(c->resident_limit, lim, sizeof(lim)), c->kernel,
-	       c->initramfs[0] ? " + initramfs " : "", c->initramfs, cpus, c->balloon ? ", balloon" : "");
+	       c->initramfs[0] ? " + initramfs " : "", c->initramfs, cpus,
+	       !c->balloon ? "" : c->balloon_oom ? ", balloon" : ", balloon (no deflate on OOM)");
 }
 
 int main(int argc, char **argv)

@@ -30,8 +30,12 @@ struct balloon_info {
 	u64 stats[BALLOON_S_NR];
 };
 
-/* Give vm a balloon in virtio-mmio slot (at its creation). */
-void balloon_attach(struct vm *vm, unsigned slot);
+/*
+ * Give vm a balloon in virtio-mmio slot (at its creation), offering deflate
+ * on OOM or not: Linux shrinks its MemTotal as the balloon grows only
+ * without it.
+ */
+void balloon_attach(struct vm *vm, unsigned slot, bool deflate_on_oom);
 /* Ask the guest to hold pages 4 KiB pages in its balloon (0: none). -ENODEV if the VM has no balloon. */
 int balloon_set_target(struct vm *vm, u32 pages);
 /* What the balloon of vm holds and knows; asks the guest for fresh figures too (cpu: the caller's). */

@@ -52,6 +52,7 @@ struct virtio_ops {
 
 struct virtio_dev {
 	const struct virtio_ops *ops;
+	u64 withheld;			/* features of ops this device does not offer (its VM's config says) */
 	struct vm *vm;
 	unsigned slot;			/* its virtio-mmio slot: its registers and its SPI */
 	spinlock_t lock;		/* the registers and the queues; held across notify */

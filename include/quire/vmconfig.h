@@ -43,6 +43,7 @@ struct vm_config {
 	u64 swap_limit;			/* bytes of swap space */
 	enum vm_swap_full swap_full;
 	bool balloon;			/* a virtio-balloon in virtio-mmio slot VMCFG_BALLOON_SLOT */
+	bool balloon_oom;		/* ... offering deflate on OOM (Linux then keeps MemTotal as it is) */
 };
 
 /* An image the build carries, as the checker needs it (name, bytes). */
