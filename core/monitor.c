@@ -161,11 +161,12 @@ static void balloon_line(struct vm *vm, unsigned cpu)
 	balloon_info(vm, &b, cpu);
 	if (!b.present)
 		return;
-	printk("quire: balloon %s driver=%u target_mib=%lu actual_mib=%lu inflated=%lu deflated=%lu reported=%lu "
-	       "discarded=%lu guest_stats=%u guest_free_mib=%lu guest_avail_mib=%lu guest_total_mib=%lu "
-	       "guest_major_faults=%lu\n",
-	       vm->name, b.driver, pages_mib(b.target), pages_mib(b.actual), (unsigned long)b.inflated,
-	       (unsigned long)b.deflated, (unsigned long)b.reported, (unsigned long)b.discarded, b.stats_valid,
+	printk("quire: balloon %s driver=%u target_mib=%lu policy_mib=%lu actual_mib=%lu inflated=%lu deflated=%lu "
+	       "reported=%lu discarded=%lu oom_deflated=%lu policy_inflates=%lu guest_stats=%u guest_free_mib=%lu "
+	       "guest_avail_mib=%lu guest_total_mib=%lu guest_major_faults=%lu\n",
+	       vm->name, b.driver, pages_mib(b.target), pages_mib(b.policy), pages_mib(b.actual),
+	       (unsigned long)b.inflated, (unsigned long)b.deflated, (unsigned long)b.reported,
+	       (unsigned long)b.discarded, (unsigned long)b.oom_deflated, (unsigned long)b.policy_inflates, b.stats_valid,
 	       mib(b.stats[BALLOON_S_MEMFREE]), mib(b.stats[BALLOON_S_AVAIL]), mib(b.stats[BALLOON_S_MEMTOT]),
 	       (unsigned long)b.stats[BALLOON_S_MAJFLT]);
 }

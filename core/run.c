@@ -8,6 +8,7 @@
  * A CPU with a single vCPU never arms its slice timer and never switches:
  * it costs nothing.
  */
+#include <quire/balloon.h>
 #include <quire/clock.h>
 #include <quire/console.h>
 #include <quire/run.h>
@@ -62,6 +63,7 @@ void idle_work(struct cpu *c, struct vcpu *cur)
 	/* The sharing scanner stops at the first interrupt: the CPU has better things to do. */
 	if (share_scan(c->id, t0, slice, cpu_irq_waiting))
 		share_add_ticks(clock_ticks() - t0);
+	balloon_policy(c->id);
 	t1 = clock_ticks();
 	/* Wake for the next blocked vCPU's timer here (other than cur), cur's physical timer, or the scanner. */
 	htimer_arm(MIN(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)), own_ptimer(cur)));

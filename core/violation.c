@@ -16,6 +16,7 @@
  * does the same). So the fill path pays nothing for the instruction caches,
  * and no guest can fetch instructions a page's previous owner left there.
  */
+#include <quire/balloon.h>
 #include <quire/errno.h>
 #include <quire/share.h>
 #include <quire/swap.h>
@@ -43,7 +44,8 @@ static enum vio_result exec_fault(struct vm *vm, ipa_t page)
 }
 
 /* Every fault but a translation fault: a TLB conflict, the access flag, a permission. */
-static enum vio_result other_fault(struct vm *vm, const struct s2_fault *f, ipa_t page, bool exec, unsigned cpu)
+static enum vio_result other_fault(struct vm *vm, enum fault_class cls, bool write, ipa_t ipa, ipa_t page, bool exec,
+				   unsigned cpu)
 {
 	enum vio_result r;
 
@@ -51,31 +53,39 @@ static enum vio_result other_fault(struct vm *vm, const struct s2_fault *f, ipa_
 	 * A TLB conflict abort: this CPU's TLB holds overlapping entries of the
 	 * VM's (HPFAR_EL2 is not valid for it). Forget them here and retry.
 	 */
-	if (f->cls == FAULT_TLB_CONFLICT) {
+	if (cls == FAULT_TLB_CONFLICT) {
 		s2_flush_tlb_local(vm);
 		return VIO_RACED;
 	}
-	if (!vm_in_ram(vm, f->ipa))
+	if (!vm_in_ram(vm, ipa))
 		return VIO_SEA_OUTSIDE;
 	/* The CPU does not set the access flag itself (no FEAT_HAFDBS): the swap clock cleared it. */
-	if (f->cls == FAULT_ACCESS_FLAG) {
+	if (cls == FAULT_ACCESS_FLAG) {
 		if (s2_set_young(vm, page) == 2)
 			swap_ahead_used(vm, page, cpu);
 		return VIO_RACED;
 	}
 	/* A write to a read-only page: one read back from swap, shared, the zero page or an image's. */
-	if (f->cls == FAULT_PERMISSION && f->write) {
+	if (cls == FAULT_PERMISSION && write) {
 		if (vm->swap.on && (r = swap_write_fault(vm, page)) != VIO_UNHANDLED)
 			return r;
 		r = share_cow(vm, page, cpu);
 		return r == VIO_SEA_QUOTA || r == VIO_SEA_NOMEM ? no_room(vm, r, cpu) : r;
 	}
-	if (f->cls == FAULT_PERMISSION && exec)
+	if (cls == FAULT_PERMISSION && exec)
 		return exec_fault(vm, page);
 	return VIO_UNHANDLED;
 }
 
-enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsigned cpu)
+/*
+ * Inlined into each of its callers (LTO): the exit path's (exit_abort), which
+ * keeps the decoded fault in registers and folds the result, and gmem's.
+ * Called out of line (gmem_copy made it a second caller), a fill paid 26 more
+ * instructions: the fault written to the stack and read back, a prologue and
+ * epilogue, the result tested again.
+ */
+__attribute__((always_inline)) inline enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f,
+								      unsigned cpu)
 {
 	ipa_t page = IPA(ALIGN_DOWN(f->ipa.bits, PAGE_SIZE));
 	struct pool *p = vm->pool.vmm;
@@ -88,7 +98,7 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 
 	/* The first touch of a page, the common case, first. */
 	if (f->cls != FAULT_TRANSLATION)
-		return other_fault(vm, f, page, exec, cpu);
+		return other_fault(vm, f->cls, f->write, f->ipa, page, exec, cpu);
 	if (!vm_in_ram(vm, f->ipa))
 		return VIO_SEA_OUTSIDE;
 	rc = s2_prepare(vm, page, cpu, &slot);
@@ -129,7 +139,9 @@ enum vio_result violation_handle(struct vm *vm, const struct s2_fault *f, unsign
 		atomic_fetch_sub_explicit(&vm->pool.active, 1, memory_order_relaxed);
 		return VIO_RACED;
 	}
-	atomic_fetch_add_explicit(&vm->pool.fills, 1, memory_order_relaxed);
+	/* Every 256th fill of a VM: is the machine short enough to ask balloons first? */
+	if (!(atomic_fetch_add_explicit(&vm->pool.fills, 1, memory_order_relaxed) & 255))
+		balloon_policy(cpu);
 	swap_ahead(vm, page, cpu);
 	return VIO_MAPPED;
 }

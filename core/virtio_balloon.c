@@ -30,7 +30,9 @@ enum { Q_INFLATE, Q_DEFLATE, Q_STATS, Q_REPORTING, Q_NR };
 struct balloon {
 	struct virtio_dev dev;
 	u32 target, actual;
-	u64 inflated, deflated, reported, discarded;
+	u32 asked, policy;	/* target = asked (the operator's) + policy (core/balloon_policy.c), capped at RAM */
+	u64 inflated, deflated, reported, discarded, oom_deflated;
+	u64 policy_inflates;	/* times the policy asked for more */
 	bool stats_held;	/* the driver's stats buffer, kept until Quire wants fresh figures */
 	u16 stats_head;
 	bool stats_valid;
@@ -202,15 +204,44 @@ static int notify(struct virtio_dev *d, unsigned q, unsigned cpu)
 	return n == -EAGAIN || n == -EBUSY ? n : 0;
 }
 
+/* A new target: the guest hears of it by a configuration change interrupt. */
+static void set_target(struct balloon *b)
+{
+	u32 t = (u32)MIN((u64)b->asked + b->policy, b->dev.vm->cfg.mem_size >> PAGE_SHIFT);
+
+	if (b->target != t) {
+		b->target = t;
+		put32(&b->dev.config[CFG_NUM_PAGES], t);
+		virtio_config_changed(&b->dev);
+	}
+}
+
 static void config_write(struct virtio_dev *d, u32 off, unsigned size, u32 val)
 {
 	struct balloon *b = of(d);
 
 	/* Only actual is the driver's to write (5.5.4). */
-	if (off == CFG_ACTUAL && size == 4) {
-		b->actual = val;
-		put32(&d->config[CFG_ACTUAL], val);
+	if (off != CFG_ACTUAL || size != 4)
+		return;
+	/*
+	 * Going down and past the target: the guest took pages back by itself
+	 * (deflate on OOM). Asking for them again would only push it back into
+	 * its OOM path, so the target follows it down: the policy's share
+	 * first, then the operator's.
+	 */
+	if (val < b->actual && val < b->target) {
+		u32 gone = b->target - val, p = MIN(gone, b->policy);
+
+		b->oom_deflated += b->actual - val;
+		b->policy -= p;
+		b->asked -= MIN(gone - p, b->asked);
+		vm_log_once(d->vm, VM_LOG_BALLOON_OOM, "quire: %s: its guest took pages back from its balloon by "
+			    "itself (deflate on OOM); the target follows it down (logged once)\n", d->vm->name);
+		b->target = val;
+		put32(&d->config[CFG_NUM_PAGES], val);
 	}
+	b->actual = val;
+	put32(&d->config[CFG_ACTUAL], val);
 }
 
 static void reset(struct virtio_dev *d)
@@ -252,8 +283,8 @@ void balloon_attach(struct vm *vm, unsigned slot, bool deflate_on_oom)
 	 * VM that held this place before (its slot still points here).
 	 */
 	spin_lock(&b->dev.lock);
-	b->target = b->actual = 0;
-	b->inflated = b->deflated = b->reported = b->discarded = 0;
+	b->target = b->actual = b->asked = b->policy = 0;
+	b->inflated = b->deflated = b->reported = b->discarded = b->oom_deflated = b->policy_inflates = 0;
 	b->stats_held = b->stats_valid = false;
 	for (unsigned k = 0; k < BALLOON_S_NR; k++)
 		b->stats[k] = 0;
@@ -270,13 +301,45 @@ int balloon_set_target(struct vm *vm, u32 pages)
 	if (!b)
 		return -ENODEV;
 	spin_lock(&b->dev.lock);
-	if (b->target != pages) {
-		b->target = pages;
-		put32(&b->dev.config[CFG_NUM_PAGES], pages);
-		virtio_config_changed(&b->dev);
-	}
+	/* The operator's word: what the policy added is dropped. */
+	b->asked = pages;
+	b->policy = 0;
+	set_target(b);
 	spin_unlock(&b->dev.lock);
 	return 0;
+}
+
+bool balloon_view(struct vm *vm, struct balloon_view *out)
+{
+	struct balloon *b = balloon_of(vm);
+	u32 charged = atomic_load(&vm->pool.charged), room;
+
+	/* Only a try: the policy may run inside this balloon's own notify (a fill its copy made). */
+	if (!b || !spin_trylock(&b->dev.lock))
+		return false;
+	room = (u32)(vm->cfg.mem_size >> PAGE_SHIFT) - MIN(b->target, (u32)(vm->cfg.mem_size >> PAGE_SHIFT));
+	*out = (struct balloon_view){
+		.excess = MIN(charged > vm->pool.guaranteed ? charged - vm->pool.guaranteed : 0, room),
+		.pending = b->target > b->actual ? b->target - b->actual : 0,
+		.policy = b->policy,
+		.live = virtio_live(&b->dev),
+	};
+	spin_unlock(&b->dev.lock);
+	return true;
+}
+
+void balloon_policy_move(struct vm *vm, s64 delta, unsigned cpu)
+{
+	struct balloon *b = balloon_of(vm);
+
+	(void)cpu;
+	if (!b || !spin_trylock(&b->dev.lock))
+		return;
+	b->policy = (u32)MIN(MAX((s64)b->policy + delta, 0), (s64)(vm->cfg.mem_size >> PAGE_SHIFT));
+	if (delta > 0)
+		b->policy_inflates++;
+	set_target(b);
+	spin_unlock(&b->dev.lock);
 }
 
 void balloon_info(struct vm *vm, struct balloon_info *out, unsigned cpu)
@@ -288,9 +351,10 @@ void balloon_info(struct vm *vm, struct balloon_info *out, unsigned cpu)
 		return;
 	spin_lock(&b->dev.lock);
 	*out = (struct balloon_info){
-		.present = true, .driver = virtio_live(&b->dev), .target = b->target, .actual = b->actual,
-		.inflated = b->inflated, .deflated = b->deflated, .reported = b->reported,
-		.discarded = b->discarded, .stats_valid = b->stats_valid,
+		.present = true, .driver = virtio_live(&b->dev), .target = b->target, .policy = b->policy,
+		.actual = b->actual, .inflated = b->inflated, .deflated = b->deflated, .reported = b->reported,
+		.discarded = b->discarded, .oom_deflated = b->oom_deflated, .policy_inflates = b->policy_inflates,
+		.stats_valid = b->stats_valid,
 	};
 	for (unsigned k = 0; k < BALLOON_S_NR; k++)
 		out->stats[k] = b->stats[k];

@@ -20,6 +20,7 @@
 #include <quire/printf.h>
 #include <quire/spinlock.h>
 #include <quire/vcpu.h>
+#include <quire/virtio.h>
 #include <quire/vmconfig.h>
 
 _Static_assert(VMCFG_MAX_VMS == MAX_VMS && VMCFG_MAX_VCPUS == MAX_VCPUS, "one limit, two headers");
@@ -273,6 +274,12 @@ void vm_reap(struct vm *vm, unsigned cpu)
 	for (unsigned k = 0; k < vm->nvcpus; k++)
 		sched_remove(vm->vcpu[k]);
 	conmux_vm_reset(vm);
+	/*
+	 * Its devices as new, under each one's lock: a monitor command still in
+	 * one (balloon_info giving back the stats buffer) finishes first, and
+	 * none touches the VM's memory after it is gone.
+	 */
+	virtio_reset_all(vm);
 	held = atomic_load(&vm->pool.charged);
 	share_vm_stop(vm);
 	s2_destroy(vm, swap_page_release, swap_release, cpu);
