@@ -83,7 +83,7 @@ def test_freed_memory_comes_back(boot, tmp_path):
     # of 56 MiB before, the guest keeps about 7.5 MiB it freed in smaller blocks (13.6 %).
     assert after["resident"] <= before["resident"] * 1.15, (before, after, b)
     # 300 MiB went in and came out again: the guest reported at least 90 % of it.
-    assert after["faults"] - before["faults"] >= 300 * 256, (before, after)
+    assert after["faults"] - before["faults"] >= 300 * 256 * 0.9, (before, after)
     assert b["reported"] >= 300 * 256 * 0.9 and b["discarded"] >= 300 * 256 * 0.9, b
     # The pool rose by as much: back to within 10 % of the 300 MiB of where it was.
     assert pool_free(con) >= free_before - 300 * 256 * 0.1
@@ -143,6 +143,7 @@ def test_memtotal_follows_the_balloon(boot, tmp_path):
     con = boot_vms(boot, tmp_path, [linux(1, MEM_MIB, balloon="on", balloon_deflate_on_oom="off",
                                           sharing="off")], smp=2, timeout=120)
     g = Guest(con, "vm1")
+    g.wait_shell()
     g.sh("sleep 3")
     total0 = meminfo(g, "MemTotal")
     # Fill most of the guest's free memory with page cache the guest can drop, so that inflating
