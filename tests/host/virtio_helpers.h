@@ -1,6 +1,7 @@
 /*
- * What the virtio host tests share (test_virtq.c, test_virtio_mmio.c;
- * test_discard.c takes the machine and its VMs from here too):
+ * What the virtio host tests share (test_virtq.c, test_virtio_mmio.c,
+ * test_virtio_balloon.c; test_discard.c takes the machine and its VMs
+ * from here too):
  * a machine (a page pool over host memory, sharing with one image page,
  * a swap disk if asked for), VMs on it with 16 MiB of RAM under the real
  * stage-2 walker on the fake arch; the driver's side of guest memory and
