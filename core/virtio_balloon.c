@@ -207,7 +207,8 @@ static int notify(struct virtio_dev *d, unsigned q, unsigned cpu)
 /* A new target: the guest hears of it by a configuration change interrupt. */
 static void set_target(struct balloon *b)
 {
-	u32 t = (u32)MIN((u64)b->asked + b->policy, b->dev.vm->cfg.mem_size >> PAGE_SHIFT);
+	/* The policy's share never past the VM's RAM; the operator's word as given (the monitor checks it). */
+	u32 t = (u32)MIN((u64)b->asked + b->policy, MAX((u64)b->asked, b->dev.vm->ram_size >> PAGE_SHIFT));
 
 	if (b->target != t) {
 		b->target = t;
@@ -317,7 +318,7 @@ bool balloon_view(struct vm *vm, struct balloon_view *out)
 	/* Only a try: the policy may run inside this balloon's own notify (a fill its copy made). */
 	if (!b || !spin_trylock(&b->dev.lock))
 		return false;
-	room = (u32)(vm->cfg.mem_size >> PAGE_SHIFT) - MIN(b->target, (u32)(vm->cfg.mem_size >> PAGE_SHIFT));
+	room = (u32)(vm->ram_size >> PAGE_SHIFT) - MIN(b->target, (u32)(vm->ram_size >> PAGE_SHIFT));
 	*out = (struct balloon_view){
 		.excess = MIN(charged > vm->pool.guaranteed ? charged - vm->pool.guaranteed : 0, room),
 		.pending = b->target > b->actual ? b->target - b->actual : 0,
@@ -335,7 +336,7 @@ void balloon_policy_move(struct vm *vm, s64 delta, unsigned cpu)
 	(void)cpu;
 	if (!b || !spin_trylock(&b->dev.lock))
 		return;
-	b->policy = (u32)MIN(MAX((s64)b->policy + delta, 0), (s64)(vm->cfg.mem_size >> PAGE_SHIFT));
+	b->policy = (u32)MIN(MAX((s64)b->policy + delta, 0), (s64)(vm->ram_size >> PAGE_SHIFT));
 	if (delta > 0)
 		b->policy_inflates++;
 	set_target(b);

@@ -6,7 +6,6 @@
 #include <quire/errno.h>
 #include <quire/vdev.h>
 
-#include <quire/balloon.h>
 #include <quire/clock.h>
 #include <quire/share.h>
 #include <quire/swap.h>
@@ -234,26 +233,4 @@ void swap_stats(struct swap_stats *st)
 u64 clock_us(void)
 {
 	return 1234567;
-}
-
-/* The balloon, as the monitor drives it: only the VM named "ballooned" has one; the target is recorded. */
-u32 fake_balloon_target;
-
-int balloon_set_target(struct vm *vm, u32 pages)
-{
-	if (strcmp(vm->name, "ballooned"))
-		return -ENODEV;
-	fake_balloon_target = pages;
-	return 0;
-}
-
-void balloon_info(struct vm *vm, struct balloon_info *out, unsigned cpu)
-{
-	(void)cpu;
-	*out = (struct balloon_info){ 0 };
-	if (strcmp(vm->name, "ballooned"))
-		return;
-	*out = (struct balloon_info){ .present = true, .driver = true, .target = fake_balloon_target,
-				      .actual = fake_balloon_target, .reported = 77, .stats_valid = true };
-	out->stats[BALLOON_S_MEMFREE] = 100UL << 20;
 }

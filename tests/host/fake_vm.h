@@ -40,5 +40,7 @@ extern size_t nscreen;
 void screen_clear(void);
 /* Send console output to the screen and start from a clean line. */
 void screen_attach(void);
+
+/* fake_balloon.c: only the VM named "ballooned" has a balloon; the target last set. */
 extern u32 fake_balloon_target;
 #endif

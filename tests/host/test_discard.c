@@ -8,6 +8,7 @@
  * their way to or from the disk or claimed by another changer. After each,
  * the books: the VM's counters against its leaves, and every machine page
  * and swap slot accounted for; after the VM goes, nothing left behind.
+ * The machine and the VMs' set-up are virtio_helpers.c's.
  *
  * Threads discarding while others touch the same pages: test_discard_stress.c.
  */
@@ -17,8 +18,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <quire/discard.h>
@@ -33,42 +32,22 @@
 #include "fake_arch.h"
 #include "fake_blk.h"
 #include "hostmem.h"
+#include "virtio_helpers.h"
 #include "vm_registry.h"
 
-#define MACH_BASE 0x80000000UL
-#define IMG_BASE 0x20000000UL /* an image: machine memory outside the pool */
-#define RAM GUEST_RAM_BASE
-#define RAM_SIZE MiB(16)
-#define PG(n) (RAM + (u64)(n) * PAGE_SIZE)
 #define MACH_PAGES 1024
 #define DISK_PAGES 256
 
-static struct pool pool;
-static void *desc, *meta;
 static u32 free_start; /* free pages once sharing and swap took theirs */
-static struct vm vm, vm2;
-static u8 img_orig[PAGE_SIZE];
+static struct vm vm2;
 
-/* ---- the machine and its VMs ------------------------------------------------ */
+/* ---- the machine and its VMs (virtio_helpers.c) ------------------------------ */
 
 /* A pool, sharing over it with one image page, and a swap disk whose requests wait for fake_blk_complete. */
-static void setup_machine(void)
+static void setup(void)
 {
-	struct region img = { IMG_BASE, PAGE_SIZE };
-	u8 *ip;
-
-	memset(&sw, 0, sizeof(sw));
-	hostmem_pool(&pool, MACH_BASE, MACH_PAGES, &desc);
-	ip = hostmem_add(IMG_BASE, PAGE_SIZE);
-	for (unsigned k = 0; k < PAGE_SIZE; k++)
-		ip[k] = (u8)(k * 13 + 7);
-	memcpy(img_orig, ip, PAGE_SIZE);
-	meta = aligned_alloc(PAGE_SIZE, share_meta_bytes(pool.ndesc));
-	assert_non_null(meta);
-	share_init(&pool, meta, &img, 1, 0x1234);
-	fake_blk_setup((u64)DISK_PAGES * PAGE_SIZE, 8);
-	swap_init(&pool, 0);
-	assert_true(swap_enabled());
+	setup_machine(MACH_PAGES);
+	setup_swap_disk(DISK_PAGES);
 	free_start = pool_free_pages(&pool);
 }
 
@@ -78,24 +57,9 @@ static void setup_machine(void)
  */
 static void vm_make(struct vm *v, u8 id, enum vm_sharing pol, u32 limit)
 {
-	memset(v, 0, sizeof(*v));
-	v->id = id;
-	snprintf(v->name, sizeof(v->name), "vm%u", id);
-	v->ram_base = IPA(RAM);
-	v->ram_size = RAM_SIZE;
-	v->cfg.sharing = pol;
-	snprintf(v->cfg.share_domain, sizeof(v->cfg.share_domain), "dA");
-	v->cfg.scan_pages = 1u << 16;
-	if (limit) {
-		v->cfg.resident_limit = v->cfg.resident_min = (u64)limit * PAGE_SIZE;
-		v->cfg.swap_limit = (u64)DISK_PAGES * PAGE_SIZE;
-	}
-	vmpool_init(&v->pool, &pool, id, limit ? limit + 64 : 300);
-	assert_int_equal(s2_init(v, 0), 0);
-	share_vm_init(v);
-	swap_vm_init(v);
+	setup_vm(v, id, limit ? limit + 64 : 300, pol);
+	setup_vm_swap(v, limit, limit ? DISK_PAGES : 0);
 	assert_int_equal(v->swap.on, limit != 0);
-	registry[id - 1] = v;
 }
 
 /* The VM's counters against its leaves (nothing on the disk). */
@@ -186,31 +150,6 @@ static void check_empty(void)
 	assert_int_equal(atomic_load(&pool.promised), 0);
 }
 
-static int teardown(void **state)
-{
-	(void)state;
-	fake_blk_complete(~0u, 0);
-	if (vm.s2.root) {
-		share_vm_stop(&vm);
-		s2_destroy(&vm, swap_page_release, swap_release, 0);
-	}
-	if (vm2.s2.root) {
-		share_vm_stop(&vm2);
-		s2_destroy(&vm2, swap_page_release, swap_release, 0);
-	}
-	memset(&vm, 0, sizeof(vm));
-	memset(&vm2, 0, sizeof(vm2));
-	memset(registry, 0, sizeof(registry));
-	fake_blk_teardown();
-	free(desc);
-	free(meta);
-	desc = meta = NULL;
-	hostmem_reset();
-	fake_arch_reset();
-	memset(&sw, 0, sizeof(sw));
-	return 0;
-}
-
 /* ---- guest memory ------------------------------------------------------------- */
 
 static void pattern(u8 *b, u8 seed)
@@ -299,7 +238,7 @@ static void private_page_leaves(void **state)
 	paddr_t pa;
 
 	(void)state;
-	setup_machine();
+	setup();
 	vm_make(&vm, 1, SHARE_OFF, 0);
 	put_page(&vm, PG(5), 1);
 	put_page(&vm, PG(6), 2);
@@ -357,7 +296,7 @@ static void reused_page_comes_zeroed(void **state)
 	paddr_t pa;
 
 	(void)state;
-	setup_machine();
+	setup();
 	vm_make(&vm, 1, SHARE_OFF, 0);
 	for (u32 g = 0; g < 16; g++)
 		put_page(&vm, PG(g), (u8)(g + 1));
@@ -386,7 +325,7 @@ static void shared_page_drops_one_reference(void **state)
 	bool found;
 
 	(void)state;
-	setup_machine();
+	setup();
 	vm_make(&vm, 1, SHARE_DOMAIN, 0);
 	vm_make(&vm2, 2, SHARE_DOMAIN, 0);
 	put_page(&vm, PG(9), 9);
@@ -452,7 +391,7 @@ static void shared_page_drops_one_reference(void **state)
 static void shared_page_then_cow(void **state)
 {
 	(void)state;
-	setup_machine();
+	setup();
 	vm_make(&vm, 1, SHARE_DOMAIN, 0);
 	vm_make(&vm2, 2, SHARE_DOMAIN, 0);
 	put_page(&vm, PG(4), 4);
@@ -479,7 +418,7 @@ static void zero_page_mapping_leaves(void **state)
 	u32 free0;
 
 	(void)state;
-	setup_machine();
+	setup();
 	vm_make(&vm, 1, SHARE_SELF, 0);
 	copy(&vm, PG(30), (void *)zero, PAGE_SIZE, true);
 	copy(&vm, PG(31), (void *)zero, PAGE_SIZE, true);
@@ -512,7 +451,7 @@ static void zero_page_mapping_leaves(void **state)
 static void image_page_leaves(void **state)
 {
 	(void)state;
-	setup_machine();
+	setup();
 	vm_make(&vm, 1, SHARE_DOMAIN, 0);
 	assert_int_equal(share_map_image(&vm, IPA(PG(20)), IMG_BASE, 0), 0);
 	assert_int_equal(atomic_load(&vm.pool.shared), 1);
@@ -533,7 +472,7 @@ static void sharing_candidate_leaves_the_table(void **state)
 	pidx_t i;
 
 	(void)state;
-	setup_machine();
+	setup();
 	vm_make(&vm, 1, SHARE_SELF, 0);
 	put_page(&vm, PG(40), 40);
 	scan_pass(&vm); /* hashed */
@@ -571,7 +510,7 @@ static void sharing_candidate_leaves_the_table(void **state)
 /* A swapping VM with pages 0..SWAP_VM_PAGES-1 written (page g pattern g + 1), the disk idle. */
 static void swap_vm_filled(void)
 {
-	setup_machine();
+	setup();
 	vm_make(&vm, 1, SHARE_OFF, SWAP_LIMIT);
 	for (u32 g = 0; g < SWAP_VM_PAGES; g++)
 		put_page(&vm, PG(g), (u8)(g + 1));
@@ -719,7 +658,7 @@ static void page_going_out_stays(void **state)
 	u64 e = 0;
 
 	(void)state;
-	setup_machine();
+	setup();
 	vm_make(&vm, 1, SHARE_OFF, SWAP_LIMIT);
 	/* Past the limit, with the disk never completing: writes wait. */
 	for (u32 p = 0; p < SWAP_VM_PAGES && g == ~0u; p++) {

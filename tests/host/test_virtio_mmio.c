@@ -5,7 +5,9 @@
  * notify takes its chains with the real virtqueues (core/virtq.c) over
  * guest memory (core/gmem.c), on the real pools and stage-2 walker on the
  * fake arch. The interrupt lines are a fake vm_set_irq_level that keeps
- * each INTID's level; Quire's log is captured from the console.
+ * each INTID's level; Quire's log is captured from the console (both in
+ * virtio_helpers.c, with the machine, the VM, the registers and the rings
+ * as a driver reaches them).
  *
  * Covered: empty slots, identification, feature negotiation, queue set-up
  * and its checks, a whole request and its interrupt, notifies that must
@@ -18,116 +20,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include <quire/console.h>
 #include <quire/errno.h>
-#include <quire/gmem.h>
-#include <quire/share.h>
-#include <quire/swap.h>
-#include <quire/vdev.h>
 #include <quire/virtio.h>
 #include <quire/vm.h>
-#include "fake_arch.h"
-#include "hostmem.h"
-#include "vm_registry.h"
-
-#define MACH_BASE 0x80000000UL
-#define IMG_BASE 0x20000000UL
-#define RAM GUEST_RAM_BASE
-#define RAM_SIZE MiB(16)
-#define RAM_END (RAM + RAM_SIZE)
-#define PG(n) (RAM + (u64)(n) * PAGE_SIZE)
-
-/* The transport's registers (virtio 1.x, 4.2.2), as a driver knows them. */
-#define R_MAGIC 0x000
-#define R_VERSION 0x004
-#define R_DEVICE_ID 0x008
-#define R_VENDOR_ID 0x00c
-#define R_DEV_FEATURES 0x010
-#define R_DEV_FEATURES_SEL 0x014
-#define R_DRV_FEATURES 0x020
-#define R_DRV_FEATURES_SEL 0x024
-#define R_QUEUE_SEL 0x030
-#define R_QUEUE_NUM_MAX 0x034
-#define R_QUEUE_NUM 0x038
-#define R_QUEUE_READY 0x044
-#define R_QUEUE_NOTIFY 0x050
-#define R_INT_STATUS 0x060
-#define R_INT_ACK 0x064
-#define R_STATUS 0x070
-#define R_QUEUE_DESC_LO 0x080
-#define R_QUEUE_DESC_HI 0x084
-#define R_QUEUE_DRIVER_LO 0x090
-#define R_QUEUE_DRIVER_HI 0x094
-#define R_QUEUE_DEVICE_LO 0x0a0
-#define R_QUEUE_DEVICE_HI 0x0a4
-#define R_SHM_LEN_LO 0x0b0
-#define R_CONFIG_GEN 0x0fc
-#define R_CONFIG 0x100
-
-#define MAGIC 0x74726976u
-#define VENDOR 0x554d4551u
-
-#define ACK VIRTIO_STATUS_ACKNOWLEDGE
-#define DRV VIRTIO_STATUS_DRIVER
-#define FOK VIRTIO_STATUS_FEATURES_OK
-#define DOK VIRTIO_STATUS_DRIVER_OK
-#define NEEDS_RESET VIRTIO_STATUS_NEEDS_RESET
-#define V1 (1UL << VIRTIO_F_VERSION_1)
+#include "virtio_helpers.h"
 
 #define SLOT 2 /* the fake device's slot in most tests */
-#define INTID(s) (VIRTIO_MMIO_FIRST_INTID + (s))
 #define NQUEUES 3
 #define FAKE_FEATURES (1UL << 0 | 1UL << 5 | 1UL << 33)
 
-/* The rings of the full-flow tests: descriptor table, driver area, device area; buffers from page 8. */
-#define Q_DESC PG(0)
-#define Q_AVAIL PG(1)
-#define Q_USED PG(2)
-#define BUF(n) PG(8 + (n))
-
-static struct pool pool;
-static void *desc, *meta;
-static struct vm vm;
-
-/* ---- the interrupt lines ---------------------------------------------------- */
-
-#define NINTIDS (VIRTIO_MMIO_FIRST_INTID + VIRTIO_MMIO_SLOTS)
-static int irq_level[NINTIDS];		/* the last level set; -1 never set */
-static unsigned irq_rises[NINTIDS];	/* low (or never set) to high */
-
-void vm_set_irq_level(struct vm *v, u32 intid, bool level)
-{
-	assert_ptr_equal(v, &vm);
-	assert_true(intid >= VIRTIO_MMIO_FIRST_INTID && intid < NINTIDS);
-	if (level && irq_level[intid] != 1)
-		irq_rises[intid]++;
-	irq_level[intid] = level;
-}
-
-/* ---- Quire's log -------------------------------------------------------------- */
-
-static char logbuf[8192];
-static size_t loglen;
-
-static void capture(char c)
-{
-	if (loglen + 1 < sizeof(logbuf))
-		logbuf[loglen++] = c;
-}
-
-static unsigned log_count(const char *word)
-{
-	unsigned n = 0;
-
-	logbuf[loglen] = 0;
-	for (const char *p = logbuf; (p = strstr(p, word)); p++)
-		n++;
-	return n;
-}
+/* The driver's view of the rings of the full-flow tests (the usual ones, 8 entries); buffers from page 8. */
+static struct virtq ring;
 
 /* ---- the fake device ---------------------------------------------------------- */
 
@@ -214,49 +119,13 @@ static const struct virtio_ops fake_ops = {
 
 static void setup(void)
 {
-	struct region img = { IMG_BASE, PAGE_SIZE };
-
-	hostmem_pool(&pool, MACH_BASE, 512, &desc);
-	hostmem_add(IMG_BASE, PAGE_SIZE);
-	meta = aligned_alloc(PAGE_SIZE, share_meta_bytes(pool.ndesc));
-	assert_non_null(meta);
-	share_init(&pool, meta, &img, 1, 0x1234);
-	memset(&vm, 0, sizeof(vm));
-	vm.id = 1;
-	snprintf(vm.name, sizeof(vm.name), "vm1");
-	vm.ram_base = IPA(RAM);
-	vm.ram_size = RAM_SIZE;
-	vm.cfg.sharing = SHARE_OFF;
-	vmpool_init(&vm.pool, &pool, 1, 200);
-	assert_int_equal(s2_init(&vm, 0), 0);
-	share_vm_init(&vm);
-	registry[0] = &vm;
-	for (unsigned k = 0; k < NINTIDS; k++)
-		irq_level[k] = -1;
-	memset(irq_rises, 0, sizeof(irq_rises));
+	setup_machine(512);
+	setup_vm(&vm, 1, 200, SHARE_OFF);
+	dev_slot = SLOT;
 	memset(&fa, 0, sizeof(fa));
 	memset(&fb, 0, sizeof(fb));
 	fa.dev.ops = fb.dev.ops = &fake_ops;
-	loglen = 0;
-	console_set_output(capture);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	console_set_output(NULL);
-	if (vm.s2.root) {
-		share_vm_stop(&vm);
-		s2_destroy(&vm, swap_page_release, swap_release, 0);
-	}
-	memset(&vm, 0, sizeof(vm));
-	memset(registry, 0, sizeof(registry));
-	free(desc);
-	free(meta);
-	desc = meta = NULL;
-	hostmem_reset();
-	fake_arch_reset();
-	return 0;
+	log_capture();
 }
 
 /* Attach fa in SLOT: its registers answer from then on, as new. */
@@ -267,133 +136,12 @@ static void attach(void)
 	assert_int_equal(irq_level[INTID(SLOT)], 0);
 }
 
-/* ---- register access ------------------------------------------------------------ */
-
-static int acc(unsigned slot, u64 reg, unsigned size, bool write, u64 *val)
-{
-	return virtio_mmio_access(&vm, slot * VIRTIO_MMIO_SLOT + reg, size, write, val, 0);
-}
-
-static u32 rd_at(unsigned slot, u64 reg)
-{
-	u64 v = 0xdeadbeefdeadbeefULL;
-
-	assert_int_equal(acc(slot, reg, 4, false, &v), 0);
-	assert_int_equal(v >> 32, 0); /* a 32-bit register: nothing above it */
-	return (u32)v;
-}
-
-static void wr_at(unsigned slot, u64 reg, u32 val)
-{
-	u64 v = val;
-
-	assert_int_equal(acc(slot, reg, 4, true, &v), 0);
-}
-
-static u32 rd(u64 reg)
-{
-	return rd_at(SLOT, reg);
-}
-
-static void wr(u64 reg, u32 val)
-{
-	wr_at(SLOT, reg, val);
-}
-
-static void wr64(u64 lo_reg, u64 val)
-{
-	wr(lo_reg, (u32)val);
-	wr(lo_reg + 4, (u32)(val >> 32));
-}
-
-/* Reset, then the driver's steps up to FEATURES_OK with feats: the status read back. */
-static u32 negotiate(u64 feats)
-{
-	wr(R_STATUS, 0);
-	wr(R_STATUS, ACK);
-	wr(R_STATUS, ACK | DRV);
-	wr(R_DRV_FEATURES_SEL, 0);
-	wr(R_DRV_FEATURES, (u32)feats);
-	wr(R_DRV_FEATURES_SEL, 1);
-	wr(R_DRV_FEATURES, (u32)(feats >> 32));
-	wr(R_STATUS, ACK | DRV | FOK);
-	return rd(R_STATUS);
-}
-
-static void set_queue(unsigned q, u32 num, u64 d, u64 a, u64 u)
-{
-	wr(R_QUEUE_SEL, q);
-	wr(R_QUEUE_NUM, num);
-	wr64(R_QUEUE_DESC_LO, d);
-	wr64(R_QUEUE_DRIVER_LO, a);
-	wr64(R_QUEUE_DEVICE_LO, u);
-}
-
-/* ---- guest memory, the driver's side of a ring ------------------------------------- */
-
-static void put(u64 ipa, const void *p, u64 len)
-{
-	assert_int_equal(gmem_copy(&vm, ipa, (void *)p, len, true, 0), 0);
-}
-
-static void get(u64 ipa, void *p, u64 len)
-{
-	assert_int_equal(gmem_copy(&vm, ipa, p, len, false, 0), 0);
-}
-
-static void put16(u64 ipa, u16 v)
-{
-	put(ipa, &v, 2);
-}
-
-static u16 get16(u64 ipa)
-{
-	u16 v;
-
-	get(ipa, &v, 2);
-	return v;
-}
-
-static u32 get32(u64 ipa)
-{
-	u32 v;
-
-	get(ipa, &v, 4);
-	return v;
-}
-
-static void rings_zero(void)
-{
-	static const u8 zero[PAGE_SIZE];
-
-	put(Q_DESC, zero, PAGE_SIZE);
-	put(Q_AVAIL, zero, PAGE_SIZE);
-	put(Q_USED, zero, PAGE_SIZE);
-}
-
-static void put_desc(u16 i, u64 addr, u32 len, u16 flags, u16 next)
-{
-	struct {
-		u64 addr;
-		u32 len;
-		u16 flags, next;
-	} d = { addr, len, flags, next };
-
-	put(Q_DESC + 16 * (u64)i, &d, sizeof(d));
-}
-
-static void offer(u16 num, u16 head)
-{
-	u16 idx = get16(Q_AVAIL + 2);
-
-	put16(Q_AVAIL + 4 + 2 * (idx % num), head);
-	put16(Q_AVAIL + 2, idx + 1);
-}
+/* ---- register access, guest memory: virtio_helpers.c -------------------------------- */
 
 /* A live device: negotiated, queue q of num entries on the rings above, DRIVER_OK. */
 static void bring_up(unsigned q, u16 num)
 {
-	rings_zero();
+	queue_init(&ring, num);
 	assert_int_equal(negotiate(V1 | 1UL << 5), ACK | DRV | FOK);
 	set_queue(q, num, Q_DESC, Q_AVAIL, Q_USED);
 	wr(R_QUEUE_READY, 1);
@@ -566,7 +314,7 @@ static void queues_set_up(void **state)
 	(void)state;
 	setup();
 	attach();
-	rings_zero();
+	queue_init(&ring, 8);
 	assert_int_equal(negotiate(V1), ACK | DRV | FOK);
 	for (u32 q = 0; q < NQUEUES; q++) {
 		wr(R_QUEUE_SEL, q);
@@ -675,7 +423,7 @@ static void bad_queue_needs_reset(void **state)
 	(void)state;
 	setup();
 	attach();
-	rings_zero();
+	queue_init(&ring, 8);
 	for (unsigned k = 0; k < ARRAY_SIZE(bad); k++) {
 		for (int dok = 0; dok < 2; dok++, n++) {
 			u32 status = ACK | DRV | FOK | (dok ? DOK : 0);
@@ -733,9 +481,9 @@ static void full_flow_with_interrupts(void **state)
 	for (unsigned k = 0; k < sizeof(out); k++)
 		out[k] = (u8)(k + 1);
 	put(BUF(0), out, sizeof(out));
-	put_desc(0, BUF(0), sizeof(out), VIRTQ_DESC_F_NEXT, 1);
-	put_desc(1, BUF(1), 64, VIRTQ_DESC_F_WRITE, 0);
-	offer(8, 0);
+	put_desc(&ring, 0, BUF(0), sizeof(out), VIRTQ_DESC_F_NEXT, 1);
+	put_desc(&ring, 1, BUF(1), 64, VIRTQ_DESC_F_WRITE, 0);
+	offer(&ring, 0);
 	assert_int_equal(get16(Q_USED + 2), 0);
 	assert_int_equal(rd(R_INT_STATUS), 0);
 
@@ -765,7 +513,7 @@ static void full_flow_with_interrupts(void **state)
 
 	/* The driver asks for no interrupts: used, but the line stays low. */
 	put16(Q_AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
-	offer(8, 0);
+	offer(&ring, 0);
 	wr(R_QUEUE_NOTIFY, 0);
 	assert_int_equal(get16(Q_USED + 2), 2);
 	assert_int_equal(rd(R_INT_STATUS), 0);
@@ -773,9 +521,9 @@ static void full_flow_with_interrupts(void **state)
 	assert_int_equal(irq_rises[INTID(SLOT)], 1);
 	/* And wants them again: two chains, one interrupt. */
 	put16(Q_AVAIL, 0);
-	offer(8, 0);
-	put_desc(3, BUF(2), 8, VIRTQ_DESC_F_WRITE, 0);
-	offer(8, 3);
+	offer(&ring, 0);
+	put_desc(&ring, 3, BUF(2), 8, VIRTQ_DESC_F_WRITE, 0);
+	offer(&ring, 3);
 	wr(R_QUEUE_NOTIFY, 0);
 	assert_int_equal(get16(Q_USED + 2), 4);
 	assert_int_equal(get32(Q_USED + 4 + 8 * 3), 3);
@@ -786,7 +534,7 @@ static void full_flow_with_interrupts(void **state)
 	assert_int_equal(irq_level[INTID(SLOT)], 0);
 
 	/* The device must wait (guest memory on its way from swap): the store is retried, nothing lost. */
-	offer(8, 0);
+	offer(&ring, 0);
 	fa.notify_rc = -EAGAIN;
 	v = 0;
 	assert_int_equal(acc(SLOT, R_QUEUE_NOTIFY, 4, true, &v), -EAGAIN);
@@ -810,9 +558,9 @@ static void notify_only_a_ready_queue_of_a_running_device(void **state)
 	(void)state;
 	setup();
 	attach();
-	rings_zero();
-	put_desc(0, BUF(0), 64, VIRTQ_DESC_F_WRITE, 0);
-	offer(8, 0);
+	queue_init(&ring, 8);
+	put_desc(&ring, 0, BUF(0), 64, VIRTQ_DESC_F_WRITE, 0);
+	offer(&ring, 0);
 	/* Features not agreed yet: a ready queue is not taken. */
 	wr(R_STATUS, ACK | DRV);
 	wr(R_DRV_FEATURES_SEL, 1);
@@ -849,7 +597,7 @@ static void notify_only_a_ready_queue_of_a_running_device(void **state)
 	assert_int_equal(get16(Q_USED + 2), 1);
 	/* Not ready again: no. */
 	wr(R_QUEUE_READY, 0);
-	offer(8, 0);
+	offer(&ring, 0);
 	wr(R_QUEUE_NOTIFY, 0);
 	assert_int_equal(fa.notifies[0], 1);
 	/* A device that needs a reset: no. */
@@ -874,9 +622,9 @@ static void hostile_ring_then_reset(void **state)
 	attach();
 	bring_up(0, 8);
 	/* 2 -> 5 -> 2 */
-	put_desc(2, BUF(0), 16, VIRTQ_DESC_F_NEXT, 5);
-	put_desc(5, BUF(1), 16, VIRTQ_DESC_F_NEXT, 2);
-	offer(8, 2);
+	put_desc(&ring, 2, BUF(0), 16, VIRTQ_DESC_F_NEXT, 5);
+	put_desc(&ring, 5, BUF(1), 16, VIRTQ_DESC_F_NEXT, 2);
+	offer(&ring, 2);
 	wr(R_QUEUE_NOTIFY, 0);
 	assert_int_equal(fa.notifies[0], 1);
 	assert_int_equal(fa.chains, 0);
@@ -913,9 +661,9 @@ static void hostile_ring_then_reset(void **state)
 	}
 	/* A fresh negotiation, an honest ring: it works again. */
 	bring_up(0, 8);
-	put_desc(0, BUF(0), 16, VIRTQ_DESC_F_NEXT, 1);
-	put_desc(1, BUF(1), 16, VIRTQ_DESC_F_WRITE, 0);
-	offer(8, 0);
+	put_desc(&ring, 0, BUF(0), 16, VIRTQ_DESC_F_NEXT, 1);
+	put_desc(&ring, 1, BUF(1), 16, VIRTQ_DESC_F_WRITE, 0);
+	offer(&ring, 0);
 	wr(R_QUEUE_NOTIFY, 0);
 	assert_int_equal(fa.notifies[0], 2);
 	assert_int_equal(fa.chains, 1);
@@ -1118,8 +866,8 @@ static void reset_all_resets_every_device(void **state)
 	assert_int_equal(fb.resets, 1);
 	/* fa live with its line high; fb half set up and broken. */
 	bring_up(0, 8);
-	put_desc(0, BUF(0), 16, VIRTQ_DESC_F_WRITE, 0);
-	offer(8, 0);
+	put_desc(&ring, 0, BUF(0), 16, VIRTQ_DESC_F_WRITE, 0);
+	offer(&ring, 0);
 	wr(R_QUEUE_NOTIFY, 0);
 	assert_int_equal(irq_level[INTID(SLOT)], 1);
 	wr_at(7, R_STATUS, ACK | DRV);
@@ -1156,8 +904,8 @@ static void reset_all_resets_every_device(void **state)
 			assert_int_equal(irq_level[INTID(s)], -1);
 	/* Both work again. */
 	bring_up(0, 8);
-	put_desc(0, BUF(0), 16, VIRTQ_DESC_F_WRITE, 0);
-	offer(8, 0);
+	put_desc(&ring, 0, BUF(0), 16, VIRTQ_DESC_F_WRITE, 0);
+	offer(&ring, 0);
 	wr(R_QUEUE_NOTIFY, 0);
 	assert_int_equal(fa.chains, 2);
 	assert_int_equal(get16(Q_USED + 2), 1);

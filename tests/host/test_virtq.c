@@ -5,9 +5,10 @@
  * sharing: first touch, RAM bounds, copy-on-write, quotas, claimed leaves;
  * well-formed rings, and drivers that lie in every way the device checks.
  *
- * The driver's side of a ring is written with gmem_copy too (its own
- * tests come first); what must land in guest memory is also read back
- * through s2_lookup + hostmem_ptr, beside gmem_copy.
+ * The machine, the VMs and the driver's side of a ring are
+ * virtio_helpers.c's; the driver writes with gmem_copy too (its own tests
+ * come first); what must land in guest memory is also read back through
+ * s2_lookup + hostmem_ptr, beside gmem_copy.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,8 +16,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <quire/errno.h>
@@ -28,57 +27,14 @@
 #include "../../core/share_priv.h"
 #include "fake_arch.h"
 #include "hostmem.h"
+#include "virtio_helpers.h"
 #include "vm_registry.h"
 
-#define MACH_BASE 0x80000000UL
-#define IMG_BASE 0x20000000UL /* an image: machine memory outside the pool */
-#define RAM GUEST_RAM_BASE
-#define RAM_SIZE MiB(16)
-#define RAM_END (RAM + RAM_SIZE)
-#define PG(n) (RAM + (u64)(n) * PAGE_SIZE)
 #define T FAKE_S2_PATH_TABLES /* tables below the root on the way to the first leaf */
 
-static struct pool pool;
-static void *desc, *meta;
-static u32 total;
-static struct vm vm, vm2;
-static u8 img_orig[PAGE_SIZE];
+static struct vm vm2;
 
-/* ---- the machine and its VMs ---------------------------------------------- */
-
-/* A pool of `pages` machine pages and sharing over it, with one image page (the zero page is taken). */
-static void setup_machine(u32 pages)
-{
-	struct region img = { IMG_BASE, PAGE_SIZE };
-	u8 *ip;
-
-	hostmem_pool(&pool, MACH_BASE, pages, &desc);
-	total = pages;
-	ip = hostmem_add(IMG_BASE, PAGE_SIZE);
-	for (unsigned k = 0; k < PAGE_SIZE; k++)
-		ip[k] = (u8)(k * 13 + 7);
-	memcpy(img_orig, ip, PAGE_SIZE);
-	meta = aligned_alloc(PAGE_SIZE, share_meta_bytes(pool.ndesc));
-	assert_non_null(meta);
-	share_init(&pool, meta, &img, 1, 0x1234);
-	assert_int_equal(pool_free_pages(&pool), total - 1);
-}
-
-static void setup_vm(struct vm *v, u8 id, u32 quota, enum vm_sharing pol)
-{
-	memset(v, 0, sizeof(*v));
-	v->id = id;
-	snprintf(v->name, sizeof(v->name), "vm%u", id);
-	v->ram_base = IPA(RAM);
-	v->ram_size = RAM_SIZE;
-	v->cfg.sharing = pol;
-	snprintf(v->cfg.share_domain, sizeof(v->cfg.share_domain), "dA");
-	v->cfg.scan_pages = 1u << 16;
-	vmpool_init(&v->pool, &pool, id, quota);
-	assert_int_equal(s2_init(v, 0), 0);
-	share_vm_init(v);
-	registry[id - 1] = v;
-}
+/* ---- the machine and its VMs (virtio_helpers.c) ----------------------------- */
 
 static void setup(u32 quota)
 {
@@ -123,28 +79,6 @@ static void check_empty(void)
 	assert_int_equal(share_shared_pages(), 0);
 }
 
-static int teardown(void **state)
-{
-	(void)state;
-	if (vm.s2.root) {
-		share_vm_stop(&vm);
-		s2_destroy(&vm, swap_page_release, swap_release, 0);
-	}
-	if (vm2.s2.root) {
-		share_vm_stop(&vm2);
-		s2_destroy(&vm2, swap_page_release, swap_release, 0);
-	}
-	memset(&vm, 0, sizeof(vm));
-	memset(&vm2, 0, sizeof(vm2));
-	memset(registry, 0, sizeof(registry));
-	free(desc);
-	free(meta);
-	desc = meta = NULL;
-	hostmem_reset();
-	fake_arch_reset();
-	return 0;
-}
-
 /* The books of one VM without sharing, with nothing running. */
 static void check_books(struct vm *v)
 {
@@ -173,12 +107,6 @@ static void pattern(u8 *b, u64 len, u8 seed)
 {
 	for (u64 k = 0; k < len; k++)
 		b[k] = (u8)(seed + k * 31 + (k >> 8));
-}
-
-/* Write len bytes into v's memory at ipa; it must work (gmem_copy's buffer is not const: it goes both ways). */
-static void put_in(struct vm *v, u64 ipa, const void *p, u64 len)
-{
-	assert_int_equal(gmem_copy(v, ipa, (void *)p, len, true, 0), 0);
 }
 
 /* One full pass of the scanner over a VM (share_scan_next until it wraps). */
@@ -433,87 +361,6 @@ static void gmem_claimed_leaf_is_busy(void **state)
 	check_books(&vm);
 	destroy_vm(&vm, 0);
 	check_empty();
-}
-
-/* ---- virtqueues: the driver's side ---------------------------------------- */
-
-/* The rings: descriptor table in page 0 (256 * 16 bytes fit), driver area in page 1, device area in page 2. */
-#define Q_DESC PG(0)
-#define Q_AVAIL PG(1)
-#define Q_USED PG(2)
-#define BUF(n) PG(8 + (n)) /* buffers from page 8 */
-
-static void put(u64 ipa, const void *p, u64 len)
-{
-	put_in(&vm, ipa, p, len);
-}
-
-static void get(u64 ipa, void *p, u64 len)
-{
-	assert_int_equal(gmem_copy(&vm, ipa, p, len, false, 0), 0);
-}
-
-static void put16(u64 ipa, u16 v)
-{
-	put(ipa, &v, 2);
-}
-
-static u16 get16(u64 ipa)
-{
-	u16 v;
-
-	get(ipa, &v, 2);
-	return v;
-}
-
-static u32 get32(u64 ipa)
-{
-	u32 v;
-
-	get(ipa, &v, 4);
-	return v;
-}
-
-/* A queue of num entries as a driver sets one up: rings zeroed, indices 0. */
-static void queue_init(struct virtq *q, u16 num)
-{
-	static const u8 zero[PAGE_SIZE];
-
-	put(Q_DESC, zero, PAGE_SIZE);
-	put(Q_AVAIL, zero, PAGE_SIZE);
-	put(Q_USED, zero, PAGE_SIZE);
-	*q = (struct virtq){ .num = num, .ready = true, .desc = Q_DESC, .avail = Q_AVAIL, .used = Q_USED };
-	assert_true(virtq_areas_ok(&vm, q));
-}
-
-static void put_desc(const struct virtq *q, u16 i, u64 addr, u32 len, u16 flags, u16 next)
-{
-	struct {
-		u64 addr;
-		u32 len;
-		u16 flags, next;
-	} d = { addr, len, flags, next };
-
-	_Static_assert(sizeof(d) == 16, "a descriptor is 16 bytes");
-	put(q->desc + 16 * (u64)i, &d, sizeof(d));
-}
-
-/* Make chain head available: the ring entry, then avail->idx. */
-static void offer(const struct virtq *q, u16 head)
-{
-	u16 idx = get16(q->avail + 2);
-
-	put16(q->avail + 4 + 2 * (idx % q->num), head);
-	put16(q->avail + 2, idx + 1);
-}
-
-/* The used ring's entry k: id and len. */
-static void used_elem(const struct virtq *q, u16 k, u32 *id, u32 *len)
-{
-	u64 e = q->used + 4 + 8 * (u64)(k % q->num);
-
-	*id = get32(e);
-	*len = get32(e + 4);
 }
 
 /* ---- virtqueues: well-formed ------------------------------------------------ */
