@@ -15,8 +15,8 @@
  * balloon_info giving its buffer back; the configuration space, target and
  * actual, reset, VMs without a balloon; and requests taken again when a
  * page is busy (claimed, or on its way to or from the swap disk), with
- * nothing counted twice. Last, a known bug, run only with
- * QUIRE_KNOWN_BUGS=1: the balloon of a stopped VM writes into its memory.
+ * nothing counted twice; and a stopped VM's balloon, which must not touch
+ * its memory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1213,31 +1213,17 @@ static void page_list_on_the_disk(void **state)
 	assert_int_equal(loglen, 0);
 }
 
-/* ---- known bugs: run only with QUIRE_KNOWN_BUGS=1 in the environment ---------------------------- */
+/* ---- a VM that stopped ---------------------------------------------------------------------------- */
 
 /*
- * KNOWN BUG, not fixed here (core/virtio_balloon.c and core/vm.c are being
- * changed by someone else): the balloon of a VM that has stopped still
- * writes into its memory.
- *
  * A VM stops (killed, or its guest powers off) while its balloon's driver
- * runs it and holds its stats buffer, as Linux always does (it refills the
- * buffer as soon as Quire gives it back). Nothing resets a VM's virtio
- * devices when it stops (vm_reap does not call virtio_reset_all; nothing
- * does), so the balloon stays live (DRIVER_OK) and the VM's slot 0 still
- * names it. The monitor's `stats` lists stopped VMs too and calls
- * balloon_info for each (and `balloon <vm> <MiB>` does for one):
- * balloon_info gives the held buffer back with virtq_push, that is
- * gmem_copy into the dead VM's used ring: a stage-2 walk from s2.root == 0
- * once the VM is reaped (machine page 0 taken for its root table; RAM on a
- * Pi 4), a walk racing s2_destroy while another CPU reaps it, and a fault
- * (violation_handle) that would fill pages into a VM whose pool is gone.
- * Here hostmem aborts at machine address 0.
- *
- * Expected: balloon_info of a VM that is not running reads and writes none
- * of its memory, and says driver=false.
+ * runs it and holds its stats buffer, as Linux always does. The monitor's
+ * `stats` lists stopped VMs too and calls balloon_info for each: it must
+ * not give the buffer back into the dead VM's memory (a stage-2 walk from
+ * a root that is gone). vm_reap resets the VM's devices before its memory
+ * goes (virtio_reset_all), as this teardown does.
  */
-static void known_bug_stopped_vm_memory_untouched(void **state)
+static void stopped_vm_memory_untouched(void **state)
 {
 	struct seg s = { STATS_BUF, 0, false };
 	static const u16 tag[] = { BALLOON_S_MEMFREE };
@@ -1252,7 +1238,8 @@ static void known_bug_stopped_vm_memory_untouched(void **state)
 	chain(STATSQ, &s, 1);
 	assert_int_equal(kick(STATSQ), 0);
 	driver_ok();
-	/* The VM stops; its memory goes as vm_reap has it go. */
+	/* The VM stops; its devices and its memory go as vm_reap has them go. */
+	virtio_reset_all(&vm);
 	share_vm_stop(&vm);
 	s2_destroy(&vm, swap_page_release, swap_release, 0);
 	while ((i = lfstack_pop(&vm.pool.idle, pool.desc)) != PIDX_NONE)
@@ -1285,13 +1272,8 @@ int main(void)
 		cmocka_unit_test_teardown(page_going_out_waits_for_the_disk, teardown),
 		cmocka_unit_test_teardown(page_coming_in_waits_for_the_disk, teardown),
 		cmocka_unit_test_teardown(page_list_on_the_disk, teardown),
+		cmocka_unit_test_teardown(stopped_vm_memory_untouched, teardown),
 	};
 
-	const struct CMUnitTest known_bugs[] = {
-		cmocka_unit_test_teardown(known_bug_stopped_vm_memory_untouched, teardown),
-	};
-
-	if (getenv("QUIRE_KNOWN_BUGS"))
-		return cmocka_run_group_tests(known_bugs, NULL, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
