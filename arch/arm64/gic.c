@@ -27,6 +27,7 @@
 
 #define GICC_CTLR 0x0000
 #define GICC_PMR 0x0004
+#define GICC_PMR_QUIRE 0xf0 /* every priority Quire uses is above it */
 #define GICC_IAR 0x000c
 #define GICC_EOIR 0x0010
 #define GICC_DIR 0x1000
@@ -110,7 +111,7 @@ void gic_init_cpu(void)
 	wr(gicd, GICD_ISENABLER(0), 1u << SGI_KICK | 1u << PPI_VTIMER | 1u << PPI_HTIMER | 1u << PPI_PMU |
 				    (maint_irq >= 16 && maint_irq < 32 ? 1u << maint_irq : 0));
 	gic_cpu_mask[cpu_id()] = rd(gicd, GICD_ITARGETSR(0)) & 0xff;
-	wr(gicc, GICC_PMR, 0xf0);
+	wr(gicc, GICC_PMR, GICC_PMR_QUIRE);
 	wr(gicc, GICC_CTLR, GICC_CTLR_EN | GICC_CTLR_EOIMODE);
 	wr(gich, GICH_HCR, 0);
 }
@@ -161,6 +162,21 @@ void gic_activate_ppi(u32 intid)
 bool gic_ppi_active(u32 intid)
 {
 	return rd(gicd, GICD_ISACTIVER(0)) & (1u << intid);
+}
+
+void gic_before_wfi(void)
+{
+	/*
+	 * QEMU's GICv2 works out what to signal to a CPU only when one of its
+	 * registers is written or a line changes. A guest that deactivates its
+	 * forwarded timer interrupt through a list register's HW bit while the
+	 * timer has fired again leaves that PPI pending, and nothing signalled:
+	 * the CPU sleeps through it and the guest's clock stops (seen: a Linux
+	 * guest stuck in `sleep 3`, CNTV_CTL_EL0 5, GICC_HPPIR 27, once in a few
+	 * boots on a loaded host). Writing PMR its own value makes it look again.
+	 * On hardware a write that changes nothing.
+	 */
+	wr(gicc, GICC_PMR, GICC_PMR_QUIRE);
 }
 
 u32 gich_read(unsigned off)

@@ -302,6 +302,7 @@ bool cpu_irq_waiting(void)
 
 void cpu_wait(void)
 {
+	gic_before_wfi();
 	/* Everything this CPU wrote is out before it sleeps (another CPU may be waiting on it). */
 	dsb(sy);
 	wfi();

@@ -76,12 +76,12 @@ def test_freed_memory_comes_back(boot, tmp_path):
         g.sh("sleep 2")
         focus(con, "the monitor")
         after, b = stats(con)
-        if after["resident"] <= before["resident"] * 1.15 or time.time() > deadline:
+        if after["resident"] <= before["resident"] * 1.1 or time.time() > deadline:
             break
         focus(con, "vm1")
-    # The issue asks for 10 %. Linux reports free blocks of 2 MiB and more (its page_reporting_order):
-    # of 56 MiB before, the guest keeps about 7.5 MiB it freed in smaller blocks (13.6 %).
-    assert after["resident"] <= before["resident"] * 1.15, (before, after, b)
+    # Within 10 %: with Quire's page_reporting.page_reporting_order=5 the guest reports free blocks
+    # from 128 KiB (at Linux's default, 2 MiB, it kept 7.5 MiB more, 13.6 %).
+    assert after["resident"] <= before["resident"] * 1.1, (before, after, b)
     # 300 MiB went in and came out again: the guest reported at least 90 % of it.
     assert after["faults"] - before["faults"] >= 300 * 256 * 0.9, (before, after)
     assert b["reported"] >= 300 * 256 * 0.9 and b["discarded"] >= 300 * 256 * 0.9, b

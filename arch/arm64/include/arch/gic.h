@@ -20,6 +20,8 @@ void gic_deactivate(u32 iar); /* with EOImode=1, separately */
 void gic_deactivate_ppi(u32 intid);
 void gic_activate_ppi(u32 intid);
 bool gic_ppi_active(u32 intid);
+/* Just before a CPU sleeps in WFI: the interrupt controller looks at what is pending. */
+void gic_before_wfi(void);
 u32 gich_read(unsigned off);
 void gich_write(unsigned off, u32 v);
 unsigned gich_nr_lrs(void);
