@@ -49,16 +49,7 @@ const struct vmcfg_image *guest_find(const char *name)
 int guest_dt_build(const void *tmpl, void *buf, int size, const struct vm *vm, const char *bootargs,
 		   u64 initrd_start, u64 initrd_end);
 
-/*
- * Free page reporting (the balloon) hands over free blocks of 2^order
- * pages; Linux's default order, pageblock_order (2 MiB), suits a host with
- * huge pages. Quire takes pages back one by one: at 2 MiB a guest kept
- * about 7.5 MiB it had freed in smaller blocks (56 MiB before a 300 MiB
- * free, 63.5 after), at order 5 (128 KiB, what Linux's own balloon driver
- * picks with 64 KiB pages) about 1 MiB.
- */
-#define LINUX_BOOTARGS \
-	"console=ttyAMA0 earlycon=pl011,mmio32,0x9000000 panic=-1 page_reporting.page_reporting_order=5"
+#define LINUX_BOOTARGS "console=ttyAMA0 earlycon=pl011,mmio32,0x9000000 panic=-1"
 
 static const char *load_error(int rc)
 {

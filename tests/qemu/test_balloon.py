@@ -79,8 +79,8 @@ def test_freed_memory_comes_back(boot, tmp_path):
         if after["resident"] <= before["resident"] * 1.1 or time.time() > deadline:
             break
         focus(con, "vm1")
-    # Within 10 %: with Quire's page_reporting.page_reporting_order=5 the guest reports free blocks
-    # from 128 KiB (at Linux's default, 2 MiB, it kept 7.5 MiB more, 13.6 %).
+    # Within 10 %: the test guest's /init has Linux report free blocks from 128 KiB (at its
+    # default, 2 MiB, the guest kept 7.5 MiB more: 13.6 %).
     assert after["resident"] <= before["resident"] * 1.1, (before, after, b)
     # 300 MiB went in and came out again: the guest reported at least 90 % of it.
     assert after["faults"] - before["faults"] >= 300 * 256 * 0.9, (before, after)
