@@ -23,7 +23,7 @@ struct balloon_plan balloon_plan(u64 free, u64 mark, u64 margin, const struct ba
 		pending += v[k].pending;
 	if (free < mark) {
 		/* Up to the middle of the band, less what guests were asked for and have not given yet. */
-		u64 want = mark + margin / 2 - free;
+		u64 want = mark + margin - free;
 
 		if (want <= pending)
 			return p;

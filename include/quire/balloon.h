@@ -50,8 +50,8 @@ void balloon_info(struct vm *vm, struct balloon_info *out, unsigned cpu);
  * at least BALLOON_MARGIN_MIN pages. Balloons inflate below promised +
  * low_water + margin free pages, and are let down above that + 2 margins.
  */
-#define BALLOON_POLICY_MS 100
-#define BALLOON_MARGIN_DIV 32
+#define BALLOON_POLICY_MS 20
+#define BALLOON_MARGIN_DIV 16
 #define BALLOON_MARGIN_MIN 1024
 
 /* One VM's balloon as the policy sees it, in pages. */

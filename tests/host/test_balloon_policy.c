@@ -38,15 +38,15 @@ static void short_asks_the_vm_most_above_its_guarantee(void **state)
 	struct balloon_plan p;
 
 	(void)state;
-	/* 400 below the mark: up to the band's middle, 400 + 500. A balloon without a driver is not asked. */
+	/* 400 below the mark: up to the band's middle, 400 + 1000. A balloon without a driver is not asked. */
 	p = plan(MARK - 400, v, 3);
 	assert_int_equal(p.vm, 1);
-	assert_int_equal(p.delta, 900);
+	assert_int_equal(p.delta, 1400);
 	/* Never more than the VM holds above its guarantee. */
 	v[1].excess = 200;
 	p = plan(MARK - 400, v, 3);
 	assert_int_equal(p.vm, 0);
-	assert_int_equal(p.delta, 900);
+	assert_int_equal(p.delta, 1400);
 	v[0].excess = 50;
 	p = plan(MARK - 400, v, 3);
 	assert_int_equal(p.vm, 1);
@@ -59,12 +59,12 @@ static void what_is_asked_already_counts(void **state)
 	struct balloon_plan p;
 
 	(void)state;
-	/* 900 wanted, 600 on its way: 300 more, from the VM with the most left to give. */
+	/* 1400 wanted, 600 on its way: 800 more, from the VM with the most left to give. */
 	p = plan(MARK - 400, v, 2);
 	assert_int_equal(p.vm, 1);
-	assert_int_equal(p.delta, 300);
+	assert_int_equal(p.delta, 800);
 	/* All of it on its way: nothing more. */
-	v[1].pending = 300;
+	v[1].pending = 800;
 	assert_int_equal(plan(MARK - 400, v, 2).vm, -1);
 }
 
@@ -164,8 +164,8 @@ static int glue_setup(void **state)
 
 static void glue_asks_a_running_vm_with_a_balloon(void **state)
 {
-	/* The margin: 32 * 4096 / 32 = 4096 pages; the mark: 100 + 4096. */
-	u64 mark = pool.low_water + 4096;
+	/* The margin: the pool's pages / BALLOON_MARGIN_DIV; the mark: low_water + margin. */
+	u64 mark = pool.low_water + 32 * 4096 / BALLOON_MARGIN_DIV;
 
 	(void)state;
 	states[0] = VM_STOPPING;	      /* stopping: never asked, however much it holds */

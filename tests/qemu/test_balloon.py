@@ -264,3 +264,65 @@ def test_four_guests_without_balloon_must_swap(boot, tmp_path):
     ran, per_vm, _, _ = four_in_one_gib(boot, tmp_path, "off", 2)
     assert per_vm["vm1"]["resident"] >= 600 * 256 * 0.9, per_vm["vm1"]
     assert sum(st["swap_outs"] for st in per_vm.values()) >= 100 * 256, per_vm
+
+
+def test_policy_inflates_before_swap_and_lets_down_after(boot, tmp_path):
+    """The balloon's policy: vm1 holds 500 MiB, half of it freed in 64 KiB pieces free page
+    reporting never hands over (resident in Quire, free in the guest). vm2 then takes 500 MiB of
+    a 1 GiB machine: Quire asks vm1 to inflate before it swaps, vm1's kept memory is intact, and
+    once vm2 has freed its 500 MiB the policy lets vm1's balloon down again."""
+    names = ["vm1", "vm2"]
+    vms = [linux(1, FOUR_MIB, balloon="on", sharing="off", swap_mib=FOUR_MIB, resident_min_mib=64)
+           for _ in names]
+    con = boot_vms(boot, tmp_path, vms, smp=2, mem="1G", timeout=120,
+                   extra=drive(f"file={disk(tmp_path, 2 * FOUR_MIB)}"))
+    wait_ready(con, names)
+    focus(con, "vm1")
+    g1 = Guest(con, "vm1")
+    g1.sh("stty columns 4000")
+    g1.sh("allocfree -h 500 > /tmp/held 2>&1 &")
+    deadline = time.time() + 120
+    while "holding" not in g1.sh("cat /tmp/held"):
+        assert time.time() < deadline, g1.sh("cat /tmp/held")
+        g1.sh("sleep 1")
+    g1.sh("sleep 5")  # what reporting would hand over, it has
+    focus(con, "the monitor")
+    held, b0 = stats(con, "vm1")
+    assert held["resident"] >= 500 * 256, held  # the 250 MiB of pieces are still Quire's
+    assert b0["policy_inflates"] == 0, b0
+    free0 = pool_free(con)
+    focus(con, "vm2")
+    g2 = Guest(con, "vm2")
+    g2.sh("stty columns 4000")
+    assert allocfree(g2, 500, timeout=600)["mib"] == 500
+    focus(con, "the monitor")
+    st1, b1 = stats(con, "vm1")
+    st2, _ = stats(con, "vm2")
+    # vm1 gave back pages it did not use, asked by the policy, not by anyone at the monitor.
+    assert b1["policy_inflates"] >= 1 and b1["inflated"] >= 64 * 256, b1
+    assert st1["resident"] <= held["resident"] - 64 * 256, (held, st1, b1)
+    # vm2 needed more than the pool had free; the balloon gave back more than that shortfall. (The
+    # disk still takes some: vm2 may fault faster than vm1 inflates, 1 MiB per notify; measured
+    # 54 to 175 MiB swapped against 270 to 300 MiB ballooned. Not asserted: see docs/memory.md.)
+    shortfall = 500 * 256 - free0
+    print(f"policy: free before {free0} shortfall {shortfall} swapped {st1['swap_outs'] + st2['swap_outs']} "
+          f"balloon {b1}")
+    assert shortfall > 0 and b1["discarded"] - b0["discarded"] > shortfall, (free0, shortfall, b0, b1)
+    # vm1's own memory is untouched.
+    focus(con, "vm1")
+    g1.sh("touch /tmp/allocfree-check")
+    deadline = time.time() + 60
+    while "held ok" not in g1.sh("cat /tmp/held"):
+        assert time.time() < deadline and "wrong" not in g1.sh("cat /tmp/held"), g1.sh("cat /tmp/held")
+        g1.sh("sleep 1")
+    # vm2's 500 MiB comes back by reporting: plenty again, the policy lets vm1's balloon down.
+    deadline = time.time() + 90
+    while True:
+        g1.sh("sleep 2")
+        focus(con, "the monitor")
+        _, b1 = stats(con, "vm1")
+        if b1["policy_mib"] == 0 and b1["target_mib"] == 0 or time.time() > deadline:
+            break
+        focus(con, "vm1")
+    assert b1["policy_mib"] == 0 and b1["target_mib"] == 0, b1
+    assert "QUIRE CRASH" not in console_log(con)

@@ -17,13 +17,21 @@
  * that reads back wrong prints "allocfree: page N wrong" and exits 2. A
  * guest out of memory kills it (the shell says "Killed").
  *
+ *   allocfree -h MIB
+ *
+ * Holds memory the guest has free but cannot report (the balloon's policy
+ * test): maps and writes MIB MiB as above, then unmaps every other 64 KiB,
+ * so half of it is free in the guest in pieces smaller than the 128 KiB
+ * blocks free page reporting hands over, and still resident in Quire. It
+ * prints "allocfree: holding mib=MIB", then waits until a file
+ * /tmp/allocfree-check exists, checks every page it kept, and prints
+ * "allocfree: held ok mib=MIB" (or "page N wrong", exit 2).
+ *
  * Static, without libc, so it needs nothing from the guest:
  *   aarch64-linux-gnu-gcc -nostdlib -static -ffreestanding -O2 -o allocfree allocfree.c
  */
-#define SYS_write	64
-#define SYS_exit	93
-#define SYS_munmap	215
-#define SYS_mmap	222
+#include <stdbool.h>
+#include "nolibc.h"
 
 #define PROT_READ	1
 #define PROT_WRITE	2
@@ -31,20 +39,6 @@
 #define MAP_ANONYMOUS	0x20
 
 #define PAGE		4096UL
-
-static long sys6(long nr, long a, long b, long c, long d, long e, long f)
-{
-	register long x8 __asm__("x8") = nr;
-	register long x0 __asm__("x0") = a;
-	register long x1 __asm__("x1") = b;
-	register long x2 __asm__("x2") = c;
-	register long x3 __asm__("x3") = d;
-	register long x4 __asm__("x4") = e;
-	register long x5 __asm__("x5") = f;
-
-	__asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
-	return x0;
-}
 
 static unsigned long cntvct(void)
 {
@@ -63,34 +57,15 @@ static unsigned long cntfrq(void)
 	return v;
 }
 
-static char *put_str(char *p, const char *s)
+#define SYS_faccessat	48
+#define SYS_nanosleep	101
+#define AT_FDCWD	-100
+#define RUN_PAGES	16 /* 64 KiB */
+
+static void say(char *buf, char *end)
 {
-	while (*s)
-		*p++ = *s++;
-	return p;
-}
-
-static char *put_dec(char *p, unsigned long v)
-{
-	char tmp[20];
-	int i = 0;
-
-	do {
-		tmp[i++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (i)
-		*p++ = tmp[--i];
-	return p;
-}
-
-static unsigned long parse_dec(const char *s)
-{
-	unsigned long v = 0;
-
-	while (*s >= '0' && *s <= '9')
-		v = v * 10 + (unsigned long)(*s++ - '0');
-	return v;
+	*end++ = '\n';
+	sys6(SYS_write, 1, (long)buf, end - buf, 0, 0, 0);
 }
 
 static void say_exit(char *buf, char *end, int code)
@@ -107,15 +82,49 @@ static unsigned long word(unsigned long page, unsigned long round)
 	return (page << 16 | round) * 0x9e3779b97f4a7c15UL | 1;
 }
 
+static void check(volatile unsigned long *m, unsigned long pages, unsigned long r, bool kept_only)
+{
+	char buf[80], *p = buf;
+
+	for (unsigned long k = 0; k < pages; k++)
+		if ((!kept_only || !(k / RUN_PAGES & 1)) && m[k * PAGE / sizeof(*m)] != word(k, r)) {
+			p = put_dec(put_str(p, "allocfree: page "), k);
+			p = put_str(p, " wrong");
+			say_exit(buf, p, 2);
+		}
+}
+
+static void hold(volatile unsigned long *m, unsigned long mib)
+{
+	static const long second[2] = { 1, 0 };
+	char buf[80], *p = buf;
+	unsigned long pages = mib << 8;
+
+	for (unsigned long k = RUN_PAGES; k < pages; k += 2 * RUN_PAGES)
+		sys6(SYS_munmap, (long)(m + k * PAGE / sizeof(*m)), RUN_PAGES * PAGE, 0, 0, 0, 0);
+	say(buf, put_dec(put_str(p, "allocfree: holding mib="), mib));
+	while (sys6(SYS_faccessat, AT_FDCWD, (long)"/tmp/allocfree-check", 0, 0, 0, 0))
+		sys6(SYS_nanosleep, (long)second, 0, 0, 0, 0, 0);
+	check(m, pages, 0, true);
+	say_exit(buf, put_dec(put_str(p, "allocfree: held ok mib="), mib), 0);
+}
+
 void run(long argc, char **argv);
 void run(long argc, char **argv)
 {
 	char buf[160], *p = buf;
+	bool holding = argc > 1 && argv[1][0] == '-' && argv[1][1] == 'h';
+
+	if (holding) {
+		argc--;
+		argv++;
+		argv[1] = argv[1] ? argv[1] : "";
+	}
 	unsigned long mib = argc > 1 ? parse_dec(argv[1]) : 0, rounds = argc > 2 ? parse_dec(argv[2]) : 1;
 	unsigned long pages = mib << 8, ticks = 0, freed = 0;
 
 	if (!mib || !rounds) {
-		p = put_str(p, "usage: allocfree MIB [ROUNDS]");
+		p = put_str(p, "usage: allocfree MIB [ROUNDS] | allocfree -h MIB");
 		say_exit(buf, p, 1);
 	}
 	for (unsigned long r = 0; r < rounds; r++) {
@@ -131,12 +140,9 @@ void run(long argc, char **argv)
 		}
 		for (unsigned long k = 0; k < pages; k++)
 			m[k * PAGE / sizeof(*m)] = word(k, r);
-		for (unsigned long k = 0; k < pages; k++)
-			if (m[k * PAGE / sizeof(*m)] != word(k, r)) {
-				p = put_dec(put_str(p, "allocfree: page "), k);
-				p = put_str(p, " wrong");
-				say_exit(buf, p, 2);
-			}
+		check(m, pages, r, false);
+		if (holding)
+			hold(m, mib);
 		sys6(SYS_munmap, a, (long)(pages * PAGE), 0, 0, 0, 0);
 		freed = cntvct();
 		ticks += freed - t0;

@@ -11,8 +11,7 @@
  * bp_loop is written in assembly so that the test knows where each stepi
  * lands: +0 +4 +8, then +12 +16 +20 +24 once per iteration, then +28 +32.
  */
-#define SYS_write	64
-#define SYS_exit	93
+#include "nolibc.h"
 
 volatile unsigned long bp_watched;	/* the watchpoint's target */
 
@@ -34,47 +33,6 @@ __asm__(
 	"	ret\n"
 	"	.size	bp_loop, . - bp_loop\n");
 
-static long sys3(long nr, long a, long b, long c)
-{
-	register long x8 __asm__("x8") = nr;
-	register long x0 __asm__("x0") = a;
-	register long x1 __asm__("x1") = b;
-	register long x2 __asm__("x2") = c;
-
-	__asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
-	return x0;
-}
-
-static char *put_str(char *p, const char *s)
-{
-	while (*s)
-		*p++ = *s++;
-	return p;
-}
-
-static char *put_dec(char *p, unsigned long v)
-{
-	char tmp[20];
-	int i = 0;
-
-	do {
-		tmp[i++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (i)
-		*p++ = tmp[--i];
-	return p;
-}
-
-static unsigned long parse_dec(const char *s)
-{
-	unsigned long v = 0;
-
-	while (*s >= '0' && *s <= '9')
-		v = v * 10 + (unsigned long)(*s++ - '0');
-	return v;
-}
-
 /* From _start: the initial stack holds argc, then argv[]. */
 __attribute__((used)) static void bp_main(long *sp)
 {
@@ -91,8 +49,8 @@ __attribute__((used)) static void bp_main(long *sp)
 	p = put_str(p, " sum=");
 	p = put_dec(p, sum);
 	*p++ = '\n';
-	sys3(SYS_write, 1, (long)buf, p - buf);
-	sys3(SYS_exit, 0, 0, 0);
+	sys6(SYS_write, 1, (long)buf, p - buf, 0, 0, 0);
+	sys6(SYS_exit, 0, 0, 0, 0, 0, 0);
 	for (;;)
 		;
 }
