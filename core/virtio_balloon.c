@@ -224,13 +224,15 @@ static void config_write(struct virtio_dev *d, u32 off, unsigned size, u32 val)
 	/* Only actual is the driver's to write (5.5.4). */
 	if (off != CFG_ACTUAL || size != 4)
 		return;
+	/* A balloon holds no more than the VM's RAM, whatever a driver writes: the counters stay honest. */
+	val = (u32)MIN((u64)val, d->vm->ram_size >> PAGE_SHIFT);
 	/*
-	 * Going down and past the target: the guest took pages back by itself
-	 * (deflate on OOM). Asking for them again would only push it back into
-	 * its OOM path, so the target follows it down: the policy's share
-	 * first, then the operator's.
+	 * Going down and past the target, with deflate on OOM negotiated: the
+	 * guest took pages back by itself. Asking for them again would only
+	 * push it back into its OOM path, so the target follows it down: the
+	 * policy's share first, then the operator's.
 	 */
-	if (val < b->actual && val < b->target) {
+	if (val < b->actual && val < b->target && (d->driver_features & 1UL << F_DEFLATE_ON_OOM)) {
 		u32 gone = b->target - val, p = MIN(gone, b->policy);
 
 		b->oom_deflated += b->actual - val;
