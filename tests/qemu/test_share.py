@@ -25,8 +25,10 @@ def test_memtest_merge_and_cow(boot, tmp_path):
     out = run_vms(boot, tmp_path, [memtest(SHARE, 1, 64)], smp=2, timeout=120)[1]
     m = result(out, r"memtest: share ok pages=(\d+) merge_ticks=(\d+) cow_ticks=(\d+) touch_ticks=(\d+)")
     assert int(m.group(1)) == 512
-    # A copy-on-write break costs a trap and a copy; a write to the copy costs nothing.
-    assert int(m.group(3)) > 10 * int(m.group(4))
+    # A copy-on-write break costs a trap and a copy; a write to the copy costs nothing. Host time:
+    # usually 50x and more, but a host hiccup in the 2 ms touch loop once made it 6x (a write that
+    # did not trap would be 1x).
+    assert int(m.group(3)) > 3 * int(m.group(4))
 
 
 def test_memtest_sharing_off_never_merges(boot, tmp_path):
