@@ -3,6 +3,9 @@
 #                                      build build/<platform>/quire.{elf,bin} (other VMS: in
 #                                      build/<platform>/vms-<name>/), the VM config checked first
 #   make run [SMP=4 MEM=2G BOOT=direct|uboot|tfa PLATFORM=... DISK=swap.img]
+#   make disk [DISK_IMG=build/disk.img] [DISK_PARTS="swap:256M linux:64M:ext4"]
+#                                      a raw disk with a GPT: Quire's swap and the VMs' disks
+#                                      (scripts/mkdisk, docs/swap-disk.md)
 #   make test                          host unit tests, the arch/core layering check, QEMU tests
 #   make bench                         figures -> build/bench/results.json
 #   make BENCH=1                       the bench variant, build/<platform>-bench/ (make bench builds it)
@@ -45,7 +48,7 @@ OBJS := $(patsubst %,$(B)/obj/%.o,$(SRCS))
 # The guest images and the VM configuration differ per configuration; the rest is shared.
 IMG_OBJ := $(O)/obj/arch/arm64/guest_images.S.o
 
-.PHONY: all setup run test test-host test-qemu bench clean images sdcard FORCE
+.PHONY: all setup run test test-host test-qemu bench clean images disk sdcard FORCE
 all: $(O)/quire.bin
 
 setup:
@@ -136,6 +139,14 @@ images:
 	$(MAKE) PLATFORM=qemu-virt CRASH_TEST=1
 	$(MAKE) PLATFORM=qemu-virt BENCH=1
 	$(MAKE) -C tests/shim
+
+# A disk image with a GPT (scripts/mkdisk, docs/swap-disk.md): PART is NAME:SIZE[:CONTENT],
+# NAME swap for Quire's swap, CONTENT ext4=DIR, ext4, file=IMG or zero.
+DISK_IMG ?= build/disk.img
+DISK_PARTS ?= swap:256M linux:64M:ext4
+disk:
+	@mkdir -p $(dir $(DISK_IMG))
+	scripts/mkdisk $(DISK_IMG) $(DISK_PARTS)
 
 run: setup all
 	scripts/qemu --platform $(PLATFORM) --image $(O)/quire.bin $(if $(BOOT),--boot $(BOOT)) $(if $(SMP),--smp $(SMP)) \
