@@ -14,6 +14,7 @@
 #include <quire/boot.h>
 #include <quire/conmux.h>
 #include <quire/console.h>
+#include <quire/disk.h>
 #include <quire/guest.h>
 #include <quire/modules.h>
 #include <quire/pool.h>
@@ -182,7 +183,8 @@ static void start_vms(unsigned ipa_bits)
 {
 	static struct vm_config cfg[MAX_VMS];
 	struct vmcfg_image images[8 + MAX_MODULES];
-	struct vmcfg_limits lim = { cpus_online(), pool_free_pages(&vmm_pool), images, swap_enabled(), false };
+	struct vmcfg_limits lim = { cpus_online(), pool_free_pages(&vmm_pool), images, swap_enabled(), false, true,
+				    disk_table() };
 	const char *from, *blocker = machine_vm_blocker(mach);
 	u64 guest = 0, limits = 0, kept = 0;
 	char err[256];
@@ -205,7 +207,7 @@ static void start_vms(unsigned ipa_bits)
 		/* A VM on a boot module the loader did not give (or that does not suit it) is refused alone. */
 		static char refused[MAX_VMS * 160];
 
-		n = vmconfig_drop_module_vms(cfg, n, &lim, refused, sizeof(refused));
+		n = vmconfig_drop_vms(cfg, n, &lim, refused, sizeof(refused));
 		console_write(refused);
 	}
 	if (n < 0 || vmconfig_check(cfg, n, &lim, err, sizeof(err))) {
@@ -246,6 +248,7 @@ void boot_core(const struct machine *m, paddr_t fdt, struct region image, unsign
 	bench_boot(BENCH_POOL_READY, &vmm_pool, m->bootargs);
 	blk_use_pool(&vmm_pool);
 	blk_init(m, BLK_MIN_BYTES);
+	disk_init(&vmm_pool, 0);
 	swap_init(&vmm_pool, 0);
 	bench_boot(BENCH_DISK_READY, &vmm_pool, m->bootargs);
 	if (m->uart.found)

@@ -3,6 +3,7 @@
 #include <quire/conmux.h>
 #include <quire/pl011.h>
 #include <quire/run.h>
+#include <quire/vdisk.h>
 #include <arch/cpu.h>
 #include <arch/irq.h>
 #include <arch/ptimer.h>
@@ -29,4 +30,6 @@ void irq_handle(struct vcpu *v)
 				conmux_input((char)c, cpu_id());
 		}
 	}
+	/* A host disk completion, or a swap-in a guest disk's request waited for, lets it move on. */
+	vdisk_kick(cpu_id());
 }

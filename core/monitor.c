@@ -10,6 +10,7 @@
 #include <quire/errno.h>
 #include <quire/monitor.h>
 #include <quire/balloon.h>
+#include <quire/vdisk.h>
 #include <quire/clock.h>
 #include <quire/pool.h>
 #include <quire/share.h>
@@ -171,6 +172,21 @@ static void balloon_line(struct vm *vm, unsigned cpu)
 	       (unsigned long)b.stats[BALLOON_S_MAJFLT]);
 }
 
+/* The disk's line, if the VM has one. */
+static void disk_line(struct vm *vm)
+{
+	struct vdisk_info d;
+
+	vdisk_info(vm, &d);
+	if (!d.present)
+		return;
+	printk("quire: disk %s part=%s access=%s mib=%lu driver=%u reads=%lu writes=%lu flushes=%lu read_kib=%lu "
+	       "written_kib=%lu errors=%lu inflight=%u\n", vm->name, d.part, d.ro ? "ro" : "rw",
+	       (unsigned long)(d.sectors >> 11), d.driver, (unsigned long)d.reads, (unsigned long)d.writes,
+	       (unsigned long)d.flushes, (unsigned long)(d.read_bytes >> 10), (unsigned long)(d.written_bytes >> 10),
+	       (unsigned long)d.errors, d.inflight);
+}
+
 static void cmd_balloon(const struct command *c, char **arg, unsigned cpu)
 {
 	struct vm *vm = find(arg[0]);
@@ -258,6 +274,7 @@ static void cmd_stats(const struct command *c, char **arg, unsigned cpu)
 		if ((vm = find(arg[0]))) {
 			stats_line(vm);
 			balloon_line(vm, cpu);
+			disk_line(vm);
 		}
 		return;
 	}
@@ -266,6 +283,7 @@ static void cmd_stats(const struct command *c, char **arg, unsigned cpu)
 			continue;
 		stats_line(vm);
 		balloon_line(vm, cpu);
+		disk_line(vm);
 		vmm = vmm ? vmm : vm->pool.vmm;
 		n++;
 	}

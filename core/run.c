@@ -15,6 +15,7 @@
 #include <quire/sched.h>
 #include <quire/share.h>
 #include <quire/swap.h>
+#include <quire/vdisk.h>
 #include <quire/vm.h>
 #include <arch/cpu.h>
 #include <arch/ptimer.h>
@@ -64,6 +65,7 @@ void idle_work(struct cpu *c, struct vcpu *cur)
 	if (share_scan(c->id, t0, slice, cpu_irq_waiting))
 		share_add_ticks(clock_ticks() - t0);
 	balloon_policy(c->id);
+	vdisk_kick(c->id);
 	t1 = clock_ticks();
 	/* Wake for the next blocked vCPU's timer here (other than cur), cur's physical timer, or the scanner. */
 	htimer_arm(MIN(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)), own_ptimer(cur)));

@@ -5,6 +5,7 @@
  */
 #include <quire/clock.h>
 #include <quire/console.h>
+#include <quire/disk.h>
 #include "swap_priv.h"
 
 /* A request of vm's is off the disk; the last one of a stopped VM lets its memory go. */
@@ -53,7 +54,7 @@ void swap_disk_failed(struct vm *vm, const struct swap_io *io)
 
 int swap_submit(struct swap_io *io, u32 n, bool write, void (*done)(struct blk_req *, unsigned))
 {
-	io->r.sector = io->slot * (PAGE_SIZE >> BLK_SECTOR_SHIFT);
+	io->r.sector = disk_swap_first() + io->slot * (PAGE_SIZE >> BLK_SECTOR_SHIFT);
 	io->r.npages = n;
 	io->r.write = write;
 	io->r.done = done;

@@ -6,13 +6,14 @@
  */
 #include <quire/blk.h>
 #include <quire/console.h>
+#include <quire/disk.h>
 #include "swap_priv.h"
 
 struct swap_ctx sw;
 
 void swap_init(struct pool *p, unsigned cpu)
 {
-	u64 n = MIN(blk_bytes() / PAGE_SIZE, (u64)SWAP_MAP_PAGES * SWAP_MAP_BITS);
+	u64 n = MIN(disk_swap_sectors() / (PAGE_SIZE >> BLK_SECTOR_SHIFT), (u64)SWAP_MAP_PAGES * SWAP_MAP_BITS);
 	unsigned ios = MIN(blk_depth(), (unsigned)SWAP_IOS);
 
 	sw.pool = p;

@@ -10,6 +10,7 @@
 #include <quire/clock.h>
 #include <quire/conmux.h>
 #include <quire/console.h>
+#include <quire/disk.h>
 #include <quire/sched.h>
 #include <quire/share.h>
 #include <quire/swap.h>
@@ -20,6 +21,7 @@
 #include <quire/printf.h>
 #include <quire/spinlock.h>
 #include <quire/vcpu.h>
+#include <quire/vdisk.h>
 #include <quire/virtio.h>
 #include <quire/vmconfig.h>
 
@@ -344,6 +346,16 @@ static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu
 	vpl011_reset(vm);
 	if (c->balloon)
 		balloon_attach(vm, VMCFG_BALLOON_SLOT, c->balloon_oom);
+	if (c->disk[0]) {
+		/* Checked at boot (vmconfig_drop_vms); the table does not change after. */
+		const struct gpt_part *p = disk_table() ? gpt_find(disk_table(), c->disk) : NULL;
+
+		if (!p) {
+			q_snprintf(err, errlen, "the host disk has no partition '%s' for its disk", c->disk);
+			return NULL;
+		}
+		vdisk_attach(vm, VMCFG_DISK_SLOT, p, c->disk_ro);
+	}
 	if (load_image(vm, g, cpu, err, errlen))
 		return NULL;
 	return vm;

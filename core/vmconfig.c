@@ -22,11 +22,12 @@ static const char *const root_props[] = { "compatible", "machine-memory-mib", NU
 static const char *const vm_props[] = {
 	"vcpus", "memory-mib", "memory-base", "resident-limit-mib", "kernel", "initramfs",
 	"bootargs", "cpus", "arg", "sharing", "share-domain", "share-scan-pages", "swap-mib", "swap-full", "resident-min-mib", "balloon",
-	"balloon-deflate-on-oom", NULL,
+	"balloon-deflate-on-oom", "disk", "disk-access", "disk-min-mib", NULL,
 };
 static const char *const sharing_modes[] = { "off", "zero", "self", "domain" };
 static const char *const swap_full_policies[] = { "stop", "wait" };
 static const char *const on_off[] = { "off", "on" };
+static const char *const rw_ro[] = { "rw", "ro" };
 
 /* bootargs: any string, "" too (a command line that is empty, not Quire's default). */
 static int get_bootargs(const struct ctx *x, struct vm_config *c)
@@ -128,10 +129,22 @@ static int get_image(const struct ctx *x, const char *name, bool required, char 
 	return 0;
 }
 
+/* disk: a GPT partition's name, printable ASCII (GPT names are UTF-16; Quire takes the ASCII ones). */
+static int get_disk(const struct ctx *x, struct vm_config *c)
+{
+	if (vmcfg_get_str(x, "disk", false, c->disk, sizeof(c->disk)))
+		return -1;
+	for (const char *s = c->disk; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			return vmcfg_fail(x, "property 'disk' must name a partition in printable ASCII");
+	return 0;
+}
+
 static int parse_vm(const struct ctx *x, struct vm_config *c)
 {
 	u32 mem_mib = 0, limit_mib, min_mib, swap_mib = 0;
-	unsigned full = SWAP_FULL_STOP, balloon = 0, oom = 1;
+	unsigned full = SWAP_FULL_STOP, balloon = 0, oom = 1, ro = 0;
+	u32 disk_min = VMCFG_DISK_MIN_MIB;
 
 	*c = (struct vm_config){ .mem_base = VMCFG_RAM_BASE, .cpus = VMCFG_CPUS_ALL,
 				 .sharing = SHARE_SELF, .scan_pages = VMCFG_SCAN_PAGES };
@@ -154,6 +167,15 @@ static int parse_vm(const struct ctx *x, struct vm_config *c)
 		return -1;
 	if (!balloon && fdt_getprop(x->fdt, x->node, "balloon-deflate-on-oom", NULL))
 		return vmcfg_fail(x, "property 'balloon-deflate-on-oom' needs balloon = \"on\"");
+	if (get_disk(x, c) ||
+	    vmcfg_get_choice(x, "disk-access", rw_ro, ARRAY_SIZE(rw_ro), "\"rw\" or \"ro\"", &ro) ||
+	    vmcfg_get_u32(x, "disk-min-mib", false, 1, ~0u, &disk_min))
+		return -1;
+	if (!c->disk[0] && (fdt_getprop(x->fdt, x->node, "disk-access", NULL) ||
+			    fdt_getprop(x->fdt, x->node, "disk-min-mib", NULL)))
+		return vmcfg_fail(x, "properties 'disk-access' and 'disk-min-mib' need 'disk'");
+	c->disk_ro = ro;
+	c->disk_min = MiB(disk_min);
 	min_mib = limit_mib;
 	if (vmcfg_get_u32(x, "resident-min-mib", false, 1, limit_mib, &min_mib))
 		return -1;

@@ -5,6 +5,7 @@
  * refused alone.
  */
 #include <string.h>
+#include <quire/gpt.h>
 #include <quire/printf.h>
 #include "vmconfig_priv.h"
 
@@ -52,10 +53,44 @@ static int no_image(const struct ctx *x, const struct vmcfg_limits *lim, const c
 			  used ? list : "none");
 }
 
-/* The build cannot see boot modules: a VM naming one is checked at boot (vmconfig_drop_module_vms). */
+/* The build cannot see boot modules: a VM naming one is checked at boot (vmconfig_drop_vms). */
 static bool later(const struct vmcfg_limits *lim, const char *image)
 {
 	return lim->modules_later && vmconfig_is_module(image) && !find_image(lim, image);
+}
+
+/* Its disk: a partition the host disk has, not swap's, big enough (only once the disk is known). */
+static int check_disk(const struct ctx *x, const struct vm_config *c, const struct vmcfg_limits *lim)
+{
+	const struct gpt_part *p;
+	char list[160];
+	size_t used = 0;
+	u64 bytes;
+
+	if (!c->disk[0] || !lim->disk_known)
+		return 0;
+	if (!lim->disk)
+		return vmcfg_fail(x, "property 'disk' names partition '%s', but the host disk has no partition "
+				     "table (or there is no host disk)", c->disk);
+	p = gpt_find(lim->disk, c->disk);
+	if (!p) {
+		list[0] = '\0';
+		for (unsigned i = 0; i < lim->disk->nparts && used < sizeof(list); i++)
+			if (lim->disk->part[i].name[0] && !gpt_is_linux_swap(&lim->disk->part[i]))
+				used += q_snprintf(list + used, sizeof(list) - used, "%s'%s'", used ? ", " : "",
+						   lim->disk->part[i].name);
+		return vmcfg_fail(x, "property 'disk' names partition '%s', but the host disk's partitions for "
+				     "VMs are: %s", c->disk, used ? list : "none");
+	}
+	if (gpt_is_linux_swap(p))
+		return vmcfg_fail(x, "property 'disk' names partition '%s', which is a Linux swap partition: the "
+				     "host disk's swap, not a VM's", c->disk);
+	bytes = (p->last - p->first + 1) * GPT_SECTOR;
+	if (bytes < c->disk_min)
+		return vmcfg_fail(x, "property 'disk' names partition '%s' of %lu KiB, less than its "
+				     "'disk-min-mib' (%lu MiB)", c->disk, (unsigned long)(bytes >> 10),
+				  (unsigned long)(c->disk_min >> 20));
+	return 0;
 }
 
 /* One VM against the build: its images exist, suit its kind and fit its RAM and resident limit. */
@@ -85,7 +120,7 @@ machine:
 	if (c->cpus != VMCFG_CPUS_ALL && lim->cpus < 32 && c->cpus >> lim->cpus)
 		return vmcfg_fail(x, "property 'cpus' names a CPU this machine lacks: it has CPUs 0 to %u",
 				  lim->cpus - 1);
-	return 0;
+	return check_disk(x, c, lim);
 }
 
 int vmconfig_check(const struct vm_config *c, unsigned n, const struct vmcfg_limits *lim, char *err,
@@ -100,6 +135,12 @@ int vmconfig_check(const struct vm_config *c, unsigned n, const struct vmcfg_lim
 		q_snprintf(path, sizeof(path), "/vms/%s", c[i].name);
 		if (check_vm(&x, &c[i], lim))
 			return -1;
+		/* Two writers of one filesystem corrupt it: a partition is shared only read-only. */
+		for (unsigned j = 0; j < i && c[i].disk[0] && !c[i].disk_ro; j++)
+			if (!strcmp(c[j].disk, c[i].disk) && !c[j].disk_ro)
+				return vmcfg_fail(&x, "property 'disk': partition '%s' is written by VM '%s' too; VMs "
+						      "share a partition only read-only (disk-access = \"ro\")",
+						  c[i].disk, c[j].name);
 		need += vmconfig_guaranteed_pages(&c[i], lim->swap);
 	}
 	if (need > lim->machine_pages) {
@@ -112,7 +153,7 @@ int vmconfig_check(const struct vm_config *c, unsigned n, const struct vmcfg_lim
 	return 0;
 }
 
-unsigned vmconfig_drop_module_vms(struct vm_config *c, unsigned n, const struct vmcfg_limits *lim, char *msg,
+unsigned vmconfig_drop_vms(struct vm_config *c, unsigned n, const struct vmcfg_limits *lim, char *msg,
 				  size_t msglen)
 {
 	size_t used = 0;
@@ -125,7 +166,7 @@ unsigned vmconfig_drop_module_vms(struct vm_config *c, unsigned n, const struct 
 		struct ctx x = { NULL, 0, path, err, sizeof(err) };
 
 		q_snprintf(path, sizeof(path), "/vms/%s", c[i].name);
-		if ((vmconfig_is_module(c[i].kernel) || vmconfig_is_module(c[i].initramfs)) &&
+		if ((vmconfig_is_module(c[i].kernel) || vmconfig_is_module(c[i].initramfs) || c[i].disk[0]) &&
 		    check_vm(&x, &c[i], lim)) {
 			if (used < msglen)
 				used += q_snprintf(msg + used, msglen - used, "quire: %s not started: %s\n",

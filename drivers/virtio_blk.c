@@ -1,13 +1,15 @@
 /*
- * The swap disk: virtio-blk over the virtio-mmio transport, version 2
- * (virtio 1.x) only. One split virtqueue of up to 256 descriptors in pages
- * from the VMM pool, with the request headers and status bytes. A request
- * is a chain: header, one descriptor per page, status byte; the free
- * descriptors are a list, so requests of any size are in flight together.
- * Submissions from any CPU take a short spinlock; completions come by the
- * device's interrupt (blk_complete), their callbacks run outside the lock.
- * Nothing the device writes is trusted: a used entry that names no request
- * in flight takes the disk out of use, it never crashes Quire.
+ * The host disk (swap, and the guests' disks: core/disk.c): virtio-blk over
+ * the virtio-mmio transport, version 2 (virtio 1.x) only. One split
+ * virtqueue of up to 256 descriptors in pages from the VMM pool, with the
+ * request headers and status bytes. A request is a chain: header, one
+ * descriptor per page, status byte (a flush: header and status byte); the
+ * free descriptors are a list, so requests of any size are in flight
+ * together. Submissions from any CPU take a short spinlock; completions
+ * come by the device's interrupt (blk_complete), their callbacks run
+ * outside the lock. Nothing the device writes is trusted: a used entry that
+ * names no request in flight takes the disk out of use, it never crashes
+ * Quire.
  */
 #include <stdatomic.h>
 #include <quire/blk.h>
@@ -23,10 +25,12 @@
 /* virtio-blk (virtio 1.x, section 5.2). */
 #define VIRTIO_BLK_F_SEG_MAX 2 /* seg_max says how many data descriptors a request may have */
 #define VIRTIO_BLK_F_RO 5      /* read-only: no use for swap */
+#define VIRTIO_BLK_F_FLUSH 9   /* a write cache, and VIRTIO_BLK_T_FLUSH to empty it */
 #define VIRTIO_BLK_CFG_CAPACITY 0x00 /* le64, 512-byte sectors */
 #define VIRTIO_BLK_CFG_SEG_MAX 0x0c  /* le32 */
 #define VIRTIO_BLK_T_IN 0
 #define VIRTIO_BLK_T_OUT 1
+#define VIRTIO_BLK_T_FLUSH 4
 #define VIRTIO_BLK_S_OK 0
 
 struct virtio_blk_outhdr {
@@ -77,6 +81,9 @@ static struct {
 	u8 chain_len[QUEUE_MAX];	     /* descriptors in the chain headed here */
 	struct blk_req *inflight[QUEUE_MAX]; /* by chain head */
 	unsigned ninflight;
+	bool chain_guest[QUEUE_MAX];	     /* the chain headed here is a guest disk's */
+	unsigned guest_max, guest_used;	     /* descriptors the guests' requests may hold, and hold */
+	bool flush;			     /* VIRTIO_BLK_F_FLUSH negotiated */
 } vb;
 
 static _Atomic bool present;
@@ -106,10 +113,26 @@ u64 blk_bytes(void)
 	return blk_present() ? vb.sectors << BLK_SECTOR_SHIFT : 0;
 }
 
-/* Requests of any size: so many always fit, whatever else is in flight. */
+/* Requests of any size: so many always fit, whatever else (the guests' share too) is in flight. */
 unsigned blk_depth(void)
 {
-	return blk_present() ? vb.qsize / DESC_PER_REQ(BLK_MAX_PAGES) : 0;
+	return blk_present() ? (vb.qsize - vb.guest_max) / DESC_PER_REQ(BLK_MAX_PAGES) : 0;
+}
+
+unsigned blk_guest_share(unsigned descs)
+{
+	if (!blk_present())
+		return 0;
+	spin_lock(&vb.lock);
+	/* Half the queue at most: swap keeps room for requests of every size. */
+	vb.guest_max = MIN(descs, vb.qsize / 2);
+	spin_unlock(&vb.lock);
+	return vb.guest_max;
+}
+
+bool blk_can_flush(void)
+{
+	return blk_present() && vb.flush;
 }
 
 u32 blk_irq(void)
@@ -249,6 +272,10 @@ static const char *device_init(u64 min_bytes, u64 *small)
 	/* Taken only to check it: a device with a lower limit than our largest request is refused. */
 	if (offered & BIT(VIRTIO_BLK_F_SEG_MAX))
 		wanted |= BIT(VIRTIO_BLK_F_SEG_MAX);
+	/* A guest's flush reaches the disk's cache; without the feature the disk has none to empty. */
+	vb.flush = offered & BIT(VIRTIO_BLK_F_FLUSH);
+	if (vb.flush)
+		wanted |= BIT(VIRTIO_BLK_F_FLUSH);
 	features_write(wanted);
 	status_set(VIRTIO_CONFIG_S_FEATURES_OK);
 	if (!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK))
@@ -345,9 +372,9 @@ bool blk_init(const struct machine *m, u64 min_bytes)
 	gic_enable_spi(vb.irq, cpu_id());
 	atomic_store_explicit(&present, true, memory_order_release);
 	printk("swap disk: virtio-blk at 0x%08lx (INTID %u), %s (%lu sectors), %u descriptors, up to %u "
-	       "requests in flight (%u of one page)\n", vb.base, vb.irq,
+	       "requests in flight (%u of one page)%s\n", vb.base, vb.irq,
 	       size_str(sz, sizeof(sz), vb.sectors << BLK_SECTOR_SHIFT), (unsigned long)vb.sectors,
-	       vb.qsize, blk_depth(), vb.qsize / DESC_PER_REQ(1));
+	       vb.qsize, blk_depth(), vb.qsize / DESC_PER_REQ(1), vb.flush ? ", write cache (flush)" : "");
 	return true;
 }
 
@@ -356,40 +383,60 @@ static void desc_set(u16 d, paddr_t addr, u32 len, u16 flags, u16 next)
 	vb.desc[d] = (struct virtq_desc){ addr, len, flags, next };
 }
 
-int blk_submit(struct blk_req *r)
+/* The request's own checks: 0 or -EINVAL. */
+static int req_check(const struct blk_req *r)
 {
-	u16 n = (u16)DESC_PER_REQ(r->npages), head, d;
-	u64 nsec = (u64)r->npages << (PAGE_SHIFT - BLK_SECTOR_SHIFT);
+	u64 nsec;
 
-	if (!blk_present())
-		return -ENODEV;
-	if (!r->npages || r->npages > BLK_MAX_PAGES || r->sector >= vb.sectors ||
-	    nsec > vb.sectors - r->sector)
+	if (r->flush)
+		return vb.flush && !r->npages ? 0 : -EINVAL;
+	if (!r->npages || r->npages > BLK_MAX_PAGES || r->last_len > PAGE_SIZE ||
+	    r->last_len % (1u << BLK_SECTOR_SHIFT))
+		return -EINVAL;
+	nsec = ((u64)(r->npages - 1) << (PAGE_SHIFT - BLK_SECTOR_SHIFT)) +
+	       ((r->last_len ? r->last_len : PAGE_SIZE) >> BLK_SECTOR_SHIFT);
+	if (r->sector >= vb.sectors || nsec > vb.sectors - r->sector)
 		return -EINVAL;
 	for (unsigned i = 0; i < r->npages; i++)
 		if (r->pa[i] & (PAGE_SIZE - 1))
 			return -EINVAL;
+	return 0;
+}
+
+int blk_submit(struct blk_req *r)
+{
+	u16 n = (u16)DESC_PER_REQ(r->npages), head, d;
+	u32 type = r->flush ? VIRTIO_BLK_T_FLUSH : r->write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
+	int rc;
+
+	if (!blk_present())
+		return -ENODEV;
+	if ((rc = req_check(r)))
+		return rc;
 
 	spin_lock(&vb.lock);
-	if (!blk_present() || vb.nfree < n) {
+	if (!blk_present() || vb.nfree < n || (r->guest && vb.guest_used + n > vb.guest_max)) {
 		spin_unlock(&vb.lock);
 		return blk_present() ? -EBUSY : -ENODEV;
 	}
 	head = d = vb.free_head;
-	vb.hdr[head] = (struct virtio_blk_outhdr){ r->write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, 0, r->sector };
+	vb.hdr[head] = (struct virtio_blk_outhdr){ type, 0, r->flush ? 0 : r->sector };
 	vb.status[head] = STATUS_NONE;
 	desc_set(d, vb.hdr_pa + head * sizeof(struct virtio_blk_outhdr), sizeof(struct virtio_blk_outhdr),
 		 VIRTQ_DESC_F_NEXT, vb.link[d]);
 	for (unsigned i = 0; i < r->npages; i++) {
+		u32 len = i + 1 == r->npages && r->last_len ? r->last_len : PAGE_SIZE;
+
 		d = vb.link[d];
-		desc_set(d, r->pa[i], PAGE_SIZE, VIRTQ_DESC_F_NEXT | (r->write ? 0 : VIRTQ_DESC_F_WRITE),
-			 vb.link[d]);
+		desc_set(d, r->pa[i], len, VIRTQ_DESC_F_NEXT | (r->write ? 0 : VIRTQ_DESC_F_WRITE), vb.link[d]);
 	}
 	d = vb.link[d];
 	desc_set(d, vb.status_pa + head, 1, VIRTQ_DESC_F_WRITE, 0);
 	vb.free_head = vb.link[d];
 	vb.nfree -= n;
 	vb.chain_len[head] = (u8)n;
+	vb.chain_guest[head] = r->guest;
+	vb.guest_used += r->guest ? n : 0;
 	vb.inflight[head] = r;
 	vb.ninflight++;
 	r->head = head;
@@ -417,6 +464,7 @@ static void chain_free(u16 head)
 	vb.link[tail] = vb.free_head;
 	vb.free_head = head;
 	vb.nfree += vb.chain_len[head];
+	vb.guest_used -= vb.chain_guest[head] ? vb.chain_len[head] : 0;
 }
 
 /*
@@ -442,6 +490,7 @@ static unsigned device_broken(const char *what, u32 val, struct blk_req **done, 
 		vb.inflight[h] = NULL;
 	}
 	vb.ninflight = 0;
+	vb.guest_used = 0;
 	if (stopped)
 		printk("swap disk: the device wrote %s %u; it is reset and out of use, %u request%s failed; "
 		       "swap is off\n", what, val, failed, failed == 1 ? "" : "s");

@@ -3,7 +3,7 @@
  * boot (core/vmconfig*.c), against the images the build carries and the
  * machine the config names (docs/config.md).
  *
- *   vmcheck [--cpus N] [--image NAME=PATH]... CONFIG.dtb
+ *   vmcheck [--cpus N] [--image NAME=PATH]... [--disk IMG] CONFIG.dtb
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <libfdt.h>
+#include <quire/gpt.h>
 #include <quire/vmconfig.h>
 
 #define MAX_IMAGES 16
@@ -31,10 +32,12 @@ static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt,
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: vmcheck [--cpus N] [--image NAME=PATH]... CONFIG.dtb\n"
+	fprintf(stderr, "usage: vmcheck [--cpus N] [--image NAME=PATH]... [--disk IMG] CONFIG.dtb\n"
 			"  --cpus N            physical CPUs of the target (default %d)\n"
 			"  --image NAME=PATH   an image the build carries, by its name in configs\n"
-			"                      (module:NAME: a boot module, else checked only at boot)\n",
+			"                      (module:NAME: a boot module, else checked only at boot)\n"
+			"  --disk IMG          the host disk Quire will have: the VMs' 'disk' partitions are\n"
+			"                      checked against its GPT (else only at boot)\n",
 		VMCFG_MAX_CPUS);
 	exit(2);
 }
@@ -57,6 +60,32 @@ static u8 *read_all(const char *path, u64 *size)
 	return p;
 }
 
+static int read_sectors(void *ctx, u64 lba, void *buf, unsigned count)
+{
+	FILE *f = ctx;
+
+	return fseek(f, (long)(lba * GPT_SECTOR), SEEK_SET) || fread(buf, GPT_SECTOR, count, f) != count ? -1 : 0;
+}
+
+/* The disk image's partition table, as Quire reads it at boot; NULL if it has none. */
+static const struct gpt *read_disk(const char *path)
+{
+	static struct gpt g;
+	static u8 scratch[GPT_SCRATCH];
+	FILE *f = fopen(path, "rb");
+	char err[256];
+	long n;
+	int rc;
+
+	if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0)
+		die("%s: %s", path, strerror(errno));
+	rc = gpt_read((u64)n / GPT_SECTOR, read_sectors, f, scratch, &g, err, sizeof(err));
+	fclose(f);
+	if (rc < 0)
+		die("%s: partition table refused: %s", path, err);
+	return rc ? &g : NULL;
+}
+
 static const char *mib(u64 bytes, char *buf, size_t size)
 {
 	if (bytes % MiB(1))
@@ -76,11 +105,12 @@ static void print_vm(const struct vm_config *c)
 			if (c->cpus & BIT(i))
 				used += snprintf(cpus + used, sizeof(cpus) - used, "%s%u",
 						 used ? "," : "", i);
-	printf("%-15s %u vCPU%s, %s at 0x%llx, resident limit %s, kernel %s%s%s, CPUs %s%s\n",
+	printf("%-15s %u vCPU%s, %s at 0x%llx, resident limit %s, kernel %s%s%s, CPUs %s%s%s%s%s\n",
 	       c->name, c->vcpus, c->vcpus == 1 ? "" : "s", mib(c->mem_size, mem, sizeof(mem)),
 	       (unsigned long long)c->mem_base, mib(c->resident_limit, lim, sizeof(lim)), c->kernel,
 	       c->initramfs[0] ? " + initramfs " : "", c->initramfs, cpus,
-	       !c->balloon ? "" : c->balloon_oom ? ", balloon" : ", balloon (no deflate on OOM)");
+	       !c->balloon ? "" : c->balloon_oom ? ", balloon" : ", balloon (no deflate on OOM)",
+	       c->disk[0] ? ", disk " : "", c->disk, !c->disk[0] ? "" : c->disk_ro ? " (ro)" : " (rw)");
 }
 
 int main(int argc, char **argv)
@@ -91,7 +121,7 @@ int main(int argc, char **argv)
 	 * With a swap disk (Quire checks again at boot, where there may be none);
 	 * boot modules ("module:NAME") not given as --image are checked at boot.
 	 */
-	struct vmcfg_limits lim = { VMCFG_MAX_CPUS, 0, images, true, true };
+	struct vmcfg_limits lim = { VMCFG_MAX_CPUS, 0, images, true, true, false, NULL };
 	unsigned nimages = 0;
 	u64 size, carried = 0, machine, overhead, guest = 0;
 	const char *config_path;
@@ -117,6 +147,9 @@ int main(int argc, char **argv)
 			images[nimages].name = argv[i];
 			images[nimages].data = read_all(eq + 1, &images[nimages].size);
 			carried += images[nimages++].size;
+		} else if (!strcmp(argv[i], "--disk") && i + 1 < argc) {
+			lim.disk = read_disk(argv[++i]);
+			lim.disk_known = true;
 		} else {
 			usage();
 		}

@@ -1,8 +1,10 @@
 /*
- * The swap disk as Quire's core sees it: a block device of 512-byte sectors
- * taking page-sized requests, several in flight, each completed by a
- * callback from the device's interrupt (drivers/virtio_blk.c on QEMU virt;
- * a fake in the host tests).
+ * Quire's host disk as its core sees it: a block device of 512-byte sectors
+ * taking requests of whole sectors in up to 16 pages, and flushes, several
+ * in flight, each completed by a callback from the device's interrupt
+ * (drivers/virtio_blk.c on QEMU virt; a fake in the host tests). Swap and
+ * the guests' disks (core/vdisk.c) share it: guest requests may hold only
+ * the descriptors blk_guest_share gave them, so swap always has its depth.
  */
 #ifndef QUIRE_BLK_H
 #define QUIRE_BLK_H
@@ -25,8 +27,11 @@ struct pool;
 
 struct blk_req {
 	u64 sector;			/* first sector (512 bytes) on the disk */
-	u32 npages;			/* 1..BLK_MAX_PAGES pages of 4 KiB */
+	u32 npages;			/* 1..BLK_MAX_PAGES pages of 4 KiB; 0 for a flush */
+	u32 last_len;			/* bytes of the last page moved, a multiple of 512; 0: all 4 KiB */
 	bool write;
+	bool flush;			/* a flush (VIRTIO_BLK_T_FLUSH): no pages; only if blk_can_flush() */
+	bool guest;			/* a guest disk's: counted against the guests' share of the queue */
 	paddr_t pa[BLK_MAX_PAGES];	/* machine address of each page */
 	int status;			/* set before done(): 0, -EIO or BLK_LOST */
 	/* Called once, with IRQs masked, on the CPU that took the completion. */
@@ -57,10 +62,19 @@ u64 blk_bytes(void);
  */
 unsigned blk_depth(void);
 /*
+ * Of the queue's descriptors, so many are the guests' disks' (taken from
+ * swap's: blk_depth shrinks); before swap_init. Returns what was given.
+ */
+unsigned blk_guest_share(unsigned descs);
+/* Does the disk keep a write cache that a flush empties (VIRTIO_BLK_F_FLUSH)? */
+bool blk_can_flush(void);
+/*
  * Queue r (lock-free for the caller's purposes: a short spinlock inside).
- * 0; -EBUSY if the queue is full (retry after a completion); -ENODEV
- * without a disk; -EINVAL for a request outside the disk, with no pages
- * or too many, or a page address that is not page-aligned.
+ * 0; -EBUSY if the queue (or, for a guest's request, the guests'
+ * share) is full: retry after a completion; -ENODEV without a disk;
+ * -EINVAL for a request outside the disk, with no pages or too many, a
+ * last_len that is not whole sectors, a page address that is not
+ * page-aligned, or a flush the disk does not take.
  */
 int blk_submit(struct blk_req *r);
 /* Take completed requests (the interrupt handler calls this; callers may poll too). */

@@ -19,6 +19,9 @@
 #define VMCFG_CPUS_ALL 0xffffffffu /* default affinity: every CPU the machine has */
 #define VMCFG_DT_MAX (64UL << 10) /* a Linux guest's DT slot at the RAM base */
 #define VMCFG_BALLOON_SLOT 0	  /* the virtio-mmio slot of a VM's balloon */
+#define VMCFG_DISK_SLOT 1	  /* ... of its disk */
+#define VMCFG_DISK_NAME_MAX 37	  /* a GPT partition name with the NUL (36 UTF-16 code units, ASCII here) */
+#define VMCFG_DISK_MIN_MIB 1	  /* default disk-min-mib */
 
 enum vm_sharing { SHARE_OFF, SHARE_ZERO, SHARE_SELF, SHARE_DOMAIN };
 /* What a VM at its resident limit does when its swap space is full. */
@@ -44,7 +47,12 @@ struct vm_config {
 	enum vm_swap_full swap_full;
 	bool balloon;			/* a virtio-balloon in virtio-mmio slot VMCFG_BALLOON_SLOT */
 	bool balloon_oom;		/* ... offering deflate on OOM (Linux then keeps MemTotal as it is) */
+	char disk[VMCFG_DISK_NAME_MAX];	/* the host disk's GPT partition it gets as its virtio-blk disk; "" none */
+	bool disk_ro;			/* ... read-only */
+	u64 disk_min;			/* ... which must hold at least this many bytes */
 };
+
+struct gpt;
 
 /* An image the build carries, as the checker needs it (name, bytes). */
 struct vmcfg_image {
@@ -60,6 +68,8 @@ struct vmcfg_limits {
 	const struct vmcfg_image *images; /* ends with a NULL name */
 	bool swap;		/* there is a swap disk: VMs with swap are guaranteed only their resident-min */
 	bool modules_later;	/* the build: boot modules are not known, VMs naming one are checked at boot */
+	bool disk_known;	/* the host disk's partitions are known (at boot; vmcheck --disk) */
+	const struct gpt *disk;	/* ... its partition table; NULL: no table, or no disk */
 };
 
 /* Device windows of the guest platform (docs/guest-platform.md): RAM may not overlap them. */
@@ -83,11 +93,12 @@ int vmconfig_check(const struct vm_config *c, unsigned n, const struct vmcfg_lim
 
 /*
  * At boot, before vmconfig_check: a VM whose kernel or initramfs is a boot
- * module ("module:NAME") that is absent or does not suit it is taken out of
- * c[0..n), refused alone, as no build could check it; one line for each in
- * msg ("quire: VM not started: ..."). Returns how many VMs are left.
+ * module ("module:NAME") that is absent or does not suit it, or whose disk
+ * partition the host disk lacks or cannot give, is taken out of c[0..n),
+ * refused alone, as no build could check it; one line for each in msg
+ * ("quire: VM not started: ..."). Returns how many VMs are left.
  */
-unsigned vmconfig_drop_module_vms(struct vm_config *c, unsigned n, const struct vmcfg_limits *lim, char *msg,
+unsigned vmconfig_drop_vms(struct vm_config *c, unsigned n, const struct vmcfg_limits *lim, char *msg,
 				  size_t msglen);
 /* Does this image name a boot module ("module:NAME")? */
 bool vmconfig_is_module(const char *image);

@@ -1,10 +1,12 @@
 /*
- * The balloon as the monitor's tests see it (beside fake_vm.c): stand-ins
- * for core/virtio_balloon.c, in a file of their own so that a test linking
- * fake_vm.c can take the real balloon instead.
+ * The balloon (and the guest disks) as the monitor's tests see them (beside
+ * fake_vm.c): stand-ins for core/virtio_balloon.c and core/vdisk.c, in a
+ * file of their own so that a test linking fake_vm.c can take the real
+ * balloon instead.
  */
 #include <string.h>
 #include <quire/balloon.h>
+#include <quire/vdisk.h>
 #include <quire/errno.h>
 #include "fake_vm.h"
 
@@ -28,4 +30,11 @@ void balloon_info(struct vm *vm, struct balloon_info *out, unsigned cpu)
 	*out = (struct balloon_info){ .present = true, .driver = true, .target = fake_balloon_target,
 				      .actual = fake_balloon_target, .reported = 77, .stats_valid = true };
 	out->stats[BALLOON_S_MEMFREE] = 100UL << 20;
+}
+
+/* The monitor's disk line: no fake VM has a disk. */
+void vdisk_info(struct vm *vm, struct vdisk_info *out)
+{
+	(void)vm;
+	*out = (struct vdisk_info){ 0 };
 }

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <quire/disk.h>
 #include "fake_blk.h"
 #include "hostmem.h"
 
@@ -158,4 +159,26 @@ bool blk_init(const struct machine *m, u64 min_bytes)
 {
 	(void)m;
 	return blk_present() && disk_bytes >= min_bytes;
+}
+
+/* The disk layer (core/disk.c) as the swap core sees it: all of the fake disk is swap. */
+u64 disk_swap_first(void)
+{
+	return 0;
+}
+
+u64 disk_swap_sectors(void)
+{
+	return disk_bytes >> BLK_SECTOR_SHIFT;
+}
+
+unsigned blk_guest_share(unsigned descs)
+{
+	(void)descs;
+	return 0;
+}
+
+bool blk_can_flush(void)
+{
+	return false;
 }

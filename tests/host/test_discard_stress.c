@@ -110,6 +110,17 @@ u32 blk_irq(void)
 	return 0;
 }
 
+/* The disk layer: all of this disk is swap. */
+u64 disk_swap_first(void)
+{
+	return 0;
+}
+
+u64 disk_swap_sectors(void)
+{
+	return blk_bytes() >> BLK_SECTOR_SHIFT;
+}
+
 bool blk_init(const struct machine *m, u64 min_bytes)
 {
 	(void)m, (void)min_bytes;

@@ -360,7 +360,7 @@ static int parse_config(const char *ka, const char *kb)
 
 static void config_names_modules(void **state)
 {
-	struct vmcfg_limits lim = { 4, 1 << 18, images, false, true };
+	struct vmcfg_limits lim = { 4, 1 << 18, images, false, true, false, NULL };
 	char msg[512];
 	unsigned n;
 
@@ -384,7 +384,7 @@ static void config_names_modules(void **state)
 	assert_int_equal(vmconfig_check(cfg, 2, &lim, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "/vms/b: property 'kernel' names boot module 'mt2', but the host DT's "
 				    "/chosen gives only: other"));
-	n = vmconfig_drop_module_vms(cfg, 2, &lim, msg, sizeof(msg));
+	n = vmconfig_drop_vms(cfg, 2, &lim, msg, sizeof(msg));
 	assert_int_equal(n, 1);
 	assert_string_equal(cfg[0].name, "a");
 	assert_string_equal(msg, "quire: b not started: /vms/b: property 'kernel' names boot module 'mt2', but the "
@@ -394,10 +394,10 @@ static void config_names_modules(void **state)
 	/* With it: kept, and checked as any image (here: too big for its RAM). */
 	images[1].name = "module:mt2";
 	assert_int_equal(parse_config("memtest", "module:mt2"), 2);
-	assert_int_equal(vmconfig_drop_module_vms(cfg, 2, &lim, msg, sizeof(msg)), 2);
+	assert_int_equal(vmconfig_drop_vms(cfg, 2, &lim, msg, sizeof(msg)), 2);
 	assert_string_equal(msg, "");
 	images[1].size = MiB(17);
-	assert_int_equal(vmconfig_drop_module_vms(cfg, 2, &lim, msg, sizeof(msg)), 1);
+	assert_int_equal(vmconfig_drop_vms(cfg, 2, &lim, msg, sizeof(msg)), 1);
 	assert_non_null(strstr(msg, "quire: b not started: /vms/b: property 'memory-mib' (16 MiB) cannot hold "
 				    "raw image 'module:mt2'"));
 }

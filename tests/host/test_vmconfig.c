@@ -72,7 +72,7 @@ static int setup_build(void **state)
 	images[2] = (struct vmcfg_image){ "memtest", calloc(1, MEMTEST_SIZE), MEMTEST_SIZE };
 	images[3] = (struct vmcfg_image){ "big", calloc(1, BIG_SIZE), BIG_SIZE };
 	images[4] = (struct vmcfg_image){ NULL, NULL, 0 };
-	lim = (struct vmcfg_limits){ 4, MACHINE_PAGES, images, true, false };
+	lim = (struct vmcfg_limits){ 4, MACHINE_PAGES, images, true, false, false, NULL };
 	if (!images[1].data || !images[2].data || !images[3].data)
 		return -1;
 	/* memtest and big are Quire test guests: the marker start.S puts at offset 8 */
