@@ -2,7 +2,9 @@
 #   make [PLATFORM=qemu-virt|rpi4] [VMS=dts/vms/<name>.dts]
 #                                      build build/<platform>/quire.{elf,bin} (other VMS: in
 #                                      build/<platform>/vms-<name>/), the VM config checked first
-#   make run [SMP=4 MEM=2G BOOT=direct|uboot|tfa PLATFORM=... DISK=swap.img]
+#   make run [SMP=4 MEM=2G BOOT=direct|uboot|tfa PLATFORM=... DISK=disk.img]
+#                                      on qemu-virt the host disk is DISK, else build/disk.img
+#                                      (made by 'make disk' the first time, then kept: it is the VM's)
 #   make disk [DISK_IMG=build/disk.img] [DISK_PARTS="swap:256M linux:64M:ext4"]
 #                                      a raw disk with a GPT: Quire's swap and the VMs' disks
 #                                      (scripts/mkdisk, docs/swap-disk.md)
@@ -25,9 +27,11 @@ endif
 # which no other image carries.
 VARIANT := $(if $(CRASH_TEST),-crashtest)$(if $(BENCH),-bench)
 B := build/$(PLATFORM)$(VARIANT)
-VMS ?= dts/vms/default.dts
+# The platform's own config is its default (the Pi has no disk for a VM); others build beside it.
+DEFAULT_VMS := dts/vms/$(if $(filter rpi4,$(PLATFORM)),rpi4,default).dts
+VMS ?= $(DEFAULT_VMS)
 VMS_NAME := $(basename $(notdir $(VMS)))
-O := $(B)$(if $(filter default,$(VMS_NAME)),,/vms-$(VMS_NAME))
+O := $(B)$(if $(filter $(DEFAULT_VMS),$(VMS)),,/vms-$(VMS_NAME))
 
 CC := $(CROSS)gcc
 GCC_INC := $(shell $(CC) -print-file-name=include 2>/dev/null)
@@ -148,9 +152,15 @@ disk:
 	@mkdir -p $(dir $(DISK_IMG))
 	scripts/mkdisk $(DISK_IMG) $(DISK_PARTS)
 
-run: setup all
+# Made once, never over an existing image: what the VM wrote on it is kept from one run to the next.
+$(DISK_IMG):
+	@mkdir -p $(dir $@)
+	scripts/mkdisk $@ $(DISK_PARTS)
+
+RUN_DISK := $(if $(DISK),$(DISK),$(if $(filter qemu-virt,$(PLATFORM)),$(DISK_IMG)))
+run: setup all $(if $(DISK),,$(RUN_DISK))
 	scripts/qemu --platform $(PLATFORM) --image $(O)/quire.bin $(if $(BOOT),--boot $(BOOT)) $(if $(SMP),--smp $(SMP)) \
-		$(if $(MEM),--mem $(MEM)) $(if $(MACHINE),--machine $(MACHINE)) $(if $(DISK),--disk $(DISK)) \
+		$(if $(MEM),--mem $(MEM)) $(if $(MACHINE),--machine $(MACHINE)) $(if $(RUN_DISK),--disk $(RUN_DISK)) \
 		$(if $(SD),--sd $(SD)) $(if $(APPEND),-- -append "$(APPEND)")
 
 test: setup
