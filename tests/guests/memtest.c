@@ -13,8 +13,10 @@
  * reset: lifecycle tests), 18 setway (set/way maintenance around caches turned off and on),
  * 19 gicd (the GICv2 distributor's registers as IHI 0048B has them; not about memory),
  * 20 virtio (the empty virtio-mmio slots), 21 ipi (65,536 IPIs to a spinning vCPU), 22 vtimer
- * (the timer's interrupt follows the timer), 24 ptimer (the emulated EL1 physical timer),
- * 25 debug (self-hosted debug), 26 pmu (the PMU), 27 dbg-hostile (debug and PMU abused).
+ * (the timer's interrupt follows the timer), 23 bench-exits, 24 ptimer (the emulated EL1 physical timer),
+ * 25 debug (self-hosted debug), 26 pmu (the PMU), 27 dbg-hostile (debug and PMU abused),
+ * 28 virtio-hostile (a lying driver of the balloon), 29 virtio-blk-hostile (a lying driver of
+ * the disk: vblk_hostile.c; both drive the transport by hand with vdrv.c).
  * Each prints `memtest: <mode> ok ...` or
  * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
  *
@@ -23,6 +25,7 @@
  * of BSS (stacks, flags) before C runs, and the hypercalls pass registers only.
  */
 #include "guest.h"
+#include "vdrv.h"
 
 #define MiB (1UL << 20)
 
@@ -1478,9 +1481,6 @@ static void mode_gicd(void)
  * version 2 transports (magic, version 2, device ID 0, vendor "QEMU"),
  * ignore writes, and a byte read reads as zero: no access aborts ----
  */
-#define VIRTIO_MMIO 0x0a000000UL
-#define R32(a) (*(volatile unsigned int *)(a))
-
 static void mode_virtio(void)
 {
 	for (u64 i = 0; i < 32; i++) {
@@ -1511,101 +1511,15 @@ static void mode_virtio(void)
  * changes nothing. ----
  */
 #define VQ_NUM 8
-#define WR(a, v) (RD(a) = (v))
-#define VS_NEEDS_RESET 0x40u
 
-struct vq_desc {
-	u64 addr;
-	u32 len;
-	unsigned short flags, next;
-};
-
-static u64 vq_base;     /* the rings: desc at +0, avail at +0x1000, used at +0x2000 */
-static u64 vq_last_used;
-
-static void vq_wr64(u64 reg, u64 v)
-{
-	R32(VIRTIO_MMIO + reg) = (u32)v;
-	R32(VIRTIO_MMIO + reg + 4) = (u32)(v >> 32);
-}
-
-/* Reset, negotiate VERSION_1 only, and set up queue 0 of num entries at desc/avail/used. */
-static void vq_setup(u64 num, u64 desc, u64 avail, u64 used)
-{
-	u64 b = VIRTIO_MMIO;
-
-	R32(b + 0x070) = 0;
-	R32(b + 0x070) = 1 | 2; /* ACKNOWLEDGE | DRIVER */
-	R32(b + 0x024) = 1;	/* DriverFeaturesSel: bits 32-63 */
-	R32(b + 0x020) = 1;	/* VIRTIO_F_VERSION_1 */
-	R32(b + 0x024) = 0;
-	R32(b + 0x020) = 0;
-	R32(b + 0x070) = 1 | 2 | 8; /* FEATURES_OK */
-	R32(b + 0x030) = 0;	    /* QueueSel: inflate */
-	R32(b + 0x038) = (u32)num;
-	vq_wr64(0x080, desc);
-	vq_wr64(0x090, avail);
-	vq_wr64(0x0a0, used);
-	for (u64 a = vq_base; a < vq_base + 0x3000; a += 8)
-		WR(a, 0);
-	vq_last_used = 0;
-	R32(b + 0x044) = 1; /* QueueReady */
-	R32(b + 0x070) = 1 | 2 | 8 | 4; /* DRIVER_OK */
-}
-
-static void vq_honest(void)
-{
-	vq_setup(VQ_NUM, vq_base, vq_base + 0x1000, vq_base + 0x2000);
-}
-
-/* Put one chain head in the avail ring and notify queue 0. */
-static void vq_offer(unsigned short head, unsigned short idx_bump)
-{
-	volatile unsigned short *avail = (volatile unsigned short *)(vq_base + 0x1000);
-	unsigned short idx = avail[1];
-
-	avail[2 + idx % VQ_NUM] = head;
-	asm volatile("dmb ishst" ::: "memory");
-	avail[1] = (unsigned short)(idx + idx_bump);
-	asm volatile("dsb ish" ::: "memory");
-	R32(VIRTIO_MMIO + 0x050) = 0;
-}
-
-static void vq_desc(unsigned i, u64 addr, u32 len, unsigned short flags, unsigned short next)
-{
-	volatile struct vq_desc *d = (volatile struct vq_desc *)vq_base + i;
-
-	d->addr = addr;
-	d->len = len;
-	d->flags = flags;
-	d->next = next;
-}
-
-/* The device refused this lie as the spec asks: NEEDS_RESET, a config interrupt status, and a reset clears it. */
-static bool vq_refused(const char *what)
-{
-	u32 st = R32(VIRTIO_MMIO + 0x070), isr = R32(VIRTIO_MMIO + 0x060);
-
-	if (!(st & VS_NEEDS_RESET) || !(isr & 2)) {
-		pr("memtest: virtio-hostile FAIL %s: status 0x%x interrupt status 0x%x\n", what, st, isr);
-		return false;
-	}
-	R32(VIRTIO_MMIO + 0x064) = isr; /* InterruptACK */
-	R32(VIRTIO_MMIO + 0x070) = 0;
-	if (R32(VIRTIO_MMIO + 0x070) || R32(VIRTIO_MMIO + 0x060)) {
-		pr("memtest: virtio-hostile FAIL %s: a reset left status 0x%x\n", what, R32(VIRTIO_MMIO + 0x070));
-		return false;
-	}
-	return true;
-}
+static struct vdrv bal = { .mode = "virtio-hostile", .regs = VIRTIO_SLOT(0), .num = VQ_NUM };
 
 static void mode_virtio_hostile(void)
 {
 	u64 pfn_page = cfg.free + 64 * PAGE_SIZE, victim = cfg.free + 128 * PAGE_SIZE, cases = 0;
-	volatile unsigned short *used = (volatile unsigned short *)0;
+	u64 vq_base = bal.base = cfg.free + 16 * PAGE_SIZE;
+	volatile unsigned short *used = vdrv_used(&bal);
 
-	vq_base = cfg.free + 16 * PAGE_SIZE;
-	used = (volatile unsigned short *)(vq_base + 0x2000);
 	if (!need_ram("virtio-hostile", victim + PAGE_SIZE))
 		return;
 	if (R32(VIRTIO_MMIO + 8) != 5) {
@@ -1614,57 +1528,57 @@ static void mode_virtio_hostile(void)
 		return;
 	}
 	/* Rings outside RAM, a size past QueueNumMax, a size not a power of 2, a misaligned ring. */
-	vq_setup(VQ_NUM, 0x1000, vq_base + 0x1000, vq_base + 0x2000);
-	cases += vq_refused("desc outside RAM");
-	vq_setup(1024, vq_base, vq_base + 0x1000, vq_base + 0x2000);
-	cases += vq_refused("queue size 1024");
-	vq_setup(6, vq_base, vq_base + 0x1000, vq_base + 0x2000);
-	cases += vq_refused("queue size 6");
-	vq_setup(VQ_NUM, vq_base + 8, vq_base + 0x1000, vq_base + 0x2000);
-	cases += vq_refused("misaligned desc");
-	vq_setup(VQ_NUM, vq_base, vq_base + 0x1000, cfg.ram_end - 8);
-	cases += vq_refused("used ring past RAM's end");
+	vdrv_setup(&bal, VQ_NUM, 0x1000, vq_base + 0x1000, vq_base + 0x2000);
+	cases += vdrv_refused(&bal, "desc outside RAM");
+	vdrv_setup(&bal, 1024, vq_base, vq_base + 0x1000, vq_base + 0x2000);
+	cases += vdrv_refused(&bal, "queue size 1024");
+	vdrv_setup(&bal, 6, vq_base, vq_base + 0x1000, vq_base + 0x2000);
+	cases += vdrv_refused(&bal, "queue size 6");
+	vdrv_setup(&bal, VQ_NUM, vq_base + 8, vq_base + 0x1000, vq_base + 0x2000);
+	cases += vdrv_refused(&bal, "misaligned desc");
+	vdrv_setup(&bal, VQ_NUM, vq_base, vq_base + 0x1000, cfg.ram_end - 8);
+	cases += vdrv_refused(&bal, "used ring past RAM's end");
 	/* Lies in the rings. */
-	vq_honest();
-	vq_offer(0, 1000);
-	cases += vq_refused("avail idx 1000 ahead");
-	vq_honest();
-	vq_offer(VQ_NUM + 3, 1);
-	cases += vq_refused("head past the table");
-	vq_honest();
-	vq_desc(0, pfn_page, 4, 1, 1);
-	vq_desc(1, pfn_page, 4, 1, 0);
-	vq_offer(0, 1);
-	cases += vq_refused("a chain that loops");
-	vq_honest();
-	vq_desc(0, pfn_page, 4, 1, 77);
-	vq_offer(0, 1);
-	cases += vq_refused("next past the table");
-	vq_honest();
-	vq_desc(0, 0x1000, 4, 0, 0);
-	vq_offer(0, 1);
-	cases += vq_refused("a buffer outside RAM");
-	vq_honest();
-	vq_desc(0, cfg.ram_end - 16, 0xffffffffu, 0, 0);
-	vq_offer(0, 1);
-	cases += vq_refused("a huge length");
-	vq_honest();
-	vq_desc(0, pfn_page, 4, 4, 0); /* INDIRECT, not offered */
-	vq_offer(0, 1);
-	cases += vq_refused("an indirect descriptor");
-	vq_honest();
+	vdrv_honest(&bal);
+	vdrv_offer(&bal, 0, 1000);
+	cases += vdrv_refused(&bal, "avail idx 1000 ahead");
+	vdrv_honest(&bal);
+	vdrv_offer(&bal, VQ_NUM + 3, 1);
+	cases += vdrv_refused(&bal, "head past the table");
+	vdrv_honest(&bal);
+	vdrv_desc(&bal, 0, pfn_page, 4, 1, 1);
+	vdrv_desc(&bal, 1, pfn_page, 4, 1, 0);
+	vdrv_offer(&bal, 0, 1);
+	cases += vdrv_refused(&bal, "a chain that loops");
+	vdrv_honest(&bal);
+	vdrv_desc(&bal, 0, pfn_page, 4, 1, 77);
+	vdrv_offer(&bal, 0, 1);
+	cases += vdrv_refused(&bal, "next past the table");
+	vdrv_honest(&bal);
+	vdrv_desc(&bal, 0, 0x1000, 4, 0, 0);
+	vdrv_offer(&bal, 0, 1);
+	cases += vdrv_refused(&bal, "a buffer outside RAM");
+	vdrv_honest(&bal);
+	vdrv_desc(&bal, 0, cfg.ram_end - 16, 0xffffffffu, 0, 0);
+	vdrv_offer(&bal, 0, 1);
+	cases += vdrv_refused(&bal, "a huge length");
+	vdrv_honest(&bal);
+	vdrv_desc(&bal, 0, pfn_page, 4, 4, 0); /* INDIRECT, not offered */
+	vdrv_offer(&bal, 0, 1);
+	cases += vdrv_refused(&bal, "an indirect descriptor");
+	vdrv_honest(&bal);
 	WR(pfn_page, 0x7f000000UL); /* a page number far outside RAM */
-	vq_desc(0, pfn_page, 4, 0, 0);
-	vq_offer(0, 1);
-	cases += vq_refused("a page number outside RAM");
-	vq_honest();
-	vq_desc(0, pfn_page, 3, 0, 0);
-	vq_offer(0, 1);
-	cases += vq_refused("a buffer of 3 bytes");
+	vdrv_desc(&bal, 0, pfn_page, 4, 0, 0);
+	vdrv_offer(&bal, 0, 1);
+	cases += vdrv_refused(&bal, "a page number outside RAM");
+	vdrv_honest(&bal);
+	vdrv_desc(&bal, 0, pfn_page, 3, 0, 0);
+	vdrv_offer(&bal, 0, 1);
+	cases += vdrv_refused(&bal, "a buffer of 3 bytes");
 	if (cases != 14)
 		return;
 	/* A storm of notifications with nothing offered, and to queues that do not exist: nothing happens. */
-	vq_honest();
+	vdrv_honest(&bal);
 	for (u32 k = 0; k < 20000; k++)
 		R32(VIRTIO_MMIO + 0x050) = k % 9;
 	if (R32(VIRTIO_MMIO + 0x070) & VS_NEEDS_RESET || used[1] != 0) {
@@ -1676,8 +1590,8 @@ static void mode_virtio_hostile(void)
 	for (u64 a = victim; a < victim + PAGE_SIZE; a += 8)
 		WR(a, 0x5a5a5a5a5a5a5a5aUL ^ a);
 	*(volatile u32 *)pfn_page = (u32)(victim >> 12);
-	vq_desc(0, pfn_page, 4, 0, 0);
-	vq_offer(0, 1);
+	vdrv_desc(&bal, 0, pfn_page, 4, 0, 0);
+	vdrv_offer(&bal, 0, 1);
 	if (used[1] != 1 || (R32(VIRTIO_MMIO + 0x070) & VS_NEEDS_RESET)) {
 		pr("memtest: virtio-hostile FAIL an honest inflate: used %u status 0x%x\n", used[1],
 		   R32(VIRTIO_MMIO + 0x070));
@@ -2565,7 +2479,8 @@ static void mode_dbg_hostile(void)
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
 					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi", "vtimer",
-					  "bench-exits", "ptimer", "debug", "pmu", "dbg-hostile" };
+					  "bench-exits", "ptimer", "debug", "pmu", "dbg-hostile", "virtio-hostile",
+					  "virtio-blk-hostile" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -2618,6 +2533,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 26: mode_pmu(); break;
 	case 27: mode_dbg_hostile(); break;
 	case 28: mode_virtio_hostile(); break;
+	case 29: mode_vblk_hostile(cfg.free, cfg.ram_end); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();
