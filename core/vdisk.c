@@ -372,12 +372,25 @@ static int process(struct vdisk *k, unsigned cpu)
 			used |= !a && live;
 		}
 	}
-	for (unsigned i = 0; i < VDISK_DEPTH && virtio_live(&k->dev) && k->dev.q[0].ready; i++) {
+	/*
+	 * A slot answered at once is free again for the next chain: else the
+	 * chains behind VDISK_DEPTH such requests would wait for a notify the
+	 * driver has no reason to send. At most a queue's worth of them per
+	 * call, so a driver adding more as fast as they go cannot hold this
+	 * CPU: the rest at the next kick.
+	 */
+	for (unsigned i = 0, quick = 0; i < VDISK_DEPTH && virtio_live(&k->dev) && k->dev.q[0].ready;) {
 		struct vreq *q = &k->rq[i];
 		int n;
 
-		if (atomic_load(&q->state) != RQ_FREE)
+		if (atomic_load(&q->state) != RQ_FREE) {
+			i++;
 			continue;
+		}
+		if (quick == k->dev.q[0].num) {
+			again = true;
+			break;
+		}
 		n = take(k, q, cpu);
 		if (n <= 0) {
 			if (n == -EAGAIN || n == -EBUSY || n == -ENOMEM)
@@ -392,6 +405,7 @@ static int process(struct vdisk *k, unsigned cpu)
 
 			again |= a != 0;
 			used |= !a;
+			quick++;
 		}
 	}
 	if (used)
