@@ -145,7 +145,13 @@ bool vcpu_idle_until(struct vcpu *v, bool (*woken)(struct vcpu *v))
 		/* Quire's idle work is not the guest's to count. */
 		pmu = vcpu_pmu_pause(v);
 		idle_work(c, v);
-		cpu_wait();
+		/*
+		 * Idle work may itself have woken v or a neighbour (a guest disk it
+		 * moved on raised their interrupt, from this CPU: no SGI comes):
+		 * waiting now would sleep through it.
+		 */
+		if (!woken(v) && !atomic_load(&c->resched))
+			cpu_wait();
 		vcpu_pmu_resume(v, pmu);
 		irq_handle(v);
 	}
@@ -193,7 +199,9 @@ static void __noreturn sched_loop(void)
 			vcpu_enter(f);
 		}
 		idle_work(c, NULL);
-		cpu_wait();
+		/* As in vcpu_idle_until: a vCPU here that idle work woke runs now, not at the next interrupt. */
+		if (!atomic_load(&c->resched))
+			cpu_wait();
 	}
 }
 

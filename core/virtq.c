@@ -5,6 +5,7 @@
  * only through gmem_copy, so a lie costs the driver its device, never
  * Quire or another VM.
  */
+#include <stdatomic.h>
 #include <quire/errno.h>
 #include <quire/gmem.h>
 #include <quire/virtq.h>
@@ -124,6 +125,13 @@ bool virtq_wants_irq(struct vm *vm, struct virtq *q, unsigned cpu)
 {
 	u16 flags;
 
+	/*
+	 * The used index just written is seen before the flags are read. The
+	 * driver does the mirror (clears NO_INTERRUPT, a full barrier, reads
+	 * used->idx): without this each side can miss the other's store, and
+	 * an interrupt is lost while the driver sleeps (Linux's virtio_mb).
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
 	/* Unreadable flags: interrupt anyway, a spurious one is harmless. */
 	return rd16(vm, q->avail, &flags, cpu) || !(flags & VIRTQ_AVAIL_F_NO_INTERRUPT);
 }

@@ -567,6 +567,19 @@ static bool fill_marked(struct vgic *g, struct vgic_cpu *vc, unsigned vcpu, unsi
 			*cand &= ~(1UL << b); /* a stale mark */
 			continue;
 		}
+		/*
+		 * An edge again while the last one is still in this vCPU's list
+		 * register (its handler runs): pending and active there, as a GIC
+		 * holds it (IHI 0048B 1.4.2). Left marked instead, it would wait
+		 * for some other interrupt's flush once the guest is done, and a
+		 * guest that then waits in WFI for it would sleep on.
+		 */
+		if (q->pending && q->edge && !q->hw && q->lr >= 0 && (vc->lr_used & (1u << q->lr)) &&
+		    vc->lr_irq[q->lr] == (s16)id) {
+			gich_write(GICH_LR(q->lr), gich_read(GICH_LR(q->lr)) | GICH_LR_PENDING);
+			q->pending = false;
+			continue;
+		}
 		if (!wants_lr(g, q, id, vcpu))
 			continue;
 		if ((i = free_lr(vc)) < 0)

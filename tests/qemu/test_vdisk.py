@@ -107,3 +107,95 @@ def test_disk_persists_across_a_vm_reset_and_a_new_boot(boot, tmp_path):
     g = shell(con, "vm1")
     g.sh("mount -o ro /dev/vda /mnt")
     assert g.sh("md5sum /mnt/big /mnt/small") == sums
+
+
+def fill(path, byte):
+    path.write_bytes(bytes([byte]) * (1 << 20))
+    return path
+
+
+def image_bytes(img, part):
+    start, size = partition(img, part)
+    with open(img, "rb") as f:
+        f.seek(start * 512)
+        return f.read(size * 512)
+
+
+def test_each_vm_sees_only_its_own_partition(boot, tmp_path):
+    """Two VMs, two partitions filled with different bytes: each reads only its own, writes
+    over all of it, and the host image shows each partition holding its own VM's bytes and
+    the swap partition and the table untouched. Past the end, the guest reads nothing."""
+    img = mkdisk(tmp_path, "swap:16M", "alpha:8M:file=" + str(fill(tmp_path / "a", 0xaa)),
+                 "beta:8M:file=" + str(fill(tmp_path / "b", 0xbb)))
+    before = img.read_bytes()
+    vms = [linux(1, 256, disk="alpha", sharing="off"), linux(1, 256, disk="beta", sharing="off")]
+    con = boot_disk(boot, tmp_path, img, vms, ["vm1", "vm2"])
+    for name, mine in (("vm1", "aa"), ("vm2", "bb")):
+        g = shell(con, name)
+        assert g.sh("cat /sys/block/vda/size").strip() == str(8 << 11)
+        # Its first MiB as the host image had it, nothing of the other's.
+        assert g.sh("dd if=/dev/vda bs=64k count=16 2>/dev/null | xxd -p | tr -d '\\n' | "
+                    f"tr -d {mine[0]} | wc -c").strip() == "0"
+        # Its own byte over the whole partition, to the last sector.
+        g.sh(f"dd if=/dev/zero bs=64k count=128 2>/dev/null | tr '\\000' '\\{'001' if name == 'vm1' else '002'}' "
+             "> /tmp/p; dd if=/tmp/p of=/dev/vda bs=64k conv=fsync 2>/dev/null; sync")
+        # Past the end: nothing (Linux stops at the capacity Quire gave it).
+        assert g.sh("dd if=/dev/vda bs=512 skip=16384 count=1 2>/dev/null | wc -c").strip() == "0"
+    con.close()
+    after = img.read_bytes()
+    a0, an = partition(img, "alpha")
+    b0, bn = partition(img, "beta")
+    assert image_bytes(img, "alpha") == b"\x01" * (an * 512)
+    assert image_bytes(img, "beta") == b"\x02" * (bn * 512)
+    # Everything else (the table, swap: no VM swapped) as it was.
+    assert after[:a0 * 512] == before[:a0 * 512]
+    assert after[b0 * 512 + bn * 512:] == before[b0 * 512 + bn * 512:]
+
+
+def test_partitions_a_vm_cannot_have_refuse_that_vm_alone(boot, tmp_path):
+    """A partition the disk lacks, the swap partition, one smaller than disk-min-mib: each such VM
+    is not started, with the reason; the VM with a good disk runs."""
+    from vmconfig import memtest
+    img = mkdisk(tmp_path, "swap:16M", "alpha:8M", "beta:8M")
+    vms = [memtest(1, disk="alpha"), memtest(1, disk="nosuch"), memtest(1, disk="swap"),
+           memtest(1, disk="beta", disk_min_mib=9)]
+    con = boot_vms(boot, tmp_path, vms, smp=2, extra=drive(img), whole_lines=True)
+    con.expect(r"quire: vm1 powered off", timeout=60)
+    out = con.child.before
+    assert re.search(r"quire: vm2 not started: /vms/vm2: property 'disk' names partition 'nosuch', but the host "
+                     r"disk's partitions for VMs are: 'alpha', 'beta'", out), out
+    assert re.search(r"quire: vm3 not started: .*'swap', which is a Linux swap partition", out), out
+    assert re.search(r"quire: vm4 not started: .*partition 'beta' of 8192 KiB, less than its 'disk-min-mib' "
+                     r"\(9 MiB\)", out), out
+    assert "memtest: seq ok" in out
+
+
+def test_a_disk_without_a_partition_table_gives_no_vm_a_disk(boot, tmp_path):
+    """A raw disk (no GPT) is all swap: a VM asking for a partition is not started; a disk whose
+    GPT is corrupt is not used at all (not even for swap), said in one line."""
+    raw = tmp_path / "raw.img"
+    raw.write_bytes(b"\0" * (4 << 20))
+    con = boot_vms(boot, tmp_path, [memtest_vm("alpha"), memtest_vm(None)], smp=2, extra=drive(raw),
+                   whole_lines=True)
+    con.expect(r"quire: vm2 powered off", timeout=60)
+    out = con.child.before
+    assert "disk: no partition table: all of it is swap" in out
+    assert re.search(r"quire: vm1 not started: .*names partition 'alpha', but the host disk has no partition "
+                     r"table", out), out
+    con.close()
+    img = mkdisk(tmp_path, "swap:16M", "alpha:8M")
+    data = bytearray(img.read_bytes())
+    data[512 + 40] ^= 0xff  # FirstUsableLBA, inside the CRC of the GPT header: it no longer matches
+    img.write_bytes(bytes(data))
+    con = boot_vms(boot, tmp_path, [memtest_vm("alpha"), memtest_vm(None)], smp=2, extra=drive(img),
+                   whole_lines=True)
+    con.expect(r"quire: vm2 powered off", timeout=60)
+    out = con.child.before
+    assert re.search(r"disk: partition table refused: .*CRC.*; no VM gets a disk, and swap is off", out), out
+    assert "quire: vm1 not started" in out
+    assert "swap: " not in out.split("disk: partition table refused")[1].split("quire: VM configuration")[0]
+
+
+def memtest_vm(disk):
+    from vmconfig import memtest
+    return memtest(1, disk=disk) if disk else memtest(1)
