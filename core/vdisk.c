@@ -243,7 +243,10 @@ static int take(struct vdisk *k, struct vreq *q, unsigned cpu)
 	int n, rc;
 
 	n = virtq_pop(k->dev.vm, vq, &q->c, &why, cpu);
-	if (n == -EPROTO)
+	/* -EFAULT: a ring page the VM never touched and cannot be given now (its limit): no driver does that. */
+	if (n == -EFAULT)
+		why = "a ring in memory the VM cannot be given (past its resident limit)";
+	if (n == -EPROTO || n == -EFAULT)
 		virtio_broken(&k->dev, why);
 	if (n <= 0)
 		return n == -EFAULT ? -EPROTO : n;
