@@ -24,6 +24,7 @@
 #include <quire/swap.h>
 #include <quire/vm.h>
 #include <quire/vmconfig.h>
+#include <quire/vswitch.h>
 #include <arch/cpu.h>
 #include <arch/mmu.h>
 #include <arch/vcpu.h>
@@ -249,6 +250,7 @@ void boot_core(const struct machine *m, paddr_t fdt, struct region image, unsign
 	blk_use_pool(&vmm_pool);
 	blk_init(m, BLK_MIN_BYTES);
 	disk_init(&vmm_pool, 0);
+	vsw_init(&vmm_pool);
 	swap_init(&vmm_pool, 0);
 	bench_boot(BENCH_DISK_READY, &vmm_pool, m->bootargs);
 	if (m->uart.found)

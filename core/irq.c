@@ -4,6 +4,7 @@
 #include <quire/pl011.h>
 #include <quire/run.h>
 #include <quire/vdisk.h>
+#include <quire/vnet.h>
 #include <arch/cpu.h>
 #include <arch/irq.h>
 #include <arch/ptimer.h>
@@ -32,4 +33,5 @@ void irq_handle(struct vcpu *v)
 	}
 	/* A host disk completion, or a swap-in a guest disk's request waited for, lets it move on. */
 	vdisk_kick(cpu_id());
+	vnet_kick(cpu_id());
 }

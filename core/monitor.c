@@ -11,6 +11,7 @@
 #include <quire/monitor.h>
 #include <quire/balloon.h>
 #include <quire/vdisk.h>
+#include <quire/vnet.h>
 #include <quire/clock.h>
 #include <quire/pool.h>
 #include <quire/share.h>
@@ -48,6 +49,7 @@ static void cmd_stats(const struct command *c, char **arg, unsigned cpu);
 static void cmd_lifecycle(const struct command *c, char **arg, unsigned cpu);
 static void cmd_share(const struct command *c, char **arg, unsigned cpu);
 static void cmd_balloon(const struct command *c, char **arg, unsigned cpu);
+static void cmd_net(const struct command *c, char **arg, unsigned cpu);
 static int op_pause(struct vm *vm, unsigned cpu);
 static int op_resume(struct vm *vm, unsigned cpu);
 static int op_kill(struct vm *vm, unsigned cpu);
@@ -62,6 +64,7 @@ static const struct command commands[] = {
 	  "(0 stops scanning it)", cmd_share, NULL, NULL },
 	{ "balloon", NULL, "<vm> <MiB>", "ask its guest to give MiB of its memory back (0: take it all again)",
 	  cmd_balloon, NULL, NULL },
+	{ "net", NULL, "[vm]", "the switch's ports: frames, bytes and drops of one VM or all", cmd_net, NULL, NULL },
 	{ "pause", NULL, "<vm>", "stop running its vCPUs", cmd_lifecycle, op_pause, "a running VM" },
 	{ "resume", NULL, "<vm>", "run a paused VM again", cmd_lifecycle, op_resume, "a paused VM" },
 	{ "kill", NULL, "<vm>", "power it off; its memory goes back to the pool", cmd_lifecycle,
@@ -185,6 +188,42 @@ static void disk_line(struct vm *vm)
 	       (unsigned long)(d.sectors >> 11), d.driver, (unsigned long)d.reads, (unsigned long)d.writes,
 	       (unsigned long)d.flushes, (unsigned long)(d.read_bytes >> 10), (unsigned long)(d.written_bytes >> 10),
 	       (unsigned long)d.errors, d.inflight);
+}
+
+/* A VM's switch port, if it has one. */
+static bool net_line(struct vm *vm)
+{
+	struct vsw_stats s;
+	u8 m[6];
+	bool up;
+
+	if (!vnet_info(vm, &s, m, &up))
+		return false;
+	printk("quire: net %s mac=%02x:%02x:%02x:%02x:%02x:%02x up=%u tx_frames=%lu tx_bytes=%lu rx_frames=%lu "
+	       "rx_bytes=%lu rx_drops=%lu tx_drops=%lu flood_drops=%lu\n", vm->name, m[0], m[1], m[2], m[3], m[4], m[5],
+	       up, (unsigned long)s.tx_frames, (unsigned long)s.tx_bytes, (unsigned long)s.rx_frames,
+	       (unsigned long)s.rx_bytes, (unsigned long)s.rx_drops, (unsigned long)s.tx_drops,
+	       (unsigned long)s.flood_drops);
+	return true;
+}
+
+static void cmd_net(const struct command *c, char **arg, unsigned cpu)
+{
+	struct vm *vm;
+	unsigned n = 0;
+
+	(void)c;
+	(void)cpu;
+	if (arg[0]) {
+		if ((vm = find(arg[0])) && !net_line(vm))
+			printk("quire: net %s: it has no network (net = \"on\" in its config)\n", vm->name);
+		return;
+	}
+	for (unsigned id = 1; id <= MAX_VMS; id++)
+		if ((vm = slot(id)))
+			n += net_line(vm);
+	if (!n)
+		printk("quire: net: no VM has a network\n");
 }
 
 static void cmd_balloon(const struct command *c, char **arg, unsigned cpu)

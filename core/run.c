@@ -16,6 +16,7 @@
 #include <quire/share.h>
 #include <quire/swap.h>
 #include <quire/vdisk.h>
+#include <quire/vnet.h>
 #include <quire/vm.h>
 #include <arch/cpu.h>
 #include <arch/ptimer.h>
@@ -66,6 +67,7 @@ void idle_work(struct cpu *c, struct vcpu *cur)
 		share_add_ticks(clock_ticks() - t0);
 	balloon_policy(c->id);
 	vdisk_kick(c->id);
+	vnet_kick(c->id);
 	t1 = clock_ticks();
 	/* Wake for the next blocked vCPU's timer here (other than cur), cur's physical timer, or the scanner. */
 	htimer_arm(MIN(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)), own_ptimer(cur)));

@@ -22,6 +22,7 @@
 #include <quire/spinlock.h>
 #include <quire/vcpu.h>
 #include <quire/vdisk.h>
+#include <quire/vnet.h>
 #include <quire/virtio.h>
 #include <quire/vmconfig.h>
 
@@ -355,6 +356,10 @@ static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu
 			return NULL;
 		}
 		vdisk_attach(vm, VMCFG_DISK_SLOT, p, c->disk_ro);
+	}
+	if (c->net && !vnet_attach(vm, VMCFG_NET_SLOT, c->mac, cpu)) {
+		q_snprintf(err, errlen, "no memory for its network port's ring");
+		return NULL;
 	}
 	if (load_image(vm, g, cpu, err, errlen))
 		return NULL;

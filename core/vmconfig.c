@@ -22,7 +22,7 @@ static const char *const root_props[] = { "compatible", "machine-memory-mib", NU
 static const char *const vm_props[] = {
 	"vcpus", "memory-mib", "memory-base", "resident-limit-mib", "kernel", "initramfs",
 	"bootargs", "cpus", "arg", "sharing", "share-domain", "share-scan-pages", "swap-mib", "swap-full", "resident-min-mib", "balloon",
-	"balloon-deflate-on-oom", "disk", "disk-access", "disk-min-mib", NULL,
+	"balloon-deflate-on-oom", "disk", "disk-access", "disk-min-mib", "net", "net-mac", NULL,
 };
 static const char *const sharing_modes[] = { "off", "zero", "self", "domain" };
 static const char *const swap_full_policies[] = { "stop", "wait" };
@@ -129,6 +129,53 @@ static int get_image(const struct ctx *x, const char *name, bool required, char 
 	return 0;
 }
 
+/*
+ * net-mac: six hex bytes with colons, unicast. Without it, a locally
+ * administered address made from the VM's name (FNV-1a), so it is the same
+ * at every boot.
+ */
+static int get_mac(const struct ctx *x, struct vm_config *c, bool net)
+{
+	const char *name = fdt_get_name(x->fdt, x->node, NULL);
+	char s[24];
+	u32 h = 2166136261u;
+
+	s[0] = '\0';
+	if (vmcfg_get_str(x, "net-mac", false, s, sizeof(s)))
+		return -1;
+	if (!net && s[0])
+		return vmcfg_fail(x, "property 'net-mac' needs net = \"on\"");
+	if (!s[0]) {
+		for (const char *p = name; p && *p; p++)
+			h = (h ^ (u8)*p) * 16777619u;
+		c->mac[0] = 0x02; /* locally administered, unicast */
+		c->mac[1] = 0x51;
+		c->mac[2] = 0x75;
+		c->mac[3] = (u8)(h >> 16);
+		c->mac[4] = (u8)(h >> 8);
+		c->mac[5] = (u8)h;
+		return 0;
+	}
+	for (unsigned i = 0; i < 6; i++) {
+		const char *p = s + 3 * i;
+		unsigned v = 0;
+
+		for (unsigned k = 0; k < 2; k++) {
+			char ch = p[k];
+
+			v = v * 16 + (ch >= '0' && ch <= '9' ? (unsigned)(ch - '0') : ch >= 'a' && ch <= 'f' ? (unsigned)(ch - 'a' + 10)
+				      : ch >= 'A' && ch <= 'F' ? (unsigned)(ch - 'A' + 10) : 256);
+		}
+		if (v > 255 || p[2] != (i < 5 ? ':' : '\0'))
+			return vmcfg_fail(x, "property 'net-mac' must be six hex bytes with colons, like "
+					     "\"02:00:00:00:00:01\", not \"%s\"", s);
+		c->mac[i] = (u8)v;
+	}
+	if (c->mac[0] & 1)
+		return vmcfg_fail(x, "property 'net-mac' is a multicast address (%s): a port needs a unicast one", s);
+	return 0;
+}
+
 /* disk: a GPT partition's name, printable ASCII (GPT names are UTF-16; Quire takes the ASCII ones). */
 static int get_disk(const struct ctx *x, struct vm_config *c)
 {
@@ -143,7 +190,7 @@ static int get_disk(const struct ctx *x, struct vm_config *c)
 static int parse_vm(const struct ctx *x, struct vm_config *c)
 {
 	u32 mem_mib = 0, limit_mib, min_mib, swap_mib = 0;
-	unsigned full = SWAP_FULL_STOP, balloon = 0, oom = 1, ro = 0;
+	unsigned full = SWAP_FULL_STOP, balloon = 0, oom = 1, ro = 0, net = 0;
 	u32 disk_min = VMCFG_DISK_MIN_MIB;
 
 	*c = (struct vm_config){ .mem_base = VMCFG_RAM_BASE, .cpus = VMCFG_CPUS_ALL,
@@ -176,6 +223,9 @@ static int parse_vm(const struct ctx *x, struct vm_config *c)
 		return vmcfg_fail(x, "properties 'disk-access' and 'disk-min-mib' need 'disk'");
 	c->disk_ro = ro;
 	c->disk_min = MiB(disk_min);
+	if (vmcfg_get_choice(x, "net", on_off, ARRAY_SIZE(on_off), "\"on\" or \"off\"", &net) || get_mac(x, c, net))
+		return -1;
+	c->net = net;
 	min_mib = limit_mib;
 	if (vmcfg_get_u32(x, "resident-min-mib", false, 1, limit_mib, &min_mib))
 		return -1;

@@ -135,6 +135,13 @@ int vmconfig_check(const struct vm_config *c, unsigned n, const struct vmcfg_lim
 		q_snprintf(path, sizeof(path), "/vms/%s", c[i].name);
 		if (check_vm(&x, &c[i], lim))
 			return -1;
+		/* Two ports with one address: the switch could not tell them apart. */
+		for (unsigned j = 0; j < i && c[i].net; j++)
+			if (c[j].net && !memcmp(c[j].mac, c[i].mac, 6))
+				return vmcfg_fail(&x, "property 'net-mac': VM '%s' has the address "
+						      "%02x:%02x:%02x:%02x:%02x:%02x too; give each VM its own", c[j].name,
+						  c[i].mac[0], c[i].mac[1], c[i].mac[2], c[i].mac[3], c[i].mac[4],
+						  c[i].mac[5]);
 		/* Two writers of one filesystem corrupt it: a partition is shared only read-only. */
 		for (unsigned j = 0; j < i && c[i].disk[0] && !c[i].disk_ro; j++)
 			if (!strcmp(c[j].disk, c[i].disk) && !c[j].disk_ro)

@@ -105,12 +105,16 @@ static void print_vm(const struct vm_config *c)
 			if (c->cpus & BIT(i))
 				used += snprintf(cpus + used, sizeof(cpus) - used, "%s%u",
 						 used ? "," : "", i);
-	printf("%-15s %u vCPU%s, %s at 0x%llx, resident limit %s, kernel %s%s%s, CPUs %s%s%s%s%s\n",
+	printf("%-15s %u vCPU%s, %s at 0x%llx, resident limit %s, kernel %s%s%s, CPUs %s%s%s%s%s",
 	       c->name, c->vcpus, c->vcpus == 1 ? "" : "s", mib(c->mem_size, mem, sizeof(mem)),
 	       (unsigned long long)c->mem_base, mib(c->resident_limit, lim, sizeof(lim)), c->kernel,
 	       c->initramfs[0] ? " + initramfs " : "", c->initramfs, cpus,
 	       !c->balloon ? "" : c->balloon_oom ? ", balloon" : ", balloon (no deflate on OOM)",
 	       c->disk[0] ? ", disk " : "", c->disk, !c->disk[0] ? "" : c->disk_ro ? " (ro)" : " (rw)");
+	if (c->net)
+		printf(", net %02x:%02x:%02x:%02x:%02x:%02x", c->mac[0], c->mac[1], c->mac[2], c->mac[3], c->mac[4],
+		       c->mac[5]);
+	printf("\n");
 }
 
 int main(int argc, char **argv)

@@ -20,6 +20,7 @@
 #define VMCFG_DT_MAX (64UL << 10) /* a Linux guest's DT slot at the RAM base */
 #define VMCFG_BALLOON_SLOT 0	  /* the virtio-mmio slot of a VM's balloon */
 #define VMCFG_DISK_SLOT 1	  /* ... of its disk */
+#define VMCFG_NET_SLOT 2	  /* ... of its network device */
 #define VMCFG_DISK_NAME_MAX 37	  /* a GPT partition name with the NUL (36 UTF-16 code units, ASCII here) */
 #define VMCFG_DISK_MIN_MIB 1	  /* default disk-min-mib */
 
@@ -50,6 +51,8 @@ struct vm_config {
 	char disk[VMCFG_DISK_NAME_MAX];	/* the host disk's GPT partition it gets as its virtio-blk disk; "" none */
 	bool disk_ro;			/* ... read-only */
 	u64 disk_min;			/* ... which must hold at least this many bytes */
+	bool net;			/* a virtio-net device, a port of Quire's switch */
+	u8 mac[6];			/* ... its address: net-mac, or one made from the VM's name */
 };
 
 struct gpt;

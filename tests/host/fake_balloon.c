@@ -7,6 +7,7 @@
 #include <string.h>
 #include <quire/balloon.h>
 #include <quire/vdisk.h>
+#include <quire/vnet.h>
 #include <quire/errno.h>
 #include "fake_vm.h"
 
@@ -37,4 +38,11 @@ void vdisk_info(struct vm *vm, struct vdisk_info *out)
 {
 	(void)vm;
 	*out = (struct vdisk_info){ 0 };
+}
+
+/* The monitor's net lines: no fake VM has a network. */
+bool vnet_info(struct vm *vm, struct vsw_stats *st, u8 mac[6], bool *up)
+{
+	(void)vm, (void)st, (void)mac, (void)up;
+	return false;
 }
