@@ -24,8 +24,8 @@ struct pool;
 #define VSW_FRAME_MAX 1518	/* a frame without its FCS, with one VLAN tag */
 #define VSW_QUEUE 64		/* frames waiting for one port */
 #define VSW_QUEUE_PER_SOURCE (VSW_QUEUE / 2) /* ... of them from one other port at most */
-#define VSW_FLOOD_FPS 2000	/* flooded frames a port may send per second ... */
-#define VSW_FLOOD_BURST 256	/* ... and at once */
+#define VSW_FLOOD_FPS 500	/* flooded frames a port may send per second (ARP and IPv6 neighbour discovery need few) ... */
+#define VSW_FLOOD_BURST 100	/* ... and at once */
 #define VSW_MACS 64		/* learned addresses */
 
 struct vsw_port;

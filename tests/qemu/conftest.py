@@ -90,6 +90,14 @@ class Guest:
         # No line wrapping in the echo of long commands.
         self.sh("stty columns 4000")
 
+    def quire_view(self):
+        """The monitor's list and stats, for a test that timed out (best effort)."""
+        try:
+            focus(self.con, "the monitor", tries=4)
+            return monitor(self.con, "list", timeout=10) + monitor(self.con, "stats", timeout=10)
+        except BaseException as e:  # noqa: B036 (pytest's Failed too: this is only a diagnosis)
+            return f"(no monitor: {type(e).__name__})"
+
     def tail(self):
         return str(self.con.child.before)[-3000:]
 
@@ -102,7 +110,9 @@ class Guest:
         try:
             m = self.con.expect(rf"<{n}>rc=(\d+)\r*\n", timeout=timeout)
         except (pexpect.TIMEOUT, pexpect.EOF):
-            pytest.fail(f"no end of {cmd!r} within {timeout} s; console tail:\n" + self.tail())
+            tail = self.tail()
+            pytest.fail(f"no end of {cmd!r} within {timeout} s; console tail:\n" + tail +
+                        "\nQuire's view:\n" + self.quire_view())
         out = self.con.child.before
         # Drop everything up to the end of the echoed command line.
         echo_end = out.rfind('rc=$?"')
