@@ -62,6 +62,11 @@ def test_four_linux_two_vcpus_each(boot, smp):
     for name in FOUR:
         focus(con, name)
         assert guests[name].sh("md5sum /tmp/p", timeout=120).split()[0] == pattern_md5(name, size)
+    # Their network (net = "on", quire.ip= in their bootargs): each reaches the next.
+    for i, name in enumerate(FOUR):
+        focus(con, name)
+        out = guests[name].sh(f"ping -c 1 -W 5 10.0.0.{(i + 1) % 4 + 1}", ok=False, timeout=30)
+        assert "1 packets received" in out, out
     text = con.read_until_quiet(quiet=0.5, limit=3)
     assert "QUIRE CRASH" not in text
 
