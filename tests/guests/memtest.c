@@ -16,7 +16,9 @@
  * (the timer's interrupt follows the timer), 23 bench-exits, 24 ptimer (the emulated EL1 physical timer),
  * 25 debug (self-hosted debug), 26 pmu (the PMU), 27 dbg-hostile (debug and PMU abused),
  * 28 virtio-hostile (a lying driver of the balloon), 29 virtio-blk-hostile (a lying driver of
- * the disk: vblk_hostile.c; both drive the transport by hand with vdrv.c).
+ * the disk: vblk_hostile.c), 30 virtio-net-hostile (a lying driver of the network device) and
+ * 31 net-echo (its honest peer on the switch: vnet_hostile.c); all drive the transport by hand
+ * with vdrv.c.
  * Each prints `memtest: <mode> ok ...` or
  * `memtest: <mode> FAIL ...` and ends the VM with PSCI SYSTEM_OFF.
  *
@@ -2480,7 +2482,7 @@ static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
 					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi", "vtimer",
 					  "bench-exits", "ptimer", "debug", "pmu", "dbg-hostile", "virtio-hostile",
-					  "virtio-blk-hostile" };
+					  "virtio-blk-hostile", "virtio-net-hostile", "net-echo" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -2534,6 +2536,8 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 27: mode_dbg_hostile(); break;
 	case 28: mode_virtio_hostile(); break;
 	case 29: mode_vblk_hostile(cfg.free, cfg.ram_end); break;
+	case 30: mode_vnet_hostile(cfg.free, cfg.ram_end); break;
+	case 31: mode_net_echo(cfg.free, cfg.ram_end); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();

@@ -1,7 +1,8 @@
 /*
  * A bare-metal virtio-mmio driver's pieces (vdrv.c), for memtest's hostile
  * drivers: mode 28 against the balloon in slot 0 (memtest.c), mode 29
- * against the disk in slot 1 (vblk_hostile.c). They drive the transport's
+ * against the disk in slot 1 (vblk_hostile.c), mode 30 against the network
+ * device in slot 2 (vnet_hostile.c). They drive the transport's
  * registers by hand and build one split queue in the guest's own RAM, so a
  * test can write any lie into it.
  */
@@ -88,4 +89,7 @@ bool vdrv_refused(struct vdrv *v, const char *what);
 
 /* memtest mode 29 (vblk_hostile.c): free is the first page past the image, ram_end RAM's end. */
 void mode_vblk_hostile(u64 free, u64 ram_end);
+/* memtest modes 30 and 31 (vnet_hostile.c): the lying network driver and its honest peer. */
+void mode_vnet_hostile(u64 free, u64 ram_end);
+void mode_net_echo(u64 free, u64 ram_end);
 #endif
