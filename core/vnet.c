@@ -88,9 +88,14 @@ static int rx(struct vnet *k, unsigned cpu)
 		}
 		if (c.in_len < HDR_LEN + len) {
 			/* A buffer too small for the frame: given back empty, the frame dropped (counted). */
-			vsw_pop(k->port);
-			if (virtq_push(vm, vq, c.head, 0, cpu))
+			if ((rc = virtq_push(vm, vq, c.head, 0, cpu))) {
+				vq->last_avail--; /* given back later: the frame stays till then */
+				if (rc == -EFAULT)
+					virtio_broken(&k->dev, "a receive ring the VM cannot be given");
+				rc = rc == -EFAULT ? 0 : rc;
 				break;
+			}
+			vsw_drop(k->port);
 			used = true;
 			continue;
 		}
@@ -132,6 +137,7 @@ static int tx(struct vnet *k, unsigned cpu)
 		const char *why = "";
 		int n = virtq_pop(vm, vq, &c, &why, cpu);
 		u64 len;
+		bool bad;
 
 		if (n <= 0) {
 			if (n == -EPROTO || n == -EFAULT)
@@ -140,25 +146,33 @@ static int tx(struct vnet *k, unsigned cpu)
 			break;
 		}
 		len = c.out_len - HDR_LEN;
-		if (c.out_len < HDR_LEN + VSW_FRAME_MIN || c.out_len > HDR_LEN + VSW_FRAME_MAX) {
-			if (!k->size_logged)
-				printk("quire: %s: virtio-net: a frame of %lu bytes (not %u to %u), dropped (logged once)\n",
-				       vm->name, (unsigned long)(c.out_len > HDR_LEN ? c.out_len - HDR_LEN : 0),
-				       VSW_FRAME_MIN, VSW_FRAME_MAX);
-			k->size_logged = true;
-			vsw_send(k->port, k->frame, 0, 0, cpu); /* no frame: the switch counts it dropped */
-		} else if ((rc = virtq_read(vm, &c, HDR_LEN, k->frame, len, cpu))) {
+		bad = c.out_len < HDR_LEN + VSW_FRAME_MIN || c.out_len > HDR_LEN + VSW_FRAME_MAX;
+		if (!bad && (rc = virtq_read(vm, &c, HDR_LEN, k->frame, len, cpu))) {
 			vq->last_avail--;
 			if (rc == -EFAULT)
 				virtio_broken(&k->dev, "a frame in memory the VM cannot be given");
 			rc = rc == -EFAULT ? 0 : rc;
 			break;
 		}
-		if (virtq_push(vm, vq, c.head, 0, cpu))
+		/* Given back before it goes: a used ring on its way from swap takes the chain again later. */
+		if ((rc = virtq_push(vm, vq, c.head, 0, cpu))) {
+			vq->last_avail--;
+			if (rc == -EFAULT)
+				virtio_broken(&k->dev, "a transmit ring the VM cannot be given");
+			rc = rc == -EFAULT ? 0 : rc;
 			break;
+		}
 		used = true;
-		if (c.out_len >= HDR_LEN + VSW_FRAME_MIN && c.out_len <= HDR_LEN + VSW_FRAME_MAX)
+		if (!bad) {
 			vsw_send(k->port, k->frame, (unsigned)len, clock_us(), cpu);
+			continue;
+		}
+		if (!k->size_logged)
+			printk("quire: %s: virtio-net: a frame of %lu bytes (not %u to %u), dropped (logged once)\n",
+			       vm->name, (unsigned long)(c.out_len > HDR_LEN ? c.out_len - HDR_LEN : 0), VSW_FRAME_MIN,
+			       VSW_FRAME_MAX);
+		k->size_logged = true;
+		vsw_send(k->port, k->frame, 0, 0, cpu); /* no frame: the switch counts it dropped */
 	}
 	/* The budget spent, or guest memory on its way: the rest at the next kick. */
 	if (sent == VNET_TX_BUDGET || rc)

@@ -66,8 +66,11 @@ struct vsw_port *vsw_port_add(unsigned i, const u8 mac[6], const struct vsw_port
 		return NULL;
 	spin_lock(&p->lock);
 	for (unsigned k = 0; !p->made && k < VSW_QUEUE; k += SLOTS_PER_PAGE) {
-		pidx_t pg = pool_alloc(sw.pool, cpu);
+		pidx_t pg;
 
+		if (p->slot[k])
+			continue; /* taken by a try that ran short */
+		pg = pool_alloc(sw.pool, cpu);
 		if (pg == PIDX_NONE) {
 			spin_unlock(&p->lock);
 			return NULL; /* the pages taken so far stay for the next try */
@@ -120,29 +123,46 @@ static bool others_address(const struct vsw_port *src, const u8 *mac)
 	return false;
 }
 
-/* Learn src's address; the port the destination was learned on (-1: unknown). */
+/* The port configured with address mac, or -1: a VM's address is known without learning, never evicted. */
+static int configured(const u8 *mac)
+{
+	for (unsigned i = 0; i < VSW_PORTS; i++)
+		if (sw.port[i].ops && !memcmp(sw.port[i].mac, mac, 6))
+			return (int)i;
+	return -1;
+}
+
+/* Learn src's address; the port the destination is configured on or was learned on (-1: unknown). */
 static int learn_and_look(unsigned src, const u8 *dst, const u8 *from)
 {
-	int to = -1, have = -1;
+	int to = -1, have = -1, free_k = -1, own_k = -1;
+	unsigned own = 0;
 
 	spin_lock(&sw.lock);
 	for (unsigned k = 0; k < VSW_MACS; k++) {
-		if (!sw.mac[k].valid)
+		if (!sw.mac[k].valid) {
+			free_k = free_k < 0 ? (int)k : free_k;
 			continue;
+		}
+		if (sw.mac[k].port == src && own++ == sw.next % (VSW_MACS / VSW_PORTS))
+			own_k = (int)k;
 		if (!memcmp(sw.mac[k].mac, dst, 6))
 			to = sw.mac[k].port;
 		if (!memcmp(sw.mac[k].mac, from, 6))
 			have = (int)k;
 	}
 	if (have < 0) {
-		have = (int)sw.next;
-		sw.next = (sw.next + 1) % VSW_MACS;
+		/* At most VSW_MACS / VSW_PORTS addresses a port: one port cannot push the others' out. */
+		have = own >= VSW_MACS / VSW_PORTS && own_k >= 0 ? own_k
+		       : free_k >= 0 ? free_k : (int)(sw.next % VSW_MACS);
+		sw.next++;
 		memcpy(sw.mac[have].mac, from, 6);
 		sw.mac[have].valid = true;
 	}
 	sw.mac[have].port = (u8)src; /* a move to another port is learned too */
 	spin_unlock(&sw.lock);
-	return to;
+	have = configured(dst);
+	return have >= 0 ? have : to;
 }
 
 /* Copy the frame into d's ring, if d is up and has room for one more from src. */
@@ -177,7 +197,9 @@ static bool flood_token(struct vsw_port *src, u64 now_us)
 
 	if (add) {
 		src->flood_tokens = (u32)MIN((u64)VSW_FLOOD_BURST, src->flood_tokens + add);
-		src->flood_at = now_us;
+		/* Keep the fraction of a token earned: only whole tokens' time is used up. */
+		src->flood_at = src->flood_tokens == VSW_FLOOD_BURST ? now_us
+								      : src->flood_at + add * 1000000 / VSW_FLOOD_FPS;
 	}
 	if (!src->flood_tokens)
 		return false;
@@ -230,17 +252,31 @@ const u8 *vsw_peek(struct vsw_port *p, unsigned *len)
 	return s + SLOT_DATA;
 }
 
-void vsw_pop(struct vsw_port *p)
+static void take(struct vsw_port *p, bool delivered)
 {
 	const u8 *s = p->slot[p->head];
 
 	spin_lock(&p->lock);
-	p->st.rx_frames++;
-	p->st.rx_bytes += s[0] | s[1] << 8;
+	if (delivered) {
+		p->st.rx_frames++;
+		p->st.rx_bytes += s[0] | s[1] << 8;
+	} else {
+		p->st.rx_drops++;
+	}
 	p->from[s[2]]--;
 	p->head = (p->head + 1) % VSW_QUEUE;
 	atomic_fetch_sub(&p->count, 1);
 	spin_unlock(&p->lock);
+}
+
+void vsw_pop(struct vsw_port *p)
+{
+	take(p, true);
+}
+
+void vsw_drop(struct vsw_port *p)
+{
+	take(p, false);
 }
 
 void vsw_flush(struct vsw_port *p)

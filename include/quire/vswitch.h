@@ -60,6 +60,8 @@ void vsw_send(struct vsw_port *src, const u8 *frame, unsigned len, u64 now_us, u
 /* The oldest frame in p's ring (its owner only), NULL if none: it stays there until vsw_pop. */
 const u8 *vsw_peek(struct vsw_port *p, unsigned *len);
 void vsw_pop(struct vsw_port *p);
+/* Drop the oldest frame in p's ring (its owner only: no buffer could take it), counted in rx_drops. */
+void vsw_drop(struct vsw_port *p);
 /* Drop every frame waiting for p. */
 void vsw_flush(struct vsw_port *p);
 void vsw_port_stats(struct vsw_port *p, struct vsw_stats *out, u8 mac[6], bool *up);
