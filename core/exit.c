@@ -42,9 +42,9 @@ void exit_virtio(struct vcpu *v, struct trap_frame *f, const struct mmio_access 
 
 	/*
 	 * A notify whose guest memory is on its way from swap (-EAGAIN), or
-	 * claimed for a moment (-EBUSY): the guest stays at its store and makes
-	 * it again, after the disk for -EAGAIN; the device goes on from where it
-	 * stopped.
+	 * claimed for a moment, or the device busy on another CPU (-EBUSY): the
+	 * guest stays at its access and makes it again, after the disk for
+	 * -EAGAIN; the device goes on from where it stopped.
 	 */
 	if (rc == -EAGAIN) {
 		vcpu_wait_io(v, gen);

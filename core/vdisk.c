@@ -481,7 +481,15 @@ void vdisk_kick(unsigned cpu)
 
 		if (!(m & 1))
 			continue;
-		spin_lock(&k->dev.lock);
+		/*
+		 * Only a try: the holder is at work on this device (a vCPU's notify,
+		 * another CPU's kick) and may be waiting on this CPU meanwhile (a TLB
+		 * invalidation's broadcast); the next kick looks again.
+		 */
+		if (!spin_trylock(&k->dev.lock)) {
+			mark(k);
+			continue;
+		}
 		if (k->dev.ops)
 			process(k, cpu);
 		spin_unlock(&k->dev.lock);

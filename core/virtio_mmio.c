@@ -318,7 +318,13 @@ int virtio_mmio_access(struct vm *vm, u64 off, unsigned size, bool write, u64 *v
 
 	if (!d)
 		return empty_slot(r, size, write, val);
-	spin_lock(&d->lock);
+	/*
+	 * Only a try: the holder (a device's kick on another CPU, moving this
+	 * VM's memory) may be waiting on this CPU meanwhile, for a TLB
+	 * invalidation's broadcast under QEMU: the vCPU makes its access again.
+	 */
+	if (!spin_trylock(&d->lock))
+		return -EBUSY;
 	if (r >= REG_CONFIG) {
 		rc = config_access(d, r - REG_CONFIG, size, write, val);
 	} else if (size != 4 || (r & 3)) {

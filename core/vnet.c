@@ -266,7 +266,15 @@ void vnet_kick(unsigned cpu)
 
 		if (!(m & 1))
 			continue;
-		spin_lock(&k->dev.lock);
+		/*
+		 * Only a try: the holder is at work on this device (a vCPU's notify,
+		 * another CPU's kick) and may be waiting on this CPU meanwhile (a TLB
+		 * invalidation's broadcast); the next kick looks again.
+		 */
+		if (!spin_trylock(&k->dev.lock)) {
+			mark(k);
+			continue;
+		}
 		if (k->dev.ops) {
 			tx(k, cpu);
 			rx(k, cpu);

@@ -69,8 +69,9 @@ struct virtio_dev {
 /*
  * A guest's access to the virtio-mmio window at off (from VIRTIO_MMIO_BASE).
  * 0 done (*val read); -EINVAL no such register for that size (the caller
- * logs it once); -EAGAIN or -EBUSY: a notify must run again: the vCPU does
- * not go past the store (after waiting for the disk, for -EAGAIN).
+ * logs it once); -EAGAIN or -EBUSY: the access must run again (a notify
+ * that waits for guest memory, or the device busy on another CPU): the
+ * vCPU does not go past it (after waiting for the disk, for -EAGAIN).
  */
 int virtio_mmio_access(struct vm *vm, u64 off, unsigned size, bool write, u64 *val, unsigned cpu);
 
