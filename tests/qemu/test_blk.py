@@ -51,7 +51,7 @@ def test_bench_writes_reads_and_verifies(boot, tmp_path):
     con = boot("--image", image(variant="-bench"), "--smp", "2", "--mem", "1G", "--disk", str(img), "--",
                "-append", f"quire.novm quire.bench=blk quire.bench_blk_mib={MIB}", timeout=60)
     m = con.expect(r"swap disk: virtio-blk at 0x([0-9a-f]{8}) \(INTID (\d+)\), 64 MiB \(131072 sectors\), "
-                   r"(\d+) descriptors, up to (\d+) requests in flight \((\d+) of one page\)\r*\n")
+                   r"(\d+) descriptors, up to (\d+) requests in flight \((\d+) of one page\)(, write cache \(flush\))?\r*\n")
     ndesc, depth = int(m.group(3)), int(m.group(4))
     assert int(m.group(2)) >= 32  # an SPI
     assert ndesc in (32, 64, 128, 256) and depth == ndesc // 18
