@@ -24,8 +24,8 @@ endif
 
 # Variants for tests and benchmarks get their own build directory; so does each VM configuration's image.
 # CRASH_TEST=1: a CPU faults on purpose. BENCH=1: the boot-time benchmarks (bench/, quire.bench=),
-# which no other image carries.
-VARIANT := $(if $(CRASH_TEST),-crashtest)$(if $(BENCH),-bench)
+# which no other image carries. NOPROF=1: no exit profile (make bench measures its cost).
+VARIANT := $(if $(CRASH_TEST),-crashtest)$(if $(BENCH),-bench)$(if $(NOPROF),-noprof)
 B := build/$(PLATFORM)$(VARIANT)
 # The platform's own config is its default (the Pi has no disk for a VM); others build beside it.
 DEFAULT_VMS := dts/vms/$(if $(filter rpi4,$(PLATFORM)),rpi4,default).dts
@@ -41,7 +41,8 @@ CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
 	-march=armv8-a -mgeneral-regs-only -mstrict-align -mno-outline-atomics \
 	-fpie -fno-plt -fno-stack-protector -flto -fno-tree-loop-distribute-patterns \
 	-Iinclude -Iinclude/libc -Iarch/arm64/include -I$(ARM64)/include \
-	-DQUIRE_VERSION='"$(VERSION)"' $(if $(CRASH_TEST),-DQUIRE_TEST_CRASH) $(if $(BENCH),-DQUIRE_BENCH)
+	-DQUIRE_VERSION='"$(VERSION)"' $(if $(CRASH_TEST),-DQUIRE_TEST_CRASH) $(if $(BENCH),-DQUIRE_BENCH) \
+	$(if $(NOPROF),-DQUIRE_NO_EXIT_PROF)
 ASFLAGS := -D__ASSEMBLER__ -Ulinux -Iinclude -Iarch/arm64/include
 LDFLAGS := -nostdlib -static-pie -Wl,--no-dynamic-linker -Wl,-z,norelro \
 	-Wl,-z,max-page-size=4096 -Wl,--build-id=none -Wl,--no-warn-rwx-segments -T arch/arm64/quire.ld

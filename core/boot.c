@@ -14,6 +14,7 @@
 #include <quire/boot.h>
 #include <quire/conmux.h>
 #include <quire/console.h>
+#include <quire/exitprof.h>
 #include <quire/disk.h>
 #include <quire/guest.h>
 #include <quire/modules.h>
@@ -255,6 +256,7 @@ void boot_core(const struct machine *m, paddr_t fdt, struct region image, unsign
 	bench_boot(BENCH_DISK_READY, &vmm_pool, m->bootargs);
 	if (m->uart.found)
 		console_input_init(m);
+	exit_mark_init(m->bootargs);
 	start_vms(ipa_bits);
 	if (bootargs_has(m->bootargs, "quire.exit=last-vm")) {
 		atomic_store(&exit_armed, true);

@@ -5,7 +5,9 @@
  * again. The arch's trap code decodes the exit; anything the guest may not
  * do becomes an exception in the guest, never a crash of Quire.
  */
+#include <quire/clock.h>
 #include <quire/console.h>
+#include <quire/hypercall.h>
 #include <quire/errno.h>
 #include <quire/exit.h>
 #include <quire/fault.h>
@@ -104,6 +106,12 @@ static bool wfi_woken(struct vcpu *v)
 __noinline void exit_wait(struct vcpu *v, struct trap_frame *f, bool wfe)
 {
 	vcpu_skip_insn(f);
+	/* The exit-profile mark (include/quire/hypercall.h): printed, and the WFI returns. */
+	if (!wfe && vcpu_reg(f, 0) == QUIRE_MARK_X0 && vcpu_reg(f, 1) == QUIRE_MARK_X1) {
+		if (atomic_fetch_add(&v->vm->exit_marks, 1) < QUIRE_EXIT_MARKS)
+			exit_table_print(v->vm, clock_ticks());
+		return;
+	}
 	if (wfe) {
 		v->yield = true;
 		atomic_store(&this_cpu()->resched, true);

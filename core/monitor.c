@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <quire/console.h>
+#include <quire/exitprof.h>
 #include <quire/errno.h>
 #include <quire/monitor.h>
 #include <quire/balloon.h>
@@ -50,6 +51,7 @@ static void cmd_lifecycle(const struct command *c, char **arg, unsigned cpu);
 static void cmd_share(const struct command *c, char **arg, unsigned cpu);
 static void cmd_balloon(const struct command *c, char **arg, unsigned cpu);
 static void cmd_net(const struct command *c, char **arg, unsigned cpu);
+static void cmd_exits(const struct command *c, char **arg, unsigned cpu);
 static int op_pause(struct vm *vm, unsigned cpu);
 static int op_resume(struct vm *vm, unsigned cpu);
 static int op_kill(struct vm *vm, unsigned cpu);
@@ -65,6 +67,8 @@ static const struct command commands[] = {
 	{ "balloon", NULL, "<vm> <MiB>", "ask its guest to give MiB of its memory back (0: take it all again)",
 	  cmd_balloon, NULL, NULL },
 	{ "net", NULL, "[vm]", "the switch's ports: frames, bytes and drops of one VM or all", cmd_net, NULL, NULL },
+	{ "exits", NULL, "[vm]", "exits by reason, and the counter ticks Quire spent on them, of one VM or all",
+	  cmd_exits, NULL, NULL },
 	{ "pause", NULL, "<vm>", "stop running its vCPUs", cmd_lifecycle, op_pause, "a running VM" },
 	{ "resume", NULL, "<vm>", "run a paused VM again", cmd_lifecycle, op_resume, "a paused VM" },
 	{ "kill", NULL, "<vm>", "power it off; its memory goes back to the pool", cmd_lifecycle,
@@ -300,6 +304,24 @@ static void cmd_share(const struct command *c, char **arg, unsigned cpu)
 		printk("quire: share %s: scanning %lu pages per slice\n", vm->name, pages);
 	}
 	stats_line(vm);
+}
+
+static void cmd_exits(const struct command *c, char **arg, unsigned cpu)
+{
+	struct vm *vm;
+	unsigned n = 0;
+
+	(void)c, (void)cpu;
+	if (arg[0]) {
+		if ((vm = find(arg[0])))
+			exit_table_print(vm, clock_ticks());
+		return;
+	}
+	for (unsigned id = 1; id <= MAX_VMS; id++)
+		if ((vm = slot(id)) && ++n)
+			exit_table_print(vm, clock_ticks());
+	if (!n)
+		printk("quire: no VMs\n");
 }
 
 static void cmd_stats(const struct command *c, char **arg, unsigned cpu)

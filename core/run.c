@@ -11,6 +11,7 @@
 #include <quire/balloon.h>
 #include <quire/clock.h>
 #include <quire/console.h>
+#include <quire/exit.h>
 #include <quire/run.h>
 #include <quire/sched.h>
 #include <quire/share.h>
@@ -31,6 +32,7 @@ static u64 us_to_ticks(u64 us)
 void sched_timer_fired(void)
 {
 	atomic_store(&this_cpu()->resched, true);
+	exit_mark_check(clock_ticks());
 }
 
 /*
@@ -48,7 +50,7 @@ static u64 own_ptimer(struct vcpu *cur)
 /* Arm the timer for whatever may need this CPU next while cur runs (or none). */
 static void arm_next(struct cpu *c, struct vcpu *cur)
 {
-	u64 t = MIN(sched_next_deadline(c->id, cur), own_ptimer(cur));
+	u64 t = MIN(MIN(sched_next_deadline(c->id, cur), own_ptimer(cur)), exit_mark_deadline());
 
 	if (cur && sched_queued(c->id) > 1) {
 		u64 end = c->slice_start + us_to_ticks(atomic_load(&c->woke) ? SCHED_MIN_US : SCHED_SLICE_US);
@@ -70,7 +72,8 @@ void idle_work(struct cpu *c, struct vcpu *cur)
 	vnet_kick(c->id);
 	t1 = clock_ticks();
 	/* Wake for the next blocked vCPU's timer here (other than cur), cur's physical timer, or the scanner. */
-	htimer_arm(MIN(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)), own_ptimer(cur)));
+	htimer_arm(MIN(MIN(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)), own_ptimer(cur)),
+		       exit_mark_deadline()));
 }
 
 void vcpu_timer_changed(struct vcpu *v)
@@ -102,6 +105,8 @@ static void load(struct cpu *c, struct vcpu *v, struct trap_frame *f)
 	/* Where vCPUs share the CPU, WFE (a spinning lock) gives the CPU to another. */
 	vcpu_load(v, f, sched_queued(c->id) > 1);
 	atomic_fetch_add(&vm->loaded, 1);
+	if (!atomic_load_explicit(&vm->first_entry, memory_order_relaxed))
+		atomic_store_explicit(&vm->first_entry, clock_ticks(), memory_order_relaxed);
 	c->slice_start = clock_ticks();
 }
 
@@ -132,7 +137,7 @@ static void reap_stopped(struct cpu *c, struct vcpu *cur)
 bool vcpu_idle_until(struct vcpu *v, bool (*woken)(struct vcpu *v))
 {
 	struct cpu *c = this_cpu();
-	u64 pmu;
+	u64 pmu, t;
 
 	while (!woken(v)) {
 		if (sched_queued(c->id) > 1) {
@@ -146,14 +151,19 @@ bool vcpu_idle_until(struct vcpu *v, bool (*woken)(struct vcpu *v))
 		atomic_store(&c->resched, false);
 		/* Quire's idle work is not the guest's to count. */
 		pmu = vcpu_pmu_pause(v);
+		t = clock_ticks();
 		idle_work(c, v);
+		exit_idle(c, clock_ticks() - t, true);
 		/*
 		 * Idle work may itself have woken v or a neighbour (a guest disk it
 		 * moved on raised their interrupt, from this CPU: no SGI comes):
 		 * waiting now would sleep through it.
 		 */
-		if (!woken(v) && !atomic_load(&c->resched))
+		if (!woken(v) && !atomic_load(&c->resched)) {
+			t = clock_ticks();
 			cpu_wait();
+			exit_idle(c, clock_ticks() - t, false);
+		}
 		vcpu_pmu_resume(v, pmu);
 		irq_handle(v);
 	}

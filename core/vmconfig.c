@@ -315,6 +315,33 @@ int vmconfig_parse(const void *fdt, struct vm_config *out, unsigned max, u32 *ma
 	return n;
 }
 
+int bootargs_u64(const char *s, const char *key, u64 *val)
+{
+	size_t kl = strlen(key);
+
+	while (*s) {
+		size_t len;
+
+		while (*s == ' ' || *s == '\t')
+			s++;
+		for (len = 0; s[len] && s[len] != ' ' && s[len] != '\t'; len++)
+			;
+		if (len > kl && !strncmp(s, key, kl)) {
+			u64 v = 0;
+			size_t i;
+
+			for (i = kl; i < len && s[i] >= '0' && s[i] <= '9' && v <= (~0UL - 9) / 10; i++)
+				v = v * 10 + (u64)(s[i] - '0');
+			if (i != len)
+				return -1;
+			*val = v;
+			return 1;
+		}
+		s += len;
+	}
+	return 0;
+}
+
 bool bootargs_has(const char *s, const char *word)
 {
 	size_t wl = strlen(word);

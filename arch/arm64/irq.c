@@ -4,11 +4,22 @@
  * forwarded timer and PMU PPIs, the maintenance interrupt). Whatever else
  * it is goes to core (core/irq.c). Calls nothing in core.
  */
+#include <quire/exitprof.h>
+#include <arch/cpu.h>
 #include <arch/gic.h>
 #include <arch/irq.h>
 #include <arch/pmu.h>
 #include <arch/sysreg.h>
 #include <arch/vgic.h>
+
+/* The exit profile: an exit for an interrupt is named after its first one (not an idle CPU's). */
+static void exit_irq_kind(enum exit_kind k)
+{
+	struct cpu *c = this_cpu();
+
+	if (EXIT_PROF && c->exit_kind == EXIT_IRQ)
+		c->exit_kind = k;
+}
 
 u32 irq_take(struct vcpu *v)
 {
@@ -25,12 +36,14 @@ u32 irq_take(struct vcpu *v)
 			 * re-entry. Anything else pending brings the CPU back at once.
 			 */
 			gic_deactivate(iar);
+			exit_irq_kind(EXIT_IRQ_KICK);
 			if (v)
 				vgic_take_sgis(v);
 			return IRQ_NONE;
 		}
 		if (id == PPI_VTIMER && v) {
 			/* Stays active until the guest deactivates it through the HW-linked list register. */
+			exit_irq_kind(EXIT_IRQ_VTIMER);
 			vgic_forward_vtimer(v);
 			continue;
 		}
@@ -45,6 +58,7 @@ u32 irq_take(struct vcpu *v)
 			 * synced. Off until then (vgic_flush turns GICH_HCR on again before
 			 * re-entry), so the deactivation does not make it pending again.
 			 */
+			exit_irq_kind(EXIT_IRQ_MAINT);
 			gich_write(GICH_HCR, 0);
 			if (v)
 				atomic_store(&v->vgic_active, true);
@@ -55,8 +69,10 @@ u32 irq_take(struct vcpu *v)
 		if (id == PPI_HTIMER) {
 			/* Quire's own timer: off until the scheduler arms it again. */
 			write_sysreg(0, cnthp_ctl_el2);
+			exit_irq_kind(EXIT_IRQ_SLICE);
 			return IRQ_SLICE;
 		}
+		exit_irq_kind(EXIT_IRQ_DEVICE);
 		return id;
 	}
 }

@@ -53,6 +53,7 @@ static bool mmio_fast(struct vcpu *v, struct trap_frame *f)
 	if (vm_in_ram(v->vm, IPA(ipa)))
 		return false;
 	if (ipa == VGIC_SGIR && (iss & (ISS_WNR | 3u << 22)) == (ISS_WNR | 2u << 22)) {
+		exit_kind_set(EXIT_SGI);
 		vgic_sgir_write(v, ISS_SRT(iss) == 31 ? 0 : (u32)f->x[ISS_SRT(iss)]);
 		f->elr += 4;
 		return true;
@@ -151,6 +152,7 @@ static void guest_irq(struct trap_frame *f)
 {
 	struct vcpu *v = this_cpu()->vcpu;
 
+	exit_begin(this_cpu(), v, EXIT_IRQ);
 	irq_handle(v);
 	exit_resume(v, f);
 }
@@ -162,10 +164,17 @@ static void guest_irq(struct trap_frame *f)
  */
 bool guest_irq_fast(void)
 {
-	struct vcpu *v = this_cpu()->vcpu;
+	struct cpu *c = this_cpu();
+	struct vcpu *v = c->vcpu;
 
 	/* No vCPU: not from a guest after all, el2_exception's crash report. */
-	return v && exit_irq(v);
+	if (!v)
+		return false;
+	exit_begin(c, v, EXIT_IRQ);
+	if (!exit_irq(v))
+		return false;
+	exit_end(c);
+	return true;
 }
 
 void guest_irq_rest(struct trap_frame *f)
@@ -207,7 +216,8 @@ void guest_trap(struct trap_frame *f, unsigned vector)
  */
 void guest_sync(struct trap_frame *f)
 {
-	struct vcpu *v = this_cpu()->vcpu;
+	struct cpu *c = this_cpu();
+	struct vcpu *v = c->vcpu;
 	u32 ec = esr_ec(f->esr);
 	u64 elr = f->elr;
 
@@ -215,6 +225,8 @@ void guest_sync(struct trap_frame *f)
 		el2_exception(f, VEC_LOWER64_SYNC); /* not from a guest after all: the crash report */
 		return;
 	}
+	/* A fill unless its handler says otherwise: the most frequent exit stores its reason once. */
+	exit_begin(c, v, EXIT_FILL);
 	switch (ec) {
 	case EC_DABT_LOW:
 		if (mmio_fast(v, f))
@@ -227,18 +239,23 @@ void guest_sync(struct trap_frame *f)
 		f->elr += 4; /* a trapped SMC returns to itself; HVC already points past */
 		/* fall through */
 	case EC_HVC64:
+		exit_kind_set(EXIT_HVC);
 		exit_hypercall(v, f);
 		break;
 	case EC_WFx:
+		exit_kind_set(f->esr & 1 ? EXIT_WFE : EXIT_WFI);
 		exit_wait(v, f, f->esr & 1 /* ISS.TI: WFE */);
 		break;
 	case EC_FP_ASIMD:
+		exit_kind_set(EXIT_FP);
 		vcpu_fp_trap(v);
 		break;
 	case EC_SYS64:
+		exit_kind_set(EXIT_SYSREG);
 		sysreg_trap(v, f);
 		break;
 	default:
+		exit_kind_set(EXIT_OTHER);
 		undef(v, f, ec);
 		break;
 	}

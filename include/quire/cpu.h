@@ -18,6 +18,10 @@ struct cpu {
 	_Atomic bool resched;	  /* look at the run queue before entering a guest again */
 	_Atomic bool woke;	  /* ... because a blocked vCPU here may have woken */
 	u64 slice_start;	  /* counter when the loaded vCPU's slice began */
+	/* The exit being handled (include/quire/exitprof.h): its start, its vCPU, its reason. */
+	u64 exit_t0;
+	struct vcpu *exit_v;
+	u8 exit_kind;
 	struct arch_cpu arch;
 };
 

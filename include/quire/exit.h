@@ -8,6 +8,7 @@
  */
 #ifndef QUIRE_EXIT_H
 #define QUIRE_EXIT_H
+#include <quire/exitprof.h>
 #include <quire/fault.h>
 #include <quire/run.h>
 #include <quire/swap.h>
@@ -19,6 +20,50 @@
 #include <arch/vgic.h>
 
 struct trap_frame;
+
+/*
+ * The exit profile's clock (include/quire/exitprof.h). exit_begin at the
+ * exit's first C, exit_end just before the guest runs again: the ticks
+ * between go to the exiting vCPU under the reason the handlers left in
+ * c->exit_kind. Two counter reads and five loads and stores on the fill path.
+ */
+static inline void exit_begin(struct cpu *c, struct vcpu *v, enum exit_kind k)
+{
+	if (!EXIT_PROF)
+		return;
+	c->exit_t0 = counter_read();
+	c->exit_v = v;
+	c->exit_kind = k;
+}
+
+static inline void exit_kind_set(enum exit_kind k)
+{
+	if (EXIT_PROF)
+		this_cpu()->exit_kind = k;
+}
+
+/* d ticks of an exit were the guest's idle time (asleep, or Quire's idle work if work). */
+static inline void exit_idle(struct cpu *c, u64 d, bool work)
+{
+	if (!EXIT_PROF)
+		return;
+	c->exit_t0 += d;
+	if (work)
+		c->exit_v->prof.idle_work_ticks += d;
+	else
+		c->exit_v->prof.idle_ticks += d;
+}
+
+static inline void exit_end(struct cpu *c)
+{
+	struct exit_stat *s;
+
+	if (!EXIT_PROF)
+		return;
+	s = &c->exit_v->prof.k[c->exit_kind];
+	s->n++;
+	s->ticks += counter_read() - c->exit_t0;
+}
 
 /* A load or store at a device's address, as its syndrome gives it. */
 struct mmio_access {
@@ -77,10 +122,15 @@ static inline bool exit_mmio(struct vcpu *v, struct trap_frame *f, const struct 
 	bool ok;
 
 	if (ipa >= VGIC_DIST_BASE && ipa < VGIC_DIST_BASE + VGIC_DIST_SIZE) {
+		exit_kind_set(EXIT_MMIO_VGIC);
 		ok = vgic_dist_access(v, ipa - VGIC_DIST_BASE, a->size, a->write, &val);
 	} else if (ipa >= VPL011_BASE && ipa < VPL011_BASE + VPL011_SIZE) {
+		exit_kind_set(EXIT_MMIO_PL011);
 		ok = vpl011_access(v->vm, ipa - VPL011_BASE, a->size, a->write, &val);
 	} else if (ipa >= VIRTIO_MMIO_BASE && ipa < VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE) {
+		u64 slot = (ipa - VIRTIO_MMIO_BASE) / VIRTIO_MMIO_SLOT;
+
+		exit_kind_set(slot < EXIT_MMIO_VIRTIO - EXIT_MMIO_BALLOON ? EXIT_MMIO_BALLOON + slot : EXIT_MMIO_VIRTIO);
 		exit_virtio(v, f, a);
 		return true;
 	} else {
@@ -90,11 +140,28 @@ static inline bool exit_mmio(struct vcpu *v, struct trap_frame *f, const struct 
 	return true;
 }
 
+/* What a stage-2 abort was, by its class and the violation handler's answer. */
+static inline enum exit_kind exit_abort_kind(const struct s2_fault *flt, enum vio_result r)
+{
+	if (r == VIO_WAIT)
+		return EXIT_SWAP_IN;
+	if (r != VIO_MAPPED && r != VIO_RACED)
+		return EXIT_ABORT;
+	if (flt->cls == FAULT_ACCESS_FLAG)
+		return EXIT_ACCESS_FLAG;
+	if (flt->cls == FAULT_PERMISSION)
+		return flt->write ? EXIT_COW : EXIT_EXEC;
+	return flt->cls == FAULT_TRANSLATION && r == VIO_MAPPED ? EXIT_FILL : EXIT_ABORT;
+}
+
 static inline void exit_abort(struct vcpu *v, struct trap_frame *f, const struct s2_fault *flt)
 {
 	u64 gen = swap_gen();
 	enum vio_result r = violation_handle(v->vm, flt, cpu_id());
 
+	/* Its reason, from what the handler found (the fill's case first: its kind was set at entry). */
+	if (flt->cls != FAULT_TRANSLATION || r != VIO_MAPPED)
+		exit_kind_set(exit_abort_kind(flt, r));
 	if (r != VIO_MAPPED && r != VIO_RACED && r != VIO_STOP)
 		exit_abort_rest(v, f, flt, r, gen);
 }
@@ -117,6 +184,7 @@ static inline void exit_resume(struct vcpu *v, struct trap_frame *f)
 		sched_resched(f);
 	}
 	vgic_flush(this_cpu()->vcpu);
+	exit_end(this_cpu());
 }
 /*
  * Physical interrupts taken from the guest v, handled. True if v may go on

@@ -49,5 +49,17 @@
 #define QUIRE_HC_SHARE_STATS 0xc6000005
 /* The caller VM's swap: x1 pages written out, x2 pages read back, x3 pages on the disk now. */
 #define QUIRE_HC_SWAP_STATS 0xc6000006
+/*
+ * The exit-profile mark: a WFI at EL1 with x0 = QUIRE_MARK_X0 and x1 =
+ * QUIRE_MARK_X1 makes Quire print the VM's exit profile (the monitor's
+ * `exits`) and return at once, as a WFI may: a guest brackets what it
+ * measures (elsewhere it is a plain WFI). Not at EL0: Linux traps EL0's WFI
+ * to itself. Only the first QUIRE_EXIT_MARKS of a VM's life print, so a
+ * guest cannot fill the console. For a guest that cannot be changed, the
+ * bootarg quire.exitmark=T prints every VM's profile at counter T instead.
+ */
+#define QUIRE_MARK_X0 0x4b52414d51554952UL /* "QUIRMARK" */
+#define QUIRE_MARK_X1 0x6b72616d65786974UL /* "tixemark" */
+#define QUIRE_EXIT_MARKS 4
 
 #endif

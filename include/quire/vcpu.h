@@ -1,6 +1,7 @@
 /* A virtual CPU, as core code sees it. */
 #ifndef QUIRE_VCPU_H
 #define QUIRE_VCPU_H
+#include <quire/exitprof.h>
 #include <quire/vm.h>
 
 enum vcpu_state {
@@ -36,6 +37,7 @@ struct vcpu {
 		u32 ctl;	/* CNTP_CTL_EL0's ENABLE and IMASK */
 	} ptimer;		/* its EL1 physical timer, emulated (arch/arm64/ptimer.c) */
 	bool setway_tvm; /* set/way maintenance seen: SCTLR_EL1 & co. trap (HCR_EL2.TVM) until caches go on */
+	struct exit_prof prof; /* its exits, by reason (the monitor's exits command) */
 };
 
 /*

@@ -75,6 +75,8 @@ struct vm {
 	u64 cntvoff;
 	_Atomic u64 paused_at;	/* counter when its last vCPU left the CPU for the pause */
 	_Atomic u32 loaded;	/* its vCPUs loaded on a CPU now */
+	_Atomic u64 first_entry; /* counter when a vCPU of it first ran (the exit profile's start) */
+	_Atomic u32 exit_marks;	/* exit-profile marks so far (QUIRE_EXIT_MARKS print) */
 	struct vm_config cfg;	/* what it was made from, for restarts */
 	/*
 	 * Kept across a rebuild: vm_create clears the struct only up to here, so

@@ -179,4 +179,6 @@ int image_layout(const struct vm_config *c, const u8 *data, u64 size, u64 initrd
 
 /* Is `word` (e.g. "quire.novm") among the bootargs? */
 bool bootargs_has(const char *bootargs, const char *word);
+/* The decimal value of the first "key" (ending in '=') word in bootargs: 1; 0 if none; -1 if not a number. */
+int bootargs_u64(const char *bootargs, const char *key, u64 *val);
 #endif

@@ -474,6 +474,14 @@ static void mode_quota(void)
 	pr("memtest: quota still running after the refusal\n");
 }
 
+/* Quire prints this VM's exit profile (include/quire/hypercall.h: the mark). */
+static void exit_mark(void)
+{
+	register u64 x0 asm("x0") = QUIRE_MARK_X0, x1 asm("x1") = QUIRE_MARK_X1;
+
+	asm volatile("wfi" : : "r"(x0), "r"(x1) : "memory");
+}
+
 /* ---- 7: bench ---- */
 #define BENCH_PAGES 4096
 
@@ -483,10 +491,13 @@ static void mode_bench(void)
 
 	if (!need_ram("bench", base + BENCH_PAGES * PAGE_SIZE))
 		return;
+	/* Quire's exit profile before and after the fills: make bench sets its view beside the guest's. */
+	exit_mark();
 	t0 = counter();
 	for (u64 p = 0; p < BENCH_PAGES; p++)
 		RD(base + p * PAGE_SIZE) = p;
 	t1 = counter();
+	exit_mark();
 	t2 = counter();
 	for (u64 p = 0; p < BENCH_PAGES; p++)
 		RD(base + p * PAGE_SIZE) = p + 1;
@@ -2478,11 +2489,40 @@ static void mode_dbg_hostile(void)
 		pr("memtest: dbg-hostile ok\n");
 }
 
+/*
+ * ---- 33: exits: between two marks (Quire prints the VM's exit profile),
+ * exactly EXITS_N exits of each of five kinds, nothing
+ * else that exits: the test compares the two tables. ----
+ */
+#define EXITS_N 300
+
+static void mode_exits(void)
+{
+	u64 base = cfg.free, t0, t1, sum = 0;
+
+	if (!need_ram("exits", base + EXITS_N * PAGE_SIZE))
+		return;
+	/* Warm: this code's own pages and stack are mapped before the first mark. */
+	sum += R32(VGICD + 0x004) + R32(VPL011_FR) + MRS("id_aa64mmfr0_el1");
+	t0 = counter();
+	exit_mark();
+	for (u64 i = 0; i < EXITS_N; i++) {
+		RD(base + i * PAGE_SIZE) = i;			/* a fill */
+		sum += R32(VGICD + 0x004);			/* GICD_TYPER */
+		sum += R32(VPL011_FR);				/* UARTFR */
+		sum += hvc(PSCI_VERSION, 0, 0, 0).x0;		/* HVC */
+		sum += MRS("id_aa64mmfr0_el1");			/* trapped by HCR_EL2.TID3 */
+	}
+	exit_mark();
+	t1 = counter();
+	pr("memtest: exits n=%u ticks=%lu sum=%lu done\n", EXITS_N, t1 - t0, sum & 1);
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
 					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi", "vtimer",
 					  "bench-exits", "ptimer", "debug", "pmu", "dbg-hostile", "virtio-hostile",
-					  "virtio-blk-hostile", "virtio-net-hostile", "net-echo" };
+					  "virtio-blk-hostile", "virtio-net-hostile", "net-echo", "bench-idle", "exits" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -2538,6 +2578,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 29: mode_vblk_hostile(cfg.free, cfg.ram_end); break;
 	case 30: mode_vnet_hostile(cfg.free, cfg.ram_end); break;
 	case 31: mode_net_echo(cfg.free, cfg.ram_end); break;
+	case 33: mode_exits(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();
