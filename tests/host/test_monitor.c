@@ -139,7 +139,8 @@ static void stats_of_all_and_the_pool(void **state)
 		"merged=0 scan_us=1008 hash=fake\r\n"
 		"quire: swap slots=1000 used=12 outs=34 ins=22 out_reqs=0 in_reqs=0 zero=5 waits=40 errors=0 out_us=0 in_us=0 "
 		"in_cpu_ticks=0 clean=0 ahead=0 ahead_used=0 lost=0\r\n"
-		"quire: pool free=1000 free_mib=3 used=4000 t_us=1234567\r\n");
+		"quire: pool free=1000 free_mib=3 used=4000 prezeroed=300 prezero_cap=4096 took_prezeroed=2000 "
+		"zeroed_on_take=600 zeroed_idle=2300 t_us=1234567\r\n");
 }
 
 /* 'share': a VM's counters, and its scan rate set; refused for bad numbers and VMs that never share. */
