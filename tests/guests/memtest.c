@@ -2478,11 +2478,32 @@ static void mode_dbg_hostile(void)
 		pr("memtest: dbg-hostile ok\n");
 }
 
+/*
+ * ---- 32: bench-idle: a second in WFI (its virtual timer wakes it), then
+ * mode 7: Quire's idle CPUs have had time to pre-zero pages for the fills. ----
+ */
+static void mode_bench_idle(void)
+{
+	u64 end = counter() + counter_freq();
+
+	R32(VGICD + 0x100) = 1u << PPI_VTIMER; /* GICD_ISENABLER0 */
+	R32(VGICD) = 1;			       /* GICD_CTLR */
+	R32(GICV_CPU + GICC_PMR) = 0xff;
+	R32(GICV_CPU + GICC_CTLR) = 1;
+	while (counter() < end) {
+		MSR("cntv_cval_el0", end);
+		MSR("cntv_ctl_el0", 1); /* vtimer_irq turns it off again */
+		asm volatile("msr daifclr, #2; wfi; msr daifset, #2" : : : "memory");
+	}
+	MSR("cntv_ctl_el0", 0);
+	mode_bench();
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
 					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi", "vtimer",
 					  "bench-exits", "ptimer", "debug", "pmu", "dbg-hostile", "virtio-hostile",
-					  "virtio-blk-hostile", "virtio-net-hostile", "net-echo" };
+					  "virtio-blk-hostile", "virtio-net-hostile", "net-echo", "bench-idle" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -2538,6 +2559,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 29: mode_vblk_hostile(cfg.free, cfg.ram_end); break;
 	case 30: mode_vnet_hostile(cfg.free, cfg.ram_end); break;
 	case 31: mode_net_echo(cfg.free, cfg.ram_end); break;
+	case 32: mode_bench_idle(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();
