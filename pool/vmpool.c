@@ -97,23 +97,22 @@ static pidx_t take_new(struct vm_pool *vp, unsigned cpu, int *why, bool zero)
 		*why = rc;
 		return PIDX_NONE;
 	}
-	i = zero ? pool_alloc_zeroed(p, cpu) : PIDX_NONE;
-	zeroed = i != PIDX_NONE;
-	if (!zeroed) {
+	if (zero) {
+		i = pool_alloc_zeroed(p, cpu);
+		if (i == PIDX_NONE)
+			i = pool_alloc_to_zero(p, cpu);
+	} else {
 		i = pool_alloc(p, cpu);
-		if (i == PIDX_NONE) {
-			vmpool_uncharge(vp);
-			*why = VMPOOL_NOMEM;
-			return PIDX_NONE;
-		}
-		/* MP_ZEROED only off the pre-zeroed stack: pool_alloc's last resort. */
-		zeroed = atomic_load_explicit(&p->desc[i].flags, memory_order_relaxed) & MP_ZEROED;
-		if (zero) {
-			if (!zeroed)
-				page_zero(pool_pa(p, i));
-			pool_count_zeroed_take(p, cpu, zeroed);
-		}
 	}
+	if (i == PIDX_NONE) {
+		vmpool_uncharge(vp);
+		*why = VMPOOL_NOMEM;
+		return PIDX_NONE;
+	}
+	/* MP_ZEROED only off the pre-zeroed stack. */
+	zeroed = atomic_load_explicit(&p->desc[i].flags, memory_order_relaxed) & MP_ZEROED;
+	if (zero && !zeroed)
+		page_zero(pool_pa(p, i));
 	p->desc[i].owner = vp->vm_id;
 	/* Zeroed only if it is: a page for a copy may hold anyone's old data until overwritten. */
 	atomic_store_explicit(&p->desc[i].flags, zero || zeroed ? MP_ZEROED : 0, memory_order_relaxed);

@@ -103,14 +103,11 @@ static inline pidx_t pool_alloc_zeroed(struct pool *p, unsigned cpu)
 		return PIDX_NONE;
 	return pool_pop_zeroed(p, cpu);
 }
-/* A page to be handed out zeroed came from pool_alloc: the caller zeroed it, or it was pre-zeroed after all. */
-static inline void pool_count_zeroed_take(struct pool *p, unsigned cpu, bool was_zeroed)
-{
-	_Atomic u64 *n = was_zeroed ? &p->cache[cpu].took_prezeroed : &p->cache[cpu].zeroed_on_take;
-
-	/* Only this CPU writes it: a load and a store, no RMW. */
-	atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1, memory_order_relaxed);
-}
+/*
+ * pool_alloc for a caller that will zero the page unless it is flagged
+ * MP_ZEROED (pre-zeroed after all: none was left dirty); counted either way.
+ */
+pidx_t pool_alloc_to_zero(struct pool *p, unsigned cpu);
 /*
  * Give a page back (lock-free). Its flags become MP_IDLE (| MP_ZEROED if
  * 'zeroed'). 'zeroed' promises page_zero() made it so and nothing wrote
