@@ -353,11 +353,15 @@ static void cmd_stats(const struct command *c, char **arg, unsigned cpu)
 	/* Every VM draws on the one VMM pool; a VM is the way to it without an arch hook. */
 	if (vmm) {
 		u32 free = pool_free_pages(vmm);
+		struct pool_zero_stats z;
 
+		pool_zero_stats(vmm, &z);
 		share_line();
 		swap_line();
-		printk("quire: pool free=%u free_mib=%lu used=%u t_us=%lu\n", free, pages_mib(free), vmm->ndesc - free,
-		       (unsigned long)clock_us());
+		printk("quire: pool free=%u free_mib=%lu used=%u prezeroed=%u prezero_cap=%u took_prezeroed=%lu "
+		       "zeroed_on_take=%lu zeroed_idle=%lu t_us=%lu\n", free, pages_mib(free), vmm->ndesc - free,
+		       z.prezeroed, z.cap, (unsigned long)z.took_prezeroed, (unsigned long)z.zeroed_on_take,
+		       (unsigned long)z.zeroed_idle, (unsigned long)clock_us());
 	}
 }
 

@@ -12,6 +12,7 @@
 #include <quire/clock.h>
 #include <quire/console.h>
 #include <quire/exit.h>
+#include <quire/pool.h>
 #include <quire/run.h>
 #include <quire/sched.h>
 #include <quire/share.h>
@@ -62,7 +63,7 @@ static void arm_next(struct cpu *c, struct vcpu *cur)
 
 void idle_work(struct cpu *c, struct vcpu *cur)
 {
-	u64 t0 = clock_ticks(), slice = us_to_ticks(SCHED_SLICE_US), t1;
+	u64 t0 = clock_ticks(), slice = us_to_ticks(SCHED_SLICE_US), t1, zero_wake;
 
 	/* The sharing scanner stops at the first interrupt: the CPU has better things to do. */
 	if (share_scan(c->id, t0, slice, cpu_irq_waiting))
@@ -70,10 +71,13 @@ void idle_work(struct cpu *c, struct vcpu *cur)
 	balloon_policy(c->id);
 	vdisk_kick(c->id);
 	vnet_kick(c->id);
+	/* Zero freed pages for the fault path: a bounded share of idle time, also stopping at an interrupt. */
+	zero_wake = pool_idle_zero(c->id, clock_ticks(), slice, cpu_irq_waiting);
 	t1 = clock_ticks();
-	/* Wake for the next blocked vCPU's timer here (other than cur), cur's physical timer, or the scanner. */
-	htimer_arm(MIN(MIN(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)), own_ptimer(cur)),
-		       exit_mark_deadline()));
+	/* Wake for the next blocked vCPU's timer here (other than cur), cur's physical timer, the scanner, the
+	 * zeroer, or an exit-profile mark. */
+	htimer_arm(MIN(MIN(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)), zero_wake),
+		       MIN(own_ptimer(cur), exit_mark_deadline())));
 }
 
 void vcpu_timer_changed(struct vcpu *v)

@@ -45,7 +45,12 @@ static void unclaim(struct vm *vm, struct s2_slot *slot, paddr_t pa)
 static void merged_into(struct vm *vm, struct s2_slot *slot, pidx_t i, paddr_t to, unsigned cpu, bool zero)
 {
 	s2_install(vm, slot, to, S2_R | S2_X);
-	share_drop_private(vm, i, cpu, zero);
+	/*
+	 * Never as zeroed, even a page merged into the zero page: it is zero in
+	 * memory, but is_zero() read it back into the caches after the clean,
+	 * and the pre-zeroed stack takes only what page_zero() left.
+	 */
+	share_drop_private(vm, i, cpu, false);
 	atomic_fetch_add_explicit(zero ? &vm->pool.zero : &vm->pool.shared, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->share.merged, 1, memory_order_relaxed);
 }

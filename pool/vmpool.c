@@ -1,7 +1,8 @@
 /*
  * A VM's pool: its quota, its idle set (pages reserved for it and already
  * zeroed, so a fault can map one without zeroing) and its counters. Pages
- * beyond the idle set come from the VMM pool and are zeroed on the way.
+ * beyond the idle set come from the VMM pool: pre-zeroed if idle CPUs
+ * zeroed some, else zeroed on the way.
  */
 #include <quire/pool.h>
 
@@ -80,7 +81,11 @@ void vmpool_uncharge(struct vm_pool *vp)
 		atomic_fetch_add_explicit(&vp->vmm->promised, 1, memory_order_relaxed);
 }
 
-/* A charged page from the VMM pool, owned by this VM, zeroed unless the caller will overwrite it all. */
+/*
+ * A charged page from the VMM pool, owned by this VM, zeroed unless the
+ * caller will overwrite it all. A page to zero comes pre-zeroed if one is
+ * (no DC ZVA on the fault path); one to overwrite comes dirty if one is.
+ */
 static pidx_t take_new(struct vm_pool *vp, unsigned cpu, int *why, bool zero)
 {
 	struct pool *p = vp->vmm;
@@ -92,12 +97,19 @@ static pidx_t take_new(struct vm_pool *vp, unsigned cpu, int *why, bool zero)
 		*why = rc;
 		return PIDX_NONE;
 	}
-	i = pool_alloc(p, cpu);
+	if (zero) {
+		i = pool_alloc_zeroed(p, cpu);
+		if (i == PIDX_NONE)
+			i = pool_alloc_to_zero(p, cpu);
+	} else {
+		i = pool_alloc(p, cpu);
+	}
 	if (i == PIDX_NONE) {
 		vmpool_uncharge(vp);
 		*why = VMPOOL_NOMEM;
 		return PIDX_NONE;
 	}
+	/* MP_ZEROED only off the pre-zeroed stack. */
 	zeroed = atomic_load_explicit(&p->desc[i].flags, memory_order_relaxed) & MP_ZEROED;
 	if (zero && !zeroed)
 		page_zero(pool_pa(p, i));

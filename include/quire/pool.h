@@ -30,6 +30,15 @@ struct pcpu_cache {
 	_Atomic u32 busy;
 	_Atomic u32 n; /* atomic only so pool_free_pages may peek */
 	pidx_t slot[PCPU_CACHE_MAX];
+	/* The idle zeroer's budget on this CPU (pool_prezero; its own CPU only). */
+	u32 zero_budget;
+	u64 zero_refill;
+	/*
+	 * Written by this CPU only (a load and a store, no RMW on the fault
+	 * path), summed by pool_zero_stats: pages handed out zeroed from the
+	 * pre-zeroed stack, pages zeroed on the way out, pages zeroed idle.
+	 */
+	_Atomic u64 took_prezeroed, zeroed_on_take, zeroed_idle;
 } __aligned(64);
 
 struct pool_range {
@@ -44,7 +53,15 @@ struct pool {
 	/* Each excluded region splits at most one run: room for every bank and exclusion, never "too fragmented". */
 	struct pool_range range[MAX_MEM_REGIONS + MAX_RESERVED + 8];
 	unsigned nranges;
-	struct lfstack free;
+	struct lfstack free;	/* free pages of any contents (not MP_ZEROED), behind the per-CPU caches */
+	/*
+	 * Pre-zeroed: free pages page_zero() zeroed and cleaned to PoC, not
+	 * written since (flags MP_IDLE | MP_ZEROED). Idle CPUs fill it up to
+	 * prezero_cap; fills and stage-2 tables take from it first, copies last.
+	 */
+	struct lfstack zeroed;
+	u32 prezero_cap;
+	bool prezero_on;
 	struct pcpu_cache cache[MAX_CPUS];
 	/*
 	 * Pages promised to VMs and not taken yet: the sum over VMs of what
@@ -71,12 +88,33 @@ bool pool_place(const struct machine *m, const struct region *ex, unsigned nex, 
 u32 pool_init(struct pool *p, const struct machine *m, const struct region *exclude,
 	      unsigned nexclude, void *desc);
 
-/* Take a free page (lock-free); PIDX_NONE when the machine is out of memory. */
+/*
+ * Take a free page (lock-free); PIDX_NONE when the machine is out of memory.
+ * Dirty pages first: a pre-zeroed one (flags MP_ZEROED) only when no other
+ * is left, so callers that overwrite the page do not use up zeroing work.
+ */
 pidx_t pool_alloc(struct pool *p, unsigned cpu);
+/* A page off the pre-zeroed stack (flags MP_ZEROED), counted; PIDX_NONE if there is none. */
+pidx_t pool_pop_zeroed(struct pool *p, unsigned cpu);
+/* ... the same, for the fault path: one relaxed load when the stack is empty. */
+static inline pidx_t pool_alloc_zeroed(struct pool *p, unsigned cpu)
+{
+	if ((pidx_t)atomic_load_explicit(&p->zeroed.head, memory_order_relaxed) == PIDX_NONE)
+		return PIDX_NONE;
+	return pool_pop_zeroed(p, cpu);
+}
+/*
+ * pool_alloc for a caller that will zero the page unless it is flagged
+ * MP_ZEROED (pre-zeroed after all: none was left dirty); counted either way.
+ */
+pidx_t pool_alloc_to_zero(struct pool *p, unsigned cpu);
 /*
  * Give a page back (lock-free). Its flags become MP_IDLE (| MP_ZEROED if
- * 'zeroed'). A page already free, pinned or a stage-2 table is refused: a
- * logged error naming it, and the page stays out of the pool (false).
+ * 'zeroed'). 'zeroed' promises page_zero() made it so and nothing wrote
+ * it since (zero and cleaned to PoC): it goes on the pre-zeroed stack, and
+ * a fill maps it as it is. A page already free, pinned or a stage-2 table
+ * is refused: a logged error naming it, and the page stays out of the
+ * pool (false).
  */
 bool pool_free(struct pool *p, unsigned cpu, pidx_t i, bool zeroed);
 /* The same for a stage-2 table page (MP_PGTABLE, pinned): refused if it is no table. */
@@ -87,8 +125,35 @@ bool pool_index_ok(const struct pool *p, pidx_t i, const char *what);
 void pool_refuse(const struct pool *p, pidx_t i, const char *what, const char *why);
 /* Move this CPU's cached pages back to the shared stack. */
 void pool_drain_cache(struct pool *p, unsigned cpu);
-/* Free pages, cached ones included (exact only when nothing runs concurrently). */
+/* Free pages, cached and pre-zeroed ones included (exact only when nothing runs concurrently). */
 u32 pool_free_pages(const struct pool *p);
+
+/*
+ * The idle zeroer. An idle CPU zeroes free dirty pages onto the pre-zeroed
+ * stack: at most PREZERO_SLICE_PAGES per slice_ticks on each CPU (a few
+ * per cent of an idle CPU: a page is a few microseconds on a Cortex-A72),
+ * one page between looks at stop() (an interrupt waiting), and only while
+ * fewer than prezero_cap pages are pre-zeroed (1/PREZERO_CAP_DIV of the
+ * pool). Returns when the CPU should call again (a tick), ~0 if there is
+ * nothing to do until pages are freed. Nothing at all while the pool's
+ * prezero_on is off (quire.prezero=off).
+ */
+#define PREZERO_SLICE_PAGES 64
+#define PREZERO_CAP_DIV 16
+u64 pool_prezero(struct pool *p, unsigned cpu, u64 now, u64 slice_ticks, bool (*stop)(void));
+/* The pool the idle loop zeroes for (the VMM's), on or off; set once at boot. */
+void pool_prezero_start(struct pool *p, bool on);
+/* idle_work's hook: pool_prezero on that pool (~0 before pool_prezero_start). */
+u64 pool_idle_zero(unsigned cpu, u64 now, u64 slice_ticks, bool (*stop)(void));
+
+struct pool_zero_stats {
+	u32 prezeroed;		/* on the pre-zeroed stack now */
+	u32 cap;
+	u64 took_prezeroed;	/* zeroed pages handed out from it (fills, tables, reserves) */
+	u64 zeroed_on_take;	/* zeroed pages that had to be zeroed when taken */
+	u64 zeroed_idle;	/* pages idle CPUs zeroed onto it */
+};
+void pool_zero_stats(const struct pool *p, struct pool_zero_stats *st);
 
 static inline struct mpage *pool_desc(const struct pool *p, pidx_t i)
 {

@@ -2490,6 +2490,27 @@ static void mode_dbg_hostile(void)
 }
 
 /*
+ * ---- 32: bench-idle: a second in WFI (its virtual timer wakes it), then
+ * mode 7: Quire's idle CPUs have had time to pre-zero pages for the fills. ----
+ */
+static void mode_bench_idle(void)
+{
+	u64 end = counter() + counter_freq();
+
+	R32(VGICD + 0x100) = 1u << PPI_VTIMER; /* GICD_ISENABLER0 */
+	R32(VGICD) = 1;			       /* GICD_CTLR */
+	R32(GICV_CPU + GICC_PMR) = 0xff;
+	R32(GICV_CPU + GICC_CTLR) = 1;
+	while (counter() < end) {
+		MSR("cntv_cval_el0", end);
+		MSR("cntv_ctl_el0", 1); /* vtimer_irq turns it off again */
+		asm volatile("msr daifclr, #2; wfi; msr daifset, #2" : : : "memory");
+	}
+	MSR("cntv_ctl_el0", 0);
+	mode_bench();
+}
+
+/*
  * ---- 33: exits: between two marks (Quire prints the VM's exit profile),
  * exactly EXITS_N exits of each of five kinds, nothing
  * else that exits: the test compares the two tables. ----
@@ -2578,6 +2599,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 29: mode_vblk_hostile(cfg.free, cfg.ram_end); break;
 	case 30: mode_vnet_hostile(cfg.free, cfg.ram_end); break;
 	case 31: mode_net_echo(cfg.free, cfg.ram_end); break;
+	case 32: mode_bench_idle(); break;
 	case 33: mode_exits(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}

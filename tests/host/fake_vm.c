@@ -4,6 +4,7 @@
 #include <string.h>
 #include <quire/console.h>
 #include <quire/errno.h>
+#include <quire/vcpu.h>
 #include <quire/vdev.h>
 
 #include <quire/clock.h>
@@ -12,6 +13,7 @@
 #include "fake_vm.h"
 
 struct vm fake_vms[MAX_VMS];
+struct vcpu fake_vcpus[MAX_VMS][MAX_VCPUS];
 enum vm_state fake_state[MAX_VMS];
 char fake_rx[MAX_VMS][FAKE_RX_MAX];
 size_t fake_nrx[MAX_VMS];
@@ -50,6 +52,12 @@ struct vm *fake_vm_add(unsigned id, const char *name)
 	snprintf(vm->cfg.name, sizeof(vm->cfg.name), "%s", name);
 	vm->cfg.vcpus = 2;
 	vm->nvcpus = 2;
+	for (unsigned i = 0; i < 2; i++) {
+		memset(&fake_vcpus[id - 1][i], 0, sizeof(fake_vcpus[id - 1][i]));
+		fake_vcpus[id - 1][i].vm = vm;
+		fake_vcpus[id - 1][i].index = i;
+		vm->vcpu[i] = &fake_vcpus[id - 1][i];
+	}
 	vm->cfg.mem_size = 256ULL << 20;
 	vm->cfg.resident_limit = 128ULL << 20;
 	vm->pool.vmm = &fake_pool;
@@ -168,6 +176,13 @@ u32 pool_free_pages(const struct pool *p)
 	return fake_free_pages;
 }
 
+void pool_zero_stats(const struct pool *p, struct pool_zero_stats *st)
+{
+	(void)p;
+	*st = (struct pool_zero_stats){ .prezeroed = 300, .cap = 4096, .took_prezeroed = 2000, .zeroed_on_take = 600,
+					.zeroed_idle = 2300 };
+}
+
 /* --- the screen -------------------------------------------------------------- */
 
 static void screen_putc(char c)
@@ -233,4 +248,20 @@ void swap_stats(struct swap_stats *st)
 u64 clock_us(void)
 {
 	return 1234567;
+}
+
+u64 clock_ticks(void)
+{
+	return 77160000;
+}
+
+u64 clock_freq(void)
+{
+	return 62500000;
+}
+
+int bootargs_u64(const char *bootargs, const char *key, u64 *val)
+{
+	(void)bootargs, (void)key, (void)val;
+	return 0;
 }

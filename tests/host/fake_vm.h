@@ -6,12 +6,14 @@
 #ifndef FAKE_VM_H
 #define FAKE_VM_H
 #include <stddef.h>
+#include <quire/vcpu.h>
 #include <quire/vm.h>
 
 #define FAKE_RX_MAX 8192
 
 /* Slot i holds VM id i + 1 when fake_vms[i].id is set. */
 extern struct vm fake_vms[MAX_VMS];
+extern struct vcpu fake_vcpus[MAX_VMS][MAX_VCPUS]; /* fake_vm_add gives a VM two, with empty exit profiles */
 extern enum vm_state fake_state[MAX_VMS];
 /* What vpl011_input got, per VM, and whether its FIFO has room. */
 extern char fake_rx[MAX_VMS][FAKE_RX_MAX];

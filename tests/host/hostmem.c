@@ -12,6 +12,7 @@ static struct span {
 	u64 size;     /* whole pages */
 	u8 *host;
 	bool pool; /* backs a hostmem_pool */
+	_Atomic u8 *zeroed; /* per page: page_zero() left it zero and cleaned, and nobody said it was written since */
 } spans[MAX_SPANS];
 static unsigned nspans;
 
@@ -36,14 +37,53 @@ void *hostmem_add(paddr_t base, u64 size)
 		abort();
 	}
 	memset(s->host, 0x5a, s->size);
+	s->zeroed = calloc(s->size / PAGE_SIZE, 1);
+	if (!s->zeroed) {
+		fprintf(stderr, "hostmem: out of host memory\n");
+		abort();
+	}
 	return s->host + (base - start);
 }
 
 void hostmem_reset(void)
 {
-	for (unsigned i = 0; i < nspans; i++)
+	for (unsigned i = 0; i < nspans; i++) {
 		free(spans[i].host);
+		free((void *)spans[i].zeroed);
+	}
 	nspans = 0;
+}
+
+static struct span *span_of(paddr_t pa)
+{
+	for (unsigned i = 0; i < nspans; i++)
+		if (pa >= spans[i].base && pa - spans[i].base < spans[i].size)
+			return &spans[i];
+	fprintf(stderr, "hostmem: machine address 0x%llx is not backed\n", (unsigned long long)pa);
+	abort();
+}
+
+static _Atomic u8 *zeroed_mark(paddr_t pa)
+{
+	struct span *s = span_of(pa);
+
+	return &s->zeroed[(pa - s->base) / PAGE_SIZE];
+}
+
+void hostmem_written(paddr_t pa)
+{
+	atomic_store_explicit(zeroed_mark(pa), 0, memory_order_relaxed);
+}
+
+void hostmem_write(paddr_t pa, u8 byte)
+{
+	hostmem_written(pa);
+	memset(hostmem_ptr(ALIGN_DOWN(pa, PAGE_SIZE)), byte, PAGE_SIZE);
+}
+
+bool hostmem_page_zero_clean(paddr_t pa)
+{
+	return atomic_load_explicit(zeroed_mark(pa), memory_order_relaxed) && hostmem_page_is_zero(pa);
 }
 
 void *hostmem_ptr(paddr_t pa)
@@ -77,6 +117,8 @@ void page_zero(paddr_t pa)
 		abort();
 	}
 	memset(hostmem_ptr(pa), 0, PAGE_SIZE);
+	/* What DC ZVA + DC CIVAC give: zero, and cleaned to PoC. */
+	atomic_store_explicit(zeroed_mark(pa), 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&hostmem_zero_calls, 1, memory_order_relaxed);
 }
 

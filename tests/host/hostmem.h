@@ -24,6 +24,17 @@ void *hostmem_ptr(paddr_t pa);
 bool hostmem_in_pool(paddr_t pa);
 /* Is the 4 KiB page at pa all zeros? */
 bool hostmem_page_is_zero(paddr_t pa);
+/*
+ * page_zero() marks the page it zeroes as zeroed and cleaned (DC ZVA +
+ * DC CIVAC on the real arch); a test that writes a page through
+ * hostmem_write() (a guest, a copy) clears the mark. A write behind its
+ * back (memset on hostmem_ptr) leaves the mark, but not the zeroes.
+ */
+void hostmem_write(paddr_t pa, u8 byte);
+/* The page at pa was written some other way (the caller's own stores): clear its mark. */
+void hostmem_written(paddr_t pa);
+/* Was the page at pa zeroed by page_zero(), not written through hostmem_write since, and is it still zero? */
+bool hostmem_page_zero_clean(paddr_t pa);
 
 struct pool;
 /*

@@ -88,7 +88,7 @@ static int setup_run(void **state)
 
 static void help_lists_every_command(void **state)
 {
-	static const char *const names[] = { "help", "list", "stats", "[vm]", "mem", "pause",
+	static const char *const names[] = { "help", "list", "stats", "exits", "[vm]", "mem", "pause",
 					     "resume", "kill", "restart", "<vm>", "Ctrl-A" };
 
 	(void)state;
@@ -139,7 +139,45 @@ static void stats_of_all_and_the_pool(void **state)
 		"merged=0 scan_us=1008 hash=fake\r\n"
 		"quire: swap slots=1000 used=12 outs=34 ins=22 out_reqs=0 in_reqs=0 zero=5 waits=40 errors=0 out_us=0 in_us=0 "
 		"in_cpu_ticks=0 clean=0 ahead=0 ahead_used=0 lost=0\r\n"
-		"quire: pool free=1000 free_mib=3 used=4000 t_us=1234567\r\n");
+		"quire: pool free=1000 free_mib=3 used=4000 prezeroed=300 prezero_cap=4096 took_prezeroed=2000 "
+		"zeroed_on_take=600 zeroed_idle=2300 t_us=1234567\r\n");
+}
+
+/* 'exits': the two vCPUs' counters summed per reason, only reasons seen, a total that adds up. */
+static void exits_of_one_vm(void **state)
+{
+	(void)state;
+	alpha->vcpu[0]->prof.k[EXIT_FILL] = (struct exit_stat){ 100, 4000 };
+	alpha->vcpu[1]->prof.k[EXIT_FILL] = (struct exit_stat){ 50, 2000 };
+	alpha->vcpu[1]->prof.k[EXIT_MMIO_PL011] = (struct exit_stat){ 3, 10 };
+	alpha->vcpu[0]->prof.idle_ticks = 7;
+	alpha->vcpu[1]->prof.idle_work_ticks = 9;
+	atomic_store(&alpha->first_entry, 1000);
+	screen_clear();
+	run("exits alpha");
+	assert_string_equal(screen,
+		"quire: exits alpha counter=77160000 first_entry=1000 freq=62500000 idle_ticks=7 idle_work_ticks=9\r\n"
+		"  reason             exits        ticks ticks/exit\r\n"
+		"  fill                 150         6000         40.0\r\n"
+		"  mmio-pl011             3           10          3.3\r\n"
+		"  total                153         6010\r\n");
+}
+
+/* 'exits' alone: every VM that is not empty (a stopped one keeps its last life's table); errors. */
+static void exits_of_all_and_errors(void **state)
+{
+	(void)state;
+	beta->vcpu[0]->prof.k[EXIT_HVC] = (struct exit_stat){ 1, 2 };
+	screen_clear();
+	run("exits");
+	assert_non_null(strstr(screen, "quire: exits alpha "));
+	assert_non_null(strstr(screen, "quire: exits beta "));
+	assert_non_null(strstr(screen, "quire: exits gamma "));
+	assert_null(strstr(screen, "ghost"));
+	assert_non_null(strstr(screen, "  hvc                    1            2          2.0\r\n"));
+	screen_clear();
+	run("exits nosuch");
+	assert_string_equal(screen, "quire: no VM 'nosuch'; 'list' shows them\r\n");
 }
 
 /* 'share': a VM's counters, and its scan rate set; refused for bad numbers and VMs that never share. */
@@ -509,6 +547,8 @@ int main(void)
 		cmocka_unit_test_setup(stats_of_all_and_the_pool, setup_run),
 		cmocka_unit_test_setup(stats_parse, setup_run),
 		cmocka_unit_test_setup(share_rate, setup_run),
+		cmocka_unit_test_setup(exits_of_one_vm, setup_run),
+		cmocka_unit_test_setup(exits_of_all_and_errors, setup_run),
 		cmocka_unit_test_setup(stats_by_number_and_alias, setup_run),
 		cmocka_unit_test_setup(stats_errors, setup_run),
 		cmocka_unit_test_setup(pause_and_resume, setup_run),

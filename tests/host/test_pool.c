@@ -481,7 +481,7 @@ static void dirty_all(void)
 	assert_non_null(all);
 	n = alloc_all(0, all, pool.ndesc);
 	for (u32 k = 0; k < n; k++) {
-		memset(hostmem_ptr(pool_pa(&pool, all[k])), 0xab, PAGE_SIZE);
+		hostmem_write(pool_pa(&pool, all[k]), 0xab);
 		pool_free(&pool, 0, all[k], false);
 	}
 	pool_drain_cache(&pool, 0);
@@ -1012,12 +1012,21 @@ static void regression_take_for_copy_marked_zeroed(void **state)
 	assert_false(hostmem_page_is_zero(pool_pa(&pool, i)));
 	assert_int_equal(atomic_load(&pool_desc(&pool, i)->flags), 0);
 	assert_int_equal(pool_desc(&pool, i)->owner, 1);
-	memset(hostmem_ptr(pool_pa(&pool, i)), 0, PAGE_SIZE);
+	page_zero(pool_pa(&pool, i));
 	vmpool_give_back(&vp, 0, i, true);
-	i = vmpool_take_for_copy(&vp, 0, &why);
+	/* Copies take dirty pages while there are any (the 3 others), the zeroed one last. */
+	pidx_t dirty[3];
+	for (unsigned k = 0; k < 3; k++) {
+		dirty[k] = vmpool_take_for_copy(&vp, 0, &why);
+		assert_int_not_equal(dirty[k], i);
+		assert_int_equal(atomic_load(&pool_desc(&pool, dirty[k])->flags), 0);
+	}
+	assert_int_equal(vmpool_take_for_copy(&vp, 0, &why), i);
 	assert_true(hostmem_page_is_zero(pool_pa(&pool, i)));
 	assert_int_equal(atomic_load(&pool_desc(&pool, i)->flags), MP_ZEROED);
 	vmpool_give_back(&vp, 0, i, false);
+	for (unsigned k = 0; k < 3; k++)
+		vmpool_give_back(&vp, 0, dirty[k], false);
 }
 
 /* take_mapped and adopt: the resident limit first, nothing counted when refused. */
@@ -1061,6 +1070,207 @@ static void vmpool_take_mapped_and_adopt(void **state)
 	assert_int_equal(atomic_load(&vp.charged), 0);
 }
 
+
+/* ---- the pre-zeroed stack and the idle zeroer ------------------------------ */
+
+static bool never(void)
+{
+	return false;
+}
+
+static unsigned stop_after, stop_calls;
+
+/* Says "an interrupt waits" from its stop_after'th call on. */
+static bool stop_later(void)
+{
+	return ++stop_calls > stop_after;
+}
+
+static struct pool_zero_stats zstats(void)
+{
+	struct pool_zero_stats st;
+
+	pool_zero_stats(&pool, &st);
+	return st;
+}
+
+/*
+ * The check every page handed out pre-zeroed must pass: page_zero()
+ * zeroed it (and so cleaned it to PoC, on the arch), nothing wrote it
+ * since, and it is still all zero.
+ */
+static void assert_zero_clean(pidx_t i)
+{
+	assert_int_not_equal(i, PIDX_NONE);
+	assert_true(hostmem_page_zero_clean(pool_pa(&pool, i)));
+	assert_int_equal(atomic_load(&pool_desc(&pool, i)->flags) & (MP_IDLE | MP_ZEROED), MP_ZEROED);
+}
+
+/* Every page taken pre-zeroed was zeroed and cleaned by page_zero; the budget per slice holds. */
+static void prezero_budget_and_pages(void **state)
+{
+	const u64 slice = 1000;
+	u32 n = setup_small(4096);
+	unsigned long z0;
+	pidx_t held[2 * PREZERO_SLICE_PAGES + 1];
+	int why;
+
+	(void)state;
+	dirty_all();
+	assert_int_equal(pool.prezero_cap, 4096 / PREZERO_CAP_DIV);
+	/* Nothing pre-zeroed yet: the fault path's check says so without popping. */
+	assert_int_equal(pool_alloc_zeroed(&pool, 0), PIDX_NONE);
+
+	/* One slice's budget, not a page more however often the idle loop calls. */
+	assert_int_equal(pool_prezero(&pool, 1, 0, slice, never), slice);
+	assert_int_equal(zstats().prezeroed, PREZERO_SLICE_PAGES);
+	assert_int_equal(zstats().zeroed_idle, PREZERO_SLICE_PAGES);
+	assert_int_equal(pool_prezero(&pool, 1, slice - 1, slice, never), slice);
+	assert_int_equal(zstats().prezeroed, PREZERO_SLICE_PAGES);
+	/* Each CPU has its own budget. */
+	assert_int_equal(pool_prezero(&pool, 2, slice - 1, slice, never), 2 * slice - 1);
+	assert_int_equal(zstats().prezeroed, 2 * PREZERO_SLICE_PAGES);
+	/* Counted as free, once. */
+	assert_int_equal(pool_free_pages(&pool), n);
+
+	/* Fills take them without zeroing, each zero and clean. */
+	vmpool_init(&vp, &pool, 1, n);
+	z0 = atomic_load(&hostmem_zero_calls);
+	for (unsigned k = 0; k < 2 * PREZERO_SLICE_PAGES; k++) {
+		held[k] = vmpool_take(&vp, 3, &why);
+		assert_zero_clean(held[k]);
+		hostmem_write(pool_pa(&pool, held[k]), 0x33); /* the guest uses it */
+	}
+	assert_int_equal(atomic_load(&hostmem_zero_calls), z0);
+	assert_int_equal(zstats().took_prezeroed, 2 * PREZERO_SLICE_PAGES);
+	assert_int_equal(zstats().zeroed_on_take, 0);
+	assert_int_equal(zstats().prezeroed, 0);
+	/* None left: the fill zeroes its own, as before. */
+	held[2 * PREZERO_SLICE_PAGES] = vmpool_take(&vp, 3, &why);
+	assert_true(hostmem_page_zero_clean(pool_pa(&pool, held[2 * PREZERO_SLICE_PAGES])));
+	assert_int_equal(atomic_load(&hostmem_zero_calls), z0 + 1);
+	assert_int_equal(zstats().zeroed_on_take, 1);
+
+	/* Given back dirty: never handed out pre-zeroed until the zeroer has been over it again. */
+	for (unsigned k = 0; k < ARRAY_SIZE(held); k++)
+		vmpool_give_back(&vp, 0, held[k], false);
+	assert_int_equal(pool_alloc_zeroed(&pool, 0), PIDX_NONE);
+	assert_int_equal(pool_free_pages(&pool), n);
+}
+
+/* The cap: the zeroer stops there and asks to be called no more; frees as zeroed still go on. */
+static void prezero_cap(void **state)
+{
+	u32 n = setup_small(256), cap = 256 / PREZERO_CAP_DIV, rounds = 0;
+	u64 now = 0;
+	pidx_t i;
+
+	(void)state;
+	assert_true(cap < PREZERO_SLICE_PAGES);
+	while (pool_prezero(&pool, 0, now, 10, never) != ~0UL && rounds++ < 100)
+		now += 10;
+	assert_int_equal(rounds, 0); /* the cap is below one slice's budget */
+	assert_int_equal(zstats().prezeroed, cap);
+	assert_int_equal(zstats().zeroed_idle, cap);
+	now += 10;
+	assert_int_equal(pool_prezero(&pool, 0, now, 10, never), ~0UL);
+	assert_int_equal(zstats().zeroed_idle, cap);
+	/* A page freed zeroed (an idle-set page of a VM going) joins them past the cap: it cost nothing. */
+	i = pool_alloc(&pool, 1);
+	assert_int_equal(atomic_load(&pool_desc(&pool, i)->flags), 0); /* dirty first */
+	page_zero(pool_pa(&pool, i));
+	pool_free(&pool, 1, i, true);
+	assert_int_equal(zstats().prezeroed, cap + 1);
+	assert_int_equal(pool_free_pages(&pool), n);
+	/* Below the cap again, it works again. */
+	for (unsigned k = 0; k < 2; k++)
+		assert_zero_clean(pool_alloc_zeroed(&pool, 0));
+	assert_int_equal(pool_prezero(&pool, 0, now + 10, 10, never), ~0UL);
+	assert_int_equal(zstats().prezeroed, cap);
+}
+
+/* One page between looks at the interrupt line; and quire.prezero=off does nothing at all. */
+static void prezero_stops_and_off(void **state)
+{
+	(void)state;
+	setup_small(4096);
+	stop_calls = 0;
+	stop_after = 3;
+	pool_prezero(&pool, 0, 0, 10, stop_later);
+	assert_int_equal(zstats().prezeroed, 3);
+	assert_int_equal(stop_calls, 4);
+	/* The rest of the budget is still there once the interrupt is handled. */
+	pool_prezero(&pool, 0, 5, 10, never);
+	assert_int_equal(zstats().prezeroed, PREZERO_SLICE_PAGES);
+
+	pool_prezero_start(&pool, false);
+	assert_int_equal(pool_prezero(&pool, 0, 100, 10, never), ~0UL);
+	assert_int_equal(pool_idle_zero(0, 100, 10, never), ~0UL);
+	assert_int_equal(zstats().prezeroed, PREZERO_SLICE_PAGES);
+	assert_int_equal(zstats().cap, 0);
+	pool_prezero_start(&pool, true);
+	pool_idle_zero(0, 100, 10, never);
+	assert_int_equal(zstats().prezeroed, 2 * PREZERO_SLICE_PAGES);
+}
+
+/* Copies and other overwrites take dirty pages while there are any; the machine is never "empty" early. */
+static void prezero_copies_take_dirty(void **state)
+{
+	u32 n = setup_small(64);
+	pidx_t i, all[64];
+	int why;
+
+	(void)state;
+	pool_prezero(&pool, 0, 0, 10, never);
+	assert_int_equal(zstats().prezeroed, n / PREZERO_CAP_DIV);
+	vmpool_init(&vp, &pool, 1, n + 1);
+	for (u32 k = 0; k < n - n / PREZERO_CAP_DIV; k++) {
+		all[k] = vmpool_take_for_copy(&vp, 0, &why);
+		assert_int_equal(atomic_load(&pool_desc(&pool, all[k])->flags), 0);
+	}
+	assert_int_equal(zstats().prezeroed, n / PREZERO_CAP_DIV);
+	for (u32 k = n - n / PREZERO_CAP_DIV; k < n; k++) {
+		all[k] = vmpool_take_for_copy(&vp, 0, &why);
+		assert_zero_clean(all[k]);
+	}
+	assert_int_equal(vmpool_take_for_copy(&vp, 0, &why), PIDX_NONE);
+	assert_int_equal(why, VMPOOL_NOMEM);
+	for (u32 k = 0; k < n; k++)
+		vmpool_give_back(&vp, 0, all[k], false);
+	/* pool_alloc too: dirty first. */
+	pool_prezero(&pool, 0, 10, 10, never);
+	i = pool_alloc(&pool, 0);
+	assert_int_equal(atomic_load(&pool_desc(&pool, i)->flags), 0);
+	pool_free(&pool, 0, i, false);
+}
+
+/*
+ * The check itself: a page written behind the pool's back while on the
+ * pre-zeroed stack (a bug somewhere), or one zeroed without the clean and
+ * freed as zeroed (a caller breaking the promise), is caught when taken.
+ */
+static void prezero_check_catches_bugs(void **state)
+{
+	pidx_t i, j;
+
+	(void)state;
+	setup_small(64);
+	pool_prezero(&pool, 0, 0, 10, never);
+	i = (pidx_t)atomic_load(&pool.zeroed.head); /* the top of the stack: taken next */
+	((u8 *)hostmem_ptr(pool_pa(&pool, i)))[100] = 1;
+	j = pool_alloc_zeroed(&pool, 0);
+	assert_int_equal(j, i);
+	assert_false(hostmem_page_zero_clean(pool_pa(&pool, j)));
+
+	j = pool_alloc(&pool, 0);
+	hostmem_write(pool_pa(&pool, j), 0); /* zero, but not by page_zero: not cleaned */
+	pool_free(&pool, 0, j, true);
+	assert_int_equal(pool_alloc_zeroed(&pool, 0), j);
+	assert_false(hostmem_page_zero_clean(pool_pa(&pool, j)));
+	/* A page page_zero left alone passes. */
+	assert_zero_clean(pool_alloc_zeroed(&pool, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1089,6 +1299,11 @@ int main(void)
 		cmocka_unit_test_teardown(give_back_refused, teardown_log),
 		cmocka_unit_test_teardown(regression_take_for_copy_marked_zeroed, teardown),
 		cmocka_unit_test_teardown(vmpool_take_mapped_and_adopt, teardown),
+		cmocka_unit_test_teardown(prezero_budget_and_pages, teardown),
+		cmocka_unit_test_teardown(prezero_cap, teardown),
+		cmocka_unit_test_teardown(prezero_stops_and_off, teardown),
+		cmocka_unit_test_teardown(prezero_copies_take_dirty, teardown),
+		cmocka_unit_test_teardown(prezero_check_catches_bugs, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

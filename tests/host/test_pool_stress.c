@@ -55,7 +55,7 @@ struct worker {
 	u64 rng;
 	struct held held[MAX_HELD];
 	unsigned nheld;
-	u64 acquired, released, empty, quota_refused, reserved;
+	u64 acquired, released, empty, quota_refused, reserved, prezeroed;
 };
 
 static const unsigned tag_words[] = { 0, 1, 128, 256, 511 };
@@ -96,6 +96,7 @@ static void stamp(struct held *h)
 	u64 *page = hostmem_ptr(pool_pa(&pool, h->i));
 
 	atomic_store_explicit(&pool_desc(&pool, h->i)->next, wild_link(h->tag), memory_order_relaxed);
+	hostmem_written(pool_pa(&pool, h->i));
 
 	for (unsigned k = 0; k < ARRAY_SIZE(tag_words); k++)
 		page[tag_words[k]] = h->tag + k;
@@ -117,7 +118,15 @@ static void acquire(struct worker *w)
 	pidx_t i;
 	int why = 0;
 
-	if (kind < 0) {
+	if (kind < 0 && xorshift(&w->rng) % 2) {
+		/* A fill's first choice: zeroed by page_zero, not written since, still zero. */
+		i = pool_alloc_zeroed(&pool, w->cpu);
+		if (i == PIDX_NONE)
+			return;
+		CHECK(hostmem_page_zero_clean(pool_pa(&pool, i)), "cpu %u: page %u taken pre-zeroed is not\n", w->cpu,
+		      i);
+		w->prezeroed++;
+	} else if (kind < 0) {
 		i = pool_alloc(&pool, w->cpu);
 		if (i == PIDX_NONE) {
 			w->empty++;
@@ -145,8 +154,8 @@ static void acquire(struct worker *w)
 		}
 		CHECK(pool_desc(&pool, i)->owner == v->vm_id, "cpu %u: page %u not owned by VM %d\n", w->cpu, i,
 		      kind);
-		CHECK(hostmem_page_is_zero(pool_pa(&pool, i)), "cpu %u: page %u from VM %d not zeroed\n", w->cpu, i,
-		      kind);
+		CHECK(hostmem_page_zero_clean(pool_pa(&pool, i)), "cpu %u: page %u from VM %d not zeroed and clean\n",
+		      w->cpu, i, kind);
 	}
 	claim(w, i);
 	h->i = i;
@@ -163,8 +172,9 @@ static void release(struct worker *w, unsigned k)
 	bool zeroed = xorshift(&w->rng) & 1;
 
 	check_stamp(w, &h);
+	/* Freed as zeroed only as Quire does: zeroed by page_zero and not written since. */
 	if (zeroed)
-		memset(hostmem_ptr(pool_pa(&pool, h.i)), 0, PAGE_SIZE);
+		page_zero(pool_pa(&pool, h.i));
 	unclaim(w, h.i);
 	if (h.kind < 0)
 		pool_free(&pool, w->cpu, h.i, zeroed);
@@ -172,6 +182,11 @@ static void release(struct worker *w, unsigned k)
 		vmpool_give_back(&vp[h.kind], w->cpu, h.i, zeroed);
 	w->held[k] = w->held[--w->nheld];
 	w->released++;
+}
+
+static bool never(void)
+{
+	return false;
 }
 
 static void *pool_worker(void *arg)
@@ -189,6 +204,9 @@ static void *pool_worker(void *arg)
 			release(w, xorshift(&w->rng) % w->nheld);
 		if (ops % 4096 == 4095 && xorshift(&w->rng) % 4 == 0)
 			pool_drain_cache(&pool, w->cpu);
+		/* Idle now and then: zero some freed pages, racing the others' takes and frees. */
+		if (xorshift(&w->rng) % 64 == 0)
+			pool_prezero(&pool, w->cpu, ops, 256, never);
 	}
 	while (w->nheld)
 		release(w, w->nheld - 1);
@@ -410,6 +428,7 @@ int main(void)
 	u64 t0 = now_ns(), acquired = 0, released = 0, empty = 0, refused = 0, reserved = 0;
 	u32 total;
 	pidx_t i;
+	struct pool_zero_stats zs;
 
 	memset(&m, 0, sizeof(m));
 	m.mem[0].base = MACH_BASE;
@@ -456,11 +475,24 @@ int main(void)
 	CHECK(pool_free_pages(&pool) == total, "%u free pages, not %u\n", pool_free_pages(&pool), total);
 	for (unsigned c = 0; c < MAX_CPUS; c++)
 		pool_drain_cache(&pool, c);
+	/* Every page on one of the two stacks, once; the pre-zeroed ones zero and clean, flagged so. */
+	pool_zero_stats(&pool, &zs);
+	CHECK(zs.prezeroed == atomic_load(&pool.zeroed.count), "prezeroed %u\n", zs.prezeroed);
+	CHECK(zs.zeroed_idle > 0 && zs.took_prezeroed > 0, "zeroed idle %llu, taken pre-zeroed %llu\n",
+	      (unsigned long long)zs.zeroed_idle, (unsigned long long)zs.took_prezeroed);
+	while ((i = lfstack_pop(&pool.zeroed, pool.desc)) != PIDX_NONE) {
+		CHECK(hostmem_page_zero_clean(pool_pa(&pool, i)), "pre-zeroed page %u is not\n", i);
+		CHECK(atomic_load(&pool_desc(&pool, i)->flags) == (MP_IDLE | MP_ZEROED), "pre-zeroed page %u flags %x\n",
+		      i, atomic_load(&pool_desc(&pool, i)->flags));
+		lfstack_push(&pool.free, pool.desc, i);
+	}
 	check_stack_complete(&pool.free, pool.desc, total, "VMM pool");
 	printf("pools: %u threads, %llu pages taken and given back, %llu reserved idle, %llu refused (machine "
-	       "empty), %llu refused (quota)\n",
+	       "empty), %llu refused (quota); %llu zeroed idle, %llu zeroed pages taken pre-zeroed, %llu zeroed "
+	       "on the way\n",
 	       NTHREADS, (unsigned long long)acquired, (unsigned long long)reserved, (unsigned long long)empty,
-	       (unsigned long long)refused);
+	       (unsigned long long)refused, (unsigned long long)zs.zeroed_idle, (unsigned long long)zs.took_prezeroed,
+	       (unsigned long long)zs.zeroed_on_take);
 
 	/* Phase 2: the bare stack, few descriptors, many threads: ABA territory. */
 	acquired = stack_phase(stack_worker, w, ms / 3 + 1, stack_desc, STACK_N, "bare stack");

@@ -9,12 +9,14 @@ passed as the boot module (QEMU -initrd), see conftest.vm_config.
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
-from conftest import memtest, quota_pages, run_until_off
+from conftest import boot_vms, memtest, monitor, quota_pages, run_until_off
 
 SEQ, RANDOM, SPARSE, SMP, OUTSIDE, QUOTA, BENCH, BENCH_SMP = range(1, 9)
+DIRTY, ZEROSCAN = 10, 11
 PAGE = 4096
 RAM_BASE = 0x40000000
 
@@ -205,3 +207,55 @@ def test_reserved_memory_is_never_touched(boot, tmp_path, virt_dtb):
         con.expect(r"\(qemu\) ")
         con.child.send("\x1dc")
         assert dump.read_bytes() == path.read_bytes(), f"reserved RAM at {addr:#x} was written"
+
+
+POOL_LINE = re.compile(r"quire: pool free=\d+ free_mib=\d+ used=\d+ prezeroed=(\d+) prezero_cap=(\d+) "
+                       r"took_prezeroed=(\d+) zeroed_on_take=(\d+) zeroed_idle=(\d+) ")
+
+
+def pool_zero(con):
+    """(prezeroed, cap, took_prezeroed, zeroed_on_take, zeroed_idle) from the monitor's pool line."""
+    out = monitor(con, "stats")
+    m = POOL_LINE.search(out)
+    assert m, out
+    return tuple(int(x) for x in m.groups())
+
+
+def test_prezeroed_pages_after_a_dirty_vm(boot, tmp_path):
+    """Pages a dead VM left dirty are zeroed by idle CPUs, and a new VM's fresh pages read as zero.
+
+    vm1 fills its 128 MiB with a pattern and powers off: its pages go back
+    to the pool dirty. vm2 (CPU 1) scans its 16 MiB. With both off, the
+    idle CPUs zero freed pages onto the pre-zeroed stack until it holds its
+    cap (the monitor says when). Then vm2 restarts: every fill takes a
+    pre-zeroed page, without zeroing it, and its scan reads only zeros.
+    """
+    vms = [memtest(DIRTY, mem_mib=128), memtest(ZEROSCAN, mem_mib=16, cpus=[1])]
+    con = boot_vms(boot, tmp_path, vms, smp=2, mem="512M", timeout=120, whole_lines=True)
+    done, returned = set(), set()
+    while len(done) < 2 or len(returned) < 2:
+        m = con.expect(r"\[(vm\d)\] memtest: (dirty|zeroscan) (ok|FAIL)[^\r\n]*\r*\n|"
+                       r"quire: (vm\d): \d+ pages returned to the pool")
+        if m.group(4):
+            returned.add(m.group(4))
+            continue
+        assert m.group(3) == "ok", m.group(0)
+        done.add(m.group(1))
+    # Wait for the zeroer to reach its cap (a state, polled), not for a time.
+    deadline = time.monotonic() + 60
+    while True:
+        prezeroed, cap, took0, on_take0, idle = pool_zero(con)
+        if prezeroed >= cap or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert cap > 4096 and prezeroed >= cap, (prezeroed, cap)
+    assert idle >= cap
+    con.child.sendline("restart vm2")
+    m = con.expect(r"\[vm2\] memtest: zeroscan (ok|FAIL) pages=(\d+)[^\r\n]*\r*\n", timeout=120)
+    assert m.group(1) == "ok", m.group(0)
+    pages = int(m.group(2))
+    con.expect(r"quire: vm2: \d+ pages returned to the pool")
+    _, _, took, on_take, _ = pool_zero(con)
+    # Every page vm2 scanned was a fill served pre-zeroed (its stage-2 tables too); none zeroed itself.
+    assert took - took0 >= pages > 3000, (took, took0, pages)
+    assert on_take == on_take0, (on_take, on_take0)
