@@ -49,6 +49,19 @@ void *memset(void *s, int c, size_t n)
 {
 	unsigned char *p = s;
 
+	/* Up to 8-byte alignment, then 64 bytes a step (share_init clears megabytes at boot), then the tail. */
+	for (; n && ((uintptr_t)p & 7); n--)
+		*p++ = (unsigned char)c;
+	if (n >= 64) {
+		unsigned long w = (unsigned char)c * 0x0101010101010101UL;
+
+		for (; n >= 64; n -= 64, p += 64) {
+			unsigned long *q = (unsigned long *)p;
+
+			q[0] = w, q[1] = w, q[2] = w, q[3] = w;
+			q[4] = w, q[5] = w, q[6] = w, q[7] = w;
+		}
+	}
 	while (n--)
 		*p++ = (unsigned char)c;
 	return s;
