@@ -6,6 +6,7 @@
  */
 #include <quire/clock.h>
 #include <quire/console.h>
+#include <quire/cpu.h>
 #include <quire/exitprof.h>
 #include <quire/vcpu.h>
 #include <quire/vmconfig.h>
@@ -101,10 +102,16 @@ void exit_mark_check(u64 now)
 	/* One CPU prints, once. */
 	if (!t || now < t || !atomic_compare_exchange_strong(&mark_at, &t, 0))
 		return;
+	u64 idle = 0;
+
 	for (unsigned id = 1; id <= MAX_VMS; id++) {
 		struct vm *vm = vm_get(id);
 
 		if (vm && vm_state(vm) != VM_EMPTY)
 			exit_table_print(vm, now);
 	}
+	/* What no table holds: CPUs without a vCPU doing idle work (the scanner, the zeroer). */
+	for (unsigned i = 0; i < MAX_CPUS; i++)
+		idle += peek(&cpus[i].idle_work_ticks);
+	printk("quire: exits idle cpus idle_work_ticks=%lu\n", (unsigned long)idle);
 }

@@ -200,6 +200,7 @@ static void __noreturn sched_loop(void)
 	cpu_guest_setup();
 	for (;;) {
 		struct vcpu *v;
+		u64 t;
 
 		atomic_store(&c->resched, false);
 		atomic_store(&c->woke, false);
@@ -214,7 +215,9 @@ static void __noreturn sched_loop(void)
 			vgic_flush(v);
 			vcpu_enter(f);
 		}
+		t = clock_ticks();
 		idle_work(c, NULL);
+		c->idle_work_ticks += clock_ticks() - t;
 		/* As in vcpu_idle_until: a vCPU here that idle work woke runs now, not at the next interrupt. */
 		if (!atomic_load(&c->resched))
 			cpu_wait();

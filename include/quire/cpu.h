@@ -22,6 +22,7 @@ struct cpu {
 	u64 exit_t0;
 	struct vcpu *exit_v;
 	u8 exit_kind;
+	u64 idle_work_ticks;	  /* idle work with no vCPU loaded: Quire's own time, no VM's */
 	struct arch_cpu arch;
 };
 
