@@ -6,7 +6,6 @@
  */
 #include <quire/clock.h>
 #include <quire/console.h>
-#include <quire/cpu.h>
 #include <quire/exitprof.h>
 #include <quire/vcpu.h>
 #include <quire/vmconfig.h>
@@ -95,23 +94,18 @@ u64 exit_mark_deadline(void)
 	return t ? t : ~0UL;
 }
 
-void exit_mark_check(u64 now)
+bool exit_mark_check(u64 now)
 {
 	u64 t = atomic_load_explicit(&mark_at, memory_order_relaxed);
 
 	/* One CPU prints, once. */
 	if (!t || now < t || !atomic_compare_exchange_strong(&mark_at, &t, 0))
-		return;
-	u64 idle = 0;
-
+		return false;
 	for (unsigned id = 1; id <= MAX_VMS; id++) {
 		struct vm *vm = vm_get(id);
 
 		if (vm && vm_state(vm) != VM_EMPTY)
 			exit_table_print(vm, now);
 	}
-	/* What no table holds: CPUs without a vCPU doing idle work (the scanner, the zeroer). */
-	for (unsigned i = 0; i < MAX_CPUS; i++)
-		idle += peek(&cpus[i].idle_work_ticks);
-	printk("quire: exits idle cpus idle_work_ticks=%lu\n", (unsigned long)idle);
+	return true;
 }

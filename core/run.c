@@ -33,7 +33,14 @@ static u64 us_to_ticks(u64 us)
 void sched_timer_fired(void)
 {
 	atomic_store(&this_cpu()->resched, true);
-	exit_mark_check(clock_ticks());
+	/* With the VMs' tables, what no table holds: CPUs without a vCPU doing idle work. */
+	if (exit_mark_check(clock_ticks())) {
+		u64 idle = 0;
+
+		for (unsigned i = 0; i < MAX_CPUS; i++)
+			idle += __atomic_load_n(&cpus[i].idle_work_ticks, __ATOMIC_RELAXED);
+		printk("quire: exits idle cpus idle_work_ticks=%lu\n", (unsigned long)idle);
+	}
 }
 
 /*

@@ -81,9 +81,9 @@ void exit_table_print(const struct vm *vm, u64 now);
  * Quire's own timer, so a guest that cannot mark a moment itself is profiled
  * up to it (make bench: the Linux guest's /init reads the counter at T).
  * exit_mark_deadline is T, or ~0 once printed or when not asked for;
- * exit_mark_check prints if T has come.
+ * exit_mark_check prints if T has come (true: it did).
  */
 void exit_mark_init(const char *bootargs);
 u64 exit_mark_deadline(void);
-void exit_mark_check(u64 now);
+bool exit_mark_check(u64 now);
 #endif
