@@ -174,7 +174,7 @@ test-host: setup
 	scripts/layering
 
 test-qemu:
-	/usr/bin/python3 -m pytest -v tests/qemu $(PYTEST_ARGS)
+	/usr/bin/python3 -m pytest -v --durations=30 tests/qemu $(PYTEST_ARGS)
 
 # An SD card image for a Raspberry Pi 4 (docs/rpi4.md): SDCARD_BOOT=uboot (default) or direct;
 # RPI_FIRMWARE=dir adds the Pi's start4.elf and fixup4.dat.
