@@ -16,6 +16,7 @@
 #include <quire/console.h>
 #include <quire/exitprof.h>
 #include <quire/disk.h>
+#include <quire/entropy.h>
 #include <quire/guest.h>
 #include <quire/modules.h>
 #include <quire/pool.h>
@@ -255,6 +256,11 @@ static void start_vms(unsigned ipa_bits)
 void boot_core(const struct machine *m, paddr_t fdt, struct region image, unsigned ipa_bits)
 {
 	mach = m;
+	if (entropy_init(m->seed, m->seed_len, clock_ticks()))
+		printk("entropy: guests' rng-seed from the loader's %u bytes of seed\n", m->seed_len);
+	else
+		printk("entropy: the loader gave %u bytes of seed (no /chosen rng-seed): guests' rng-seed comes "
+		       "from the counter and is guessable\n", m->seed_len);
 	memory_init(fdt, image);
 	printk("sched: time slice %u us; a woken vCPU preempts after %u us\n", SCHED_SLICE_US, SCHED_MIN_US);
 	bench_boot(BENCH_POOL_READY, &vmm_pool, m->bootargs);

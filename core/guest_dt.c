@@ -1,9 +1,10 @@
 /*
  * The device tree a Linux guest gets: dts/guest-virt.dts (compiled into
  * quire.bin) completed for its VM with libfdt: its memory, its vCPUs, the
- * virtio-mmio slots, bootargs and the initramfs.
+ * virtio-mmio slots, bootargs, the initramfs and a seed for its random pool.
  */
 #include <libfdt.h>
+#include <quire/entropy.h>
 #include <quire/printf.h>
 #include <quire/vdev.h>
 #include <quire/vm.h>
@@ -62,6 +63,12 @@ int guest_dt_build(const void *tmpl, void *buf, int size, const struct vm *vm, c
 	/* NULL: no command line at all, as QEMU gives a -kernel image without -append. */
 	rc = bootargs ? fdt_setprop_string(buf, chosen, "bootargs", bootargs) : fdt_delprop(buf, chosen, "bootargs");
 	if (rc && rc != -FDT_ERR_NOTFOUND)
+		return rc;
+	/* Fresh for every boot of every VM: Linux's random pool is ready at once (include/quire/entropy.h). */
+	u8 seed[64];
+
+	entropy_draw(seed, sizeof(seed));
+	if ((rc = fdt_setprop(buf, chosen, "rng-seed", seed, sizeof(seed))))
 		return rc;
 	if (initrd_end > initrd_start &&
 	    ((rc = fdt_setprop_u64(buf, chosen, "linux,initrd-start", initrd_start)) ||

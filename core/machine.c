@@ -41,6 +41,20 @@ static void parse_boot_module(const void *fdt, int chosen, struct machine *m)
 	m->boot_module = (struct region){ start, end - start };
 }
 
+/* Whatever randomness the loader left: rng-seed, then kaslr-seed, as much as fits. */
+static void machine_parse_seeds(const void *fdt, int chosen, struct machine *m)
+{
+	static const char *const props[] = { "rng-seed", "kaslr-seed" };
+
+	for (unsigned i = 0; i < ARRAY_SIZE(props); i++) {
+		int len;
+		const u8 *p = fdt_getprop(fdt, chosen, props[i], &len);
+
+		for (int j = 0; p && j < len && m->seed_len < sizeof(m->seed); j++)
+			m->seed[m->seed_len++] = p[j];
+	}
+}
+
 int machine_from_fdt(const void *fdt, struct machine *m, char *err, size_t errlen)
 {
 	int rc;
@@ -87,6 +101,7 @@ int machine_from_fdt(const void *fdt, struct machine *m, char *err, size_t errle
 	int chosen = fdt_path_offset(fdt, "/chosen");
 	if (chosen >= 0) {
 		copy_str(m->bootargs, sizeof(m->bootargs), fdt_getprop(fdt, chosen, "bootargs", NULL));
+		machine_parse_seeds(fdt, chosen, m);
 		parse_boot_module(fdt, chosen, m);
 	}
 	modules_parse(fdt, chosen, m);

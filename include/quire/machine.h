@@ -84,6 +84,9 @@ struct machine {
 	unsigned nvirtio;
 
 	char bootargs[256];
+	/* The loader's /chosen rng-seed and kaslr-seed, for guests' seeds (core/entropy.c). */
+	u8 seed[64];
+	unsigned seed_len;
 	/* What the loader put at /chosen/linux,initrd-*: a VM config DTB, if anything. */
 	struct region boot_module;
 	/* The loader named a boot module Quire cannot read (outside RAM): notes say why. */
