@@ -315,47 +315,48 @@ int vmconfig_parse(const void *fdt, struct vm_config *out, unsigned max, u32 *ma
 	return n;
 }
 
-int bootargs_u64(const char *s, const char *key, u64 *val)
+/* The first word of bootargs (at *s) that starts with key and is at least min_len long; NULL if none. */
+static const char *bootargs_word(const char *s, const char *key, size_t min_len, size_t *len)
 {
 	size_t kl = strlen(key);
 
 	while (*s) {
-		size_t len;
-
 		while (*s == ' ' || *s == '\t')
 			s++;
-		for (len = 0; s[len] && s[len] != ' ' && s[len] != '\t'; len++)
+		if (!*s)
+			break;
+		for (*len = 0; s[*len] && s[*len] != ' ' && s[*len] != '\t'; (*len)++)
 			;
-		if (len > kl && !strncmp(s, key, kl)) {
-			u64 v = 0;
-			size_t i;
-
-			for (i = kl; i < len && s[i] >= '0' && s[i] <= '9' && v <= (~0UL - 9) / 10; i++)
-				v = v * 10 + (u64)(s[i] - '0');
-			if (i != len)
-				return -1;
-			*val = v;
-			return 1;
-		}
-		s += len;
+		if (*len >= min_len && *len >= kl && !strncmp(s, key, kl))
+			return s;
+		s += *len;
 	}
-	return 0;
+	return NULL;
+}
+
+int bootargs_u64(const char *s, const char *key, u64 *val)
+{
+	size_t kl = strlen(key), len, i;
+	const char *w = bootargs_word(s, key, kl + 1, &len);
+	u64 v = 0;
+
+	if (!w)
+		return 0;
+	for (i = kl; i < len && w[i] >= '0' && w[i] <= '9' && v <= (~0UL - 9) / 10; i++)
+		v = v * 10 + (u64)(w[i] - '0');
+	if (i != len)
+		return -1;
+	*val = v;
+	return 1;
 }
 
 bool bootargs_has(const char *s, const char *word)
 {
-	size_t wl = strlen(word);
+	size_t len;
 
-	while (*s) {
-		size_t len;
-
-		while (*s == ' ' || *s == '\t')
-			s++;
-		for (len = 0; s[len] && s[len] != ' ' && s[len] != '\t'; len++)
-			;
-		if (len == wl && !strncmp(s, word, wl))
+	/* A word equal to it: one that starts with it and is no longer. */
+	for (const char *w = s; (w = bootargs_word(w, word, 0, &len)); w += len)
+		if (len == strlen(word))
 			return true;
-		s += len;
-	}
 	return false;
 }

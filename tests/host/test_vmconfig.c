@@ -687,6 +687,19 @@ static void bootargs_words(void **state)
 	assert_true(bootargs_has("\tquire.novm", "quire.novm"));
 	assert_false(bootargs_has("quire.novmx", "quire.novm"));
 	assert_false(bootargs_has("", "quire.novm"));
+	assert_false(bootargs_has("  \t ", ""));
+	assert_true(bootargs_has("quire.novmx quire.novm", "quire.novm"));
+	{
+		u64 v = 7;
+
+		assert_int_equal(bootargs_u64("a quire.exitmark=61367180 b", "quire.exitmark=", &v), 1);
+		assert_true(v == 61367180);
+		assert_int_equal(bootargs_u64("quire.exitmark=", "quire.exitmark=", &v), 0);
+		assert_int_equal(bootargs_u64("quire.exitmark=12x", "quire.exitmark=", &v), -1);
+		assert_int_equal(bootargs_u64("quire.exitmark=99999999999999999999999", "quire.exitmark=", &v), -1);
+		assert_int_equal(bootargs_u64("quire.exitmarks=5", "quire.exitmark=", &v), 0);
+		assert_true(v == 61367180);
+	}
 }
 
 int main(void)

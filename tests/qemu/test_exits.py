@@ -9,8 +9,6 @@ reasons a real guest has, and a restart starts its VM's table again.
 """
 import re
 
-import pytest
-
 from conftest import Guest, boot_vms, focus, image, linux, memtest, monitor, run_until_off, vm_config
 
 EXITS, BENCH_IDLE = 33, 32

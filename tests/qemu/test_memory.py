@@ -14,6 +14,7 @@ import time
 import pytest
 
 from conftest import boot_vms, memtest, monitor, quota_pages, run_until_off
+from test_vms import wait_dirty_and_scan
 
 SEQ, RANDOM, SPARSE, SMP, OUTSIDE, QUOTA, BENCH, BENCH_SMP = range(1, 9)
 DIRTY, ZEROSCAN = 10, 11
@@ -232,15 +233,7 @@ def test_prezeroed_pages_after_a_dirty_vm(boot, tmp_path):
     """
     vms = [memtest(DIRTY, mem_mib=128), memtest(ZEROSCAN, mem_mib=16, cpus=[1])]
     con = boot_vms(boot, tmp_path, vms, smp=2, mem="512M", timeout=120, whole_lines=True)
-    done, returned = set(), set()
-    while len(done) < 2 or len(returned) < 2:
-        m = con.expect(r"\[(vm\d)\] memtest: (dirty|zeroscan) (ok|FAIL)[^\r\n]*\r*\n|"
-                       r"quire: (vm\d): \d+ pages returned to the pool")
-        if m.group(4):
-            returned.add(m.group(4))
-            continue
-        assert m.group(3) == "ok", m.group(0)
-        done.add(m.group(1))
+    wait_dirty_and_scan(con)
     # Wait for the zeroer to reach its cap (a state, polled), not for a time.
     deadline = time.monotonic() + 60
     while True:

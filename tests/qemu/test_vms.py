@@ -113,6 +113,19 @@ def test_kill_restart_from_monitor(boot, tmp_path):
     assert "QUIRE CRASH" not in con.read_until_quiet(quiet=0.5, limit=2)
 
 
+def wait_dirty_and_scan(con):
+    """Until both memtests (DIRTY, ZEROSCAN) said ok and powered off with their pages back in the pool."""
+    done, returned = set(), set()
+    while len(done) < 2 or len(returned) < 2:
+        m = con.expect(r"\[(vm\d)\] memtest: (dirty|zeroscan) (ok|FAIL)[^\r\n]*\r*\n|"
+                       r"quire: (vm\d): \d+ pages returned to the pool")
+        if m.group(4):
+            returned.add(m.group(4))
+            continue
+        assert m.group(3) == "ok", m.group(0)
+        done.add(m.group(1))
+
+
 def test_pages_of_a_dead_vm_read_as_zero(boot, tmp_path):
     """A VM booted right after another released its pages finds only zeros in its RAM.
 
@@ -124,15 +137,7 @@ def test_pages_of_a_dead_vm_read_as_zero(boot, tmp_path):
     vms = [memtest(DIRTY, mem_mib=320), memtest(ZEROSCAN, mem_mib=96, cpus=[1])]
     con = boot_vms(boot, tmp_path, vms, smp=2, mem="512M", timeout=120)
     con.expect(r"quire: vm2: memtest, 1 vCPU on CPU 1,")
-    done, returned = set(), set()
-    while len(done) < 2 or len(returned) < 2:
-        m = con.expect(r"\[(vm\d)\] memtest: (dirty|zeroscan) (ok|FAIL)[^\r\n]*\r*\n|"
-                       r"quire: (vm\d): \d+ pages returned to the pool")
-        if m.group(4):
-            returned.add(m.group(4))
-            continue
-        assert m.group(3) == "ok", m.group(0)
-        done.add(m.group(1))
+    wait_dirty_and_scan(con)
     focus(con, "the monitor")
     con.child.sendline("restart vm2")
     m = con.expect(r"\[vm2\] memtest: zeroscan (ok|FAIL)[^\r\n]*\r*\n", timeout=120)
