@@ -1,12 +1,12 @@
 /*
  * The device tree a Linux guest gets: dts/guest-virt.dts (compiled into
- * quire.bin) completed for its VM with libfdt: its memory, its vCPUs, the
- * virtio-mmio slots, bootargs, the initramfs and a seed for its random pool.
+ * quire.bin, the virtio-mmio slots included) completed for its VM with
+ * libfdt: its memory, its vCPUs, bootargs, the initramfs and a seed for its
+ * random pool.
  */
 #include <libfdt.h>
 #include <quire/entropy.h>
 #include <quire/printf.h>
-#include <quire/vdev.h>
 #include <quire/vm.h>
 
 int guest_dt_build(const void *tmpl, void *buf, int size, const struct vm *vm, const char *bootargs,
@@ -36,25 +36,6 @@ int guest_dt_build(const void *tmpl, void *buf, int size, const struct vm *vm, c
 		    (rc = fdt_setprop_string(buf, n, "compatible", "arm,armv8")) ||
 		    (rc = fdt_setprop_u32(buf, n, "reg", i)) ||
 		    (rc = fdt_setprop_string(buf, n, "enable-method", "psci")))
-			return rc;
-	}
-	/* The virtio-mmio slots, highest first as QEMU lists them (each new node goes first). */
-	for (unsigned i = 0; i < VIRTIO_MMIO_SLOTS; i++) {
-		u64 base = VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_SLOT;
-		fdt64_t r[2] = { cpu_to_fdt64(base), cpu_to_fdt64(VIRTIO_MMIO_SLOT) };
-		/* SPI, its number, edge-triggered rising (1), as QEMU virt */
-		fdt32_t irq[3] = { cpu_to_fdt32(0), cpu_to_fdt32(VIRTIO_MMIO_FIRST_INTID - 32 + i), cpu_to_fdt32(1) };
-		char name[32];
-		int n;
-
-		q_snprintf(name, sizeof(name), "virtio_mmio@%lx", (unsigned long)base);
-		n = fdt_add_subnode(buf, 0, name);
-		if (n < 0)
-			return n;
-		if ((rc = fdt_setprop_string(buf, n, "compatible", "virtio,mmio")) ||
-		    (rc = fdt_setprop(buf, n, "reg", r, sizeof(r))) ||
-		    (rc = fdt_setprop(buf, n, "interrupts", irq, sizeof(irq))) ||
-		    (rc = fdt_setprop(buf, n, "dma-coherent", NULL, 0)))
 			return rc;
 	}
 	int chosen = fdt_path_offset(buf, "/chosen");

@@ -1,9 +1,9 @@
 /*
  * Freestanding string functions: what libfdt needs (memchr memcmp memcpy
  * memmove memset strchr strlen strnlen strrchr strtoul) plus a few of ours.
- * Byte-wise, except memcpy, memset and memcmp on 8-byte aligned memory,
- * which copy guest images (megabytes), clear page-sized buffers and compare
- * pages before they are merged.
+ * Byte-wise, except memcpy, memmove, memset and memcmp on aligned memory,
+ * which copy guest images (megabytes), build guests' DTs, clear boot-time
+ * metadata and compare pages before they are merged.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,6 +40,23 @@ void *memmove(void *dst, const void *src, size_t n)
 
 	if (d < s)
 		return memcpy(dst, src, n);
+	/*
+	 * Backwards, from the end. libfdt moves the rest of a blob up this way
+	 * for every node and property it adds: a word at a time where the two
+	 * agree in alignment (8 or 4 bytes apart modulo 8), after the bytes that
+	 * bring the end to it.
+	 */
+	if (!(((uintptr_t)d ^ (uintptr_t)s) & 7)) {
+		for (; n && ((uintptr_t)(d + n) & 7); n--)
+			d[n - 1] = s[n - 1];
+		for (; n >= 8; n -= 8)
+			*(unsigned long *)(d + n - 8) = *(const unsigned long *)(s + n - 8);
+	} else if (!(((uintptr_t)d ^ (uintptr_t)s) & 3)) {
+		for (; n && ((uintptr_t)(d + n) & 3); n--)
+			d[n - 1] = s[n - 1];
+		for (; n >= 4; n -= 4)
+			*(unsigned int *)(d + n - 4) = *(const unsigned int *)(s + n - 4);
+	}
 	while (n--)
 		d[n] = s[n];
 	return dst;

@@ -109,6 +109,13 @@ void vgic_set_level(struct vm *vm, u32 intid, bool level)
 	struct vgic *g = vgic_of(vm);
 	struct virq *q = irq_of(g, 0, intid);
 
+	/*
+	 * The common case, on every access to a device's registers (the vPL011's
+	 * for each character): no change, no lock. Only the device, under its own
+	 * lock, sets its line, so a level seen equal stays equal.
+	 */
+	if (__atomic_load_n(&q->level, __ATOMIC_RELAXED) == level)
+		return;
 	spin_lock(&g->lock);
 	if (q->level != level) {
 		q->level = level;
