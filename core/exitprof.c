@@ -35,9 +35,17 @@ static u64 peek(const u64 *p)
 
 void exit_table(const struct vm *vm, struct exit_table *t)
 {
+	unsigned n = MIN(__atomic_load_n(&vm->nvcpus, __ATOMIC_RELAXED), (unsigned)MAX_VCPUS);
+
 	*t = (struct exit_table){ .first_entry = atomic_load_explicit(&vm->first_entry, memory_order_relaxed) };
-	for (unsigned i = 0; i < vm->nvcpus; i++) {
-		const struct exit_prof *p = &vm->vcpu[i]->prof;
+	for (unsigned i = 0; i < n; i++) {
+		/* A VM being built (a restart) has its vCPU count before its vCPUs: those are skipped. */
+		const struct vcpu *v = __atomic_load_n(&vm->vcpu[i], __ATOMIC_RELAXED);
+		const struct exit_prof *p;
+
+		if (!v)
+			continue;
+		p = &v->prof;
 
 		for (unsigned k = 0; k < EXIT_KINDS; k++) {
 			t->p.k[k].n += peek(&p->k[k].n);

@@ -175,6 +175,12 @@ static void exits_of_all_and_errors(void **state)
 	assert_non_null(strstr(screen, "quire: exits gamma "));
 	assert_null(strstr(screen, "ghost"));
 	assert_non_null(strstr(screen, "  hvc                    1            2          2.0\r\n"));
+	/* A VM being built: its vCPU count set, its vCPUs not yet (a restart racing the command). */
+	gamma_->vcpu[1] = NULL;
+	fake_state[3] = VM_STARTING;
+	screen_clear();
+	run("exits gamma");
+	assert_non_null(strstr(screen, "quire: exits gamma "));
 	screen_clear();
 	run("exits nosuch");
 	assert_string_equal(screen, "quire: no VM 'nosuch'; 'list' shows them\r\n");
