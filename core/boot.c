@@ -79,6 +79,11 @@ static void memory_init(paddr_t fdt, struct region image)
 	printk("share: %s page hash, zero page and sharing metadata %lu KiB (%u bytes per page) = %lu.%02lu%% of RAM\n",
 	       share_hash_name(), share >> 10, (unsigned)(share / (ram >> PAGE_SHIFT)), share * 100 / ram,
 	       share * 10000 / ram % 100);
+	/* Off to compare, or for a guest that must see only 4 KiB mappings (docs/memory.md, "2 MiB blocks"). */
+	if (bootargs_has(mach->bootargs, "quire.blocks=off")) {
+		s2_blocks_default = false;
+		printk("stage2: 2 MiB blocks off (quire.blocks=off)\n");
+	}
 	/* Off only to measure the fault path that zeroes for itself (docs/memory.md, "Pre-zeroed pages"). */
 	if (bootargs_has(mach->bootargs, "quire.prezero=off")) {
 		pool_prezero_start(&vmm_pool, false);

@@ -134,6 +134,12 @@ static bool vendor_call(struct vcpu *v, u32 fn, u64 x[4])
 		x[2] = atomic_load_explicit(&vm->pool.active, memory_order_relaxed);
 		x[3] = atomic_load_explicit(&vm->pool.pgtables, memory_order_relaxed);
 		return true;
+	case QUIRE_HC_BLOCK_STATS:
+		x[0] = 0;
+		x[1] = atomic_load_explicit(&vm->s2.blocks, memory_order_relaxed);
+		x[2] = atomic_load_explicit(&vm->s2.block_fills, memory_order_relaxed);
+		x[3] = atomic_load_explicit(&vm->s2.splits, memory_order_relaxed);
+		return true;
 	case QUIRE_HC_MEM_QUOTA:
 		x[0] = 0;
 		x[1] = vm->pool.quota;

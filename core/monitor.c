@@ -145,7 +145,8 @@ static void stats_line(struct vm *vm)
 
 	printk("quire: stats %s guest_mib=%lu resident=%u zero=%u shared=%u swapped=%u faults=%lu "
 	       "tables=%u quota=%u charged=%u cow=%lu merged=%lu volatile=%u scans=%lu scan_rate=%u "
-	       "swap_outs=%lu swap_ins=%lu swap_slots=%u swap_squeezed=%lu cache_flushes=%lu\n",
+	       "swap_outs=%lu swap_ins=%lu swap_slots=%u swap_squeezed=%lu cache_flushes=%lu blocks=%u "
+	       "block_fills=%lu splits=%lu\n",
 	       vm->name, mib(vm->cfg.mem_size),
 	       atomic_load_explicit(&p->active, memory_order_relaxed),
 	       atomic_load_explicit(&p->zero, memory_order_relaxed),
@@ -158,7 +159,9 @@ static void stats_line(struct vm *vm)
 	       atomic_load(&vm->share.volatile_pages), (unsigned long)atomic_load(&vm->share.scans),
 	       atomic_load(&vm->share.scan_pages), (unsigned long)atomic_load(&vm->swap.outs),
 	       (unsigned long)atomic_load(&vm->swap.ins), atomic_load(&vm->swap.slots),
-	       (unsigned long)atomic_load(&vm->swap.squeezed), (unsigned long)atomic_load(&vm->cache_flushes));
+	       (unsigned long)atomic_load(&vm->swap.squeezed), (unsigned long)atomic_load(&vm->cache_flushes),
+	       atomic_load(&vm->s2.blocks), (unsigned long)atomic_load(&vm->s2.block_fills),
+	       (unsigned long)atomic_load(&vm->s2.splits));
 }
 
 /* The balloon's line, if the VM has one: Quire's side, then the guest's own figures (bytes, as MiB). */
@@ -359,9 +362,10 @@ static void cmd_stats(const struct command *c, char **arg, unsigned cpu)
 		share_line();
 		swap_line();
 		printk("quire: pool free=%u free_mib=%lu used=%u prezeroed=%u prezero_cap=%u took_prezeroed=%lu "
-		       "zeroed_on_take=%lu zeroed_idle=%lu t_us=%lu\n", free, pages_mib(free), vmm->ndesc - free,
-		       z.prezeroed, z.cap, (unsigned long)z.took_prezeroed, (unsigned long)z.zeroed_on_take,
-		       (unsigned long)z.zeroed_idle, (unsigned long)clock_us());
+		       "zeroed_on_take=%lu zeroed_idle=%lu runs=%u zeroed_runs=%u t_us=%lu\n", free, pages_mib(free),
+		       vmm->ndesc - free, z.prezeroed, z.cap, (unsigned long)z.took_prezeroed,
+		       (unsigned long)z.zeroed_on_take, (unsigned long)z.zeroed_idle, z.runs, z.zeroed_runs,
+		       (unsigned long)clock_us());
 	}
 }
 

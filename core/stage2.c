@@ -19,6 +19,17 @@
  * executable: it serves sharing and swap, whose pages get new contents (a
  * copy, a merge, a read from disk), so they too wait for their first fetch,
  * as KVM's do; a copy-on-write or swap-in of data pays no invalidation.
+ *
+ * 2 MiB blocks: s2_fill_block() maps a whole pool run with one level-2
+ * block descriptor (the fault path's fill-ahead, core/violation.c), and
+ * takes the level-3 table it will need to split into at the same time, so
+ * a split never needs a page. Every change to one page of a block (a claim,
+ * execute permission) splits it first, by break-before-make at level 2:
+ * the block entry becomes S2E_BUSY, the TLBs forget it, the table gets 512
+ * page leaves with the block's attributes, and the table entry is
+ * published. A walker that meets S2E_BUSY above the last level waits for
+ * the split (a few microseconds, never a fault or an I/O). Reads (s2_get,
+ * the access flag) use the block as it is: it ages as one.
  */
 #include <quire/errno.h>
 #include <quire/fault.h>
@@ -27,6 +38,10 @@
 #include <arch/s2_desc.h>
 
 #define ENTRIES (1u << S2_TABLE_BITS)
+#define BLOCK_MASK (S2_BLOCK_SIZE - 1)
+
+_Static_assert(PAGE_SHIFT + S2_TABLE_BITS * (S2_LAST_LEVEL - S2_BLOCK_LEVEL) == RUN_SHIFT,
+	       "a stage-2 block maps one pool run");
 
 static inline unsigned level_shift(unsigned level)
 {
@@ -59,24 +74,46 @@ static void table_free(struct vm *vm, paddr_t pa, unsigned cpu)
 	atomic_fetch_sub_explicit(&vm->pool.pgtables, 1, memory_order_relaxed);
 }
 
+bool s2_blocks_default = true;
+
 int s2_init(struct vm *vm, unsigned cpu)
 {
 	vm->s2.vmid = vm->id;
 	vm->s2.start_level = S2_START_LEVEL;
 	atomic_store_explicit(&vm->s2.table_races, 0, memory_order_relaxed);
+	vm->s2.blocks_on = s2_blocks_default;
+	atomic_store_explicit(&vm->s2.blocks, 0, memory_order_relaxed);
+	atomic_store_explicit(&vm->s2.block_fills, 0, memory_order_relaxed);
+	atomic_store_explicit(&vm->s2.splits, 0, memory_order_relaxed);
+	atomic_store_explicit(&vm->s2.seq_next, 0, memory_order_relaxed);
 	return table_alloc(vm, cpu, &vm->s2.root);
 }
 
-/* The last-level table for ipa, created on the way if need be. */
-static int walk_create(struct vm *vm, u64 ipa, unsigned cpu, paddr_t *last)
+/* An entry above the last level, once no split holds it (S2E_BUSY there: a block being split). */
+static inline u64 settled(_Atomic u64 *e)
+{
+	u64 v;
+
+	while ((v = atomic_load_explicit(e, memory_order_acquire)) == S2E_BUSY)
+		;
+	return v;
+}
+
+static inline bool is_block(u64 v, unsigned level)
+{
+	return level == S2_BLOCK_LEVEL && s2d_valid(v) && s2d_is_block(v);
+}
+
+/* The table at level 'to' for ipa, created on the way if need be; -EAGAIN if a block maps ipa. */
+static int walk_create(struct vm *vm, u64 ipa, unsigned cpu, unsigned to, paddr_t *out)
 {
 	paddr_t table = vm->s2.root;
 
-	for (unsigned level = S2_START_LEVEL; level < S2_LAST_LEVEL; level++) {
+	for (unsigned level = S2_START_LEVEL; level < to; level++) {
 		_Atomic u64 *e = entry_at(table, level, ipa);
-		u64 v = atomic_load_explicit(e, memory_order_acquire);
+		u64 v = settled(e);
 
-		if (!s2d_valid(v)) {
+		while (!s2d_valid(v)) {
 			paddr_t t;
 			int rc = table_alloc(vm, cpu, &t);
 
@@ -88,21 +125,24 @@ static int walk_create(struct vm *vm, u64 ipa, unsigned cpu, paddr_t *last)
 								    memory_order_acquire)) {
 				v = nv;
 			} else {
-				/* Another vCPU installed one; v is it. */
+				/* Another vCPU installed one (or a block, perhaps being split); v is it. */
 				table_free(vm, t, cpu);
 				atomic_fetch_add_explicit(&vm->s2.table_races, 1, memory_order_relaxed);
+				v = settled(e);
 			}
 		}
+		if (is_block(v, level))
+			return -EAGAIN;
 		table = s2d_addr(v);
 	}
-	*last = table;
+	*out = table;
 	return 0;
 }
 
 int s2_prepare(struct vm *vm, ipa_t ipa, unsigned cpu, struct s2_slot *slot)
 {
 	paddr_t last;
-	int rc = walk_create(vm, ipa.bits, cpu, &last);
+	int rc = walk_create(vm, ipa.bits, cpu, S2_LAST_LEVEL, &last);
 
 	if (rc)
 		return rc;
@@ -124,46 +164,160 @@ int s2_fill(struct vm *vm, struct s2_slot *slot, paddr_t pa, unsigned prot)
 	return 0;
 }
 
-/* The last-level entry for ipa, or NULL if a table on the way is missing. */
-static _Atomic u64 *leaf_entry(struct vm *vm, u64 ipa)
+/*
+ * The entry that maps ipa: a last-level one, or the block that maps it
+ * (*block set); NULL if a table on the way is missing.
+ */
+static _Atomic u64 *leaf_entry(struct vm *vm, u64 ipa, bool *block)
 {
 	paddr_t table = vm->s2.root;
 
+	*block = false;
 	for (unsigned level = S2_START_LEVEL; level < S2_LAST_LEVEL; level++) {
-		u64 v = atomic_load_explicit(entry_at(table, level, ipa), memory_order_acquire);
+		_Atomic u64 *e = entry_at(table, level, ipa);
+		u64 v = settled(e);
 
 		if (!s2d_valid(v))
 			return NULL;
+		if (is_block(v, level)) {
+			*block = true;
+			return e;
+		}
 		table = s2d_addr(v);
 	}
 	return entry_at(table, S2_LAST_LEVEL, ipa);
 }
 
-/* The leaf at ipa (0 if no table leads there), with the given order. */
-static u64 leaf_at(struct vm *vm, u64 ipa, _Atomic u64 **e, memory_order mo)
+/* The leaf at ipa (0 if no table leads there), with the given order; a block's is the block's. */
+static u64 leaf_at(struct vm *vm, u64 ipa, _Atomic u64 **e, memory_order mo, bool *block)
 {
-	*e = leaf_entry(vm, ipa);
+	*e = leaf_entry(vm, ipa, block);
 	return *e ? atomic_load_explicit(*e, mo) : 0;
+}
+
+/* The machine page that leaf v maps at ipa: a block's page is ipa's offset into it. */
+static inline paddr_t page_of(u64 v, bool block, u64 ipa)
+{
+	return s2d_addr(v) + (block ? ipa & BLOCK_MASK & ~(PAGE_SIZE - 1) : 0);
+}
+
+/*
+ * Split the block at e (mapping ipa) into 512 pages by break-before-make.
+ * Losing a race (the block changed or is being split) is fine: the caller
+ * walks again.
+ */
+static void split(struct vm *vm, _Atomic u64 *e, u64 ipa)
+{
+	struct pool *p = vm->pool.vmm;
+	u64 v = atomic_load_explicit(e, memory_order_acquire);
+	_Atomic u64 *t;
+	pidx_t first, ti;
+
+	if (!s2d_valid(v) || !s2d_is_block(v) ||
+	    !atomic_compare_exchange_strong_explicit(e, &v, S2E_BUSY, memory_order_acq_rel, memory_order_relaxed))
+		return;
+	/* Break: no walker sees the block any more, and then no TLB holds it (TLBI by IPA takes any size). */
+	s2_tlbi_ipa(vm, ALIGN_DOWN(ipa, S2_BLOCK_SIZE));
+	first = pool_pidx_of(p, s2d_addr(v));
+	ti = atomic_exchange_explicit(&pool_desc(p, first)->next, PIDX_NONE, memory_order_relaxed);
+	t = s2_table(pool_pa(p, ti));
+	for (unsigned k = 0; k < ENTRIES; k++)
+		atomic_store_explicit(&t[k], s2d_block_page(v, k), memory_order_relaxed);
+	s2_before_publish(); /* make: the table's leaves, before the entry that points to it */
+	atomic_store_explicit(e, s2d_table(pool_pa(p, ti)), memory_order_release);
+	s2_after_install();
+	atomic_fetch_sub_explicit(&vm->s2.blocks, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->s2.splits, 1, memory_order_relaxed);
+}
+
+/* The last-level entry for ipa, a block that maps it split first; NULL if nothing maps it. */
+static _Atomic u64 *leaf_to_change(struct vm *vm, u64 ipa)
+{
+	_Atomic u64 *e;
+	bool block;
+
+	while ((e = leaf_entry(vm, ipa, &block)) && block)
+		split(vm, e, ipa);
+	return e;
 }
 
 paddr_t s2_lookup(struct vm *vm, ipa_t ipa)
 {
 	_Atomic u64 *e;
-	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_acquire);
+	bool block;
+	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_acquire, &block);
 
-	return s2d_valid(v) ? s2d_addr(v) : 0;
+	return s2d_valid(v) ? page_of(v, block, ipa.bits) : 0;
 }
 
 bool s2_get(struct vm *vm, ipa_t ipa, struct s2_leaf *out)
 {
 	_Atomic u64 *e;
-	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_acquire);
+	bool block;
+	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_acquire, &block);
 
 	if (!s2d_valid(v))
 		return false;
-	out->pa = s2d_addr(v);
+	out->pa = page_of(v, block, ipa.bits);
 	out->prot = s2d_prot(v);
 	return true;
+}
+
+bool s2_is_block(struct vm *vm, ipa_t ipa)
+{
+	bool block;
+	_Atomic u64 *e = leaf_entry(vm, ipa.bits, &block);
+
+	return e && block;
+}
+
+int s2_fill_block(struct vm *vm, ipa_t ipa, unsigned cpu)
+{
+	struct pool *p = vm->pool.vmm;
+	u64 base = ALIGN_DOWN(ipa.bits, S2_BLOCK_SIZE), expected = 0;
+	_Atomic u64 *e;
+	paddr_t l2, t;
+	u32 zeroed;
+	pidx_t r;
+	int rc = walk_create(vm, base, cpu, S2_BLOCK_LEVEL, &l2);
+
+	if (rc)
+		return rc;
+	e = entry_at(l2, S2_BLOCK_LEVEL, base);
+	if (atomic_load_explicit(e, memory_order_relaxed))
+		return -EEXIST; /* a table (pages mapped there), a block, or a split */
+	r = vmpool_take_run(&vm->pool, cpu, &zeroed);
+	if (r == PIDX_NONE)
+		return -ENOMEM;
+	/* The table a split will need, now: a split then never fails for want of a page. */
+	rc = table_alloc(vm, cpu, &t);
+	if (rc) {
+		vmpool_give_back_run(&vm->pool, cpu, r);
+		return rc;
+	}
+	for (u32 k = zeroed; k < RUN_PAGES; k++)
+		page_zero(pool_pa(p, r + k));
+	for (u32 k = 0; k < RUN_PAGES; k++) {
+		struct mpage *d = pool_desc(p, r + k);
+
+		d->gpn = (u32)(base >> PAGE_SHIFT) + k;
+		atomic_store_explicit(&d->refcount, 1, memory_order_relaxed);
+		atomic_store_explicit(&d->flags, MP_ACTIVE | MP_ZEROED, memory_order_relaxed);
+	}
+	atomic_store_explicit(&pool_desc(p, r)->next, pool_pidx_of(p, t), memory_order_relaxed);
+	s2_before_publish(); /* the zeroes, before the block that maps them */
+	if (!atomic_compare_exchange_strong_explicit(e, &expected, s2d_block(pool_pa(p, r), S2_R | S2_W),
+						     memory_order_release, memory_order_relaxed)) {
+		/* A vCPU filled a page there meanwhile: its table won. */
+		atomic_store_explicit(&pool_desc(p, r)->next, PIDX_NONE, memory_order_relaxed);
+		table_free(vm, t, cpu);
+		vmpool_give_back_run(&vm->pool, cpu, r);
+		return -EEXIST;
+	}
+	s2_after_fill();
+	atomic_fetch_add_explicit(&vm->s2.blocks, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->s2.block_fills, 1, memory_order_relaxed);
+	return 0;
 }
 
 u64 s2_next_leaf(struct vm *vm, u64 from, u64 end)
@@ -178,10 +332,12 @@ u64 s2_next_leaf(struct vm *vm, u64 from, u64 end)
 			u64 v = atomic_load_explicit(entry_at(table, level, ipa), memory_order_acquire);
 
 			if (!s2d_valid(v)) {
-				/* Nothing mapped below this entry: go to the next one at this level. */
+				/* Nothing mapped below this entry (or a block being split): the next one at this level. */
 				ipa = ALIGN_DOWN(ipa, 1UL << level_shift(level)) + (1UL << level_shift(level));
 				break;
 			}
+			if (is_block(v, level))
+				return ipa;
 			table = s2d_addr(v);
 		}
 		if (level > S2_LAST_LEVEL)
@@ -192,8 +348,8 @@ u64 s2_next_leaf(struct vm *vm, u64 from, u64 end)
 
 int s2_claim(struct vm *vm, ipa_t ipa, struct s2_slot *slot, struct s2_leaf *old)
 {
-	_Atomic u64 *e;
-	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_acquire);
+	_Atomic u64 *e = leaf_to_change(vm, ipa.bits);
+	u64 v = e ? atomic_load_explicit(e, memory_order_acquire) : 0;
 
 	if (!s2d_valid(v) || !atomic_compare_exchange_strong_explicit(e, &v, S2E_BUSY, memory_order_acq_rel,
 								      memory_order_relaxed))
@@ -225,7 +381,8 @@ void s2_clear(struct vm *vm, struct s2_slot *slot)
 int s2_take_swapped(struct vm *vm, ipa_t ipa, u64 *swap_slot)
 {
 	_Atomic u64 *e;
-	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_acquire);
+	bool block;
+	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_acquire, &block);
 
 	/* On its way to or from the disk: once the disk is done. */
 	if (s2e_transit(v))
@@ -245,7 +402,8 @@ int s2_take_swapped(struct vm *vm, ipa_t ipa, u64 *swap_slot)
 bool s2_test_clear_young(struct vm *vm, ipa_t ipa)
 {
 	_Atomic u64 *e;
-	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_relaxed);
+	bool block;
+	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_relaxed, &block);
 
 	/*
 	 * No break-before-make: only the access flag and software bits change
@@ -253,6 +411,9 @@ bool s2_test_clear_young(struct vm *vm, ipa_t ipa)
 	 */
 	if (!s2d_valid(v))
 		return false;
+	/* A block ages as one: its flag is cleared as the clock passes its first page only. */
+	if (block && (ipa.bits & BLOCK_MASK) >= PAGE_SIZE)
+		return s2d_young(v);
 	if (s2d_young(v)) {
 		atomic_compare_exchange_strong_explicit(e, &v, s2d_make_old(v), memory_order_relaxed,
 							memory_order_relaxed);
@@ -267,7 +428,8 @@ bool s2_test_clear_young(struct vm *vm, ipa_t ipa)
 int s2_set_young(struct vm *vm, ipa_t ipa)
 {
 	_Atomic u64 *e;
-	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_relaxed);
+	bool block;
+	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_relaxed, &block);
 
 	while (s2d_valid(v))
 		if (atomic_compare_exchange_weak_explicit(e, &v, s2d_make_young(v), memory_order_release,
@@ -283,8 +445,9 @@ void s2_flush_young(struct vm *vm)
 
 int s2_grant_exec(struct vm *vm, ipa_t ipa, paddr_t pa)
 {
-	_Atomic u64 *e;
-	u64 v = leaf_at(vm, ipa.bits, &e, memory_order_relaxed);
+	/* A block is split: its other pages' instruction caches were never synced. */
+	_Atomic u64 *e = leaf_to_change(vm, ipa.bits);
+	u64 v = e ? atomic_load_explicit(e, memory_order_relaxed) : 0;
 	int rc = -ENOENT;
 
 	/*
@@ -319,7 +482,11 @@ static u64 flush_level(paddr_t table, unsigned level)
 
 		if (!s2d_valid(v))
 			continue;
-		if (level < S2_LAST_LEVEL) {
+		if (is_block(v, level)) {
+			for (unsigned k = 0; k < ENTRIES; k++)
+				s2_dcache_clean_page(s2d_addr(v) + ((paddr_t)k << PAGE_SHIFT));
+			pages += ENTRIES;
+		} else if (level < S2_LAST_LEVEL) {
 			pages += flush_level(s2d_addr(v), level + 1);
 		} else if (!s2d_device(v)) {
 			s2_dcache_clean_page(s2d_addr(v));
@@ -346,7 +513,25 @@ u64 s2_flush_dcache(struct vm *vm)
 struct destroy_fns {
 	void (*page)(struct vm *, ipa_t, paddr_t, unsigned);
 	void (*swapped)(struct vm *, u64, unsigned);
+	void (*block)(struct vm *, ipa_t, pidx_t, unsigned);
 };
+
+/* An unsplit block: its spare table goes back here, its run through the callback. */
+static void destroy_block(struct vm *vm, u64 ipa, u64 v, const struct destroy_fns *fn, unsigned cpu)
+{
+	struct pool *p = vm->pool.vmm;
+	pidx_t first = pool_pidx_of(p, s2d_addr(v));
+	pidx_t ti = atomic_exchange_explicit(&pool_desc(p, first)->next, PIDX_NONE, memory_order_relaxed);
+
+	table_free(vm, pool_pa(p, ti), cpu);
+	atomic_fetch_sub_explicit(&vm->s2.blocks, 1, memory_order_relaxed);
+	if (fn->block) {
+		fn->block(vm, IPA(ipa), first, cpu);
+		return;
+	}
+	for (unsigned k = 0; k < ENTRIES; k++)
+		fn->page(vm, IPA(ipa + ((u64)k << PAGE_SHIFT)), s2d_addr(v) + ((paddr_t)k << PAGE_SHIFT), cpu);
+}
 
 static void destroy_level(struct vm *vm, paddr_t table, unsigned level, u64 base,
 			  const struct destroy_fns *fn, unsigned cpu)
@@ -363,6 +548,8 @@ static void destroy_level(struct vm *vm, paddr_t table, unsigned level, u64 base
 		atomic_store_explicit(e, 0, memory_order_relaxed);
 		if (level == S2_LAST_LEVEL)
 			fn->page(vm, IPA(ipa), s2d_addr(v), cpu);
+		else if (is_block(v, level))
+			destroy_block(vm, ipa, v, fn, cpu);
 		else
 			destroy_level(vm, s2d_addr(v), level + 1, ipa, fn, cpu);
 	}
@@ -370,9 +557,10 @@ static void destroy_level(struct vm *vm, paddr_t table, unsigned level, u64 base
 }
 
 void s2_destroy(struct vm *vm, void (*fn)(struct vm *, ipa_t, paddr_t, unsigned),
-		void (*swapped)(struct vm *, u64, unsigned), unsigned cpu)
+		void (*swapped)(struct vm *, u64, unsigned), void (*block)(struct vm *, ipa_t, pidx_t, unsigned),
+		unsigned cpu)
 {
-	struct destroy_fns fns = { fn, swapped };
+	struct destroy_fns fns = { fn, swapped, block };
 
 	/*
 	 * The TLBs forget the VM before any of its pages or tables goes back to

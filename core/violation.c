@@ -78,6 +78,23 @@ static enum vio_result other_fault(struct vm *vm, enum fault_class cls, bool wri
 }
 
 /*
+ * Fill-ahead: a fault on the first page of a 2 MiB block of RAM, right after
+ * a fill of the page before it, is a guest walking its memory in order: map
+ * the whole block at once (s2_fill_block), if the VM has room for its 512
+ * pages and the pool a free run. Not for an instruction fetch (a block is
+ * execute-never). Out of line: the 4 KiB fill pays only the compare.
+ */
+static __attribute__((noinline)) bool fill_ahead(struct vm *vm, ipa_t page, unsigned cpu)
+{
+	if (!vm->s2.blocks_on || !vm_in_ram(vm, IPA(page.bits + S2_BLOCK_SIZE - 1)) ||
+	    s2_fill_block(vm, page, cpu))
+		return false;
+	atomic_store_explicit(&vm->s2.seq_next, page.bits + S2_BLOCK_SIZE, memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->pool.fills, 1, memory_order_relaxed);
+	return true;
+}
+
+/*
  * Inlined into each of its callers (LTO): the exit path's (exit_abort), which
  * keeps the decoded fault in registers and folds the result, and gmem's.
  * Called out of line (gmem_copy made it a second caller), a fill paid 26 more
@@ -101,10 +118,15 @@ __attribute__((always_inline)) inline enum vio_result violation_handle(struct vm
 		return other_fault(vm, f->cls, f->write, f->ipa, page, exec, cpu);
 	if (!vm_in_ram(vm, f->ipa))
 		return VIO_SEA_OUTSIDE;
+	if (page.bits == atomic_load_explicit(&vm->s2.seq_next, memory_order_relaxed) &&
+	    !(page.bits & (S2_BLOCK_SIZE - 1)) && !exec && fill_ahead(vm, page, cpu))
+		return VIO_MAPPED;
 	rc = s2_prepare(vm, page, cpu, &slot);
 	if (rc == -EEXIST)
 		/* Swapped out or on its way; else mapped meanwhile by another vCPU, or a stale TLB entry. */
 		return vm->swap.on ? swap_fault(vm, page, &slot, f->write, cpu) : VIO_RACED;
+	if (rc == -EAGAIN)
+		return VIO_RACED; /* a block maps it since */
 	if (rc)
 		return no_room(vm, rc == -EDQUOT ? VIO_SEA_QUOTA : VIO_SEA_NOMEM, cpu);
 	if (!vmpool_activate(&vm->pool))
@@ -139,6 +161,7 @@ __attribute__((always_inline)) inline enum vio_result violation_handle(struct vm
 		atomic_fetch_sub_explicit(&vm->pool.active, 1, memory_order_relaxed);
 		return VIO_RACED;
 	}
+	atomic_store_explicit(&vm->s2.seq_next, page.bits + PAGE_SIZE, memory_order_relaxed);
 	/* Every 256th fill of a VM: is the machine short enough to ask balloons first? */
 	if (!(atomic_fetch_add_explicit(&vm->pool.fills, 1, memory_order_relaxed) & 255))
 		balloon_policy(cpu);

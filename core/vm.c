@@ -54,6 +54,19 @@ int guest_dt_build(const void *tmpl, void *buf, int size, const struct vm *vm, c
 
 #define LINUX_BOOTARGS "console=ttyAMA0 earlycon=pl011,mmio32,0x9000000 panic=-1"
 
+/*
+ * s2_destroy's callback for a block never split: its pages are private and
+ * were never shared or swapped, so only the scanner's table may know them;
+ * then the run goes back whole, for the next block.
+ */
+static void block_release(struct vm *vm, ipa_t ipa, pidx_t first, unsigned cpu)
+{
+	(void)ipa;
+	for (u32 k = 0; k < RUN_PAGES; k++)
+		share_forget(first + k);
+	vmpool_give_back_run(&vm->pool, cpu, first);
+}
+
 static const char *load_error(int rc)
 {
 	return rc == -EDQUOT ? "its resident limit is too small" : "out of machine pages";
@@ -285,7 +298,7 @@ void vm_reap(struct vm *vm, unsigned cpu)
 	virtio_reset_all(vm);
 	held = atomic_load(&vm->pool.charged);
 	share_vm_stop(vm);
-	s2_destroy(vm, swap_page_release, swap_release, cpu);
+	s2_destroy(vm, swap_page_release, swap_release, block_release, cpu);
 	while ((i = lfstack_pop(&vm->pool.idle, vm->pool.vmm->desc)) != PIDX_NONE)
 		vmpool_give_back(&vm->pool, cpu, i, true);
 	vmpool_fini(&vm->pool);
@@ -371,7 +384,7 @@ static void undo(struct vm *vm, unsigned cpu)
 {
 	share_vm_stop(vm);
 	if (vm->s2.root)
-		s2_destroy(vm, swap_page_release, swap_release, cpu);
+		s2_destroy(vm, swap_page_release, swap_release, block_release, cpu);
 	vmpool_fini(&vm->pool);
 	atomic_store(&vm->off, true);
 	atomic_store(&vm->life, VM_STOPPED);

@@ -76,6 +76,51 @@ static paddr_t run_end(paddr_t pa, paddr_t end, const struct region *ex, unsigne
 	return end;
 }
 
+/* A chain being built in address order (first..last linked through next), n nodes. */
+struct chain {
+	pidx_t first, last;
+	u32 n;
+};
+
+static void chain_add(struct pool *p, struct chain *c, pidx_t i)
+{
+	if (c->n++)
+		atomic_store_explicit(&p->desc[c->last].next, i, memory_order_relaxed);
+	else
+		c->first = i;
+	c->last = i;
+}
+
+/*
+ * Every 2 MiB-aligned run inside a range onto the runs stack, every other
+ * page onto the free stack: both in address order, so low pages and runs
+ * are handed out first.
+ */
+static void chain_free(struct pool *p)
+{
+	struct chain pages = { 0 }, runs = { 0 };
+
+	for (unsigned r = 0; r < p->nranges; r++) {
+		const struct pool_range *g = &p->range[r];
+
+		for (u32 k = 0; k < g->count;) {
+			mpn_t mpn = g->first + k;
+
+			if (!(mpn & (RUN_PAGES - 1)) && g->count - k >= RUN_PAGES) {
+				chain_add(p, &runs, g->base + k);
+				k += RUN_PAGES;
+			} else {
+				chain_add(p, &pages, g->base + k);
+				k++;
+			}
+		}
+	}
+	if (pages.n)
+		lfstack_push_chain(&p->free, p->desc, pages.first, pages.last, pages.n);
+	if (runs.n)
+		lfstack_push_chain(&p->runs, p->desc, runs.first, runs.last, runs.n);
+}
+
 u32 pool_init(struct pool *p, const struct machine *m, const struct region *ex, unsigned nex,
 	      void *desc)
 {
@@ -115,18 +160,16 @@ u32 pool_init(struct pool *p, const struct machine *m, const struct region *ex, 
 			cur->first = pa >> PAGE_SHIFT;
 			cur->count = (stop - pa) >> PAGE_SHIFT;
 			cur->base = n;
-			/* Chained in address order, so low pages are handed out first. */
 			for (; pa < stop; pa += PAGE_SIZE, n++)
-				p->desc[n] = (struct mpage){ .mpn = pa >> PAGE_SHIFT, .next = n + 1, .flags = MP_IDLE };
+				p->desc[n] = (struct mpage){ .mpn = pa >> PAGE_SHIFT, .next = PIDX_NONE, .flags = MP_IDLE };
 		}
 	}
 	p->ndesc = n;
 	p->prezero_cap = n / PREZERO_CAP_DIV;
 	p->prezero_on = true;
-	if (n) {
-		atomic_store_explicit(&p->desc[n - 1].next, PIDX_NONE, memory_order_relaxed);
-		lfstack_push_chain(&p->free, p->desc, 0, n - 1, n);
-	}
+	lfstack_init(&p->runs);
+	lfstack_init(&p->zruns);
+	chain_free(p);
 	return n;
 }
 
@@ -240,8 +283,34 @@ pidx_t pool_pop_zeroed(struct pool *p, unsigned cpu)
 	return i;
 }
 
-/* A dirty page: this CPU's cache (refilled from the shared stack), the shared stack, another CPU's cache. Inlined: a call more cost the fill 8 instructions. */
-static inline __attribute__((always_inline)) pidx_t alloc_dirty(struct pool *p, unsigned cpu)
+/*
+ * No single free page is left: break a run from s into pages, one to the
+ * caller and the rest onto 'to' (zeroed ones flagged so). Out of line: rare.
+ */
+static __attribute__((noinline)) pidx_t break_run(struct pool *p, struct lfstack *s, struct lfstack *to)
+{
+	pidx_t r = lfstack_pop(s, p->desc);
+	u8 f = s == &p->zruns ? MP_IDLE | MP_ZEROED : MP_IDLE;
+
+	if (r == PIDX_NONE)
+		return PIDX_NONE;
+	p->desc[r].gpn = 0; /* a dirty run's zeroing progress: its pages go as dirty ones */
+	for (u32 k = 1; k < RUN_PAGES; k++) {
+		atomic_store_explicit(&p->desc[r + k].flags, f, memory_order_relaxed);
+		atomic_store_explicit(&p->desc[r + k].next, k + 1 < RUN_PAGES ? r + k + 1 : PIDX_NONE,
+				      memory_order_relaxed);
+	}
+	atomic_store_explicit(&p->desc[r].flags, f, memory_order_relaxed);
+	lfstack_push_chain(to, p->desc, r + 1, r + RUN_PAGES - 1, RUN_PAGES - 1);
+	return r;
+}
+
+/*
+ * A dirty page: this CPU's cache (refilled from the shared stack), the
+ * shared stack, another CPU's cache, then (if 'runs') a broken dirty run.
+ * Inlined: a call more cost the fill 8 instructions.
+ */
+static inline __attribute__((always_inline)) pidx_t alloc_dirty(struct pool *p, unsigned cpu, bool runs)
 {
 	struct pcpu_cache *c = &p->cache[cpu];
 	pidx_t i = PIDX_NONE;
@@ -254,12 +323,14 @@ static inline __attribute__((always_inline)) pidx_t alloc_dirty(struct pool *p, 
 		i = lfstack_pop(&p->free, p->desc);
 	if (i == PIDX_NONE)
 		i = steal(p, cpu);
+	if (i == PIDX_NONE && runs)
+		i = break_run(p, &p->runs, &p->free);
 	return i;
 }
 
 static inline __attribute__((always_inline)) pidx_t alloc(struct pool *p, unsigned cpu, bool to_zero)
 {
-	pidx_t i = alloc_dirty(p, cpu);
+	pidx_t i = alloc_dirty(p, cpu, true);
 
 	if (i != PIDX_NONE) {
 		if (to_zero)
@@ -267,6 +338,8 @@ static inline __attribute__((always_inline)) pidx_t alloc(struct pool *p, unsign
 	} else {
 		/* Zeroed pages last: whoever wants one asked pool_alloc_zeroed first. */
 		i = lfstack_pop(&p->zeroed, p->desc);
+		if (i == PIDX_NONE)
+			i = break_run(p, &p->zruns, &p->zeroed);
 		if (i != PIDX_NONE && to_zero)
 			count(&p->cache[cpu].took_prezeroed);
 	}
@@ -395,9 +468,75 @@ static u32 dirty_pages(const struct pool *p)
 	return n;
 }
 
+u32 pool_free_runs(const struct pool *p)
+{
+	return atomic_load_explicit(&p->runs.count, memory_order_relaxed) +
+	       atomic_load_explicit(&p->zruns.count, memory_order_relaxed);
+}
+
 u32 pool_free_pages(const struct pool *p)
 {
-	return dirty_pages(p) + atomic_load_explicit(&p->zeroed.count, memory_order_relaxed);
+	return dirty_pages(p) + atomic_load_explicit(&p->zeroed.count, memory_order_relaxed) +
+	       pool_free_runs(p) * RUN_PAGES;
+}
+
+/* ---- runs, for stage-2 blocks -------------------------------------------- */
+
+pidx_t pool_alloc_run(struct pool *p, unsigned cpu, u32 *zeroed)
+{
+	struct pcpu_cache *c = &p->cache[cpu];
+	pidx_t r = lfstack_pop(&p->zruns, p->desc);
+
+	if (r != PIDX_NONE) {
+		*zeroed = RUN_PAGES;
+	} else {
+		r = lfstack_pop(&p->runs, p->desc);
+		if (r == PIDX_NONE)
+			return PIDX_NONE;
+		/* The idle zeroer's progress on it: those pages are zero and cleaned. */
+		*zeroed = p->desc[r].gpn;
+		p->desc[r].gpn = 0;
+	}
+	atomic_store_explicit(&c->took_prezeroed, atomic_load_explicit(&c->took_prezeroed, memory_order_relaxed) +
+			      *zeroed, memory_order_relaxed);
+	atomic_store_explicit(&c->zeroed_on_take, atomic_load_explicit(&c->zeroed_on_take, memory_order_relaxed) +
+			      RUN_PAGES - *zeroed, memory_order_relaxed);
+	return r;
+}
+
+u32 pool_free_run(struct pool *p, unsigned cpu, pidx_t first)
+{
+	u32 k, freed = 0;
+
+	if (first >= p->ndesc || p->ndesc - first < RUN_PAGES || p->desc[first].mpn & (RUN_PAGES - 1) ||
+	    p->desc[first + RUN_PAGES - 1].mpn != p->desc[first].mpn + RUN_PAGES - 1) {
+		if (pool_index_ok(p, first, "freed as a run"))
+			pool_refuse(p, first, "freed as a run", "not the first page of a 2 MiB run");
+		return 0;
+	}
+	for (k = 0; k < RUN_PAGES; k++) {
+		const struct mpage *d = &p->desc[first + k];
+		u8 f = atomic_load_explicit(&d->flags, memory_order_relaxed);
+
+		if (f & (MP_IDLE | MP_PGTABLE | MP_PINNED | MP_SHARED))
+			break;
+	}
+	/* One page that may not go (logged by pool_free): the others one by one. */
+	if (k < RUN_PAGES) {
+		for (k = 0; k < RUN_PAGES; k++)
+			freed += pool_free(p, cpu, first + k, false);
+		return freed;
+	}
+	for (k = 0; k < RUN_PAGES; k++) {
+		struct mpage *d = &p->desc[first + k];
+
+		d->owner = 0;
+		d->gpn = 0;
+		atomic_store_explicit(&d->refcount, 0, memory_order_relaxed);
+		atomic_store_explicit(&d->flags, MP_IDLE, memory_order_relaxed);
+	}
+	lfstack_push(&p->runs, p->desc, first);
+	return RUN_PAGES;
 }
 
 /* ---- the idle zeroer ------------------------------------------------------ */
@@ -405,6 +544,36 @@ u32 pool_free_pages(const struct pool *p)
 static bool prezero_wanted(const struct pool *p)
 {
 	return atomic_load_explicit(&p->zeroed.count, memory_order_relaxed) < p->prezero_cap && dirty_pages(p);
+}
+
+/* Pre-zeroed runs: up to prezero_cap pages of them too, beside the single pages. */
+static bool runs_wanted(const struct pool *p)
+{
+	return atomic_load_explicit(&p->zruns.count, memory_order_relaxed) * RUN_PAGES + RUN_PAGES <=
+		       p->prezero_cap &&
+	       atomic_load_explicit(&p->runs.count, memory_order_relaxed);
+}
+
+/*
+ * Zero pages of a dirty run, within this CPU's budget, from where the last
+ * zeroer stopped (the first page's gpn). A run done goes on the pre-zeroed
+ * runs stack; one not done goes back on the dirty one with its progress, so
+ * no run is ever held between calls (a fault may need it).
+ */
+static void prezero_run(struct pool *p, struct pcpu_cache *c, bool (*stop)(void))
+{
+	pidx_t r = lfstack_pop(&p->runs, p->desc);
+	u32 k;
+
+	if (r == PIDX_NONE)
+		return;
+	for (k = p->desc[r].gpn; k < RUN_PAGES && c->zero_budget && !stop(); k++, c->zero_budget--) {
+		page_zero(pool_pa(p, r + k));
+		count(&c->zeroed_idle);
+	}
+	p->desc[r].gpn = k < RUN_PAGES ? k : 0;
+	/* The push's release publishes the zeroes with the run. */
+	lfstack_push(k < RUN_PAGES ? &p->runs : &p->zruns, p->desc, r);
 }
 
 u64 pool_prezero(struct pool *p, unsigned cpu, u64 now, u64 slice_ticks, bool (*stop)(void))
@@ -422,8 +591,9 @@ u64 pool_prezero(struct pool *p, unsigned cpu, u64 now, u64 slice_ticks, bool (*
 		/* The shared stack first: this CPU's cache is for its own faults. */
 		pidx_t i = lfstack_pop(&p->free, p->desc);
 
+		/* Never a run broken for this: the zeroer makes no single pages out of runs. */
 		if (i == PIDX_NONE)
-			i = alloc_dirty(p, cpu);
+			i = alloc_dirty(p, cpu, false);
 		if (i == PIDX_NONE)
 			break;
 		page_zero(pool_pa(p, i));
@@ -433,7 +603,10 @@ u64 pool_prezero(struct pool *p, unsigned cpu, u64 now, u64 slice_ticks, bool (*
 		c->zero_budget--;
 		count(&c->zeroed_idle);
 	}
-	return prezero_wanted(p) ? c->zero_refill : ~0UL;
+	/* Then runs, for blocks. */
+	while (c->zero_budget && !prezero_wanted(p) && runs_wanted(p) && !stop())
+		prezero_run(p, c, stop);
+	return prezero_wanted(p) || runs_wanted(p) ? c->zero_refill : ~0UL;
 }
 
 static struct pool *_Atomic idle_pool;
@@ -455,6 +628,8 @@ u64 pool_idle_zero(unsigned cpu, u64 now, u64 slice_ticks, bool (*stop)(void))
 void pool_zero_stats(const struct pool *p, struct pool_zero_stats *st)
 {
 	*st = (struct pool_zero_stats){ .prezeroed = atomic_load_explicit(&p->zeroed.count, memory_order_relaxed),
+					.runs = pool_free_runs(p),
+					.zeroed_runs = atomic_load_explicit(&p->zruns.count, memory_order_relaxed),
 					.cap = p->prezero_on ? p->prezero_cap : 0 };
 	for (unsigned c = 0; c < MAX_CPUS; c++) {
 		st->took_prezeroed += atomic_load_explicit(&p->cache[c].took_prezeroed, memory_order_relaxed);

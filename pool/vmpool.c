@@ -45,6 +45,8 @@ void vmpool_overcommit(struct vm_pool *vp, u32 g)
 	vp->guaranteed = g;
 }
 
+static bool owned(const struct vm_pool *vp, pidx_t i, const char *what);
+
 static bool machine_short(const struct pool *p)
 {
 	return pool_free_pages(p) <= (u64)atomic_load_explicit(&p->promised, memory_order_relaxed) + p->low_water;
@@ -55,30 +57,41 @@ bool vmpool_short(const struct vm_pool *vp)
 	return atomic_load_explicit(&vp->charged, memory_order_relaxed) >= vp->guaranteed && machine_short(vp->vmm);
 }
 
-/* Charge one page against the quota: 0, or why not (vmpool_take's *why). */
-static int charge(struct vm_pool *vp)
+/* Charge n pages against the quota: 0, or why not (vmpool_take's *why). Inlined: n is 1 on the fault path. */
+static inline __attribute__((always_inline)) int charge_n(struct vm_pool *vp, u32 n)
 {
 	u32 c = atomic_load_explicit(&vp->charged, memory_order_relaxed);
 
 	do {
-		if (c >= vp->quota)
+		if (c + n > vp->quota || c + n < c)
 			return VMPOOL_QUOTA;
-		if (c >= vp->guaranteed && machine_short(vp->vmm))
+		if (c + n > vp->guaranteed && machine_short(vp->vmm))
 			return VMPOOL_SHORT;
-	} while (!atomic_compare_exchange_weak_explicit(&vp->charged, &c, c + 1, memory_order_relaxed,
+	} while (!atomic_compare_exchange_weak_explicit(&vp->charged, &c, c + n, memory_order_relaxed,
 							  memory_order_relaxed));
-	/* A page it was promised: the promise is kept. */
+	/* Pages it was promised: the promise is kept. */
 	if (c < vp->guaranteed)
-		atomic_fetch_sub_explicit(&vp->vmm->promised, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&vp->vmm->promised, MIN(n, vp->guaranteed - c), memory_order_relaxed);
 	return 0;
+}
+
+static int charge(struct vm_pool *vp)
+{
+	return charge_n(vp, 1);
+}
+
+static void uncharge_n(struct vm_pool *vp, u32 n)
+{
+	u32 c = atomic_fetch_sub_explicit(&vp->charged, n, memory_order_relaxed) - n;
+
+	/* Those of them below its guarantee are promised again. */
+	if (c < vp->guaranteed)
+		atomic_fetch_add_explicit(&vp->vmm->promised, MIN(n, vp->guaranteed - c), memory_order_relaxed);
 }
 
 void vmpool_uncharge(struct vm_pool *vp)
 {
-	u32 c = atomic_fetch_sub_explicit(&vp->charged, 1, memory_order_relaxed);
-
-	if (c - 1 < vp->guaranteed)
-		atomic_fetch_add_explicit(&vp->vmm->promised, 1, memory_order_relaxed);
+	uncharge_n(vp, 1);
 }
 
 /*
@@ -136,16 +149,56 @@ pidx_t vmpool_take_for_copy(struct vm_pool *vp, unsigned cpu, int *why)
 	return take_new(vp, cpu, why, false);
 }
 
-bool vmpool_activate(struct vm_pool *vp)
+static inline __attribute__((always_inline)) bool activate_n(struct vm_pool *vp, u32 n)
 {
 	u32 a = atomic_load_explicit(&vp->active, memory_order_relaxed);
 
 	do {
-		if (a >= vp->data_limit)
+		if (a + n > vp->data_limit || a + n < a)
 			return false;
-	} while (!atomic_compare_exchange_weak_explicit(&vp->active, &a, a + 1, memory_order_relaxed,
+	} while (!atomic_compare_exchange_weak_explicit(&vp->active, &a, a + n, memory_order_relaxed,
 							  memory_order_relaxed));
 	return true;
+}
+
+bool vmpool_activate(struct vm_pool *vp)
+{
+	return activate_n(vp, 1);
+}
+
+pidx_t vmpool_take_run(struct vm_pool *vp, unsigned cpu, u32 *zeroed)
+{
+	struct pool *p = vp->vmm;
+	pidx_t r;
+
+	if (!activate_n(vp, RUN_PAGES))
+		return PIDX_NONE;
+	if (charge_n(vp, RUN_PAGES)) {
+		atomic_fetch_sub_explicit(&vp->active, RUN_PAGES, memory_order_relaxed);
+		return PIDX_NONE;
+	}
+	r = pool_alloc_run(p, cpu, zeroed);
+	if (r == PIDX_NONE) {
+		uncharge_n(vp, RUN_PAGES);
+		atomic_fetch_sub_explicit(&vp->active, RUN_PAGES, memory_order_relaxed);
+		return PIDX_NONE;
+	}
+	for (u32 k = 0; k < RUN_PAGES; k++) {
+		p->desc[r + k].owner = vp->vm_id;
+		atomic_store_explicit(&p->desc[r + k].flags, MP_ACTIVE, memory_order_relaxed);
+	}
+	return r;
+}
+
+void vmpool_give_back_run(struct vm_pool *vp, unsigned cpu, pidx_t first)
+{
+	u32 n;
+
+	if (!owned(vp, first, "given back as a run"))
+		return;
+	n = pool_free_run(vp->vmm, cpu, first);
+	uncharge_n(vp, n);
+	atomic_fetch_sub_explicit(&vp->active, n, memory_order_relaxed);
 }
 
 pidx_t vmpool_take_mapped(struct vm_pool *vp, unsigned cpu, bool zero, int *why)

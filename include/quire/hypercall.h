@@ -32,6 +32,8 @@
  * new page (fills), x2 = data pages mapped now, x3 = stage-2 table pages.
  */
 #define QUIRE_HC_MEM_STATS 0xc6000002
+/* The caller VM's 2 MiB blocks: x1 mapped now (unsplit), x2 filled since it started, x3 split since. */
+#define QUIRE_HC_BLOCK_STATS 0xc6000008
 /* x0 = 0, x1 = page quota, x2 = pages charged now, x3 = violations refused for the quota. */
 #define QUIRE_HC_MEM_QUOTA 0xc6000003
 /* Give up the rest of the time slice to another vCPU on this CPU, if one can run; x0 = 0. */

@@ -12,6 +12,9 @@
 #include <quire/mpage.h>
 
 #define PCPU_CACHE_MAX 64
+/* A run: 2 MiB of machine pages, aligned, for a stage-2 block (arch: a level-2 block of the 4 KiB granule). */
+#define RUN_SHIFT 21
+#define RUN_PAGES (1u << (RUN_SHIFT - PAGE_SHIFT))
 #define PCPU_CACHE_BATCH 32
 
 /* A Treiber stack of descriptor indices; head = (tag << 32) | index, so ABA needs 2^32 wraps. */
@@ -60,6 +63,16 @@ struct pool {
 	 * prezero_cap; fills and stage-2 tables take from it first, copies last.
 	 */
 	struct lfstack zeroed;
+	/*
+	 * Free runs (RUN_PAGES pages, 2 MiB-aligned, one range), for stage-2
+	 * blocks, linked through their first page's descriptor: dirty ones
+	 * (the first page's gpn says how many of its first pages the idle
+	 * zeroer zeroed so far) and pre-zeroed ones. pool_init puts every
+	 * aligned run of the machine here; a run is broken into single pages
+	 * only when no single free page is left, and a block the VM still
+	 * holds whole comes back as a run.
+	 */
+	struct lfstack runs, zruns;
 	u32 prezero_cap;
 	bool prezero_on;
 	struct pcpu_cache cache[MAX_CPUS];
@@ -109,6 +122,22 @@ static inline pidx_t pool_alloc_zeroed(struct pool *p, unsigned cpu)
  */
 pidx_t pool_alloc_to_zero(struct pool *p, unsigned cpu);
 /*
+ * A free run for a stage-2 block (lock-free): a pre-zeroed one if there is
+ * one, else a dirty one; *zeroed says how many of its first pages are zero
+ * and cleaned already (the caller zeroes the rest). Its pages' flags are
+ * still MP_IDLE: the caller sets each. PIDX_NONE if no run is free.
+ */
+pidx_t pool_alloc_run(struct pool *p, unsigned cpu, u32 *zeroed);
+/*
+ * Give a run back whole (a block unmapped unsplit). Every page is checked as
+ * pool_free checks one; if any is refused, the others go back one by one.
+ * Returns how many pages went back.
+ */
+u32 pool_free_run(struct pool *p, unsigned cpu, pidx_t first);
+/* Free runs, pre-zeroed ones included (approximate while others take and give). */
+u32 pool_free_runs(const struct pool *p);
+
+/*
  * Give a page back (lock-free). Its flags become MP_IDLE (| MP_ZEROED if
  * 'zeroed'). 'zeroed' promises page_zero() made it so and nothing wrote
  * it since (zero and cleaned to PoC): it goes on the pre-zeroed stack, and
@@ -148,6 +177,8 @@ u64 pool_idle_zero(unsigned cpu, u64 now, u64 slice_ticks, bool (*stop)(void));
 
 struct pool_zero_stats {
 	u32 prezeroed;		/* on the pre-zeroed stack now */
+	u32 runs;		/* free 2 MiB runs */
+	u32 zeroed_runs;	/* ... of them pre-zeroed */
 	u32 cap;
 	u64 took_prezeroed;	/* zeroed pages handed out from it (fills, tables, reserves) */
 	u64 zeroed_on_take;	/* zeroed pages that had to be zeroed when taken */
@@ -243,6 +274,16 @@ int vmpool_adopt(struct vm_pool *vp);
 void vmpool_give_back(struct vm_pool *vp, unsigned cpu, pidx_t i, bool zeroed);
 /* The same for one of its stage-2 table pages (pool_free_table). */
 void vmpool_give_back_table(struct vm_pool *vp, unsigned cpu, pidx_t i);
+/*
+ * A run for a stage-2 block: RUN_PAGES data pages activated within
+ * data_limit and charged against the quota at once (a block counts as its
+ * pages), owned by this VM, flags MP_ACTIVE. *zeroed as pool_alloc_run's.
+ * PIDX_NONE, nothing counted, if the VM has no room for them or no run is
+ * free.
+ */
+pidx_t vmpool_take_run(struct vm_pool *vp, unsigned cpu, u32 *zeroed);
+/* An unsplit block's run goes back whole: deactivated and uncharged (what pool_free_run took back). */
+void vmpool_give_back_run(struct vm_pool *vp, unsigned cpu, pidx_t first);
 /* Reserve up to n zeroed pages in the idle set (within the quota); returns how many. */
 u32 vmpool_reserve_idle(struct vm_pool *vp, unsigned cpu, u32 n);
 

@@ -17,6 +17,12 @@ struct stage2 {
 	u16 vmid;
 	unsigned start_level;
 	_Atomic u32 table_races; /* table pages a racing fill installed first (given back) */
+	/* 2 MiB blocks (s2_fill_block): on for this VM; mapped now; filled and split since it started. */
+	bool blocks_on;
+	_Atomic u32 blocks;
+	_Atomic u64 block_fills, splits;
+	/* The page after the last one filled: a fault there at a block boundary fills ahead (violation.c). */
+	_Atomic u64 seq_next;
 };
 
 /* Per-VM sharing state (struct vm; see quire/share.h). */
@@ -189,6 +195,8 @@ const char *vio_result_name(enum vio_result r);
 #define S2_OLD 16u    /* s2_install only: access flag clear, so the first access shows */
 #define S2_AHEAD 32u  /* a software mark in the leaf: read ahead of use and not used yet */
 int s2_init(struct vm *vm, unsigned cpu);
+/* Do new VMs get 2 MiB blocks (quire.blocks=off: no)? Set once at boot. */
+extern bool s2_blocks_default;
 
 /* A stage-2 leaf entry, found (its tables made) before a page is taken for it. */
 struct s2_slot {
@@ -213,6 +221,22 @@ static inline int s2_map_page(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned pro
 
 	return rc ? rc : s2_fill(vm, &slot, pa, prot);
 }
+/*
+ * 2 MiB blocks: a pool run mapped by one stage-2 block. The size is the
+ * pool's run (RUN_SHIFT); the arch says at which level (S2_BLOCK_LEVEL).
+ */
+#define S2_BLOCK_SIZE (1UL << RUN_SHIFT)
+/*
+ * Map the block around ipa read-write (execute-never) with a run from the
+ * VM's pool, counted as RUN_PAGES data pages, if nothing is mapped in it
+ * yet. 0; -EEXIST if something is (a table, a block); -ENOMEM if the VM has
+ * no room for a block or no run is free; -EDQUOT/-ENOMEM for a table page.
+ * Any change to one of its pages later (s2_claim, execution) splits it into
+ * pages first, by break-before-make, and never needs a page for that.
+ */
+int s2_fill_block(struct vm *vm, ipa_t ipa, unsigned cpu);
+/* Is ipa mapped by a block? */
+bool s2_is_block(struct vm *vm, ipa_t ipa);
 /* Machine address mapped at ipa, or 0 if none. */
 paddr_t s2_lookup(struct vm *vm, ipa_t ipa);
 
@@ -228,7 +252,8 @@ u64 s2_next_leaf(struct vm *vm, u64 from, u64 end);
 /*
  * Break: take the valid leaf at ipa for changing it. It becomes invalid but
  * busy (a fault there retries, s2_prepare says -EEXIST) and no TLB holds it;
- * *old is what it was. -ENOENT if nothing valid is mapped there. The caller
+ * *old is what it was; a block that maps ipa is split first. -ENOENT if
+ * nothing valid is mapped there. The caller
  * owns the leaf until it calls s2_install.
  */
 int s2_claim(struct vm *vm, ipa_t ipa, struct s2_slot *slot, struct s2_leaf *old);
@@ -249,11 +274,14 @@ void s2_clear(struct vm *vm, struct s2_slot *slot);
  */
 int s2_take_swapped(struct vm *vm, ipa_t ipa, u64 *swap_slot);
 /*
- * Unmap every page (giving it to fn, and each swapped page's slot to
- * swapped) and free every table; the VM must not run nor have disk I/O in flight.
+ * Unmap every page (giving it to fn, each swapped page's slot to swapped,
+ * and each unsplit block's run, by its first page, to block, or, if block
+ * is NULL, each of its pages to fn) and free every
+ * table; the VM must not run nor have disk I/O in flight.
  */
 void s2_destroy(struct vm *vm, void (*fn)(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu),
-		void (*swapped)(struct vm *vm, u64 swap_slot, unsigned cpu), unsigned cpu);
+		void (*swapped)(struct vm *vm, u64 swap_slot, unsigned cpu),
+		void (*block)(struct vm *vm, ipa_t ipa, pidx_t first, unsigned cpu), unsigned cpu);
 /*
  * The access flag, for the swap clock. Was the page at ipa used since the
  * last call? Clears the flag (the TLBs still hold it until s2_flush_young).

@@ -180,7 +180,7 @@ void pool_zero_stats(const struct pool *p, struct pool_zero_stats *st)
 {
 	(void)p;
 	*st = (struct pool_zero_stats){ .prezeroed = 300, .cap = 4096, .took_prezeroed = 2000, .zeroed_on_take = 600,
-					.zeroed_idle = 2300 };
+					.zeroed_idle = 2300, .runs = 7, .zeroed_runs = 2 };
 }
 
 /* --- the screen -------------------------------------------------------------- */

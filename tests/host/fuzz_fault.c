@@ -305,7 +305,7 @@ static void run_vm(const u8 *data, size_t size)
 	}
 	for (unsigned p = 0; p < RAM_PAGES; p++)
 		REQUIRE((s2_lookup(&vm, IPA(GUEST_RAM_BASE + (u64)p * PAGE_SIZE)) != 0) == mo.mapped[p], "page %u", p);
-	s2_destroy(&vm, give_back, NULL, data[size - 1] % MAX_CPUS);
+	s2_destroy(&vm, give_back, NULL, NULL, data[size - 1] % MAX_CPUS);
 	while ((i = lfstack_pop(&vm.pool.idle, pool.desc)) != PIDX_NONE)
 		vmpool_give_back(&vm.pool, 0, i, true);
 	REQUIRE(!atomic_load(&vm.pool.charged) && !atomic_load(&vm.pool.pgtables) && !atomic_load(&vm.pool.active),

@@ -122,7 +122,7 @@ static void destroy_vm(struct vm *v)
 	share_vm_stop(v);
 	fake_s2_stats(v, &st);
 	atomic_store(&given_back, 0);
-	s2_destroy(v, give_back, swap_release, 0);
+	s2_destroy(v, give_back, swap_release, NULL, 0);
 	assert_int_equal(atomic_load(&given_back), st.leaves);
 	while ((i = lfstack_pop(&v->pool.idle, pool.desc)) != PIDX_NONE)
 		vmpool_give_back(&v->pool, 0, i, true);

@@ -417,7 +417,7 @@ static void destroy(unsigned s)
 	pidx_t i;
 
 	share_vm_stop(v);
-	s2_destroy(v, swap_page_release, swap_release, CPU_MAIN);
+	s2_destroy(v, swap_page_release, swap_release, NULL, CPU_MAIN);
 	while ((i = lfstack_pop(&v->pool.idle, pool.desc)) != PIDX_NONE)
 		vmpool_give_back(&v->pool, CPU_MAIN, i, true);
 	vmpool_fini(&v->pool);

@@ -128,19 +128,19 @@ static void stats_of_all_and_the_pool(void **state)
 	assert_string_equal(screen,
 		"quire: stats alpha guest_mib=256 resident=2560 zero=3 shared=4 swapped=5 faults=5678 "
 		"tables=12 quota=41000 charged=2600 cow=0 merged=0 volatile=0 scans=0 scan_rate=64 "
-		"swap_outs=0 swap_ins=0 swap_slots=0 swap_squeezed=0 cache_flushes=0\r\n"
+		"swap_outs=0 swap_ins=0 swap_slots=0 swap_squeezed=0 cache_flushes=0 blocks=0 block_fills=0 splits=0\r\n"
 		"quire: stats beta guest_mib=64 resident=0 zero=0 shared=0 swapped=0 faults=0 "
 		"tables=0 quota=33000 charged=0 cow=0 merged=0 volatile=0 scans=0 scan_rate=64 "
-		"swap_outs=0 swap_ins=0 swap_slots=0 swap_squeezed=0 cache_flushes=0\r\n"
+		"swap_outs=0 swap_ins=0 swap_slots=0 swap_squeezed=0 cache_flushes=0 blocks=0 block_fills=0 splits=0\r\n"
 		"quire: stats gamma guest_mib=256 resident=0 zero=0 shared=0 swapped=0 faults=0 "
 		"tables=0 quota=33000 charged=0 cow=0 merged=0 volatile=0 scans=0 scan_rate=64 "
-		"swap_outs=0 swap_ins=0 swap_slots=0 swap_squeezed=0 cache_flushes=0\r\n"
+		"swap_outs=0 swap_ins=0 swap_slots=0 swap_squeezed=0 cache_flushes=0 blocks=0 block_fills=0 splits=0\r\n"
 		"quire: share shared=11 sharing=22 zero=33 saved=43 volatile=0 cow=0 scans=5 scanned=0 "
 		"merged=0 scan_us=1008 hash=fake\r\n"
 		"quire: swap slots=1000 used=12 outs=34 ins=22 out_reqs=0 in_reqs=0 zero=5 waits=40 errors=0 out_us=0 in_us=0 "
 		"in_cpu_ticks=0 clean=0 ahead=0 ahead_used=0 lost=0\r\n"
 		"quire: pool free=1000 free_mib=3 used=4000 prezeroed=300 prezero_cap=4096 took_prezeroed=2000 "
-		"zeroed_on_take=600 zeroed_idle=2300 t_us=1234567\r\n");
+		"zeroed_on_take=600 zeroed_idle=2300 runs=7 zeroed_runs=2 t_us=1234567\r\n");
 }
 
 /* 'exits': the two vCPUs' counters summed per reason, only reasons seen, a total that adds up. */
@@ -193,7 +193,7 @@ static void share_rate(void **state)
 	screen_clear();
 	run("share alpha 128");
 	assert_true(starts_with(screen, "quire: share alpha: scanning 128 pages per slice\r\nquire: stats alpha "));
-	assert_true(ends_with(screen, "scan_rate=128 swap_outs=0 swap_ins=0 swap_slots=0 swap_squeezed=0 cache_flushes=0\r\n"));
+	assert_true(ends_with(screen, "scan_rate=128 swap_outs=0 swap_ins=0 swap_slots=0 swap_squeezed=0 cache_flushes=0 blocks=0 block_fills=0 splits=0\r\n"));
 	assert_int_equal(fake_rate_set, 128);
 	screen_clear();
 	run("share 2");
@@ -406,7 +406,7 @@ static void typing_echoes_and_cr_runs(void **state)
 	assert_string_equal(screen, "stats 2");
 	type("\r");
 	assert_true(starts_with(screen, "stats 2\r\nquire: stats beta "));
-	assert_true(ends_with(screen, "scans=0 scan_rate=64 swap_outs=0 swap_ins=0 swap_slots=0 swap_squeezed=0 cache_flushes=0\r\nquire> "));
+	assert_true(ends_with(screen, "scans=0 scan_rate=64 swap_outs=0 swap_ins=0 swap_slots=0 swap_squeezed=0 cache_flushes=0 blocks=0 block_fills=0 splits=0\r\nquire> "));
 }
 
 /* CR LF is one Enter; LF alone is one too; a second CR is an empty line. */

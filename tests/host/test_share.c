@@ -191,7 +191,7 @@ static void vm_unmake_(unsigned s, unsigned cpu, bool quiet)
 	pidx_t i;
 
 	share_vm_stop(v);
-	s2_destroy(v, swap_page_release, swap_release, cpu);
+	s2_destroy(v, swap_page_release, swap_release, NULL, cpu);
 	while ((i = lfstack_pop(&v->pool.idle, pool.desc)) != PIDX_NONE)
 		vmpool_give_back(&v->pool, cpu, i, true);
 	registry[s] = NULL;

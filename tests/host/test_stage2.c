@@ -64,7 +64,7 @@ static void vm_down(u32 leaves)
 	pidx_t i;
 
 	atomic_store(&pages_given, 0);
-	s2_destroy(&vm, count_page, NULL, 0);
+	s2_destroy(&vm, count_page, NULL, NULL, 0);
 	CHECK(atomic_load(&pages_given) == leaves, "destroy gave %lu pages, %u mapped\n", atomic_load(&pages_given),
 	      leaves);
 	for (unsigned c = 0; c < NTHREADS; c++)
@@ -512,7 +512,7 @@ static void destroy_sorts_leaves(void)
 	CHECK(!s2_map_page(&vm, IPA(1UL << 40), FAKE_PA + PAGE_SIZE, S2_R, 0), "a map far away failed\n");
 	atomic_store(&slots_given, 0);
 	atomic_store(&pages_given, 0);
-	s2_destroy(&vm, count_page, count_slot, 0);
+	s2_destroy(&vm, count_page, count_slot, NULL, 0);
 	CHECK(atomic_load(&slots_given) == 1 && atomic_load(&pages_given) == 2, "destroy gave %lu slots, %lu pages\n",
 	      atomic_load(&slots_given), atomic_load(&pages_given));
 	CHECK(atomic_load(&fake_tlbi_vm) >= 1, "destroy invalidated no TLB\n");

@@ -173,7 +173,7 @@ static void vm_unmake_(unsigned s, bool quiet)
 	share_vm_stop(v);
 	if (!quiet)
 		assert_true(swap_vm_idle(v));
-	s2_destroy(v, swap_page_release, swap_release, 0);
+	s2_destroy(v, swap_page_release, swap_release, NULL, 0);
 	while ((i = lfstack_pop(&v->pool.idle, pool.desc)) != PIDX_NONE)
 		vmpool_give_back(&v->pool, 0, i, true);
 	vmpool_fini(&v->pool);

@@ -1326,7 +1326,7 @@ static void vm_stop_in_flight(void **state)
 	expect_in_flight_untouched(PG(RINGS_A + 2));
 	/* Then the memory goes; the last completes after. */
 	share_vm_stop(&vm);
-	s2_destroy(&vm, swap_page_release, swap_release, 0);
+	s2_destroy(&vm, swap_page_release, swap_release, NULL, 0);
 	while ((i = lfstack_pop(&vm.pool.idle, pool.desc)) != PIDX_NONE)
 		vmpool_give_back(&vm.pool, 0, i, true);
 	vmpool_fini(&vm.pool);

@@ -833,7 +833,7 @@ static void cfg_wr(u32 off, unsigned size, u32 val)
 static void vm_gone(void)
 {
 	share_vm_stop(&vm);
-	s2_destroy(&vm, swap_page_release, swap_release, 0);
+	s2_destroy(&vm, swap_page_release, swap_release, NULL, 0);
 	registry[vm.id - 1] = NULL;
 }
 
@@ -1241,7 +1241,7 @@ static void stopped_vm_memory_untouched(void **state)
 	/* The VM stops; its devices and its memory go as vm_reap has them go. */
 	virtio_reset_all(&vm);
 	share_vm_stop(&vm);
-	s2_destroy(&vm, swap_page_release, swap_release, 0);
+	s2_destroy(&vm, swap_page_release, swap_release, NULL, 0);
 	while ((i = lfstack_pop(&vm.pool.idle, pool.desc)) != PIDX_NONE)
 		vmpool_give_back(&vm.pool, 0, i, true);
 	vmpool_fini(&vm.pool);

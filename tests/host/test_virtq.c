@@ -59,7 +59,7 @@ static void destroy_vm(struct vm *v, unsigned cpu)
 	share_vm_stop(v);
 	fake_s2_stats(v, &st);
 	atomic_store(&given_back, 0);
-	s2_destroy(v, give_back, swap_release, cpu);
+	s2_destroy(v, give_back, swap_release, NULL, cpu);
 	assert_int_equal(atomic_load(&given_back), st.leaves);
 	while ((i = lfstack_pop(&v->pool.idle, pool.desc)) != PIDX_NONE)
 		vmpool_give_back(&v->pool, cpu, i, true);

@@ -166,7 +166,7 @@ static void destroy_vm(struct vm *v)
 	pidx_t i;
 
 	share_vm_stop(v);
-	s2_destroy(v, swap_page_release, swap_release, 0);
+	s2_destroy(v, swap_page_release, swap_release, NULL, 0);
 	while ((i = lfstack_pop(&v->pool.idle, pool.desc)) != PIDX_NONE)
 		vmpool_give_back(&v->pool, 0, i, true);
 	assert_int_equal(atomic_load(&v->pool.charged), 0);

@@ -96,7 +96,7 @@ int teardown(void **state)
 
 		if (v && v->s2.root) {
 			share_vm_stop(v);
-			s2_destroy(v, swap_page_release, swap_release, 0);
+			s2_destroy(v, swap_page_release, swap_release, NULL, 0);
 		}
 		if (v)
 			memset(v, 0, sizeof(*v));

@@ -72,6 +72,29 @@ static inline u64 s2d_leaf(paddr_t pa, unsigned prot)
 	return d;
 }
 
+/*
+ * Blocks: a level-2 descriptor with bit 1 clear maps 2 MiB (the 4 KiB
+ * granule's level-2 block), with the same attribute bits as a page.
+ */
+#define S2_BLOCK_LEVEL 2
+
+static inline u64 s2d_block(paddr_t pa, unsigned prot)
+{
+	return s2d_leaf(pa, prot) & ~S2D_TABLE;
+}
+
+/* A valid descriptor above the last level: a block (else a table). */
+static inline bool s2d_is_block(u64 d)
+{
+	return !(d & S2D_TABLE);
+}
+
+/* The level-3 page k of block d: the same attributes, the address k pages in. */
+static inline u64 s2d_block_page(u64 d, unsigned k)
+{
+	return (d | S2D_TABLE) + ((u64)k << PAGE_SHIFT);
+}
+
 static inline bool s2d_device(u64 d)
 {
 	return (d & S2D_MEMATTR_MASK) == S2D_MEMATTR_DEVICE;

@@ -22,6 +22,7 @@
 #define FD_PROT_SHIFT 2		/* S2_R, S2_W, S2_X, S2_DEVICE at bits [5:2] */
 #define FD_PROT_MASK ((u64)(S2_RWX | S2_DEVICE) << FD_PROT_SHIFT)
 #define FD_AF (1ull << 6)
+#define FD_BLOCK (1ull << 7)	/* a level-2 leaf mapping 2 MiB (EPT's PS bit) */
 #define FD_AHEAD (1ull << 60)
 #define FD_SEEN (1ull << 61)
 #define FD_ADDR_MASK 0x0000fffffffff000ull
@@ -66,6 +67,23 @@ static inline u64 s2d_leaf(paddr_t pa, unsigned prot)
 		fake_arch_exec_leaf(pa);
 	return pa | FD_VALID | (u64)(prot & (S2_RWX | S2_DEVICE)) << FD_PROT_SHIFT | (prot & S2_OLD ? 0 : FD_AF) |
 	       (prot & S2_AHEAD ? FD_AHEAD : 0);
+}
+
+#define S2_BLOCK_LEVEL 2
+
+static inline u64 s2d_block(paddr_t pa, unsigned prot)
+{
+	return s2d_leaf(pa, prot) | FD_BLOCK;
+}
+
+static inline bool s2d_is_block(u64 d)
+{
+	return d & FD_BLOCK;
+}
+
+static inline u64 s2d_block_page(u64 d, unsigned k)
+{
+	return (d & ~FD_BLOCK) + ((u64)k << 12);
 }
 
 static inline unsigned s2d_prot(u64 d)
