@@ -345,6 +345,7 @@ static struct vm *create_vm(const struct vm_config *c, unsigned id, unsigned cpu
 		vm->vcpu[i] = v;
 	}
 	rc = s2_init(vm, cpu);
+	vm->s2.blocks_on &= vm->cfg.blocks;
 	if (!rc)
 		share_vm_init(vm);
 	if (!rc) {

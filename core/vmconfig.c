@@ -22,7 +22,7 @@ static const char *const root_props[] = { "compatible", "machine-memory-mib", NU
 static const char *const vm_props[] = {
 	"vcpus", "memory-mib", "memory-base", "resident-limit-mib", "kernel", "initramfs",
 	"bootargs", "cpus", "arg", "sharing", "share-domain", "share-scan-pages", "swap-mib", "swap-full", "resident-min-mib", "balloon",
-	"balloon-deflate-on-oom", "disk", "disk-access", "disk-min-mib", "net", "net-mac", NULL,
+	"balloon-deflate-on-oom", "disk", "disk-access", "disk-min-mib", "net", "net-mac", "blocks", NULL,
 };
 static const char *const sharing_modes[] = { "off", "zero", "self", "domain" };
 static const char *const swap_full_policies[] = { "stop", "wait" };
@@ -190,7 +190,7 @@ static int get_disk(const struct ctx *x, struct vm_config *c)
 static int parse_vm(const struct ctx *x, struct vm_config *c)
 {
 	u32 mem_mib = 0, limit_mib, min_mib, swap_mib = 0;
-	unsigned full = SWAP_FULL_STOP, balloon = 0, oom = 1, ro = 0, net = 0;
+	unsigned full = SWAP_FULL_STOP, balloon = 0, oom = 1, ro = 0, net = 0, blocks = 1;
 	u32 disk_min = VMCFG_DISK_MIN_MIB;
 
 	*c = (struct vm_config){ .mem_base = VMCFG_RAM_BASE, .cpus = VMCFG_CPUS_ALL,
@@ -208,6 +208,7 @@ static int parse_vm(const struct ctx *x, struct vm_config *c)
 			     &full) ||
 	    vmcfg_get_choice(x, "balloon", on_off, ARRAY_SIZE(on_off), "\"on\" or \"off\"", &balloon) ||
 	    vmcfg_get_choice(x, "balloon-deflate-on-oom", on_off, ARRAY_SIZE(on_off), "\"on\" or \"off\"", &oom) ||
+	    vmcfg_get_choice(x, "blocks", on_off, ARRAY_SIZE(on_off), "\"on\" or \"off\"", &blocks) ||
 	    get_image(x, "kernel", true, c->kernel) || get_image(x, "initramfs", false, c->initramfs) ||
 	    get_bootargs(x, c) ||
 	    get_cpus(x, &c->cpus) || vmcfg_get_u64(x, "arg", &c->arg) || get_sharing(x, c))
@@ -221,6 +222,7 @@ static int parse_vm(const struct ctx *x, struct vm_config *c)
 	if (!c->disk[0] && (fdt_getprop(x->fdt, x->node, "disk-access", NULL) ||
 			    fdt_getprop(x->fdt, x->node, "disk-min-mib", NULL)))
 		return vmcfg_fail(x, "properties 'disk-access' and 'disk-min-mib' need 'disk'");
+	c->blocks = blocks;
 	c->disk_ro = ro;
 	c->disk_min = MiB(disk_min);
 	if (vmcfg_get_choice(x, "net", on_off, ARRAY_SIZE(on_off), "\"on\" or \"off\"", &net) || get_mac(x, c, net))

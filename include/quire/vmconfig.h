@@ -51,6 +51,7 @@ struct vm_config {
 	char disk[VMCFG_DISK_NAME_MAX];	/* the host disk's GPT partition it gets as its virtio-blk disk; "" none */
 	bool disk_ro;			/* ... read-only */
 	u64 disk_min;			/* ... which must hold at least this many bytes */
+	bool blocks;			/* sequential faults may map 2 MiB blocks (and quire.blocks=off is not given) */
 	bool net;			/* a virtio-net device, a port of Quire's switch */
 	u8 mac[6];			/* ... its address: net-mac, or one made from the VM's name */
 };

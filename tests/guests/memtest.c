@@ -2493,9 +2493,10 @@ static void mode_dbg_hostile(void)
  * ---- 32: bench-idle: a second in WFI (its virtual timer wakes it), then
  * mode 7: Quire's idle CPUs have had time to pre-zero pages for the fills. ----
  */
-static void mode_bench_idle(void)
+/* Sleep on the virtual timer for 'ticks' (idle CPUs zero pages meanwhile). */
+static void idle_for(u64 ticks)
 {
-	u64 end = counter() + counter_freq();
+	u64 end = counter() + ticks;
 
 	R32(VGICD + 0x100) = 1u << PPI_VTIMER; /* GICD_ISENABLER0 */
 	R32(VGICD) = 1;			       /* GICD_CTLR */
@@ -2507,6 +2508,11 @@ static void mode_bench_idle(void)
 		asm volatile("msr daifclr, #2; wfi; msr daifset, #2" : : : "memory");
 	}
 	MSR("cntv_ctl_el0", 0);
+}
+
+static void mode_bench_idle(void)
+{
+	idle_for(counter_freq());
 	mode_bench();
 }
 
@@ -2544,11 +2550,89 @@ static void mode_exits(void)
 	pr("memtest: exits spam done\n");
 }
 
+/*
+ * ---- 34: blocks: 2 MiB stage-2 blocks (the VM has blocks = "on") ----
+ * After 1.5 s asleep (idle CPUs pre-zero runs), one word written in each
+ * page of BLOCKS_MIB of RAM from a 2 MiB boundary, in order, between two
+ * marks: the first block is filled page by page, each later one at once
+ * (fill-ahead), so fills = 512 per 4 KiB-filled block + 1 per block. Every
+ * other word of every page must read zero (a block's pages are zeroed) and
+ * each written word back. Then code copied into a page of the last block
+ * runs: the first fetch from a block splits it (execute permission is
+ * granted page by page).
+ */
+#define BLOCK_SIZE (2 * MiB)
+#define BLOCKS_MIB 16
+
+struct block_counts {
+	u64 blocks, fills, splits;
+};
+
+static struct block_counts block_counts(void)
+{
+	struct smccc_res r = hvc(QUIRE_HC_BLOCK_STATS, 0, 0, 0);
+
+	return (struct block_counts){ r.x1, r.x2, r.x3 };
+}
+
+static void mode_blocks(void)
+{
+	u64 a0 = (cfg.free + BLOCK_SIZE - 1) & ~(BLOCK_SIZE - 1), a1 = a0 + BLOCKS_MIB * MiB;
+	u64 pages = (a1 - a0) / PAGE_SIZE, nblocks = (a1 - a0) / BLOCK_SIZE, t0, t1, nonzero = 0, bad = 0;
+	u64 fills, bfills, want_fills;
+	struct block_counts b0, b1, b2;
+	struct mem_stats s0, s1;
+	/* mov w0, #42; ret */
+	static const u32 code[] = { 0x52800540, 0xd65f03c0 };
+	u32 *fn = (u32 *)(a1 - BLOCK_SIZE + 5 * PAGE_SIZE);
+
+	if (!need_ram("blocks", a1))
+		return;
+	idle_for(counter_freq() * 3 / 2);
+	s0 = stats_or_fail("blocks");
+	b0 = block_counts();
+	exit_mark();
+	t0 = counter();
+	for (u64 p = 0; p < pages; p++)
+		RD(a0 + p * PAGE_SIZE + (p % 512) * 8) = pat(a0 + p * PAGE_SIZE, 34);
+	t1 = counter();
+	exit_mark();
+	s1 = stats_or_fail("blocks");
+	b1 = block_counts();
+	fills = s1.fills - s0.fills;
+	bfills = b1.fills - b0.fills;
+	want_fills = (nblocks - bfills) * 512 + bfills;
+	for (u64 p = 0; p < pages; p++)
+		for (u64 w = 0; w < 512; w++) {
+			u64 a = a0 + p * PAGE_SIZE + w * 8;
+
+			if (w == p % 512)
+				bad += RD(a) != pat(a0 + p * PAGE_SIZE, 34);
+			else
+				nonzero += RD(a) != 0;
+		}
+	for (unsigned k = 0; k < 2; k++)
+		fn[k] = code[k];
+	/* The guest's own maintenance for code it wrote: to the PoU, then the instruction cache. */
+	asm volatile("dc cvau, %0; dsb ish; ic ivau, %0; dsb ish; isb" : : "r"(fn) : "memory");
+	u64 ret = ((u64 (*)(void))fn)();
+	b2 = block_counts();
+	if (bfills < nblocks - 1 || fills != want_fills || b1.blocks - b0.blocks != bfills || bad || nonzero ||
+	    ret != 42 || b2.splits != b1.splits + 1 || b2.blocks != b1.blocks - 1)
+		pr("memtest: blocks FAIL pages=%lu fills=%lu want_fills=%lu block_fills=%lu blocks=%lu bad=%lu "
+		   "nonzero=%lu ret=%lu splits=%lu->%lu blocks_after_exec=%lu\n", pages, fills, want_fills, bfills,
+		   b1.blocks, bad, nonzero, ret, b1.splits, b2.splits, b2.blocks);
+	else
+		pr("memtest: blocks ok pages=%lu fills=%lu block_fills=%lu blocks=%lu splits=%lu ticks=%lu freq=%lu\n",
+		   pages, fills, bfills, b1.blocks, b2.splits, t1 - t0, counter_freq());
+}
+
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",
 					  "bench", "bench-smp", "hostile", "dirty", "zeroscan", "yield", "share",
 					  "noshare", "swap", "fill", "fill-reset", "setway", "gicd", "virtio", "ipi", "vtimer",
 					  "bench-exits", "ptimer", "debug", "pmu", "dbg-hostile", "virtio-hostile",
-					  "virtio-blk-hostile", "virtio-net-hostile", "net-echo", "bench-idle", "exits" };
+					  "virtio-blk-hostile", "virtio-net-hostile", "net-echo", "bench-idle", "exits",
+					  "blocks" };
 
 void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 {
@@ -2606,6 +2690,7 @@ void guest_main(u64 mode, u64 ram_size, u64 index, u64 nvcpus)
 	case 31: mode_net_echo(cfg.free, cfg.ram_end); break;
 	case 32: mode_bench_idle(); break;
 	case 33: mode_exits(); break;
+	case 34: mode_blocks(); break;
 	default: pr("memtest: FAIL unknown mode %lu\n", mode); break;
 	}
 	system_off();
