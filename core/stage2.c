@@ -209,7 +209,7 @@ static inline paddr_t page_of(u64 v, bool block, u64 ipa)
 static void split(struct vm *vm, _Atomic u64 *e, u64 ipa)
 {
 	struct pool *p = vm->pool.vmm;
-	u64 v = atomic_load_explicit(e, memory_order_acquire);
+	u64 v = atomic_load_explicit(e, memory_order_acquire), td;
 	_Atomic u64 *t;
 	pidx_t first, ti;
 
@@ -221,10 +221,11 @@ static void split(struct vm *vm, _Atomic u64 *e, u64 ipa)
 	first = pool_pidx_of(p, s2d_addr(v));
 	ti = atomic_exchange_explicit(&pool_desc(p, first)->next, PIDX_NONE, memory_order_relaxed);
 	t = s2_table(pool_pa(p, ti));
+	td = s2d_table(pool_pa(p, ti)); /* made while it is still the zeroed page it was taken as */
 	for (unsigned k = 0; k < ENTRIES; k++)
 		atomic_store_explicit(&t[k], s2d_block_page(v, k), memory_order_relaxed);
 	s2_before_publish(); /* make: the table's leaves, before the entry that points to it */
-	atomic_store_explicit(e, s2d_table(pool_pa(p, ti)), memory_order_release);
+	atomic_store_explicit(e, td, memory_order_release);
 	s2_after_install();
 	atomic_fetch_sub_explicit(&vm->s2.blocks, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->s2.splits, 1, memory_order_relaxed);
@@ -513,10 +514,17 @@ u64 s2_flush_dcache(struct vm *vm)
 struct destroy_fns {
 	void (*page)(struct vm *, ipa_t, paddr_t, unsigned);
 	void (*swapped)(struct vm *, u64, unsigned);
-	void (*block)(struct vm *, ipa_t, pidx_t, unsigned);
+	bool (*block)(struct vm *, ipa_t, pidx_t, unsigned);
 };
 
-/* An unsplit block: its spare table goes back here, its run through the callback. */
+/* Each of the 512 pages at pa (a run) to fn->page. */
+static void destroy_pages(struct vm *vm, u64 ipa, paddr_t pa, const struct destroy_fns *fn, unsigned cpu)
+{
+	for (unsigned k = 0; k < ENTRIES; k++)
+		fn->page(vm, IPA(ipa + ((u64)k << PAGE_SHIFT)), pa + ((paddr_t)k << PAGE_SHIFT), cpu);
+}
+
+/* An unsplit block: its spare table goes back here, its run through the callback (else page by page). */
 static void destroy_block(struct vm *vm, u64 ipa, u64 v, const struct destroy_fns *fn, unsigned cpu)
 {
 	struct pool *p = vm->pool.vmm;
@@ -525,12 +533,30 @@ static void destroy_block(struct vm *vm, u64 ipa, u64 v, const struct destroy_fn
 
 	table_free(vm, pool_pa(p, ti), cpu);
 	atomic_fetch_sub_explicit(&vm->s2.blocks, 1, memory_order_relaxed);
-	if (fn->block) {
-		fn->block(vm, IPA(ipa), first, cpu);
-		return;
+	if (!fn->block || !fn->block(vm, IPA(ipa), first, cpu))
+		destroy_pages(vm, ipa, s2d_addr(v), fn, cpu);
+}
+
+/*
+ * A last-level table whose 512 leaves still map one pool run in order (a
+ * split block whose pages all stayed): the run's first page, else PIDX_NONE.
+ * Such a run goes back whole, so splits do not use runs up for good.
+ */
+static pidx_t run_shaped(struct vm *vm, paddr_t table)
+{
+	_Atomic u64 *t = s2_table(table);
+	u64 v0 = atomic_load_explicit(&t[0], memory_order_relaxed);
+	paddr_t pa = s2d_addr(v0);
+
+	if (!s2d_valid(v0) || s2d_device(v0) || pa & BLOCK_MASK)
+		return PIDX_NONE;
+	for (unsigned k = 1; k < ENTRIES; k++) {
+		u64 v = atomic_load_explicit(&t[k], memory_order_relaxed);
+
+		if (!s2d_valid(v) || s2d_addr(v) != pa + ((paddr_t)k << PAGE_SHIFT))
+			return PIDX_NONE;
 	}
-	for (unsigned k = 0; k < ENTRIES; k++)
-		fn->page(vm, IPA(ipa + ((u64)k << PAGE_SHIFT)), s2d_addr(v) + ((paddr_t)k << PAGE_SHIFT), cpu);
+	return pool_pidx_of(vm->pool.vmm, pa);
 }
 
 static void destroy_level(struct vm *vm, paddr_t table, unsigned level, u64 base,
@@ -540,24 +566,29 @@ static void destroy_level(struct vm *vm, paddr_t table, unsigned level, u64 base
 		_Atomic u64 *e = s2_table(table) + i;
 		u64 v = atomic_load_explicit(e, memory_order_relaxed);
 		u64 ipa = base + (i << level_shift(level));
+		pidx_t run;
 
 		if (level == S2_LAST_LEVEL && s2e_swapped(v) && fn->swapped)
 			fn->swapped(vm, s2e_slot(v), cpu);
 		if (!s2d_valid(v))
 			continue;
 		atomic_store_explicit(e, 0, memory_order_relaxed);
-		if (level == S2_LAST_LEVEL)
+		if (level == S2_LAST_LEVEL) {
 			fn->page(vm, IPA(ipa), s2d_addr(v), cpu);
-		else if (is_block(v, level))
+		} else if (is_block(v, level)) {
 			destroy_block(vm, ipa, v, fn, cpu);
-		else
+		} else if (level == S2_BLOCK_LEVEL && fn->block && (run = run_shaped(vm, s2d_addr(v))) != PIDX_NONE &&
+			   fn->block(vm, IPA(ipa), run, cpu)) {
+			table_free(vm, s2d_addr(v), cpu);
+		} else {
 			destroy_level(vm, s2d_addr(v), level + 1, ipa, fn, cpu);
+		}
 	}
 	table_free(vm, table, cpu);
 }
 
 void s2_destroy(struct vm *vm, void (*fn)(struct vm *, ipa_t, paddr_t, unsigned),
-		void (*swapped)(struct vm *, u64, unsigned), void (*block)(struct vm *, ipa_t, pidx_t, unsigned),
+		void (*swapped)(struct vm *, u64, unsigned), bool (*block)(struct vm *, ipa_t, pidx_t, unsigned),
 		unsigned cpu)
 {
 	struct destroy_fns fns = { fn, swapped, block };

@@ -55,16 +55,27 @@ int guest_dt_build(const void *tmpl, void *buf, int size, const struct vm *vm, c
 #define LINUX_BOOTARGS "console=ttyAMA0 earlycon=pl011,mmio32,0x9000000 panic=-1"
 
 /*
- * s2_destroy's callback for a block never split: its pages are private and
- * were never shared or swapped, so only the scanner's table may know them;
- * then the run goes back whole, for the next block.
+ * s2_destroy's callback for a run still mapped whole: if every page is this
+ * VM's alone (not shared, no copy in swap), only the scanner's table may
+ * know them; then the run goes back whole, for the next block.
  */
-static void block_release(struct vm *vm, ipa_t ipa, pidx_t first, unsigned cpu)
+static bool block_release(struct vm *vm, ipa_t ipa, pidx_t first, unsigned cpu)
 {
+	struct pool *p = vm->pool.vmm;
+
 	(void)ipa;
+	for (u32 k = 0; k < RUN_PAGES; k++) {
+		const struct mpage *d = pool_desc(p, first + k);
+
+		if (d->owner != vm->id || atomic_load_explicit(&d->refcount, memory_order_relaxed) != 1 ||
+		    atomic_load_explicit(&d->flags, memory_order_relaxed) &
+			    (MP_SHARED | MP_SWAPCACHE | MP_PINNED | MP_PGTABLE | MP_IDLE))
+			return false;
+	}
 	for (u32 k = 0; k < RUN_PAGES; k++)
 		share_forget(first + k);
 	vmpool_give_back_run(&vm->pool, cpu, first);
+	return true;
 }
 
 static const char *load_error(int rc)

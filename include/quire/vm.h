@@ -274,14 +274,16 @@ void s2_clear(struct vm *vm, struct s2_slot *slot);
  */
 int s2_take_swapped(struct vm *vm, ipa_t ipa, u64 *swap_slot);
 /*
- * Unmap every page (giving it to fn, each swapped page's slot to swapped,
- * and each unsplit block's run, by its first page, to block, or, if block
- * is NULL, each of its pages to fn) and free every
- * table; the VM must not run nor have disk I/O in flight.
+ * Unmap every page (giving it to fn, and each swapped page's slot to
+ * swapped) and free every table; the VM must not run nor have disk I/O in
+ * flight. A whole pool run still mapped in order (an unsplit block, or a
+ * split one whose pages all stayed) is offered to block by its first page:
+ * true if it took the run whole, false (or block NULL) and each of its
+ * pages goes to fn.
  */
 void s2_destroy(struct vm *vm, void (*fn)(struct vm *vm, ipa_t ipa, paddr_t pa, unsigned cpu),
 		void (*swapped)(struct vm *vm, u64 swap_slot, unsigned cpu),
-		void (*block)(struct vm *vm, ipa_t ipa, pidx_t first, unsigned cpu), unsigned cpu);
+		bool (*block)(struct vm *vm, ipa_t ipa, pidx_t first, unsigned cpu), unsigned cpu);
 /*
  * The access flag, for the swap clock. Was the page at ipa used since the
  * last call? Clears the flag (the TLBs still hold it until s2_flush_young).

@@ -140,7 +140,12 @@ static void count(paddr_t table, unsigned level, struct fake_s2_stats *st)
 
 		if (!(d & FD_VALID))
 			continue;
-		if (level < S2_LAST_LEVEL) {
+		if (level == S2_BLOCK_LEVEL && (d & FD_BLOCK)) {
+			/* 512 pages, and the table its split will take, held already. */
+			st->blocks++;
+			st->leaves += 512;
+			st->tables++;
+		} else if (level < S2_LAST_LEVEL) {
 			if (!(d & FD_TABLE)) {
 				fprintf(stderr, "fake_arch: a leaf above the last level\n");
 				abort();
@@ -154,7 +159,7 @@ static void count(paddr_t table, unsigned level, struct fake_s2_stats *st)
 
 void fake_s2_stats(struct vm *vm, struct fake_s2_stats *st)
 {
-	st->leaves = st->tables = 0;
+	st->leaves = st->tables = st->blocks = 0;
 	st->table_races = atomic_load(&vm->s2.table_races);
 	if (vm->s2.root)
 		count(vm->s2.root, S2_START_LEVEL, st);
@@ -172,6 +177,8 @@ u64 fake_s2_raw(struct vm *vm, ipa_t ipa)
 			return d;
 		if (!(d & FD_VALID))
 			return 0;
+		if (level == S2_BLOCK_LEVEL && (d & FD_BLOCK))
+			return d; /* the block's attributes are each page's */
 		table = d & FD_ADDR_MASK;
 	}
 }

@@ -41,12 +41,13 @@ void fake_arch_reset(void);
 
 /* The tables as they are, read with the fake's format (an oracle beside the walker). */
 struct fake_s2_stats {
-	u32 leaves;	 /* valid leaves */
-	u32 tables;	 /* table pages, the root included */
+	u32 leaves;	 /* valid leaves (a block: 512) */
+	u32 tables;	 /* table pages, the root included, and one a block holds for its split */
+	u32 blocks;	 /* unsplit 2 MiB blocks */
 	u32 table_races; /* table pages given back after a racing fill installed one first */
 };
 void fake_s2_stats(struct vm *vm, struct fake_s2_stats *st);
-/* The raw leaf at ipa (0 if no table leads there): quire/s2_entry.h for invalid ones. */
+/* The raw leaf at ipa (0 if no table leads there; a block's entry): quire/s2_entry.h for invalid ones. */
 u64 fake_s2_raw(struct vm *vm, ipa_t ipa);
 /* The S2_* permissions of the page mapped at ipa (0 if none). */
 unsigned fake_s2_prot(struct vm *vm, ipa_t ipa);

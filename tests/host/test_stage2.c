@@ -24,7 +24,7 @@
 
 #define NTHREADS 4
 #define MACH_BASE 0x80000000UL
-#define MACH_PAGES 512
+#define MACH_PAGES 2048 /* four 2 MiB runs */
 #define RAM 0x40000000UL
 #define FAKE_PA 0x200000000UL /* leaf addresses: the walker never touches the pages it maps */
 
@@ -518,6 +518,124 @@ static void destroy_sorts_leaves(void)
 	CHECK(atomic_load(&fake_tlbi_vm) >= 1, "destroy invalidated no TLB\n");
 }
 
+/*
+ * ---- a block split by racing claims while others walk it ------------------
+ *
+ * Thread 0 and 1 each claim their own page of one block (a merge, an
+ * eviction, a balloon page): one of them splits it, the other finds the
+ * split done or waits for it. Threads 2 and 3 walk the block meanwhile:
+ * every page they see mapped must be the block's page at its offset, and no
+ * fill may ever be prepared inside the block (a second mapping).
+ */
+#define BLK_IPA (RAM + 0x400000)
+static paddr_t blk_pa;
+static _Atomic unsigned long blk_seen, runs_given;
+
+static void give_page(struct vm *v, ipa_t ipa, paddr_t pa, unsigned cpu)
+{
+	pidx_t i = pool_pidx_of(&pool, pa);
+
+	(void)ipa;
+	CHECK(i != PIDX_NONE, "a page not the pool's given back\n");
+	atomic_fetch_sub(&v->pool.active, 1);
+	vmpool_give_back(&v->pool, cpu, i, false);
+	atomic_fetch_add(&pages_given, 1);
+}
+
+static bool give_run(struct vm *v, ipa_t ipa, pidx_t first, unsigned cpu)
+{
+	(void)ipa;
+	vmpool_give_back_run(&v->pool, cpu, first);
+	atomic_fetch_add(&pages_given, RUN_PAGES);
+	atomic_fetch_add(&runs_given, 1);
+	return true;
+}
+
+static void *block_thread(void *arg)
+{
+	unsigned me = (unsigned)(uintptr_t)arg;
+
+	pthread_barrier_wait(&barrier);
+	if (me < 2) {
+		u64 k = 3 + 200 * me;
+		struct s2_slot slot;
+		struct s2_leaf old;
+
+		if (s2_claim(&vm, IPA(BLK_IPA + k * PAGE_SIZE), &slot, &old)) {
+			FAIL("claim of page %llu of a block failed\n", (unsigned long long)k);
+			return NULL;
+		}
+		CHECK(old.pa == blk_pa + k * PAGE_SIZE, "claimed page %llu maps the wrong page\n", (unsigned long long)k);
+		s2_install(&vm, &slot, old.pa, old.prot);
+		return NULL;
+	}
+	for (unsigned round = 0; round < 4; round++)
+		for (u64 k = me; k < RUN_PAGES; k += 5) {
+			struct s2_slot slot;
+			struct s2_leaf l;
+			int rc;
+
+			if (s2_get(&vm, IPA(BLK_IPA + k * PAGE_SIZE), &l)) {
+				atomic_fetch_add(&blk_seen, 1);
+				CHECK(l.pa == blk_pa + k * PAGE_SIZE, "page %llu of the block maps the wrong page\n",
+				      (unsigned long long)k);
+			}
+			rc = s2_prepare(&vm, IPA(BLK_IPA + k * PAGE_SIZE), me, &slot);
+			CHECK(rc == -EAGAIN || rc == -EEXIST, "a fill prepared inside a mapped block: %d\n", rc);
+		}
+	return NULL;
+}
+
+static void block_down(u32 pages)
+{
+	pidx_t i;
+
+	atomic_store(&pages_given, 0);
+	s2_destroy(&vm, give_page, NULL, give_run, 0);
+	CHECK(atomic_load(&pages_given) == pages, "destroy gave %lu pages, %u mapped\n", atomic_load(&pages_given),
+	      pages);
+	while ((i = lfstack_pop(&vm.pool.idle, pool.desc)) != PIDX_NONE)
+		vmpool_give_back(&vm.pool, 0, i, true);
+	CHECK(atomic_load(&vm.pool.charged) == 0 && atomic_load(&vm.pool.pgtables) == 0 &&
+	      atomic_load(&vm.pool.active) == 0, "%u pages still charged\n", atomic_load(&vm.pool.charged));
+}
+
+static void block_splits_under_racing_claims(void)
+{
+	unsigned rounds = 0;
+	u32 runs0 = pool_free_runs(&pool);
+
+	/* Unsplit, a block goes back as a run (the next block can have it). */
+	vm_up();
+	CHECK(s2_fill_block(&vm, IPA(BLK_IPA + 0x1000), 0) == 0, "a block fill failed\n");
+	CHECK(s2_fill_block(&vm, IPA(BLK_IPA), 0) == -EEXIST, "a block filled twice\n");
+	CHECK(atomic_load(&vm.pool.active) == RUN_PAGES, "a block counts %u pages\n", atomic_load(&vm.pool.active));
+	block_down(RUN_PAGES);
+	CHECK(pool_free_runs(&pool) == runs0, "the run did not come back whole: %u runs, %u before\n",
+	      pool_free_runs(&pool), runs0);
+	for (u64 end = now_ms() + phase_ms; now_ms() < end; rounds++) {
+		vm_up();
+		if (s2_fill_block(&vm, IPA(BLK_IPA), 0)) {
+			FAIL("a block fill failed\n");
+			break;
+		}
+		blk_pa = s2_lookup(&vm, IPA(BLK_IPA));
+		run(block_thread);
+		CHECK(atomic_load(&vm.s2.splits) == 1 && atomic_load(&vm.s2.blocks) == 0, "%llu splits, %u blocks\n",
+		      (unsigned long long)atomic_load(&vm.s2.splits), atomic_load(&vm.s2.blocks));
+		for (u64 k = 0; k < RUN_PAGES; k++)
+			CHECK(s2_lookup(&vm, IPA(BLK_IPA + k * PAGE_SIZE)) == blk_pa + k * PAGE_SIZE,
+			      "page %llu moved in the split\n", (unsigned long long)k);
+		/* Split, with every page still in place: the run comes back whole all the same. */
+		atomic_store(&runs_given, 0);
+		block_down(RUN_PAGES);
+		CHECK(atomic_load(&runs_given) == 1 && pool_free_runs(&pool) == runs0, "a split run did not come back\n");
+	}
+	printf("blocks: %u rounds of a split raced by claims and walks, %lu pages seen mapped\n", rounds,
+	       atomic_load(&blk_seen));
+	CHECK(atomic_load(&blk_seen) > 0, "the walkers saw nothing\n");
+}
+
 int main(void)
 {
 	void *desc;
@@ -530,6 +648,7 @@ int main(void)
 	fills_of_one_page();
 	fills_of_one_table();
 	claim_races_fill();
+	block_splits_under_racing_claims();
 	replacement_keeps_tlbs_honest();
 	atomic_store(&fake_arch_yield, false);
 	swap_and_busy_never_valid();

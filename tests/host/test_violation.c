@@ -167,7 +167,8 @@ static void check_books(struct vm *v)
 	assert_true(charged <= v->pool.quota);
 	assert_int_equal(atomic_load(&v->pool.pgtables), st.tables);
 	assert_int_equal(atomic_load(&v->pool.active), st.leaves);
-	assert_int_equal(atomic_load(&v->pool.fills), st.leaves);
+	/* A block is one fill for its 512 pages. */
+	assert_int_equal(atomic_load(&v->pool.fills), st.leaves - 511 * atomic_load(&v->s2.block_fills));
 	assert_int_equal(charged, st.leaves + st.tables + atomic_load(&v->pool.idle.count));
 }
 
@@ -918,6 +919,137 @@ static void class_names(void **state)
 	assert_string_equal(fault_class_name((enum fault_class)-1), "invalid fault class");
 }
 
+/* ---- 2 MiB blocks --------------------------------------------------------- */
+
+#define BLOCK REGION_PAGES
+
+static void seq_faults(u64 from, u64 n)
+{
+	for (u64 k = from; k < from + n; k++)
+		assert_int_equal(fault_on(&vm, PG(k), FSC_TRANS_L3, true, false, 0), VIO_MAPPED);
+}
+
+/* The block at page b: its pages mapped in order on one run, each owned, zeroed, counted once. */
+static paddr_t check_block(u64 b)
+{
+	paddr_t base = s2_lookup(&vm, IPA(PG(b)));
+
+	assert_int_equal(base & (S2_BLOCK_SIZE - 1), 0);
+	for (u64 k = 0; k < BLOCK; k++) {
+		check_mapped(&vm, PG(b + k) + 8 * k);
+		assert_int_equal(s2_lookup(&vm, IPA(PG(b + k))), base + k * PAGE_SIZE);
+		assert_true(hostmem_page_is_zero(base + k * PAGE_SIZE));
+	}
+	return base;
+}
+
+static void fill_ahead_maps_a_block_after_a_sequential_walk(void **state)
+{
+	(void)state;
+	setup(8192, MiB(64), 100000);
+	/* The first block page by page: nothing came before it. */
+	seq_faults(0, BLOCK);
+	assert_int_equal(atomic_load(&vm.s2.block_fills), 0);
+	/* Its next page starts the next block: all of it at once. */
+	seq_faults(BLOCK, 1);
+	assert_int_equal(atomic_load(&vm.s2.blocks), 1);
+	assert_int_equal(atomic_load(&vm.pool.fills), BLOCK + 1);
+	assert_int_equal(atomic_load(&vm.pool.active), 2 * BLOCK);
+	assert_true(s2_is_block(&vm, IPA(PG(BLOCK + 77))));
+	check_block(BLOCK);
+	/* The walk goes on into the one after: a block again. */
+	seq_faults(2 * BLOCK, 1);
+	assert_int_equal(atomic_load(&vm.s2.blocks), 2);
+	check_block(2 * BLOCK);
+	/* Not a walk: a first touch far away, then its neighbour's block start from elsewhere. */
+	seq_faults(6 * BLOCK + 9, 1);
+	seq_faults(5 * BLOCK, 1);
+	assert_int_equal(atomic_load(&vm.s2.blocks), 2);
+	/* An instruction fetch continuing a walk gets a page, not a block (blocks are execute-never). */
+	seq_faults(7 * BLOCK - 1, 1);
+	assert_int_equal(fault_on(&vm, PG(7 * BLOCK), FSC_TRANS_L3, false, true, 0), VIO_MAPPED);
+	assert_int_equal(atomic_load(&vm.s2.blocks), 2);
+	assert_false(s2_is_block(&vm, IPA(PG(7 * BLOCK))));
+	check_books(&vm);
+	check_machine();
+	destroy_vm(&vm, 1);
+	check_machine();
+}
+
+static void no_block_past_the_quota_the_limit_or_the_ram(void **state)
+{
+	(void)state;
+	/* Room for the first block's pages and tables, not for a second block's 512 pages. */
+	setup(8192, MiB(64), BLOCK + 300);
+	seq_faults(0, BLOCK + 1);
+	assert_int_equal(atomic_load(&vm.s2.blocks), 0);
+	check_books(&vm);
+	destroy_vm(&vm, 0);
+	/* A resident limit below the block's pages. */
+	setup_vm(&vm, 1, MiB(64), 100000);
+	vm.pool.data_limit = BLOCK + 100;
+	seq_faults(0, BLOCK + 1);
+	assert_int_equal(atomic_load(&vm.s2.blocks), 0);
+	destroy_vm(&vm, 0);
+	/* RAM that ends inside the block: never a block past its end. */
+	setup_vm(&vm, 1, MiB(3), 100000);
+	seq_faults(0, BLOCK + 1);
+	assert_int_equal(atomic_load(&vm.s2.blocks), 0);
+	destroy_vm(&vm, 0);
+	/* Blocks off for the VM. */
+	setup_vm(&vm, 1, MiB(64), 100000);
+	vm.s2.blocks_on = false;
+	seq_faults(0, BLOCK + 1);
+	assert_int_equal(atomic_load(&vm.s2.blocks), 0);
+	destroy_vm(&vm, 0);
+	check_machine();
+}
+
+static void a_fetch_or_a_claim_splits_a_block_and_keeps_its_data(void **state)
+{
+	struct s2_slot slot;
+	struct s2_leaf old;
+	paddr_t base;
+
+	(void)state;
+	setup(8192, MiB(64), 100000);
+	seq_faults(0, BLOCK + 1);
+	base = check_block(BLOCK);
+	for (u64 k = 0; k < BLOCK; k++)
+		memset(hostmem_ptr(base + k * PAGE_SIZE), (int)(k & 0xff) | 1, PAGE_SIZE);
+	atomic_store(&fake_tlbi_ipa, 0);
+	/* The first fetch from page 88 of it: split, then execute allowed there only. */
+	assert_int_equal(fault_on(&vm, PG(BLOCK + 88), FSC_PERM_L3, false, true, 2), VIO_MAPPED);
+	assert_int_equal(atomic_load(&vm.s2.blocks), 0);
+	assert_int_equal(atomic_load(&vm.s2.splits), 1);
+	assert_true(atomic_load(&fake_tlbi_ipa) >= 1); /* break: the TLBs forgot the block */
+	assert_false(s2_is_block(&vm, IPA(PG(BLOCK + 88))));
+	assert_true(fake_s2_prot(&vm, IPA(PG(BLOCK + 88))) & S2_X);
+	assert_false(fake_s2_prot(&vm, IPA(PG(BLOCK + 89))) & S2_X);
+	for (u64 k = 0; k < BLOCK; k++) {
+		const u8 *p = hostmem_ptr(base + k * PAGE_SIZE);
+
+		assert_int_equal(s2_lookup(&vm, IPA(PG(BLOCK + k))), base + k * PAGE_SIZE);
+		assert_int_equal(fake_s2_prot(&vm, IPA(PG(BLOCK + k))) & (S2_R | S2_W), S2_R | S2_W);
+		assert_int_equal(p[0], (k & 0xff) | 1);
+		assert_int_equal(p[PAGE_SIZE - 1], (k & 0xff) | 1);
+	}
+	/* The split took no page: its table was held since the fill. */
+	check_books(&vm);
+	/* A claim of a page of another block (sharing, swap, balloon) splits it too, and only it. */
+	seq_faults(2 * BLOCK, 1);
+	assert_int_equal(atomic_load(&vm.s2.blocks), 1);
+	assert_int_equal(s2_claim(&vm, IPA(PG(2 * BLOCK + 5)), &slot, &old), 0);
+	assert_int_equal(atomic_load(&vm.s2.splits), 2);
+	assert_int_equal(old.pa, s2_lookup(&vm, IPA(PG(2 * BLOCK))) + 5 * PAGE_SIZE);
+	assert_int_equal(s2_lookup(&vm, IPA(PG(2 * BLOCK + 5))), 0);
+	assert_int_equal(s2_lookup(&vm, IPA(PG(2 * BLOCK + 6))), old.pa + PAGE_SIZE);
+	s2_install(&vm, &slot, old.pa, old.prot);
+	check_books(&vm);
+	destroy_vm(&vm, 3);
+	check_machine();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -945,6 +1077,9 @@ int main(void)
 		cmocka_unit_test_teardown(regression_tlb_conflict_flushes_and_retries, teardown),
 		cmocka_unit_test_teardown(destroy_flushes_tlb_before_freeing, teardown),
 		cmocka_unit_test_teardown(regression_copy_in_gives_back_an_unmapped_page, teardown),
+		cmocka_unit_test_teardown(fill_ahead_maps_a_block_after_a_sequential_walk, teardown),
+		cmocka_unit_test_teardown(no_block_past_the_quota_the_limit_or_the_ram, teardown),
+		cmocka_unit_test_teardown(a_fetch_or_a_claim_splits_a_block_and_keeps_its_data, teardown),
 		cmocka_unit_test(class_names),
 	};
 
