@@ -2552,7 +2552,7 @@ static void mode_exits(void)
 
 /*
  * ---- 34: blocks: 2 MiB stage-2 blocks (the VM has blocks = "on") ----
- * After 1.5 s asleep (idle CPUs pre-zero runs), one word written in each
+ * After 2 s asleep (idle CPUs pre-zero runs), one word written in each
  * page of BLOCKS_MIB of RAM from a 2 MiB boundary, in order, between two
  * marks: the first block is filled page by page, each later one at once
  * (fill-ahead), so fills = 512 per 4 KiB-filled block + 1 per block. Every
@@ -2562,7 +2562,7 @@ static void mode_exits(void)
  * granted page by page).
  */
 #define BLOCK_SIZE (2 * MiB)
-#define BLOCKS_MIB 16
+#define BLOCKS_MIB 32
 
 struct block_counts {
 	u64 blocks, fills, splits;
@@ -2578,7 +2578,7 @@ static struct block_counts block_counts(void)
 static void mode_blocks(void)
 {
 	u64 a0 = (cfg.free + BLOCK_SIZE - 1) & ~(BLOCK_SIZE - 1), a1 = a0 + BLOCKS_MIB * MiB;
-	u64 pages = (a1 - a0) / PAGE_SIZE, nblocks = (a1 - a0) / BLOCK_SIZE, t0, t1, nonzero = 0, bad = 0;
+	u64 pages = (a1 - a0) / PAGE_SIZE, nblocks = (a1 - a0) / BLOCK_SIZE, t0, tb = 0, t1, nonzero = 0, bad = 0;
 	u64 fills, bfills, want_fills;
 	struct block_counts b0, b1, b2;
 	struct mem_stats s0, s1;
@@ -2588,13 +2588,16 @@ static void mode_blocks(void)
 
 	if (!need_ram("blocks", a1))
 		return;
-	idle_for(counter_freq() * 3 / 2);
+	idle_for(counter_freq() * 2);
 	s0 = stats_or_fail("blocks");
 	b0 = block_counts();
 	exit_mark();
 	t0 = counter();
-	for (u64 p = 0; p < pages; p++)
+	for (u64 p = 0; p < pages; p++) {
+		if (p == 512)
+			tb = counter(); /* the first block done, page by page */
 		RD(a0 + p * PAGE_SIZE + (p % 512) * 8) = pat(a0 + p * PAGE_SIZE, 34);
+	}
 	t1 = counter();
 	exit_mark();
 	s1 = stats_or_fail("blocks");
@@ -2623,8 +2626,9 @@ static void mode_blocks(void)
 		   "nonzero=%lu ret=%lu splits=%lu->%lu blocks_after_exec=%lu\n", pages, fills, want_fills, bfills,
 		   b1.blocks, bad, nonzero, ret, b1.splits, b2.splits, b2.blocks);
 	else
-		pr("memtest: blocks ok pages=%lu fills=%lu block_fills=%lu blocks=%lu splits=%lu ticks=%lu freq=%lu\n",
-		   pages, fills, bfills, b1.blocks, b2.splits, t1 - t0, counter_freq());
+		pr("memtest: blocks ok pages=%lu fills=%lu block_fills=%lu blocks=%lu splits=%lu ticks=%lu "
+		   "first_block_ticks=%lu freq=%lu\n", pages, fills, bfills, b1.blocks, b2.splits, t1 - t0, tb - t0,
+		   counter_freq());
 }
 
 static const char *const mode_names[] = { "?", "seq", "random", "sparse", "smp", "outside", "quota",

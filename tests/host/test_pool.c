@@ -1274,6 +1274,85 @@ static void prezero_check_catches_bugs(void **state)
 	assert_zero_clean(pool_alloc_zeroed(&pool, 0));
 }
 
+/* ---- runs, for stage-2 blocks ------------------------------------------- */
+
+static void runs_carved_taken_and_given_back(void **state)
+{
+	u32 n, got;
+	pidx_t r, all[2048];
+
+	(void)state;
+	/* 8 MiB from 12 KiB past a 2 MiB boundary: three whole aligned runs, 512 single pages around them. */
+	add_mem(&mach, 0x40003000, MiB(8));
+	n = setup_pool(NULL, 0);
+	assert_int_equal(n, 2048);
+	assert_int_equal(pool_free_runs(&pool), 3);
+	assert_int_equal(atomic_load(&pool.free.count), 512);
+	assert_int_equal(pool_free_pages(&pool), n);
+	/* The lowest run first; no page of it zeroed yet. */
+	r = pool_alloc_run(&pool, 0, &got);
+	assert_int_equal(pool_pa(&pool, r), 0x40200000);
+	assert_int_equal(got, 0);
+	assert_int_equal(pool_free_pages(&pool), n - RUN_PAGES);
+	for (u32 k = 0; k < RUN_PAGES; k++)
+		atomic_store(&pool_desc(&pool, r + k)->flags, MP_ACTIVE);
+	assert_int_equal(pool_free_run(&pool, 1, r), RUN_PAGES);
+	assert_int_equal(pool_free_runs(&pool), 3);
+	/* Twice, or from a page that starts no run: refused, logged, nothing changes. */
+	assert_int_equal(pool_free_run(&pool, 1, r), 0);
+	assert_int_equal(pool_free_run(&pool, 1, r + 1), 0);
+	assert_int_equal(pool_free_run(&pool, 1, n + 5), 0);
+	assert_int_equal(pool_free_pages(&pool), n);
+	/* One page of it pinned: the others go back one by one, the pinned one stays out. */
+	r = pool_alloc_run(&pool, 0, &got);
+	for (u32 k = 0; k < RUN_PAGES; k++)
+		atomic_store(&pool_desc(&pool, r + k)->flags, k == 7 ? MP_ACTIVE | MP_PINNED : MP_ACTIVE);
+	assert_int_equal(pool_free_run(&pool, 1, r), RUN_PAGES - 1);
+	assert_int_equal(pool_free_runs(&pool), 2);
+	assert_int_equal(pool_free_pages(&pool), n - 1);
+	/* Single pages first; runs broken only when none is left; every page handed out once. */
+	assert_int_equal(alloc_all(2, all, 2048), n - 1);
+	assert_int_equal(pool_free_runs(&pool), 0);
+	assert_int_equal(pool_alloc_run(&pool, 0, &got), PIDX_NONE);
+}
+
+static void prezero_zeroes_runs_a_slice_at_a_time(void **state)
+{
+	u32 got;
+	pidx_t r;
+	u64 now = 0;
+
+	(void)state;
+	/* 64 MiB, all runs: a cap of 1024 pages, room for two pre-zeroed runs. */
+	setup_small(16384);
+	assert_int_equal(pool_free_runs(&pool), 32);
+	pool_prezero(&pool, 0, now, 10, never);
+	assert_int_equal(zstats().zeroed_idle, PREZERO_SLICE_PAGES);
+	assert_int_equal(zstats().zeroed_runs, 0);
+	/* A run taken half done: the pages zeroed so far are said, zero and cleaned. */
+	r = pool_alloc_run(&pool, 0, &got);
+	assert_int_equal(got, PREZERO_SLICE_PAGES);
+	for (u32 k = 0; k < got; k++)
+		assert_true(hostmem_page_zero_clean(pool_pa(&pool, r + k)));
+	for (u32 k = 0; k < RUN_PAGES; k++)
+		atomic_store(&pool_desc(&pool, r + k)->flags, MP_ACTIVE);
+	assert_int_equal(pool_free_run(&pool, 0, r), RUN_PAGES);
+	/* Slices go on until two runs are pre-zeroed, then it stops. */
+	for (unsigned k = 0; k < 40; k++)
+		pool_prezero(&pool, 0, now += 10, 10, never);
+	assert_int_equal(zstats().zeroed_runs, 2);
+	assert_int_equal(pool_prezero(&pool, 0, now += 10, 10, never), ~0UL);
+	r = pool_alloc_run(&pool, 1, &got);
+	assert_int_equal(got, RUN_PAGES);
+	for (u32 k = 0; k < RUN_PAGES; k++)
+		assert_true(hostmem_page_zero_clean(pool_pa(&pool, r + k)));
+	/* A pre-zeroed run broken for single pages gives pre-zeroed pages. */
+	pidx_t all[16384];
+	u32 n = alloc_all(3, all, 16384);
+	assert_int_equal(n, 16384 - RUN_PAGES);
+	assert_int_equal(pool_free_runs(&pool), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1307,6 +1386,8 @@ int main(void)
 		cmocka_unit_test_teardown(prezero_stops_and_off, teardown),
 		cmocka_unit_test_teardown(prezero_copies_take_dirty, teardown),
 		cmocka_unit_test_teardown(prezero_check_catches_bugs, teardown),
+		cmocka_unit_test_teardown(runs_carved_taken_and_given_back, teardown),
+		cmocka_unit_test_teardown(prezero_zeroes_runs_a_slice_at_a_time, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

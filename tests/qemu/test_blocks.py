@@ -30,9 +30,9 @@ def vm_stats(text, vm="vm1"):
 def test_fill_ahead_maps_zeroed_blocks(boot, tmp_path):
     out = run_vms(boot, tmp_path, [memtest(BLOCKS, 1, 64, blocks="on")], smp=2, timeout=120)[1]
     pages, fills, block_fills, blocks, splits = (int(x) for x in result(out, BLOCK_LINE).groups())
-    # 16 MiB from a 2 MiB boundary: the first block page by page, the 7 after it at once.
-    assert (pages, block_fills, blocks, splits) == (4096, 7, 7, 1)
-    assert fills == 512 + 7
+    # 32 MiB from a 2 MiB boundary: the first block page by page, the 15 after it at once.
+    assert (pages, block_fills, blocks, splits) == (8192, 15, 15, 1)
+    assert fills == 512 + 15
 
 
 def test_blocks_off_by_config_and_by_bootarg(boot, tmp_path):
