@@ -543,7 +543,8 @@ u32 pool_free_run(struct pool *p, unsigned cpu, pidx_t first)
 
 static bool prezero_wanted(const struct pool *p)
 {
-	return atomic_load_explicit(&p->zeroed.count, memory_order_relaxed) < p->prezero_cap && dirty_pages(p);
+	return atomic_load_explicit(&p->zeroed.count, memory_order_relaxed) < p->prezero_cap &&
+	       (dirty_pages(p) || atomic_load_explicit(&p->runs.count, memory_order_relaxed));
 }
 
 /* Pre-zeroed runs: up to prezero_cap pages of them too, beside the single pages. */
@@ -591,9 +592,13 @@ u64 pool_prezero(struct pool *p, unsigned cpu, u64 now, u64 slice_ticks, bool (*
 		/* The shared stack first: this CPU's cache is for its own faults. */
 		pidx_t i = lfstack_pop(&p->free, p->desc);
 
-		/* Never a run broken for this: the zeroer makes no single pages out of runs. */
+		/*
+		 * Then this CPU's cache, then a dirty run broken, as a fault would
+		 * (single pages are what most faults want): at most the cap's
+		 * worth of runs, 1/16 of the pool, goes this way.
+		 */
 		if (i == PIDX_NONE)
-			i = alloc_dirty(p, cpu, false);
+			i = alloc_dirty(p, cpu, true);
 		if (i == PIDX_NONE)
 			break;
 		page_zero(pool_pa(p, i));
