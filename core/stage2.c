@@ -104,6 +104,38 @@ static inline bool is_block(u64 v, unsigned level)
 	return level == S2_BLOCK_LEVEL && s2d_valid(v) && s2d_is_block(v);
 }
 
+/*
+ * An entry on the way that is no table: wait out a split, install a table
+ * if it is empty (a racing vCPU may install one first), and say -EAGAIN if
+ * a block is there. Out of line: the walk's common case is one test.
+ */
+static __attribute__((noinline)) int make_table(struct vm *vm, _Atomic u64 *e, unsigned cpu, u64 *out)
+{
+	u64 v = settled(e);
+
+	while (!s2d_valid(v)) {
+		paddr_t t;
+		int rc = table_alloc(vm, cpu, &t);
+
+		if (rc)
+			return rc;
+		s2_before_publish(); /* the zeroed table, before the entry that points to it */
+		u64 nv = s2d_table(t);
+		if (atomic_compare_exchange_strong_explicit(e, &v, nv, memory_order_acq_rel, memory_order_acquire)) {
+			v = nv;
+		} else {
+			/* Another vCPU installed one (or a block, perhaps being split); v is it. */
+			table_free(vm, t, cpu);
+			atomic_fetch_add_explicit(&vm->s2.table_races, 1, memory_order_relaxed);
+			v = settled(e);
+		}
+	}
+	if (!s2d_is_table(v))
+		return -EAGAIN;
+	*out = v;
+	return 0;
+}
+
 /* The table at level 'to' for ipa, created on the way if need be; -EAGAIN if a block maps ipa. */
 static int walk_create(struct vm *vm, u64 ipa, unsigned cpu, unsigned to, paddr_t *out)
 {
@@ -111,28 +143,14 @@ static int walk_create(struct vm *vm, u64 ipa, unsigned cpu, unsigned to, paddr_
 
 	for (unsigned level = S2_START_LEVEL; level < to; level++) {
 		_Atomic u64 *e = entry_at(table, level, ipa);
-		u64 v = settled(e);
+		u64 v = atomic_load_explicit(e, memory_order_acquire);
 
-		while (!s2d_valid(v)) {
-			paddr_t t;
-			int rc = table_alloc(vm, cpu, &t);
+		if (!s2d_is_table(v)) {
+			int rc = make_table(vm, e, cpu, &v);
 
 			if (rc)
 				return rc;
-			s2_before_publish(); /* the zeroed table, before the entry that points to it */
-			u64 nv = s2d_table(t);
-			if (atomic_compare_exchange_strong_explicit(e, &v, nv, memory_order_acq_rel,
-								    memory_order_acquire)) {
-				v = nv;
-			} else {
-				/* Another vCPU installed one (or a block, perhaps being split); v is it. */
-				table_free(vm, t, cpu);
-				atomic_fetch_add_explicit(&vm->s2.table_races, 1, memory_order_relaxed);
-				v = settled(e);
-			}
 		}
-		if (is_block(v, level))
-			return -EAGAIN;
 		table = s2d_addr(v);
 	}
 	*out = table;
@@ -175,13 +193,17 @@ static _Atomic u64 *leaf_entry(struct vm *vm, u64 ipa, bool *block)
 	*block = false;
 	for (unsigned level = S2_START_LEVEL; level < S2_LAST_LEVEL; level++) {
 		_Atomic u64 *e = entry_at(table, level, ipa);
-		u64 v = settled(e);
+		u64 v = atomic_load_explicit(e, memory_order_acquire);
 
-		if (!s2d_valid(v))
-			return NULL;
-		if (is_block(v, level)) {
-			*block = true;
-			return e;
+		/* A table, the common case, in one test; else empty, a block, or a split to wait out. */
+		if (!s2d_is_table(v)) {
+			v = settled(e);
+			if (!s2d_valid(v))
+				return NULL;
+			if (!s2d_is_table(v)) {
+				*block = true;
+				return e;
+			}
 		}
 		table = s2d_addr(v);
 	}

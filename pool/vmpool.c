@@ -57,8 +57,26 @@ bool vmpool_short(const struct vm_pool *vp)
 	return atomic_load_explicit(&vp->charged, memory_order_relaxed) >= vp->guaranteed && machine_short(vp->vmm);
 }
 
-/* Charge n pages against the quota: 0, or why not (vmpool_take's *why). Inlined: n is 1 on the fault path. */
-static inline __attribute__((always_inline)) int charge_n(struct vm_pool *vp, u32 n)
+/* Charge one page against the quota: 0, or why not (vmpool_take's *why). The fault path's: kept apart from charge_n. */
+static int charge(struct vm_pool *vp)
+{
+	u32 c = atomic_load_explicit(&vp->charged, memory_order_relaxed);
+
+	do {
+		if (c >= vp->quota)
+			return VMPOOL_QUOTA;
+		if (c >= vp->guaranteed && machine_short(vp->vmm))
+			return VMPOOL_SHORT;
+	} while (!atomic_compare_exchange_weak_explicit(&vp->charged, &c, c + 1, memory_order_relaxed,
+							  memory_order_relaxed));
+	/* A page it was promised: the promise is kept. */
+	if (c < vp->guaranteed)
+		atomic_fetch_sub_explicit(&vp->vmm->promised, 1, memory_order_relaxed);
+	return 0;
+}
+
+/* The same for n pages at once (a block's run), or none. */
+static int charge_n(struct vm_pool *vp, u32 n)
 {
 	u32 c = atomic_load_explicit(&vp->charged, memory_order_relaxed);
 
@@ -69,15 +87,9 @@ static inline __attribute__((always_inline)) int charge_n(struct vm_pool *vp, u3
 			return VMPOOL_SHORT;
 	} while (!atomic_compare_exchange_weak_explicit(&vp->charged, &c, c + n, memory_order_relaxed,
 							  memory_order_relaxed));
-	/* Pages it was promised: the promise is kept. */
 	if (c < vp->guaranteed)
 		atomic_fetch_sub_explicit(&vp->vmm->promised, MIN(n, vp->guaranteed - c), memory_order_relaxed);
 	return 0;
-}
-
-static int charge(struct vm_pool *vp)
-{
-	return charge_n(vp, 1);
 }
 
 static void uncharge_n(struct vm_pool *vp, u32 n)
@@ -91,7 +103,10 @@ static void uncharge_n(struct vm_pool *vp, u32 n)
 
 void vmpool_uncharge(struct vm_pool *vp)
 {
-	uncharge_n(vp, 1);
+	u32 c = atomic_fetch_sub_explicit(&vp->charged, 1, memory_order_relaxed);
+
+	if (c - 1 < vp->guaranteed)
+		atomic_fetch_add_explicit(&vp->vmm->promised, 1, memory_order_relaxed);
 }
 
 /*
@@ -149,7 +164,20 @@ pidx_t vmpool_take_for_copy(struct vm_pool *vp, unsigned cpu, int *why)
 	return take_new(vp, cpu, why, false);
 }
 
-static inline __attribute__((always_inline)) bool activate_n(struct vm_pool *vp, u32 n)
+bool vmpool_activate(struct vm_pool *vp)
+{
+	u32 a = atomic_load_explicit(&vp->active, memory_order_relaxed);
+
+	do {
+		if (a >= vp->data_limit)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&vp->active, &a, a + 1, memory_order_relaxed,
+							  memory_order_relaxed));
+	return true;
+}
+
+/* n data pages more at once (a block's), within data_limit, or none. */
+static bool activate_n(struct vm_pool *vp, u32 n)
 {
 	u32 a = atomic_load_explicit(&vp->active, memory_order_relaxed);
 
@@ -159,11 +187,6 @@ static inline __attribute__((always_inline)) bool activate_n(struct vm_pool *vp,
 	} while (!atomic_compare_exchange_weak_explicit(&vp->active, &a, a + n, memory_order_relaxed,
 							  memory_order_relaxed));
 	return true;
-}
-
-bool vmpool_activate(struct vm_pool *vp)
-{
-	return activate_n(vp, 1);
 }
 
 pidx_t vmpool_take_run(struct vm_pool *vp, unsigned cpu, u32 *zeroed)

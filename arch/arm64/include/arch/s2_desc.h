@@ -78,6 +78,12 @@ static inline u64 s2d_leaf(paddr_t pa, unsigned prot)
  */
 #define S2_BLOCK_LEVEL 2
 
+/* A valid table descriptor (levels 0-2): bits [1:0] = 0b11. */
+static inline bool s2d_is_table(u64 d)
+{
+	return (d & (S2D_VALID | S2D_TABLE)) == (S2D_VALID | S2D_TABLE);
+}
+
 static inline u64 s2d_block(paddr_t pa, unsigned prot)
 {
 	return s2d_leaf(pa, prot) & ~S2D_TABLE;

@@ -71,6 +71,11 @@ static inline u64 s2d_leaf(paddr_t pa, unsigned prot)
 
 #define S2_BLOCK_LEVEL 2
 
+static inline bool s2d_is_table(u64 d)
+{
+	return (d & (FD_VALID | FD_TABLE)) == (FD_VALID | FD_TABLE);
+}
+
 static inline u64 s2d_block(paddr_t pa, unsigned prot)
 {
 	return s2d_leaf(pa, prot) | FD_BLOCK;
