@@ -72,18 +72,14 @@ static bool merge_zero(struct vm *vm, ipa_t ipa, pidx_t i, unsigned cpu)
 
 static bool rmap_room(unsigned n)
 {
-	u32 e = sh.rmap_free;
-
-	for (unsigned k = 0; k < n; k++, e = sh.rmap[e].next)
-		if (e == RMAP_NONE) {
-			if (!sh.rmap_full_logged) {
-				sh.rmap_full_logged = true;
-				printk("quire: sharing: the reverse map is full (%u entries); merging pauses until "
-				       "shared pages are freed\n", sh.rmap_cap);
-			}
-			return false;
-		}
-	return true;
+	if (sh.rmap_used + n <= sh.rmap_limit)
+		return true;
+	if (!sh.rmap_full_logged) {
+		sh.rmap_full_logged = true;
+		printk("quire: sharing: the reverse map is full (%u entries); merging pauses until "
+		       "shared pages are freed\n", sh.rmap_limit);
+	}
+	return false;
 }
 
 /* Into a shared page with the same key and contents. */
@@ -144,7 +140,6 @@ static bool merge_unstable(struct vm *vm, ipa_t ipa, pidx_t i, u64 key, unsigned
 		}
 		/* u leaves its owner for the group: uncharged, in the table as shared, mapped read-only. */
 		share_table_remove(u);
-		sh.meta[u].rmap = RMAP_NONE;
 		share_rmap_add(u, owner, uipa.bits >> PAGE_SHIFT);
 		share_rmap_add(u, vm, ipa.bits >> PAGE_SHIFT);
 		d->owner = vm->share.group;
