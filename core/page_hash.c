@@ -114,6 +114,55 @@ u64 page_hash_mul(const void *page)
 	return (h[0] * 3 + h[1]) * 5 + (h[2] ^ (h[3] >> 17) ^ (h[3] << 47));
 }
 
+/*
+ * Samples: 16 bytes of every 128 (32 spots spread over the page, 1/8 of
+ * it), for the scanner's cheap look between full hashes (share_merge.c).
+ */
+#if defined(__aarch64__)
+u32 page_sample_crc(const void *page)
+{
+	const u8 *p = page;
+	u32 a = 0xffffffffu;
+	u64 x0, x1;
+
+	/* One LDP (the base post-incremented past the rest of the 128 bytes) and two CRC32CXs a spot. */
+	asm(".arch_extension crc\n"
+	    ".rept 32\n\t"
+	    "ldp %[x0], %[x1], [%[p]], #128\n\t"
+	    "crc32cx %w[a], %w[a], %[x0]\n\t"
+	    "crc32cx %w[a], %w[a], %[x1]\n"
+	    ".endr"
+	    : [a] "+r"(a), [p] "+r"(p), [x0] "=&r"(x0), [x1] "=&r"(x1)
+	    : "m"(*(const u8(*)[PAGE_SIZE])page));
+	return a;
+}
+#else
+u32 page_sample_crc(const void *page)
+{
+	const u64 *w = page;
+	u32 a = 0xffffffffu;
+
+	for (unsigned k = 0; k < PAGE_SIZE / 8; k += 16) {
+		a = crc32c_u64(a, w[k]);
+		a = crc32c_u64(a, w[k + 1]);
+	}
+	return a;
+}
+#endif
+
+u32 page_sample_mul(const void *page)
+{
+	const u64 *w = page;
+	const u64 m = 0x9fb21c651e98df25UL;
+	u64 h = 1;
+
+	for (unsigned k = 0; k < PAGE_SIZE / 8; k += 16) {
+		h = (h ^ w[k]) * m;
+		h = (h ^ w[k + 1] ^ (h >> 29)) * m;
+	}
+	return (u32)(h >> 32) ^ (u32)h;
+}
+
 const char *share_hash_name(void)
 {
 	return share_hash == page_hash_crc ? "crc32c" : share_hash == page_hash_mul ? "mul" : "other";

@@ -107,6 +107,41 @@ void page_copy_for_guest(paddr_t dst, paddr_t src)
 	dsb(ish);
 }
 
+bool page_same(paddr_t pa, paddr_t pb)
+{
+	u64 p = (uintptr_t)page_va(pa), q = (uintptr_t)page_va(pb), end = p + PAGE_SIZE;
+	u64 a, b, c, d, e, f, g, h;
+	bool same;
+
+	/*
+	 * 32 bytes a step: two LDPs from each page, a compare and three
+	 * conditional compares chained on "equal so far", one branch out at the
+	 * first difference; eight steps to an iteration (about 1,170
+	 * instructions a page where memcmp's word loop took 2,300).
+	 */
+	asm("1:\n"
+	    ".rept 8\n\t"
+	    "ldp %[a], %[b], [%[p]], #16\n\t"
+	    "ldp %[c], %[d], [%[p]], #16\n\t"
+	    "ldp %[e], %[f], [%[q]], #16\n\t"
+	    "ldp %[g], %[h], [%[q]], #16\n\t"
+	    "cmp %[a], %[e]\n\t"
+	    "ccmp %[b], %[f], #0, eq\n\t"
+	    "ccmp %[c], %[g], #0, eq\n\t"
+	    "ccmp %[d], %[h], #0, eq\n\t"
+	    "b.ne 2f\n"
+	    ".endr\n\t"
+	    "cmp %[p], %[end]\n\t"
+	    "b.ne 1b\n"
+	    "2:\n\t"
+	    "cset %w[same], eq"
+	    : [same] "=r"(same), [p] "+r"(p), [q] "+r"(q), [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c),
+	      [d] "=&r"(d), [e] "=&r"(e), [f] "=&r"(f), [g] "=&r"(g), [h] "=&r"(h)
+	    : [end] "r"(end), "m"(*(const u8(*)[PAGE_SIZE])page_va(pa)), "m"(*(const u8(*)[PAGE_SIZE])page_va(pb))
+	    : "cc");
+	return same;
+}
+
 void page_sync_icache(paddr_t pa)
 {
 	if (!dline)

@@ -25,7 +25,7 @@
 struct share_meta {
 	u64 key;	/* salted content hash at its last scan; 0 = not hashed yet */
 	pidx_t hnext;	/* next page in its table bucket */
-	u32 unused;
+	u32 sample;	/* page_sample_* of it at its last scan (valid with key) */
 };
 
 /* All VMs together. */
@@ -84,10 +84,15 @@ int share_set_rate(struct vm *vm, u32 pages);
  * page_sync_for_guest take two.
  */
 void page_copy_for_guest(paddr_t dst, paddr_t src);
+/* The arch layer's too: do the pages at pa and pb hold the same 4096 bytes? */
+bool page_same(paddr_t pa, paddr_t pb);
 
 /* Page hashes (64-bit): CRC32C in two lanes where the CPU has it, else multiply-based. */
 u64 page_hash_crc(const void *page);
 u64 page_hash_mul(const void *page);
+/* A sample of the page (16 bytes of every 128), 32 bits: CRC32C, or multiply-based. */
+u32 page_sample_crc(const void *page);
+u32 page_sample_mul(const void *page);
 /* The one the scanner uses; tests may point it at a weak one to force collisions. */
 extern u64 (*share_hash)(const void *page);
 const char *share_hash_name(void);

@@ -136,6 +136,11 @@ void page_copy_for_guest(paddr_t dst, paddr_t src)
 	hostmem_written(dst);
 }
 
+bool page_same(paddr_t pa, paddr_t pb)
+{
+	return !memcmp(hostmem_ptr(pa), hostmem_ptr(pb), PAGE_SIZE);
+}
+
 void page_sync_for_quire(paddr_t pa)
 {
 	(void)hostmem_ptr(pa);
