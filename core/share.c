@@ -30,7 +30,7 @@ u64 (*share_hash)(const void *page) = page_hash_mul;
 
 static u32 rmap_entries(u32 npages)
 {
-	return npages; /* merging pauses (logged) when every entry is in use */
+	return npages; /* slots; merging pauses (logged) when 7/8 of them are in use */
 }
 
 static u32 buckets_for(u32 npages)
@@ -76,9 +76,9 @@ void share_init(struct pool *p, void *mem, const struct region *images, unsigned
 	memset(sh.meta, 0, (u64)n * sizeof(*sh.meta));
 	memset(domains, 0, sizeof(domains));
 	memset(sh.bucket, 0xff, (u64)(sh.bucket_mask + 1) * sizeof(pidx_t));
-	for (u32 k = 0; k < sh.rmap_cap; k++)
-		sh.rmap[k].next = k + 1 < sh.rmap_cap ? k + 1 : RMAP_NONE;
-	sh.rmap_free = sh.rmap_cap ? 0 : RMAP_NONE;
+	memset(sh.rmap, 0, (u64)sh.rmap_cap * sizeof(*sh.rmap));
+	sh.rmap_used = 0;
+	sh.rmap_limit = sh.rmap_cap - sh.rmap_cap / 8;
 	nimage = MIN(nimages, (unsigned)ARRAY_SIZE(image));
 	memcpy(image, images, nimage * sizeof(*images));
 	for (unsigned g = 0; g < ARRAY_SIZE(salt); g++)
@@ -162,31 +162,55 @@ void share_table_remove(pidx_t i)
 
 /* --- reverse map --------------------------------------------------------- */
 
+static u32 rmap_next(u32 e)
+{
+	return e + 1 == sh.rmap_cap ? 0 : e + 1;
+}
+
 bool share_rmap_add(pidx_t s, const struct vm *vm, u64 gpn)
 {
-	u32 e = sh.rmap_free;
+	u32 key = (u32)vm->id << RMAP_VM_SHIFT | (u32)gpn, e;
 
-	if (e == RMAP_NONE)
+	if (sh.rmap_used >= sh.rmap_limit)
 		return false;
-	sh.rmap_free = sh.rmap[e].next;
-	sh.rmap[e].vm_gpn = (u32)vm->id << RMAP_VM_SHIFT | (u32)gpn;
-	sh.rmap[e].next = sh.meta[s].rmap;
-	sh.meta[s].rmap = e;
+	/* The limit keeps a free slot, so this ends. */
+	for (e = share_rmap_home(key); sh.rmap[e].vm_gpn; e = rmap_next(e))
+		;
+	sh.rmap[e].vm_gpn = key;
+	sh.rmap[e].page = s;
+	sh.rmap_used++;
 	return true;
 }
 
 static void rmap_del(pidx_t s, const struct vm *vm, u64 gpn)
 {
-	u32 want = (u32)vm->id << RMAP_VM_SHIFT | (u32)gpn, *at = &sh.meta[s].rmap;
+	u32 key = (u32)vm->id << RMAP_VM_SHIFT | (u32)gpn, e, j;
 
-	while (*at != RMAP_NONE && sh.rmap[*at].vm_gpn != want)
-		at = &sh.rmap[*at].next;
-	if (*at == RMAP_NONE)
+	if (!sh.rmap_cap)
 		return;
-	u32 e = *at;
-	*at = sh.rmap[e].next;
-	sh.rmap[e].next = sh.rmap_free;
-	sh.rmap_free = e;
+	/* A run of used slots from the key's home holds it, if anything does. */
+	for (e = share_rmap_home(key); sh.rmap[e].vm_gpn != key; e = rmap_next(e))
+		if (!sh.rmap[e].vm_gpn)
+			return;
+	if (sh.rmap[e].page != s)
+		return;
+	sh.rmap_used--;
+	/*
+	 * Close the hole at e: a later entry of the run moves into it unless its
+	 * home lies (cyclically) in (e, j], where a probe for it starts past the
+	 * hole. Every entry stays reachable from its home without a free slot
+	 * on the way.
+	 */
+	for (j = rmap_next(e); sh.rmap[j].vm_gpn; j = rmap_next(j)) {
+		u32 h = share_rmap_home(sh.rmap[j].vm_gpn);
+
+		if (e <= j ? e < h && h <= j : e < h || h <= j)
+			continue;
+		sh.rmap[e] = sh.rmap[j];
+		e = j;
+	}
+	sh.rmap[e].vm_gpn = 0;
+	sh.rmap[e].page = 0;
 }
 
 /* --- pages changing hands ---------------------------------------------- */
@@ -224,7 +248,6 @@ void share_drop_ref(pidx_t s, const struct vm *vm, u64 gpn, unsigned cpu)
 		return;
 	share_table_remove(s);
 	sh.meta[s].key = 0;
-	sh.meta[s].rmap = RMAP_NONE;
 	atomic_fetch_sub(&sh.shared_pages, 1);
 	pool_free(sh.pool, cpu, s, false);
 }
@@ -307,8 +330,7 @@ static pidx_t copy_of(struct vm *vm, paddr_t src, u64 gpn, unsigned cpu, enum vi
 		return PIDX_NONE;
 	}
 	if (src) {
-		memcpy(page_va(pool_pa(sh.pool, i)), page_va(src), PAGE_SIZE);
-		page_sync_for_guest(pool_pa(sh.pool, i));
+		page_copy_for_guest(pool_pa(sh.pool, i), src);
 	}
 	set_private(i, vm, gpn);
 	return i;
@@ -366,7 +388,6 @@ enum vio_result share_cow(struct vm *vm, ipa_t page, unsigned cpu)
 		}
 		rmap_del(s, vm, gpn);
 		share_table_remove(s);
-		sh.meta[s].rmap = RMAP_NONE;
 		set_private(s, vm, gpn);
 		atomic_fetch_sub(&sh.shared_pages, 1);
 		spin_unlock(&sh.lock);

@@ -8,17 +8,12 @@
 
 static bool same(paddr_t a, paddr_t b)
 {
-	return !memcmp(page_va(a), page_va(b), PAGE_SIZE);
+	return page_same(a, b);
 }
 
 static bool is_zero(paddr_t a)
 {
-	const u64 *w = page_va(a);
-
-	for (unsigned k = 0; k < PAGE_SIZE / 8; k++)
-		if (w[k])
-			return false;
-	return true;
+	return page_same(a, sh.zero_pa);
 }
 
 /* Claim vm's leaf at ipa if it still maps pa writable; its contents are then fixed and in memory. */
@@ -72,18 +67,14 @@ static bool merge_zero(struct vm *vm, ipa_t ipa, pidx_t i, unsigned cpu)
 
 static bool rmap_room(unsigned n)
 {
-	u32 e = sh.rmap_free;
-
-	for (unsigned k = 0; k < n; k++, e = sh.rmap[e].next)
-		if (e == RMAP_NONE) {
-			if (!sh.rmap_full_logged) {
-				sh.rmap_full_logged = true;
-				printk("quire: sharing: the reverse map is full (%u entries); merging pauses until "
-				       "shared pages are freed\n", sh.rmap_cap);
-			}
-			return false;
-		}
-	return true;
+	if (sh.rmap_used + n <= sh.rmap_limit)
+		return true;
+	if (!sh.rmap_full_logged) {
+		sh.rmap_full_logged = true;
+		printk("quire: sharing: the reverse map is full (%u entries); merging pauses until "
+		       "shared pages are freed\n", sh.rmap_limit);
+	}
+	return false;
 }
 
 /* Into a shared page with the same key and contents. */
@@ -144,7 +135,6 @@ static bool merge_unstable(struct vm *vm, ipa_t ipa, pidx_t i, u64 key, unsigned
 		}
 		/* u leaves its owner for the group: uncharged, in the table as shared, mapped read-only. */
 		share_table_remove(u);
-		sh.meta[u].rmap = RMAP_NONE;
 		share_rmap_add(u, owner, uipa.bits >> PAGE_SHIFT);
 		share_rmap_add(u, vm, ipa.bits >> PAGE_SHIFT);
 		d->owner = vm->share.group;
@@ -163,34 +153,65 @@ static bool merge_unstable(struct vm *vm, ipa_t ipa, pidx_t i, u64 key, unsigned
 }
 
 /*
- * Hash the page at ipa (without the lock: the page may change under the
- * hash, which only makes it look volatile), then merge it with the zero
- * page, a shared page or a candidate, or make it a candidate.
+ * A page hashed before is hashed in full only every SHARE_FULL_EVERY-th
+ * scan (which scan depends on its guest page number, so each scan does its
+ * share); in between a sample of it (page_sample_*, 1/8 of its bytes, about
+ * a ninth of the instructions) stands in: a changed sample is a changed page
+ * (hashed in full at once), an unchanged one keeps the key of its last full
+ * hash. A change the sample misses leaves the key stale for at most
+ * SHARE_FULL_EVERY - 1 scans: a merge delayed, or a compare that fails,
+ * never a merge of different pages (every merge compares all the bytes
+ * after the claim).
  */
-static void scan_page(struct vm *vm, ipa_t ipa, pidx_t i, unsigned cpu)
+#define SHARE_FULL_EVERY 4
+
+static u32 sample_of(const void *page)
 {
+	return share_hash == page_hash_crc ? page_sample_crc(page) : page_sample_mul(page);
+}
+
+/*
+ * Sample or hash the page at ipa (without the lock: the page may change
+ * under it, which only makes it look volatile), then merge it with the zero
+ * page, a shared page or a candidate, or make it a candidate. key0 and
+ * sample0: its key and sample when share_scan_next found it; full: hash it
+ * in full whatever its sample says.
+ */
+static void scan_page(struct vm *vm, ipa_t ipa, pidx_t i, unsigned cpu, u64 key0, u32 sample0, bool full)
+{
+	const void *p = page_va(pool_pa(sh.pool, i));
+	u32 sample = sample_of(p);
+	bool quick = !full && key0 && sample == sample0;
+	u64 h = quick ? 0 : share_hash(p), key;
 	struct s2_leaf l;
-	u64 h = share_hash(page_va(pool_pa(sh.pool, i))), key;
 
 	atomic_fetch_add_explicit(&vm->share.scanned, 1, memory_order_relaxed);
 	spin_lock(&sh.lock);
 	/* The VM may have stopped and the page gone meanwhile: look again under the lock. */
 	if (!vm->share.live || !s2_get(vm, ipa, &l) || pool_pidx_of(sh.pool, l.pa) != i || !(l.prot & S2_W))
 		goto out;
-	if (h == sh.zero_hash && merge_zero(vm, ipa, i, cpu))
-		goto out;
-	if (!vm->share.group)
-		goto out; /* zero pages only */
-	key = share_salted(h, vm->share.group);
-	if (sh.meta[i].key != key) {
-		if (sh.meta[i].key)
-			vm->share.seen_volatile++;
-		if (share_flags(i) & MP_UNSTABLE) {
-			share_table_remove(i);
-			share_set_flags(i, share_flags(i) & ~MP_UNSTABLE);
+	if (quick) {
+		/* Unchanged at a glance: its key still stands, unless someone reset it meanwhile. */
+		if (sh.meta[i].key != key0)
+			goto out;
+		key = key0;
+	} else {
+		if (h == sh.zero_hash && merge_zero(vm, ipa, i, cpu))
+			goto out;
+		if (!vm->share.group)
+			goto out; /* zero pages only */
+		key = share_salted(h, vm->share.group);
+		sh.meta[i].sample = sample;
+		if (sh.meta[i].key != key) {
+			if (sh.meta[i].key)
+				vm->share.seen_volatile++;
+			if (share_flags(i) & MP_UNSTABLE) {
+				share_table_remove(i);
+				share_set_flags(i, share_flags(i) & ~MP_UNSTABLE);
+			}
+			sh.meta[i].key = key;
+			goto out;
 		}
-		sh.meta[i].key = key;
-		goto out;
 	}
 	if (merge_stable(vm, ipa, i, key, cpu) || (share_flags(i) & MP_UNSTABLE) ||
 	    merge_unstable(vm, ipa, i, key, cpu))
@@ -206,8 +227,10 @@ int share_scan_next(struct vm *vm, unsigned cpu)
 	struct vm_share *s = &vm->share;
 	u64 end = vm->ram_base.bits + vm->ram_size, ipa;
 	struct s2_leaf l;
-	bool found;
-	pidx_t i;
+	bool found, full;
+	pidx_t i = PIDX_NONE;
+	u64 key0 = 0;
+	u32 sample0 = 0;
 
 	spin_lock(&sh.lock);
 	if (!s->live) {
@@ -217,6 +240,11 @@ int share_scan_next(struct vm *vm, unsigned cpu)
 	/* Tables are freed only after share_vm_stop, so the walk is safe under the lock. */
 	ipa = s2_next_leaf(vm, MAX(s->cursor, vm->ram_base.bits), end);
 	found = ipa < end && s2_get(vm, IPA(ipa), &l);
+	/* Read-only pages are shared, zero or image pages already. */
+	if (found && !(l.prot & S2_DEVICE) && (l.prot & S2_W) && (i = pool_pidx_of(sh.pool, l.pa)) != PIDX_NONE) {
+		key0 = sh.meta[i].key;
+		sample0 = sh.meta[i].sample;
+	}
 	spin_unlock(&sh.lock);
 	if (ipa >= end) {
 		s->cursor = vm->ram_base.bits;
@@ -226,10 +254,11 @@ int share_scan_next(struct vm *vm, unsigned cpu)
 		return SCAN_WRAPPED;
 	}
 	s->cursor = ipa + PAGE_SIZE;
-	/* Read-only pages are shared, zero or image pages already. */
-	if (found && !(l.prot & S2_DEVICE) && (l.prot & S2_W) &&
-	    (i = pool_pidx_of(sh.pool, l.pa)) != PIDX_NONE)
-		scan_page(vm, IPA(ipa), i, cpu);
+	if (i != PIDX_NONE) {
+		full = !((atomic_load_explicit(&s->scans, memory_order_relaxed) + (ipa >> PAGE_SHIFT)) &
+			 (SHARE_FULL_EVERY - 1));
+		scan_page(vm, IPA(ipa), i, cpu, key0, sample0, full);
+	}
 	return SCAN_PAGE;
 }
 

@@ -8,7 +8,9 @@
  * the guest wrote to memory).
  */
 #include <quire/fault.h>
+#include <string.h>
 #include <quire/pool.h>
+#include <quire/share.h>
 #include <arch/mmu.h>
 #include <arch/sysreg.h>
 
@@ -63,6 +65,81 @@ void page_zero(paddr_t pa)
 			*p = 0;
 	}
 	dcache_clean_inval_page(pa);
+}
+
+void page_copy_for_guest(paddr_t dst, paddr_t src)
+{
+	u64 t = (uintptr_t)page_va(dst), s = (uintptr_t)page_va(src), a, b, c, d, e, f, g, h;
+
+	if (!dline)
+		learn_sizes();
+	if (dline != 64) {
+		memcpy(page_va(dst), page_va(src), PAGE_SIZE);
+		dcache_clean_inval_page(dst);
+		return;
+	}
+	/*
+	 * The common case (Cortex-A72): each 64-byte line copied with four LDPs
+	 * and four STPs, then cleaned and invalidated at once, no loop: ten
+	 * instructions a line, where memcpy and a separate pass took seventeen.
+	 * No barrier between a line's stores and its DC CIVAC: a data cache
+	 * maintenance by address is ordered after earlier stores to the same
+	 * line (of the minimum line size, which dline is), so it writes back
+	 * what they stored.
+	 */
+	asm volatile(".rept 64\n\t"
+		     "ldp %[a], %[b], [%[s]], #16\n\t"
+		     "ldp %[c], %[d], [%[s]], #16\n\t"
+		     "ldp %[e], %[f], [%[s]], #16\n\t"
+		     "ldp %[g], %[h], [%[s]], #16\n\t"
+		     "stp %[a], %[b], [%[t]]\n\t"
+		     "stp %[c], %[d], [%[t], #16]\n\t"
+		     "stp %[e], %[f], [%[t], #32]\n\t"
+		     "stp %[g], %[h], [%[t], #48]\n\t"
+		     "dc civac, %[t]\n\t"
+		     "add %[t], %[t], #64\n"
+		     ".endr"
+		     : [t] "+r"(t), [s] "+r"(s), [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [d] "=&r"(d),
+		       [e] "=&r"(e), [f] "=&r"(f), [g] "=&r"(g), [h] "=&r"(h)
+		     :
+		     : "memory");
+	/* The copy is in memory (PoC) before the leaf that maps it is written (s2_install). */
+	dsb(ish);
+}
+
+bool page_same(paddr_t pa, paddr_t pb)
+{
+	u64 p = (uintptr_t)page_va(pa), q = (uintptr_t)page_va(pb), end = p + PAGE_SIZE;
+	u64 a, b, c, d, e, f, g, h;
+	bool same;
+
+	/*
+	 * 32 bytes a step: two LDPs from each page, a compare and three
+	 * conditional compares chained on "equal so far", one branch out at the
+	 * first difference; eight steps to an iteration (about 1,170
+	 * instructions a page where memcmp's word loop took 2,300).
+	 */
+	asm("1:\n"
+	    ".rept 8\n\t"
+	    "ldp %[a], %[b], [%[p]], #16\n\t"
+	    "ldp %[c], %[d], [%[p]], #16\n\t"
+	    "ldp %[e], %[f], [%[q]], #16\n\t"
+	    "ldp %[g], %[h], [%[q]], #16\n\t"
+	    "cmp %[a], %[e]\n\t"
+	    "ccmp %[b], %[f], #0, eq\n\t"
+	    "ccmp %[c], %[g], #0, eq\n\t"
+	    "ccmp %[d], %[h], #0, eq\n\t"
+	    "b.ne 2f\n"
+	    ".endr\n\t"
+	    "cmp %[p], %[end]\n\t"
+	    "b.ne 1b\n"
+	    "2:\n\t"
+	    "cset %w[same], eq"
+	    : [same] "=r"(same), [p] "+r"(p), [q] "+r"(q), [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c),
+	      [d] "=&r"(d), [e] "=&r"(e), [f] "=&r"(f), [g] "=&r"(g), [h] "=&r"(h)
+	    : [end] "r"(end), "m"(*(const u8(*)[PAGE_SIZE])page_va(pa)), "m"(*(const u8(*)[PAGE_SIZE])page_va(pb))
+	    : "cc");
+	return same;
 }
 
 void page_sync_icache(paddr_t pa)

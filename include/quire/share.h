@@ -25,7 +25,7 @@
 struct share_meta {
 	u64 key;	/* salted content hash at its last scan; 0 = not hashed yet */
 	pidx_t hnext;	/* next page in its table bucket */
-	u32 rmap;	/* shared page: its first reverse-map entry */
+	u32 sample;	/* page_sample_* of it at its last scan (valid with key) */
 };
 
 /* All VMs together. */
@@ -77,9 +77,22 @@ void share_stats(struct share_stats *st);
 /* Set a VM's scan rate (the monitor): pages per slice (0 stops scanning it); -1 if it never shares. */
 int share_set_rate(struct vm *vm, u32 pages);
 
+/*
+ * The arch layer's (beside page_sync_for_guest in quire/pool.h): copy the
+ * page at src to the page at dst and clean and invalidate dst to PoC, for a
+ * guest with its caches off; one pass over the lines where page_va and
+ * page_sync_for_guest take two.
+ */
+void page_copy_for_guest(paddr_t dst, paddr_t src);
+/* The arch layer's too: do the pages at pa and pb hold the same 4096 bytes? */
+bool page_same(paddr_t pa, paddr_t pb);
+
 /* Page hashes (64-bit): CRC32C in two lanes where the CPU has it, else multiply-based. */
 u64 page_hash_crc(const void *page);
 u64 page_hash_mul(const void *page);
+/* A sample of the page (16 bytes of every 128), 32 bits: CRC32C, or multiply-based. */
+u32 page_sample_crc(const void *page);
+u32 page_sample_mul(const void *page);
 /* The one the scanner uses; tests may point it at a weak one to force collisions. */
 extern u64 (*share_hash)(const void *page);
 const char *share_hash_name(void);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <quire/pool.h>
+#include <quire/share.h>
 #include "hostmem.h"
 
 #define MAX_SPANS 32
@@ -126,6 +127,18 @@ void page_zero(paddr_t pa)
 void page_sync_for_guest(paddr_t pa)
 {
 	(void)hostmem_ptr(pa);
+}
+
+/* What the arch's copy gives: the bytes, cleaned to PoC (nothing to do here); no longer as page_zero left it. */
+void page_copy_for_guest(paddr_t dst, paddr_t src)
+{
+	memcpy(hostmem_ptr(dst), hostmem_ptr(src), PAGE_SIZE);
+	hostmem_written(dst);
+}
+
+bool page_same(paddr_t pa, paddr_t pb)
+{
+	return !memcmp(hostmem_ptr(pa), hostmem_ptr(pb), PAGE_SIZE);
 }
 
 void page_sync_for_quire(paddr_t pa)

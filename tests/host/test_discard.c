@@ -209,8 +209,11 @@ static unsigned rmap_count(pidx_t s, const struct vm *v, u64 ipa, bool *found)
 	unsigned n = 0;
 
 	*found = false;
-	for (u32 e = sh.meta[s].rmap; e != RMAP_NONE; e = sh.rmap[e].next, n++)
-		*found |= sh.rmap[e].vm_gpn == want;
+	for (u32 e = 0; e < sh.rmap_cap; e++)
+		if (sh.rmap[e].vm_gpn && sh.rmap[e].page == s) {
+			n++;
+			*found |= sh.rmap[e].vm_gpn == want;
+		}
 	return n;
 }
 
