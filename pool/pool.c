@@ -4,6 +4,7 @@
  * usually touches only CPU-local memory. A cache refills and spills in
  * batches, one CAS per spilled batch.
  */
+#include <stddef.h>
 #include <string.h>
 #include <quire/console.h>
 #include <quire/pool.h>
@@ -74,6 +75,27 @@ static paddr_t run_end(paddr_t pa, paddr_t end, const struct region *ex, unsigne
 			end = ALIGN_DOWN(ex[i].base, PAGE_SIZE);
 	}
 	return end;
+}
+
+/*
+ * A free page's descriptor, { mpn, gpn 0, next PIDX_NONE, refcount 0,
+ * MP_IDLE, owner 0 }, as two 8-byte stores (the array is page-aligned and
+ * a descriptor 16 bytes; nothing else sees it yet). Field by field, with
+ * the atomics and -mstrict-align, it was 13 instructions a page: 3.4 M at
+ * every boot of a 1 GiB board.
+ */
+typedef u64 __attribute__((may_alias, aligned(8))) u64_alias;
+_Static_assert(offsetof(struct mpage, gpn) == 4 && offsetof(struct mpage, next) == 8 &&
+		       offsetof(struct mpage, refcount) == 12 && offsetof(struct mpage, flags) == 14 &&
+		       offsetof(struct mpage, owner) == 15 && sizeof(struct mpage) == 16,
+	       "desc_init's two words");
+
+static inline void desc_init(struct mpage *d, mpn_t mpn)
+{
+	u64_alias *w = (u64_alias *)(void *)d;
+
+	w[0] = mpn;					      /* mpn, gpn 0 */
+	w[1] = PIDX_NONE | (u64)MP_IDLE << 48; /* next, refcount 0, flags, owner 0 (little-endian) */
 }
 
 /* A chain being built in address order (first..last linked through next), n nodes. */
@@ -160,8 +182,9 @@ u32 pool_init(struct pool *p, const struct machine *m, const struct region *ex, 
 			cur->first = pa >> PAGE_SHIFT;
 			cur->count = (stop - pa) >> PAGE_SHIFT;
 			cur->base = n;
+			/* desc, not p->desc: the may_alias stores would make it reload p->desc each time. */
 			for (; pa < stop; pa += PAGE_SIZE, n++)
-				p->desc[n] = (struct mpage){ .mpn = pa >> PAGE_SHIFT, .next = PIDX_NONE, .flags = MP_IDLE };
+				desc_init((struct mpage *)desc + n, pa >> PAGE_SHIFT);
 		}
 	}
 	p->ndesc = n;
