@@ -252,7 +252,7 @@ void vcpu_load(struct vcpu *v, struct trap_frame *f, bool shared_cpu)
 	mdcr_write(x);
 	/* Its physical timer may have fired while it was away. */
 	ptimer_update(v);
-	*f = x->frame;
+	frame_copy_regs(f, &x->frame);
 	c->vcpu = v;
 }
 
@@ -260,7 +260,7 @@ void vcpu_save(struct vcpu *v, const struct trap_frame *f)
 {
 	struct vcpu_ctx *x = ctx_of(v);
 
-	x->frame = *f;
+	frame_copy_regs(&x->frame, f);
 	el1_context_save(&x->el1);
 	/* Its timer must not fire for the next vCPU; the scheduler watches its deadline instead. */
 	write_sysreg(0, cntv_ctl_el0);
