@@ -355,4 +355,5 @@ void cpu_guest_setup(void)
 	write_sysreg(s2_vtcr(), vtcr_el2);
 	write_sysreg(read_sysreg(midr_el1), vpidr_el2);
 	isb();
+	vgic_cpu_init();
 }
