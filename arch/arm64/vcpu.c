@@ -82,7 +82,15 @@ static struct vcpu_ctx vctx[MAX_VMS][MAX_VCPUS];
 
 static struct vcpu_ctx *ctx_of(const struct vcpu *v)
 {
-	return &vctx[v->vm->id - 1][v->index];
+	struct vcpu_ctx *x = &vctx[v->vm->id - 1][v->index];
+
+	/*
+	 * Opaque to the compiler, which otherwise works the address out again
+	 * (8 instructions) at each use in the inlined switch code, rather than
+	 * keep it in a register.
+	 */
+	asm("" : "+r"(x));
+	return x;
 }
 
 /* HPMN: every event counter is the guest's (the reset value where there is no PMUv3). */

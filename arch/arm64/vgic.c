@@ -33,6 +33,19 @@ static struct vgic *vgic_of(struct vm *vm)
 	return &vgics[vm->id - 1];
 }
 
+/*
+ * A vCPU's interface, opaque to the compiler: in the switch code it is
+ * inlined into, the compiler otherwise works the address out again (8
+ * instructions) at each use rather than keep it in a register.
+ */
+static struct vgic_cpu *vgic_cpu_of(struct vgic *g, const struct vcpu *v)
+{
+	struct vgic_cpu *vc = &g->cpu[v->index];
+
+	asm("" : "+r"(vc));
+	return vc;
+}
+
 /* The same, with the vCPU's interface at hand (the list-register paths). */
 static inline struct virq *irq_in(struct vgic *g, struct vgic_cpu *vc, unsigned intid)
 {
@@ -796,7 +809,7 @@ void vgic_cpu_init(void)
 void vgic_save(struct vcpu *v)
 {
 	struct vgic *g = vgic_of(v->vm);
-	struct vgic_cpu *vc = &g->cpu[v->index];
+	struct vgic_cpu *vc = vgic_cpu_of(g, v);
 
 	for (u32 used = vc->lr_used; used; used &= used - 1) {
 		unsigned i = __builtin_ctz(used);
@@ -825,7 +838,7 @@ void vgic_save(struct vcpu *v)
 void vgic_restore(struct vcpu *v)
 {
 	struct vgic *g = vgic_of(v->vm);
-	struct vgic_cpu *vc = &g->cpu[v->index];
+	struct vgic_cpu *vc = vgic_cpu_of(g, v);
 
 	gich_write(GICH_VMCR, vc->vmcr);
 	gich_write(GICH_APR, vc->apr);
