@@ -1,8 +1,7 @@
 /*
- * Saving and restoring a vCPU's EL1 state. Each vCPU owns its physical CPU
- * for now, so this runs when a vCPU starts (from the reset values: a VM that
- * reboots finds no trace of its previous life in the CPU) and when it
- * leaves; the scheduler will call it on every switch.
+ * Saving and restoring a vCPU's EL1 state: when a vCPU starts (from the
+ * reset values: a VM that reboots finds no trace of its previous life in
+ * the CPU), when it leaves, and on every switch between vCPUs sharing a CPU.
  */
 #include <string.h>
 #include <arch/el1_context.h>
@@ -48,5 +47,9 @@ void el1_context_restore(const struct el1_context *c)
 	/* CVAL first: CTL, in the last pair, may enable the timer, which with another CVAL could fire for nothing. */
 	asm volatile("ldr x9, [%0, #192]\n\tmsr cntv_cval_el0, x9\n\t" EL1_PAIRS(LOAD_PAIR)
 		     : : "r"(c) : "x9", "x10", "memory");
+	/*
+	 * In effect for the rest of the load at EL2 (the virtual timer's output
+	 * among them), not only from the ERET into the guest on.
+	 */
 	isb();
 }

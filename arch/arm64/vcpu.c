@@ -240,6 +240,12 @@ void vcpu_load(struct vcpu *v, struct trap_frame *f, bool shared_cpu)
 	/* Before its timer is restored: CVAL compares with the counter less this. */
 	write_sysreg(vm->cntvoff, cntvoff_el2);
 	write_sysreg(CPTR_EL2_RES1 | (c->arch.fp_owner == v ? 0 : CPTR_EL2_TFP), cptr_el2);
+	/*
+	 * CNTVOFF_EL2 in effect before the timer's CVAL and CTL come back
+	 * (with the old offset it could fire for nothing). The other controls
+	 * act on the guest only: the ISB closing el1_context_restore (before
+	 * the TLBI below, which needs the new VMID) or the ERET covers them.
+	 */
 	isb();
 	el1_context_restore(&x->el1);
 	if (fresh || c->arch.last_ran[vm->id - 1] != v) {
@@ -249,8 +255,8 @@ void vcpu_load(struct vcpu *v, struct trap_frame *f, bool shared_cpu)
 		 * VMID) left here must not be seen by this one.
 		 */
 		asm volatile("tlbi vmalls12e1\n\tic iallu" : : : "memory");
-		dsb(nsh);
-		isb();
+		dsb(nsh); /* the invalidations complete on this CPU (its own TLBs only: non-shareable) */
+		isb();	  /* before anything fetched after them */
 		c->arch.last_ran[vm->id - 1] = v;
 	}
 	vgic_restore(v);
@@ -272,11 +278,14 @@ void vcpu_save(struct vcpu *v, const struct trap_frame *f)
 	el1_context_save(&x->el1);
 	/* Its timer must not fire for the next vCPU; the scheduler watches its deadline instead. */
 	write_sysreg(0, cntv_ctl_el0);
-	isb();
+	isb(); /* the timer's output down before vgic_save looks at its PPI's active state */
 	/* Before the vGIC: the PMU's overflow interrupt is down before its active state is released. */
 	pmu_put(&x->pmu);
 	debug_put(&x->dbg);
-	mdcr_write(NULL);
+	/*
+	 * MDCR_EL2 is left as it is: its traps act on a guest only, and the
+	 * next vcpu_load (the only way back into one) writes it for that vCPU.
+	 */
 	vgic_save(v);
 	this_cpu()->vcpu = NULL;
 }
