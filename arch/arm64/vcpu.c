@@ -139,7 +139,8 @@ void vcpu_kick(struct vcpu *v)
  * its idle loop's wake test, takes the mark, and the scheduler has nothing
  * to decide. A kick for a vCPU that is not loaded, or that gave its CPU
  * away, goes through the scheduler. If v is being switched out or in
- * meanwhile, vgic_restore marks it again on its next load.
+ * meanwhile, the mark waits for the flush before its next entry: only a
+ * flush clears it (vgic_save and vgic_restore leave it as it is).
  */
 void vcpu_kick_irq(struct vcpu *v)
 {
