@@ -30,6 +30,12 @@ static u64 us_to_ticks(u64 us)
 	return clock_freq() * us / 1000000;
 }
 
+/* MIN's, each argument evaluated once (MIN evaluates the one it returns twice: a lock, a counter read). */
+static inline u64 min_u64(u64 a, u64 b)
+{
+	return a < b ? a : b;
+}
+
 /* The slice and the minimum in counter ticks: set by each CPU's sched_loop (the same values), read on every switch. */
 static _Atomic u64 slice_ticks, min_ticks;
 
@@ -61,7 +67,7 @@ static u64 own_ptimer(struct vcpu *cur)
 /* Arm the timer for whatever may need this CPU next while cur runs (or none); others: the blocked vCPUs' deadline. */
 static void arm_next_from(struct cpu *c, struct vcpu *cur, u64 others)
 {
-	u64 t = MIN(MIN(others, own_ptimer(cur)), exit_mark_deadline());
+	u64 t = min_u64(min_u64(others, own_ptimer(cur)), exit_mark_deadline());
 
 	if (cur && sched_queued(c->id) > 1) {
 		u64 end = c->slice_start + atomic_load_explicit(atomic_load(&c->woke) ? &min_ticks : &slice_ticks,
@@ -92,8 +98,8 @@ void idle_work(struct cpu *c, struct vcpu *cur)
 	t1 = clock_ticks();
 	/* Wake for the next blocked vCPU's timer here (other than cur), cur's physical timer, the scanner, the
 	 * zeroer, or an exit-profile mark. */
-	htimer_arm(MIN(MIN(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)), zero_wake),
-		       MIN(own_ptimer(cur), exit_mark_deadline())));
+	htimer_arm(min_u64(min_u64(min_u64(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)), zero_wake),
+			   min_u64(own_ptimer(cur), exit_mark_deadline())));
 }
 
 void vcpu_timer_changed(struct vcpu *v)
@@ -326,5 +332,5 @@ void sched_resched(struct trap_frame *f)
 	atomic_store(&next->blocked, false);
 	atomic_store(&next->io_wait, false);
 	/* v's timer is in its saved context now: its deadline joins the others'. */
-	arm_next_from(c, next, MIN(others, sched_blocked_deadline(v)));
+	arm_next_from(c, next, min_u64(others, sched_blocked_deadline(v)));
 }

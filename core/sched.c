@@ -20,6 +20,12 @@ struct runq {
 
 static struct runq rqs[MAX_CPUS];
 
+/* MIN's, each argument evaluated once (MIN evaluates the one it returns twice). */
+static inline u64 min_u64(u64 a, u64 b)
+{
+	return a < b ? a : b;
+}
+
 unsigned sched_place(u32 allowed, unsigned ncpus)
 {
 	unsigned best = 0, best_n = ~0u;
@@ -152,7 +158,7 @@ struct vcpu *sched_pick_switch(unsigned cpu, struct vcpu *cur, u64 now, u64 *dea
 			continue;
 		any |= stopped_not_dead(v);
 		if (v != found)
-			t = MIN(t, sched_blocked_deadline(v));
+			t = min_u64(t, sched_blocked_deadline(v));
 	}
 	spin_unlock(&q->lock);
 	*deadline = t;
@@ -180,7 +186,7 @@ u64 sched_next_deadline(unsigned cpu, struct vcpu *cur)
 	spin_lock(&q->lock);
 	for (unsigned i = 0; i < q->n; i++)
 		if (q->v[i] != cur)
-			t = MIN(t, sched_blocked_deadline(q->v[i]));
+			t = min_u64(t, sched_blocked_deadline(q->v[i]));
 	spin_unlock(&q->lock);
 	return t;
 }
