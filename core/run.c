@@ -30,6 +30,15 @@ static u64 us_to_ticks(u64 us)
 	return clock_freq() * us / 1000000;
 }
 
+/* MIN's, each argument evaluated once (MIN evaluates the one it returns twice: a lock, a counter read). */
+static inline u64 min_u64(u64 a, u64 b)
+{
+	return a < b ? a : b;
+}
+
+/* The slice and the minimum in counter ticks: set by each CPU's sched_loop (the same values), read on every switch. */
+static _Atomic u64 slice_ticks, min_ticks;
+
 void sched_timer_fired(void)
 {
 	atomic_store(&this_cpu()->resched, true);
@@ -52,20 +61,26 @@ static u64 own_ptimer(struct vcpu *cur)
 {
 	u64 t = cur ? ptimer_deadline(cur) : ~0UL;
 
-	return t > clock_ticks() ? t : ~0UL;
+	return t != ~0UL && t > clock_ticks() ? t : ~0UL;
 }
 
-/* Arm the timer for whatever may need this CPU next while cur runs (or none). */
-static void arm_next(struct cpu *c, struct vcpu *cur)
+/* Arm the timer for whatever may need this CPU next while cur runs (or none); others: the blocked vCPUs' deadline. */
+static void arm_next_from(struct cpu *c, struct vcpu *cur, u64 others)
 {
-	u64 t = MIN(MIN(sched_next_deadline(c->id, cur), own_ptimer(cur)), exit_mark_deadline());
+	u64 t = min_u64(min_u64(others, own_ptimer(cur)), exit_mark_deadline());
 
 	if (cur && sched_queued(c->id) > 1) {
-		u64 end = c->slice_start + us_to_ticks(atomic_load(&c->woke) ? SCHED_MIN_US : SCHED_SLICE_US);
+		u64 end = c->slice_start + atomic_load_explicit(atomic_load(&c->woke) ? &min_ticks : &slice_ticks,
+								memory_order_relaxed);
 
 		t = end < t ? end : t;
 	}
 	htimer_arm(t);
+}
+
+static void arm_next(struct cpu *c, struct vcpu *cur)
+{
+	arm_next_from(c, cur, sched_next_deadline(c->id, cur));
 }
 
 void idle_work(struct cpu *c, struct vcpu *cur)
@@ -83,8 +98,8 @@ void idle_work(struct cpu *c, struct vcpu *cur)
 	t1 = clock_ticks();
 	/* Wake for the next blocked vCPU's timer here (other than cur), cur's physical timer, the scanner, the
 	 * zeroer, or an exit-profile mark. */
-	htimer_arm(MIN(MIN(MIN(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)), zero_wake),
-		       MIN(own_ptimer(cur), exit_mark_deadline())));
+	htimer_arm(min_u64(min_u64(min_u64(sched_next_deadline(c->id, cur), share_next_wake(t1, slice)), zero_wake),
+			   min_u64(own_ptimer(cur), exit_mark_deadline())));
 }
 
 void vcpu_timer_changed(struct vcpu *v)
@@ -96,14 +111,18 @@ void vcpu_timer_changed(struct vcpu *v)
 static void vcpu_unloaded(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
-	u64 now = clock_ticks(), at = atomic_load(&vm->paused_at);
 
-	while (atomic_load(&vm->paused) && at < now && !atomic_compare_exchange_weak(&vm->paused_at, &at, now))
-		;
+	if (atomic_load(&vm->paused)) {
+		u64 now = clock_ticks(), at = atomic_load(&vm->paused_at);
+
+		while (atomic_load(&vm->paused) && at < now && !atomic_compare_exchange_weak(&vm->paused_at, &at, now))
+			;
+	}
 	atomic_fetch_sub(&vm->loaded, 1);
 }
 
-static void load(struct cpu *c, struct vcpu *v, struct trap_frame *f)
+/* now: the counter a moment ago, its slice's start (a switch's own time is the next vCPU's). */
+static void load(struct cpu *c, struct vcpu *v, struct trap_frame *f, u64 now)
 {
 	struct vm *vm = v->vm;
 
@@ -118,7 +137,7 @@ static void load(struct cpu *c, struct vcpu *v, struct trap_frame *f)
 	atomic_fetch_add(&vm->loaded, 1);
 	if (!atomic_load_explicit(&vm->first_entry, memory_order_relaxed))
 		atomic_store_explicit(&vm->first_entry, clock_ticks(), memory_order_relaxed);
-	c->slice_start = clock_ticks();
+	c->slice_start = now;
 }
 
 static void save(struct vcpu *v, struct trap_frame *f)
@@ -205,6 +224,8 @@ static void __noreturn sched_loop(void)
 	struct trap_frame *f = cpu_frame();
 
 	cpu_guest_setup();
+	atomic_store_explicit(&slice_ticks, us_to_ticks(SCHED_SLICE_US), memory_order_relaxed);
+	atomic_store_explicit(&min_ticks, us_to_ticks(SCHED_MIN_US), memory_order_relaxed);
 	for (;;) {
 		struct vcpu *v;
 		u64 t;
@@ -215,7 +236,7 @@ static void __noreturn sched_loop(void)
 		reap_stopped(c, NULL);
 		v = sched_pick(c->id, NULL, clock_ticks());
 		if (v) {
-			load(c, v, f);
+			load(c, v, f, clock_ticks());
 			atomic_store(&v->blocked, false);
 			atomic_store(&v->io_wait, false);
 			arm_next(c, v);
@@ -258,8 +279,8 @@ void sched_resched(struct trap_frame *f)
 {
 	struct cpu *c = this_cpu();
 	struct vcpu *v = c->vcpu, *next;
-	u64 now, ran;
-	bool paused, must, woke;
+	u64 now, ran, others;
+	bool paused, must, woke, stopped;
 
 	/* Cleared before anything is looked at: a kick after this (a pause, say) asks again. */
 	atomic_store(&c->resched, false);
@@ -279,14 +300,20 @@ void sched_resched(struct trap_frame *f)
 	ran = now - c->slice_start;
 	must = atomic_load(&v->blocked) || paused || v->yield;
 	woke = atomic_exchange(&c->woke, false);
-	reap_stopped(c, v);
-	if (!must && ran < us_to_ticks(SCHED_SLICE_US) && !(woke && ran >= us_to_ticks(SCHED_MIN_US))) {
+	if (!must && ran < atomic_load_explicit(&slice_ticks, memory_order_relaxed) &&
+	    !(woke && ran >= atomic_load_explicit(&min_ticks, memory_order_relaxed))) {
+		reap_stopped(c, v);
 		if (woke)
 			atomic_store(&c->woke, true); /* preempt when the minimum is up */
 		arm_next(c, v);
 		return;
 	}
-	next = sched_pick(c->id, v, now);
+	/* One look at the queue: the next vCPU, the others' deadlines, and any stopped VM's vCPUs to reap first. */
+	next = sched_pick_switch(c->id, v, now, &others, &stopped);
+	if (stopped) {
+		reap_stopped(c, v);
+		next = sched_pick_switch(c->id, v, now, &others, &stopped);
+	}
 	v->yield = false;
 	if (!next) {
 		if (paused) {
@@ -301,8 +328,9 @@ void sched_resched(struct trap_frame *f)
 		return;
 	}
 	save(v, f);
-	load(c, next, f);
+	load(c, next, f, now);
 	atomic_store(&next->blocked, false);
 	atomic_store(&next->io_wait, false);
-	arm_next(c, next);
+	/* v's timer is in its saved context now: its deadline joins the others'. */
+	arm_next_from(c, next, min_u64(others, sched_blocked_deadline(v)));
 }

@@ -20,6 +20,12 @@ struct runq {
 
 static struct runq rqs[MAX_CPUS];
 
+/* MIN's, each argument evaluated once (MIN evaluates the one it returns twice). */
+static inline u64 min_u64(u64 a, u64 b)
+{
+	return a < b ? a : b;
+}
+
 unsigned sched_place(u32 allowed, unsigned ncpus)
 {
 	unsigned best = 0, best_n = ~0u;
@@ -87,23 +93,76 @@ bool vcpu_runnable(struct vcpu *v, u64 now)
 	}
 }
 
-struct vcpu *sched_pick(unsigned cpu, struct vcpu *cur, u64 now)
+/* The entry after q->last in round-robin order, k places on (1 <= k <= q->n): no division, q->last < q->n. */
+static unsigned rr_index(const struct runq *q, unsigned k)
 {
-	struct runq *q = &rqs[cpu];
-	struct vcpu *found = NULL;
+	unsigned i = q->last + k;
 
-	spin_lock(&q->lock);
+	return i >= q->n ? i - q->n : i;
+}
+
+/* sched_pick's search, lock held. */
+static struct vcpu *pick_locked(struct runq *q, struct vcpu *cur, u64 now)
+{
 	for (unsigned k = 1; k <= q->n; k++) {
-		unsigned i = (q->last + k) % q->n;
+		unsigned i = rr_index(q, k);
 		struct vcpu *v = q->v[i];
 
 		if (v != cur && vcpu_runnable(v, now)) {
-			found = v;
 			q->last = i;
-			break;
+			return v;
 		}
 	}
+	return NULL;
+}
+
+struct vcpu *sched_pick(unsigned cpu, struct vcpu *cur, u64 now)
+{
+	struct runq *q = &rqs[cpu];
+	struct vcpu *found;
+
+	spin_lock(&q->lock);
+	found = pick_locked(q, cur, now);
 	spin_unlock(&q->lock);
+	return found;
+}
+
+/* Its VM stopped and it is not DEAD yet: sched_stopped's test. */
+static bool stopped_not_dead(struct vcpu *v)
+{
+	return atomic_load(&v->vm->off) && atomic_load(&v->state) != VCPU_DEAD;
+}
+
+u64 sched_blocked_deadline(struct vcpu *v)
+{
+	/* Not a paused or stopped VM's: its deadline stays in the past and would fire at once, for ever. */
+	if (atomic_load(&v->blocked) && atomic_load(&v->state) == VCPU_RUNNING && !atomic_load(&v->vm->paused) &&
+	    !atomic_load(&v->vm->off))
+		return vcpu_timer_deadline(v);
+	return ~0UL;
+}
+
+struct vcpu *sched_pick_switch(unsigned cpu, struct vcpu *cur, u64 now, u64 *deadline, bool *stopped)
+{
+	struct runq *q = &rqs[cpu];
+	struct vcpu *found;
+	u64 t = ~0UL;
+	bool any = false;
+
+	spin_lock(&q->lock);
+	found = pick_locked(q, cur, now);
+	for (unsigned i = 0; i < q->n; i++) {
+		struct vcpu *v = q->v[i];
+
+		if (v == cur)
+			continue;
+		any |= stopped_not_dead(v);
+		if (v != found)
+			t = min_u64(t, sched_blocked_deadline(v));
+	}
+	spin_unlock(&q->lock);
+	*deadline = t;
+	*stopped = any;
 	return found;
 }
 
@@ -125,17 +184,9 @@ u64 sched_next_deadline(unsigned cpu, struct vcpu *cur)
 	u64 t = ~0UL;
 
 	spin_lock(&q->lock);
-	for (unsigned i = 0; i < q->n; i++) {
-		struct vcpu *v = q->v[i];
-
-		/* Not a paused or stopped VM's: its deadline stays in the past and would fire at once, for ever. */
-		if (v != cur && atomic_load(&v->blocked) && atomic_load(&v->state) == VCPU_RUNNING &&
-		    !atomic_load(&v->vm->paused) && !atomic_load(&v->vm->off)) {
-			u64 d = vcpu_timer_deadline(v);
-
-			t = d < t ? d : t;
-		}
-	}
+	for (unsigned i = 0; i < q->n; i++)
+		if (q->v[i] != cur)
+			t = min_u64(t, sched_blocked_deadline(q->v[i]));
 	spin_unlock(&q->lock);
 	return t;
 }
@@ -149,7 +200,7 @@ unsigned sched_stopped(unsigned cpu, struct vcpu *cur, struct vcpu **out, unsign
 	for (unsigned i = 0; i < q->n && n < max; i++) {
 		struct vcpu *v = q->v[i];
 
-		if (v != cur && atomic_load(&v->vm->off) && atomic_load(&v->state) != VCPU_DEAD)
+		if (v != cur && stopped_not_dead(v))
 			out[n++] = v;
 	}
 	spin_unlock(&q->lock);

@@ -21,8 +21,12 @@ u64 ptimer_deadline(const struct vcpu *v)
 
 void ptimer_update(struct vcpu *v)
 {
-	/* The output: ISTATUS and not IMASK (a level: it drops when the guest masks or moves CVAL on). */
-	vgic_set_ppi_level(v, PPI_PTIMER, fired(v, counter_read()) && !(v->ptimer.ctl & CTL_IMASK));
+	/*
+	 * The output: ISTATUS and not IMASK (a level: it drops when the guest
+	 * masks or moves CVAL on). The counter only read for an enabled timer.
+	 */
+	vgic_set_ppi_level(v, PPI_PTIMER, (v->ptimer.ctl & (CTL_ENABLE | CTL_IMASK)) == CTL_ENABLE &&
+						   v->ptimer.cval <= counter_read());
 }
 
 bool ptimer_access(struct vcpu *v, unsigned op2, bool read, u64 *val)

@@ -82,7 +82,15 @@ static struct vcpu_ctx vctx[MAX_VMS][MAX_VCPUS];
 
 static struct vcpu_ctx *ctx_of(const struct vcpu *v)
 {
-	return &vctx[v->vm->id - 1][v->index];
+	struct vcpu_ctx *x = &vctx[v->vm->id - 1][v->index];
+
+	/*
+	 * Opaque to the compiler, which otherwise works the address out again
+	 * (8 instructions) at each use in the inlined switch code, rather than
+	 * keep it in a register.
+	 */
+	asm("" : "+r"(x));
+	return x;
 }
 
 /* HPMN: every event counter is the guest's (the reset value where there is no PMUv3). */
@@ -131,7 +139,8 @@ void vcpu_kick(struct vcpu *v)
  * its idle loop's wake test, takes the mark, and the scheduler has nothing
  * to decide. A kick for a vCPU that is not loaded, or that gave its CPU
  * away, goes through the scheduler. If v is being switched out or in
- * meanwhile, vgic_restore marks it again on its next load.
+ * meanwhile, the mark waits for the flush before its next entry: only a
+ * flush clears it (vgic_save and vgic_restore leave it as it is).
  */
 void vcpu_kick_irq(struct vcpu *v)
 {
@@ -232,6 +241,12 @@ void vcpu_load(struct vcpu *v, struct trap_frame *f, bool shared_cpu)
 	/* Before its timer is restored: CVAL compares with the counter less this. */
 	write_sysreg(vm->cntvoff, cntvoff_el2);
 	write_sysreg(CPTR_EL2_RES1 | (c->arch.fp_owner == v ? 0 : CPTR_EL2_TFP), cptr_el2);
+	/*
+	 * CNTVOFF_EL2 in effect before the timer's CVAL and CTL come back
+	 * (with the old offset it could fire for nothing). The other controls
+	 * act on the guest only: the ISB closing el1_context_restore (before
+	 * the TLBI below, which needs the new VMID) or the ERET covers them.
+	 */
 	isb();
 	el1_context_restore(&x->el1);
 	if (fresh || c->arch.last_ran[vm->id - 1] != v) {
@@ -241,8 +256,8 @@ void vcpu_load(struct vcpu *v, struct trap_frame *f, bool shared_cpu)
 		 * VMID) left here must not be seen by this one.
 		 */
 		asm volatile("tlbi vmalls12e1\n\tic iallu" : : : "memory");
-		dsb(nsh);
-		isb();
+		dsb(nsh); /* the invalidations complete on this CPU (its own TLBs only: non-shareable) */
+		isb();	  /* before anything fetched after them */
 		c->arch.last_ran[vm->id - 1] = v;
 	}
 	vgic_restore(v);
@@ -252,7 +267,7 @@ void vcpu_load(struct vcpu *v, struct trap_frame *f, bool shared_cpu)
 	mdcr_write(x);
 	/* Its physical timer may have fired while it was away. */
 	ptimer_update(v);
-	*f = x->frame;
+	frame_copy_regs(f, &x->frame);
 	c->vcpu = v;
 }
 
@@ -260,15 +275,18 @@ void vcpu_save(struct vcpu *v, const struct trap_frame *f)
 {
 	struct vcpu_ctx *x = ctx_of(v);
 
-	x->frame = *f;
+	frame_copy_regs(&x->frame, f);
 	el1_context_save(&x->el1);
 	/* Its timer must not fire for the next vCPU; the scheduler watches its deadline instead. */
 	write_sysreg(0, cntv_ctl_el0);
-	isb();
+	isb(); /* the timer's output down before vgic_save looks at its PPI's active state */
 	/* Before the vGIC: the PMU's overflow interrupt is down before its active state is released. */
 	pmu_put(&x->pmu);
 	debug_put(&x->dbg);
-	mdcr_write(NULL);
+	/*
+	 * MDCR_EL2 is left as it is: its traps act on a guest only, and the
+	 * next vcpu_load (the only way back into one) writes it for that vCPU.
+	 */
 	vgic_save(v);
 	this_cpu()->vcpu = NULL;
 }
@@ -355,4 +373,5 @@ void cpu_guest_setup(void)
 	write_sysreg(s2_vtcr(), vtcr_el2);
 	write_sysreg(read_sysreg(midr_el1), vpidr_el2);
 	isb();
+	vgic_cpu_init();
 }

@@ -33,6 +33,19 @@ static struct vgic *vgic_of(struct vm *vm)
 	return &vgics[vm->id - 1];
 }
 
+/*
+ * A vCPU's interface, opaque to the compiler: in the switch code it is
+ * inlined into, the compiler otherwise works the address out again (8
+ * instructions) at each use rather than keep it in a register.
+ */
+static struct vgic_cpu *vgic_cpu_of(struct vgic *g, const struct vcpu *v)
+{
+	struct vgic_cpu *vc = &g->cpu[v->index];
+
+	asm("" : "+r"(vc));
+	return vc;
+}
+
 /* The same, with the vCPU's interface at hand (the list-register paths). */
 static inline struct virq *irq_in(struct vgic *g, struct vgic_cpu *vc, unsigned intid)
 {
@@ -774,27 +787,50 @@ bool vgic_wake_pending(struct vcpu *v)
 	return yes;
 }
 
+/*
+ * The list registers of the vCPU on this CPU: what vgic_save and
+ * vgic_restore move are only those in use (lr_used). Every other one is
+ * zero whenever a vCPU is loaded: Quire writes zero into each it stops
+ * using (sync_lrs, hw_ppi_resample, vgic_save, vgic_vcpu_stop), and into
+ * all of them once per CPU before its first vCPU (vgic_cpu_init).
+ */
+void vgic_cpu_init(void)
+{
+	for (unsigned i = 0; i < gich_nr_lrs(); i++)
+		gich_write(GICH_LR(i), 0); /* none without a GICH frame (gich_nr_lrs() 0) */
+}
+
+/*
+ * vgic_save and vgic_restore take no lock: lr_val, vmcr, apr and the active
+ * flags are the vCPU's interface, touched only on its own CPU (its run
+ * queue's), as are the list registers themselves; the distributor state
+ * the lock guards is not touched.
+ */
 void vgic_save(struct vcpu *v)
 {
 	struct vgic *g = vgic_of(v->vm);
-	struct vgic_cpu *vc = &g->cpu[v->index];
+	struct vgic_cpu *vc = vgic_cpu_of(g, v);
 
-	spin_lock(&g->lock);
-	for (unsigned i = 0; i < gich_nr_lrs(); i++) {
-		if (vc->lr_used & (1u << i))
-			vc->lr_val[i] = gich_read(GICH_LR(i));
+	for (u32 used = vc->lr_used; used; used &= used - 1) {
+		unsigned i = __builtin_ctz(used);
+
+		vc->lr_val[i] = gich_read(GICH_LR(i));
 		gich_write(GICH_LR(i), 0);
 	}
-	spin_unlock(&g->lock);
 	vc->vmcr = gich_read(GICH_VMCR);
 	vc->apr = gich_read(GICH_APR);
 	gich_write(GICH_HCR, 0);
-	/* Its timer was stopped by the caller; the next vCPU's must be able to fire. */
-	vc->timer_active = gic_ppi_active(PPI_VTIMER);
+	/*
+	 * Its timer was stopped by the caller; the next vCPU's must be able to
+	 * fire. Only a forwarded PPI (hw: forward_hw_ppi) is ever left active
+	 * for a vCPU, and each save deactivates it: one never forwarded cannot
+	 * be active for this one, and its GICD_ISACTIVER read is spared.
+	 */
+	vc->timer_active = vc->priv[PPI_VTIMER].hw && gic_ppi_active(PPI_VTIMER);
 	if (vc->timer_active)
 		gic_deactivate_ppi(PPI_VTIMER);
 	/* The same for the PMU's overflow interrupt, whose level pmu_put dropped. */
-	vc->pmu_active = gic_ppi_active(PPI_PMU);
+	vc->pmu_active = vc->priv[PPI_PMU].hw && gic_ppi_active(PPI_PMU);
 	if (vc->pmu_active)
 		gic_deactivate_ppi(PPI_PMU);
 }
@@ -802,7 +838,7 @@ void vgic_save(struct vcpu *v)
 void vgic_restore(struct vcpu *v)
 {
 	struct vgic *g = vgic_of(v->vm);
-	struct vgic_cpu *vc = &g->cpu[v->index];
+	struct vgic_cpu *vc = vgic_cpu_of(g, v);
 
 	gich_write(GICH_VMCR, vc->vmcr);
 	gich_write(GICH_APR, vc->apr);
@@ -811,13 +847,31 @@ void vgic_restore(struct vcpu *v)
 		gic_activate_ppi(PPI_VTIMER);
 	if (vc->pmu_active)
 		gic_activate_ppi(PPI_PMU);
-	spin_lock(&g->lock);
-	for (unsigned i = 0; i < gich_nr_lrs(); i++)
-		gich_write(GICH_LR(i), (vc->lr_used & (1u << i)) ? vc->lr_val[i] : 0);
-	spin_unlock(&g->lock);
+	for (u32 used = vc->lr_used; used; used &= used - 1) {
+		unsigned i = __builtin_ctz(used);
+
+		gich_write(GICH_LR(i), vc->lr_val[i]);
+	}
 	gich_write(GICH_HCR, GICH_HCR_EN);
-	/* Retire what the guest finished while it was away, fill what arrived meanwhile. */
-	atomic_store(&v->vgic_active, true);
+	/*
+	 * A flush before entry only if there may be work for it. Every mark of
+	 * interrupt work sets vgic_active, which only a flush clears, so marks
+	 * made while v was away are still there, but for SGIs: a sender on
+	 * another CPU leaves them in the mail and kicks v's CPU (its interrupt
+	 * takes them once v runs). Mail already here, and candidates a flush
+	 * left (disabled, or another vCPU's SPIs), are looked at now, as every
+	 * load looked before. List registers the guest finished with while it
+	 * ran wait for the next flush, as they would had it stayed; those
+	 * resampled on entry are by vgic_watch.
+	 */
+	u64 work = atomic_load_explicit(&v->sgi_mail[0], memory_order_relaxed) |
+		   atomic_load_explicit(&v->sgi_mail[1], memory_order_relaxed) |
+		   __atomic_load_n(&vc->ppi_cand, __ATOMIC_RELAXED);
+
+	for (unsigned w = 0; w < ARRAY_SIZE(g->spi_cand); w++)
+		work |= __atomic_load_n(&g->spi_cand[w], __ATOMIC_RELAXED);
+	if (work)
+		atomic_store(&v->vgic_active, true);
 }
 
 void vgic_vcpu_stop(struct vcpu *v)

@@ -26,6 +26,15 @@ struct vcpu *sched_pick(unsigned cpu, struct vcpu *cur, u64 now);
 bool sched_any_runnable(unsigned cpu, struct vcpu *cur, u64 now);
 /* The earliest virtual-timer deadline of a blocked vCPU on cpu's queue, other than cur; ~0 if none. */
 u64 sched_next_deadline(unsigned cpu, struct vcpu *cur);
+/* A blocked vCPU's virtual-timer deadline as sched_next_deadline counts it; ~0 if it does not count. */
+u64 sched_blocked_deadline(struct vcpu *v);
+/*
+ * A switch's look at cpu's queue, under one hold of its lock: sched_pick's
+ * choice; in *deadline, sched_next_deadline's over the vCPUs other than cur
+ * and the one picked (cur's timer is saved only as it leaves: the caller
+ * adds its deadline then); in *stopped, whether sched_stopped would find any.
+ */
+struct vcpu *sched_pick_switch(unsigned cpu, struct vcpu *cur, u64 now, u64 *deadline, bool *stopped);
 /* vCPUs on cpu's queue whose VM stopped and that are not yet DEAD (cur excluded); returns how many. */
 unsigned sched_stopped(unsigned cpu, struct vcpu *cur, struct vcpu **out, unsigned max);
 

@@ -87,5 +87,8 @@ _Static_assert(sizeof(struct trap_frame) == FRAME_SIZE, "frame layout");
 _Static_assert(__builtin_offsetof(struct trap_frame, elr) == FRAME_ELR, "frame layout");
 
 void el2_exception(struct trap_frame *f, unsigned vector);
+/* A guest's registers, x0-x30 to SPSR, from src to dst (enter.S): what a vCPU keeps of a frame. */
+void frame_copy_regs(struct trap_frame *dst, const struct trap_frame *src);
+_Static_assert(__builtin_offsetof(struct trap_frame, esr) == 256 + 16, "frame_copy_regs stops before ESR");
 #endif
 #endif

@@ -87,6 +87,8 @@ bool vgic_wake_pending(struct vcpu *v);
 /* Move the vCPU's CPU interface (list registers, VMCR, APR, the timer PPI's active state) out of / into this CPU. */
 void vgic_save(struct vcpu *v);
 void vgic_restore(struct vcpu *v);
+/* This CPU's list registers emptied, before it loads its first vCPU (vgic_save and vgic_restore move only those in use). */
+void vgic_cpu_init(void);
 /* The vCPU stops (for good, or CPU_OFF): empty its list registers, release the timer PPI. */
 void vgic_vcpu_stop(struct vcpu *v);
 #endif
