@@ -970,6 +970,10 @@ static void fill_ahead_maps_a_block_after_a_sequential_walk(void **state)
 	assert_int_equal(fault_on(&vm, PG(7 * BLOCK), FSC_TRANS_L3, false, true, 0), VIO_MAPPED);
 	assert_int_equal(atomic_load(&vm.s2.blocks), 2);
 	assert_false(s2_is_block(&vm, IPA(PG(7 * BLOCK))));
+	/* Set/way emulation cleans a block's 512 pages as it does pages. */
+	fake_arch_reset();
+	assert_int_equal(s2_flush_dcache(&vm), atomic_load(&vm.pool.active));
+	assert_int_equal(atomic_load(&fake_arch_dcache_pages), atomic_load(&vm.pool.active));
 	check_books(&vm);
 	check_machine();
 	destroy_vm(&vm, 1);
