@@ -82,8 +82,10 @@ def test_freed_memory_comes_back(boot, tmp_path):
     # Within 10 %: the test guest's /init has Linux report free blocks from 128 KiB (at its
     # default, 2 MiB, the guest kept 7.5 MiB more: 13.6 %).
     assert after["resident"] <= before["resident"] * 1.1, (before, after, b)
-    # 300 MiB went in and came out again: the guest reported at least 90 % of it.
-    assert after["faults"] - before["faults"] >= 300 * 256 * 0.9, (before, after)
+    # 300 MiB went in and came out again: the guest reported at least 90 % of it. Pages filled:
+    # a fault each, but a 2 MiB block is one fault for 512 (docs/memory.md, "2 MiB blocks").
+    filled = after["faults"] - before["faults"] + 511 * (after["block_fills"] - before["block_fills"])
+    assert filled >= 300 * 256 * 0.9, (before, after)
     assert b["reported"] >= 300 * 256 * 0.9 and b["discarded"] >= 300 * 256 * 0.9, b
     # The pool rose by as much: back to within 10 % of the 300 MiB of where it was.
     assert pool_free(con) >= free_before - 300 * 256 * 0.1
