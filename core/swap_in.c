@@ -146,6 +146,7 @@ enum vio_result swap_fault(struct vm *vm, ipa_t page, struct s2_slot *slot, bool
 	n = swap_extend_run(vm, io, 1, slot->e + 1,
 			    MIN(1 + atomic_load_explicit(&vm->swap.ra, memory_order_relaxed), (u32)BLK_MAX_PAGES), cpu);
 	atomic_store_explicit(&vm->swap.ra_next, page.bits + (u64)n * PAGE_SIZE, memory_order_relaxed);
+	atomic_store_explicit(&sw.ahead_end[vm->id], page.bits + (u64)n * PAGE_SIZE, memory_order_relaxed);
 	atomic_fetch_add(&vm->swap.waits, 1);
 	atomic_fetch_add(&sw.waits, 1);
 	swap_read_run(io, n, cpu);

@@ -67,6 +67,14 @@ struct swap_ctx {
 	_Atomic bool space_wanted; /* a VM waits for a slot to come free */
 	_Atomic u64 outs, ins, zero, waits, out_us, in_us, in_cpu_ticks, errors, lost;
 	_Atomic u64 clean, ahead, ahead_used, out_reqs, in_reqs;
+	/*
+	 * Per VM (by id): the IPA up to which the last read ahead found every
+	 * leaf taken (read, in transit or mapped), so the next look starts
+	 * there instead of walking the whole window again. A hint only: 0 or
+	 * out of the window, it is ignored; swap_ra_shrink drops it (a page
+	 * read ahead was evicted unused, or the reader jumped).
+	 */
+	_Atomic u64 ahead_end[MAX_VMS + 1];
 };
 
 extern struct swap_ctx sw;
