@@ -80,8 +80,14 @@ static bool read_further(struct vm *vm, ipa_t page, unsigned cpu)
 void swap_ahead_used(struct vm *vm, ipa_t page, unsigned cpu)
 {
 	u64 t0 = clock_ticks();
+	bool read = read_further(vm, page, cpu);
 
-	if (read_further(vm, page, cpu))
-		swap_ahead(vm, page, cpu);
 	atomic_fetch_add(&sw.in_cpu_ticks, clock_ticks() - t0);
+	/*
+	 * Pages were taken: keep the low mark below the limit. That is
+	 * write-out (the clock, zero checks, writes), not swap-in, so it is
+	 * outside in_cpu_ticks, as it is after swap_fault.
+	 */
+	if (read)
+		swap_ahead(vm, page, cpu);
 }
