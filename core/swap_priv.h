@@ -52,7 +52,7 @@ struct swap_io {
 	pidx_t page[BLK_MAX_PAGES];
 	bool fault_read;		/* a read for a fault: page[0] is wanted now, the rest read ahead */
 	bool fault_write;		/* ... by a write: page[0] is dirty at once */
-	u64 t0;				/* clock_us when it went to the disk */
+	u64 t0;				/* clock_ticks when it went to the disk */
 	struct swap_io *next;
 };
 
@@ -65,7 +65,7 @@ struct swap_ctx {
 	struct swap_io io[SWAP_IOS], *free;
 	_Atomic u64 gen;
 	_Atomic bool space_wanted; /* a VM waits for a slot to come free */
-	_Atomic u64 outs, ins, zero, waits, out_us, in_us, in_cpu_ticks, errors, lost;
+	_Atomic u64 outs, ins, zero, waits, out_ticks, in_ticks, in_cpu_ticks, errors, lost; /* ticks: swap_stats says us */
 	_Atomic u64 clean, ahead, ahead_used, out_reqs, in_reqs;
 	/*
 	 * Per VM (by id): the IPA up to which the last read ahead found every
