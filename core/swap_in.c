@@ -17,22 +17,30 @@ static void read_done(struct blk_req *r, unsigned cpu)
 	u64 t0 = clock_ticks();
 	struct swap_io *io = r->ctx;
 	struct vm *vm = io->vm;
+	u32 n = r->npages, ahead = n - (io->fault_read ? 1u : 0u);
 
-	for (u32 k = 0; k < r->npages; k++) {
+	if (r->status) {
+		/* Nothing was read: each leaf is the swap entry again, each page goes (or stays out, BLK_LOST). */
+		for (u32 k = 0; k < n; k++) {
+			atomic_store_explicit(io->leaf[k].e, s2e_make(io->slot + k, false), memory_order_release);
+			atomic_fetch_sub(&vm->pool.active, 1);
+			if (r->status == BLK_LOST)
+				swap_page_lost(vm, io->page[k]);
+			else
+				vmpool_give_back(&vm->pool, cpu, io->page[k], false);
+		}
+		swap_disk_failed(vm, io);
+		swap_io_finished(io, cpu);
+		atomic_fetch_add(&sw.in_cpu_ticks, clock_ticks() - t0);
+		return;
+	}
+	for (u32 k = 0; k < n; k++) {
 		pidx_t i = io->page[k];
+		paddr_t pa = pool_pa(sw.pool, i);
 		struct mpage *d = swap_desc(i);
 		bool wanted = io->fault_read && k == 0;
 		unsigned prot = S2_R | S2_X;
 
-		if (r->status) {
-			atomic_store_explicit(io->leaf[k].e, s2e_make(io->slot + k, false), memory_order_release);
-			atomic_fetch_sub(&vm->pool.active, 1);
-			if (r->status == BLK_LOST)
-				swap_page_lost(vm, i);
-			else
-				vmpool_give_back(&vm->pool, cpu, i, false);
-			continue;
-		}
 		d->gpn = io->ipa[k] >> PAGE_SHIFT;
 		atomic_store_explicit(&d->refcount, 1, memory_order_relaxed);
 		if (wanted && io->fault_write) {
@@ -45,17 +53,21 @@ static void read_done(struct blk_req *r, unsigned cpu)
 		}
 		if (!wanted)
 			prot |= S2_OLD | S2_AHEAD;
-		/* The guest may run with its caches off (if it is code, its first fetch faults: violation.c). */
-		page_sync_for_guest(pool_pa(sw.pool, i));
-		s2_install(vm, &io->leaf[k], pool_pa(sw.pool, i), prot);
-		atomic_fetch_sub(&vm->pool.swapped, 1);
-		atomic_fetch_add(&vm->swap.ins, 1);
-		atomic_fetch_add(&sw.ins, 1);
+		/*
+		 * The guest may run with its caches off: what the disk wrote is
+		 * cleaned and invalidated to PoC (and complete: the DSB inside)
+		 * before the leaf maps it (if it is code, its first fetch faults:
+		 * violation.c).
+		 */
+		page_sync_for_guest(pa);
+		s2_install(vm, &io->leaf[k], pa, prot);
 	}
-	if (r->status)
-		swap_disk_failed(vm, io);
-	else if (r->npages > (io->fault_read ? 1u : 0u))
-		atomic_fetch_add(&sw.ahead, r->npages - (io->fault_read ? 1u : 0u));
+	/* Counters, once per request: the pages are mapped already; readers of these only count. */
+	atomic_fetch_sub(&vm->pool.swapped, n);
+	atomic_fetch_add(&vm->swap.ins, n);
+	atomic_fetch_add(&sw.ins, n);
+	if (ahead)
+		atomic_fetch_add(&sw.ahead, ahead);
 	swap_io_finished(io, cpu);
 	atomic_fetch_add(&sw.in_cpu_ticks, clock_ticks() - t0);
 }
@@ -146,6 +158,7 @@ enum vio_result swap_fault(struct vm *vm, ipa_t page, struct s2_slot *slot, bool
 	n = swap_extend_run(vm, io, 1, slot->e + 1,
 			    MIN(1 + atomic_load_explicit(&vm->swap.ra, memory_order_relaxed), (u32)BLK_MAX_PAGES), cpu);
 	atomic_store_explicit(&vm->swap.ra_next, page.bits + (u64)n * PAGE_SIZE, memory_order_relaxed);
+	atomic_store_explicit(&sw.ahead_end[vm->id], page.bits + (u64)n * PAGE_SIZE, memory_order_relaxed);
 	atomic_fetch_add(&vm->swap.waits, 1);
 	atomic_fetch_add(&sw.waits, 1);
 	swap_read_run(io, n, cpu);

@@ -13,7 +13,8 @@ void swap_io_finished(struct swap_io *io, unsigned cpu)
 {
 	struct vm *vm = io->vm;
 
-	atomic_fetch_add(io->r.write ? &sw.out_us : &sw.in_us, clock_us() - io->t0);
+	/* Counter ticks, no division here: swap_stats turns the sums into microseconds. */
+	atomic_fetch_add(io->r.write ? &sw.out_ticks : &sw.in_ticks, clock_ticks() - io->t0);
 	swap_io_put(io);
 	if (atomic_fetch_sub(&vm->swap.inflight, 1) == 1 && atomic_load(&vm->off))
 		vm_reap(vm, cpu);
@@ -61,7 +62,7 @@ int swap_submit(struct swap_io *io, u32 n, bool write, void (*done)(struct blk_r
 	io->r.ctx = io;
 	for (u32 k = 0; k < n; k++)
 		io->r.pa[k] = pool_pa(sw.pool, io->page[k]);
-	io->t0 = clock_us();
+	io->t0 = clock_ticks();
 	atomic_fetch_add(write ? &sw.out_reqs : &sw.in_reqs, 1);
 	return blk_submit(&io->r);
 }

@@ -52,7 +52,7 @@ struct swap_io {
 	pidx_t page[BLK_MAX_PAGES];
 	bool fault_read;		/* a read for a fault: page[0] is wanted now, the rest read ahead */
 	bool fault_write;		/* ... by a write: page[0] is dirty at once */
-	u64 t0;				/* clock_us when it went to the disk */
+	u64 t0;				/* clock_ticks when it went to the disk */
 	struct swap_io *next;
 };
 
@@ -65,8 +65,16 @@ struct swap_ctx {
 	struct swap_io io[SWAP_IOS], *free;
 	_Atomic u64 gen;
 	_Atomic bool space_wanted; /* a VM waits for a slot to come free */
-	_Atomic u64 outs, ins, zero, waits, out_us, in_us, in_cpu_ticks, errors, lost;
+	_Atomic u64 outs, ins, zero, waits, out_ticks, in_ticks, in_cpu_ticks, errors, lost; /* ticks: swap_stats says us */
 	_Atomic u64 clean, ahead, ahead_used, out_reqs, in_reqs;
+	/*
+	 * Per VM (by id): the IPA up to which the last read ahead found every
+	 * leaf taken (read, in transit or mapped), so the next look starts
+	 * there instead of walking the whole window again. A hint only: 0 or
+	 * out of the window, it is ignored; swap_ra_shrink drops it (a page
+	 * read ahead was evicted unused, or the reader jumped).
+	 */
+	_Atomic u64 ahead_end[MAX_VMS + 1];
 };
 
 extern struct swap_ctx sw;

@@ -5,6 +5,7 @@
  * nothing else is kept per swapped page.
  */
 #include <quire/blk.h>
+#include <quire/clock.h>
 #include <quire/console.h>
 #include <quire/disk.h>
 #include "swap_priv.h"
@@ -158,8 +159,8 @@ void swap_stats(struct swap_stats *st)
 	st->ins = atomic_load(&sw.ins);
 	st->zero = atomic_load(&sw.zero);
 	st->waits = atomic_load(&sw.waits);
-	st->out_us = atomic_load(&sw.out_us);
-	st->in_us = atomic_load(&sw.in_us);
+	st->out_us = clock_ticks_us(atomic_load(&sw.out_ticks));
+	st->in_us = clock_ticks_us(atomic_load(&sw.in_ticks));
 	st->in_cpu_ticks = atomic_load(&sw.in_cpu_ticks);
 	st->errors = atomic_load(&sw.errors);
 	st->lost = atomic_load(&sw.lost);

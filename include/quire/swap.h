@@ -20,7 +20,7 @@ struct swap_stats {
 	u64 zero;		/* cold pages found all zero: dropped, no disk */
 	u64 waits;		/* faults that waited for the disk */
 	u64 out_us, in_us;	/* time requests were on the disk, summed */
-	u64 in_cpu_ticks;	/* counter ticks Quire spent on swap-ins (fault and completion), summed */
+	u64 in_cpu_ticks;	/* counter ticks Quire spent on swap-ins (fault, completion, read-ahead trigger; not the write-out they start), summed */
 	u64 errors;		/* requests the disk failed */
 	u64 lost;		/* pages of requests the disk failed and would not reset for: never used again */
 	u64 clean;		/* pages evicted with their copy still on the disk: no write */

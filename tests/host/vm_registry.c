@@ -56,6 +56,11 @@ u64 clock_freq(void)
 	return 62500000;
 }
 
+u64 clock_ticks_us(u64 ticks)
+{
+	return ticks / 62;
+}
+
 u64 clock_us(void)
 {
 	return atomic_fetch_add(&registry_now_us, 1);
