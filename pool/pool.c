@@ -317,6 +317,7 @@ static __attribute__((noinline)) pidx_t break_run(struct pool *p, struct lfstack
 
 	if (r == PIDX_NONE)
 		return PIDX_NONE;
+	atomic_fetch_add_explicit(&p->runs_out, 1, memory_order_relaxed); /* still free: counted meanwhile */
 	p->desc[r].gpn = 0; /* a dirty run's zeroing progress: its pages go as dirty ones */
 	for (u32 k = 1; k < RUN_PAGES; k++) {
 		atomic_store_explicit(&p->desc[r + k].flags, f, memory_order_relaxed);
@@ -325,6 +326,7 @@ static __attribute__((noinline)) pidx_t break_run(struct pool *p, struct lfstack
 	}
 	atomic_store_explicit(&p->desc[r].flags, f, memory_order_relaxed);
 	lfstack_push_chain(to, p->desc, r + 1, r + RUN_PAGES - 1, RUN_PAGES - 1);
+	atomic_fetch_sub_explicit(&p->runs_out, 1, memory_order_relaxed);
 	return r;
 }
 
@@ -494,7 +496,8 @@ static u32 dirty_pages(const struct pool *p)
 u32 pool_free_runs(const struct pool *p)
 {
 	return atomic_load_explicit(&p->runs.count, memory_order_relaxed) +
-	       atomic_load_explicit(&p->zruns.count, memory_order_relaxed);
+	       atomic_load_explicit(&p->zruns.count, memory_order_relaxed) +
+	       atomic_load_explicit(&p->runs_out, memory_order_relaxed);
 }
 
 u32 pool_free_pages(const struct pool *p)
@@ -591,6 +594,7 @@ static void prezero_run(struct pool *p, struct pcpu_cache *c, bool (*stop)(void)
 
 	if (r == PIDX_NONE)
 		return;
+	atomic_fetch_add_explicit(&p->runs_out, 1, memory_order_relaxed); /* still free: counted meanwhile */
 	for (k = p->desc[r].gpn; k < RUN_PAGES && c->zero_budget && !stop(); k++, c->zero_budget--) {
 		page_zero(pool_pa(p, r + k));
 		count(&c->zeroed_idle);
@@ -598,6 +602,7 @@ static void prezero_run(struct pool *p, struct pcpu_cache *c, bool (*stop)(void)
 	p->desc[r].gpn = k < RUN_PAGES ? k : 0;
 	/* The push's release publishes the zeroes with the run. */
 	lfstack_push(k < RUN_PAGES ? &p->runs : &p->zruns, p->desc, r);
+	atomic_fetch_sub_explicit(&p->runs_out, 1, memory_order_relaxed);
 }
 
 u64 pool_prezero(struct pool *p, unsigned cpu, u64 now, u64 slice_ticks, bool (*stop)(void))

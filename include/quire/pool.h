@@ -73,6 +73,8 @@ struct pool {
 	 * holds whole comes back as a run.
 	 */
 	struct lfstack runs, zruns;
+	/* Runs off both stacks for a moment, still free (being zeroed idle, or broken into pages). */
+	_Atomic u32 runs_out;
 	u32 prezero_cap;
 	bool prezero_on;
 	struct pcpu_cache cache[MAX_CPUS];
