@@ -46,16 +46,18 @@ def expect_all(con, patterns, timeout=120):
 def test_restart_the_moment_it_powers_off(boot, tmp_path):
     """A 1200 MiB VM on CPU 1 is restarted from the monitor (on CPU 0) as soon as it says
     'powered off', three times or more, while a 64 MiB neighbour on CPU 0 resets itself over
-    and over, both in 2 MiB blocks. Every restart is taken (queued while the teardown runs),
-    every teardown gives back every page, and no page stays used once both are stopped."""
-    # Both in 2 MiB blocks: a teardown gives runs back whole while the restart waits for it.
-    vms = [memtest(FILL, mem_mib=1200, name="big", cpus=[1], blocks="on"),
+    and over in 2 MiB blocks. Every restart is taken (queued while the teardown runs), every
+    teardown gives back every page, and no page stays used once both are stopped."""
+    # big in 4 KiB pages, whose teardown is slow enough to catch; churn in 2 MiB blocks, each of
+    # its resets a teardown giving runs back whole and a refill taking them.
+    vms = [memtest(FILL, mem_mib=1200, name="big", cpus=[1]),
            memtest(FILL_RESET, mem_mib=64, name="churn", cpus=[0], blocks="on")]
     con = boot_vms(boot, tmp_path, vms, smp=2, mem="2G", timeout=120, whole_lines=True)
     returned = r"quire: big: (\d+) pages returned to the pool \((\d+) still held\)"
     queued, r = 0, 0
-    # At least three rounds, and on until one restart found the teardown in progress (8 at most).
-    while r < 3 or (not queued and r < 8):
+    # At least three rounds, and on until one restart found the teardown in progress (30 at most:
+    # a teardown that gives runs back whole, as a sequential fill's pages often are, is quick to miss).
+    while r < 3 or (not queued and r < 30):
         r += 1
         con.expect(r"\[big\] memtest: fill ok pages=(\d+)")
         m = con.expect(r"quire: big powered off \(faults served (\d+), resident (\d+) pages")
@@ -83,8 +85,6 @@ def test_restart_the_moment_it_powers_off(boot, tmp_path):
         st = vm_stats(con, name)
         assert st["charged"] == 0 and st["resident"] == 0 and st["tables"] == 0, (name, st)
         assert st["blocks"] == 0, (name, st)
-    # big's last life (a whole fill) had blocks: the teardowns above gave runs back.
-    assert vm_stats(con, "big")["block_fills"] > 0
     free, used = pool_line(con)
     # With no VM, nothing of theirs stays in use (the zero page may).
     assert used <= 16, (free, used)
