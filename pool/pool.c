@@ -289,10 +289,15 @@ static void taken(struct pool *p, pidx_t i)
 			      memory_order_relaxed);
 }
 
-/* Bump a counter only this CPU writes: a load and a store, no RMW. */
+/* Add to a counter only this CPU writes: a load and a store, no RMW. */
+static void count_n(_Atomic u64 *n, u64 k)
+{
+	atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + k, memory_order_relaxed);
+}
+
 static void count(_Atomic u64 *n)
 {
-	atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1, memory_order_relaxed);
+	count_n(n, 1);
 }
 
 pidx_t pool_pop_zeroed(struct pool *p, unsigned cpu)
@@ -523,10 +528,8 @@ pidx_t pool_alloc_run(struct pool *p, unsigned cpu, u32 *zeroed)
 		*zeroed = p->desc[r].gpn;
 		p->desc[r].gpn = 0;
 	}
-	atomic_store_explicit(&c->took_prezeroed, atomic_load_explicit(&c->took_prezeroed, memory_order_relaxed) +
-			      *zeroed, memory_order_relaxed);
-	atomic_store_explicit(&c->zeroed_on_take, atomic_load_explicit(&c->zeroed_on_take, memory_order_relaxed) +
-			      RUN_PAGES - *zeroed, memory_order_relaxed);
+	count_n(&c->took_prezeroed, *zeroed);
+	count_n(&c->zeroed_on_take, RUN_PAGES - *zeroed);
 	return r;
 }
 

@@ -212,6 +212,7 @@ static const struct bad bad[] = {
 	{ "bad-min-noswap", false, { "/vms/web: ", "'resident-min-mib'", "needs 'swap-mib'" } },
 	{ "bad-min-over", false, { "/vms/web: ", "'resident-min-mib'", "1 to 128", "not 129" } },
 	{ "bad-swap-full", false, { "/vms/web: ", "'swap-full'", "\"stop\" or \"wait\"", "not \"pause\"" } },
+	{ "bad-blocks", false, { "/vms/web: ", "'blocks'", "\"on\" or \"off\"", "not \"maybe\"" } },
 	{ "bad-arg-size", false, { "/vms/web: ", "'arg'", "64-bit", "not 4 bytes" } },
 	{ "check-kernel-unknown", true,
 	  { "/vms/web: ", "'kernel'", "'nope'", "this build carries: linux, linux_initrd, memtest, big" } },
@@ -388,8 +389,10 @@ static void full_config(void **state)
 	assert_int_equal(c->scan_pages, 65536);
 	assert_int_equal(c->swap_limit, MiB(2048));
 	assert_int_equal(c->swap_full, SWAP_FULL_WAIT);
+	assert_false(c->blocks);
 
 	c = &vms[1];
+	assert_true(c->blocks); /* on unless the config says off */
 	assert_string_equal(c->name, "Db_2");
 	assert_int_equal(c->vcpus, 8);
 	assert_int_equal(c->mem_base, VMCFG_RAM_BASE);
